@@ -1,0 +1,5 @@
+import sys
+
+from rsearch.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per `rsearch` subcommand; each exposes `register(subparsers)`."""
