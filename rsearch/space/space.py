@@ -1,0 +1,187 @@
+"""SearchSpace: a validated space file, and what the Tune driver asks of it.
+
+    space = load_space("search_spaces/quickstart.yaml")   # UserError on any bad key
+    for epochs in space.epochs:                            # one study per regime
+        param_space = space.param_space(epochs)            # flat: depth, width, ..., epochs
+        space.trial_count(epochs), space.architectures()   # the plan (latency pre-measurement)
+
+Lists mean "grid" under `search.algorithm: grid` and "choice" otherwise: HyperOpt
+cannot take a grid, and a random search draws instead of enumerating.  The
+conversion happens here, once, so every Dimension already says what Tune will do.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rsearch.errors import UserError
+from rsearch.recipe import Recipe
+from rsearch.space import fields, schema
+from rsearch.space.distributions import MAX_ENUMERATED, Dimension, Fixed, Grid, parse_dimension
+from rsearch.space.loader import read_yaml
+
+SECTIONS = ("name", "data", "epochs", "scaling", "regularization", "recipe", "objective",
+            "constraints", "search", "resources", "storage")
+DEFAULT_PRESET = "rs"
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    name: str
+    data: dict  # rsearch.data.DataConfig keyword arguments (YAML `dir` is `data_dir` here)
+    epochs: list[int]  # the regimes
+    scaling: dict[str, Dimension]  # depth, width, resolution
+    regularization: dict[str, Dimension]  # searched recipe knobs
+    recipe: dict[str, Dimension]  # preset + fixed (or gridded) recipe fields
+    objective: dict  # {metric, mode}
+    latency: dict | None  # constraints.latency_ms: {max, batch_size, dtype, device, repeats, threads}
+    max_params: float | None
+    max_flops: float | None
+    search: dict  # {algorithm, num_samples, scheduler: {kind, ...}, max_concurrent, seed}
+    resources: dict  # {workers, cpus_per_worker, gpus_per_worker}
+    storage: dict  # {path}
+
+    def dimensions(self) -> dict[str, Dimension]:
+        """Every trial parameter, flat (keys never repeat across sections)."""
+        return {**self.scaling, **self.regularization, **self.recipe}
+
+    def param_space(self, epochs: int | None = None) -> dict[str, Any]:
+        """Ray Tune's param_space for one regime (imports Ray)."""
+        space = {key: dim.to_tune() for key, dim in self.dimensions().items()}
+        if epochs is not None:
+            space["epochs"] = self._regime(epochs)
+        return space
+
+    def grid_size(self) -> int:
+        """Trials in one pass over the grid dimensions (1 when there are none)."""
+        return math.prod(len(dim.values()) for dim in self.dimensions().values() if dim.is_grid)
+
+    def trial_count(self, regime_epochs: int) -> int | None:
+        """Trials planned in one regime: grid x num_samples (Tune's rule), or num_samples."""
+        self._regime(regime_epochs)
+        return self.grid_size() * self.search["num_samples"]
+
+    def architectures(self) -> list[tuple[int, float, int]] | None:
+        """Every (depth, width, resolution) a trial can get, when each has finitely many values."""
+        values = [self.scaling[key].values() for key in ("depth", "width", "resolution")]
+        if any(v is None for v in values):
+            return None
+        return list(itertools.product(*values))
+
+    def resolved(self) -> dict:
+        """The whole space with every default filled, as YAML (saved beside the results)."""
+        as_yaml = lambda dims: {key: dim.to_yaml() for key, dim in dims.items()}  # noqa: E731
+        return {
+            "name": self.name,
+            "data": {("dir" if key == "data_dir" else key): value for key, value in self.data.items()},
+            "epochs": list(self.epochs),
+            "scaling": as_yaml(self.scaling),
+            "regularization": as_yaml(self.regularization),
+            "recipe": as_yaml(self.recipe),
+            "objective": dict(self.objective),
+            "constraints": {"latency_ms": None if self.latency is None else dict(self.latency),
+                            "max_params": self.max_params, "max_flops": self.max_flops},
+            "search": {**self.search, "scheduler": dict(self.search["scheduler"])},
+            "resources": dict(self.resources),
+            "storage": dict(self.storage),
+        }
+
+    def _regime(self, epochs: int) -> int:
+        if epochs not in self.epochs:
+            raise ValueError(f"{epochs} is not one of this space's regimes {self.epochs}")
+        return epochs
+
+
+def load_space(path: str | os.PathLike) -> SearchSpace:
+    """Read and validate a space file; the experiment name defaults to the file's stem."""
+    return parse_space(read_yaml(path), source=str(path))
+
+
+def parse_space(mapping: dict, source: str = "<space>") -> SearchSpace:
+    """Validate a space mapping (as read from YAML). Raises UserError naming the key path."""
+    if not isinstance(mapping, dict):
+        raise UserError(f"{source}: expected a mapping of search-space sections, got {mapping!r}")
+    raw = schema.strict_mapping(mapping, "", SECTIONS)
+    for key in ("epochs", "scaling"):
+        if key not in raw:
+            raise UserError(f"{key}: missing; every space needs {key} (see search_spaces/README.md)")
+    epochs = schema.parse_epochs(raw["epochs"])
+    search = schema.parse_search(raw.get("search"), epochs)
+    resources = schema.parse_resources(raw.get("resources"))
+    constraints = schema.parse_constraints(raw.get("constraints"))
+    as_grid = search["algorithm"] == "grid"
+    scaling = _dimensions(raw["scaling"], "scaling", fields.SCALING, as_grid, required=tuple(fields.SCALING))
+    regularization = _dimensions(raw.get("regularization"), "regularization", fields.REGULARIZATION, as_grid)
+    recipe = _dimensions(raw.get("recipe"), "recipe", fields.RECIPE, as_grid)
+    recipe = {"preset": recipe.pop("preset", Fixed(DEFAULT_PRESET)), **recipe}
+    space = SearchSpace(
+        name=schema.parse_name(raw.get("name", _default_name(source)), "name"),
+        data=schema.data_config_kwargs(schema.parse_data(raw.get("data"))),
+        epochs=epochs,
+        scaling=scaling,
+        regularization=regularization,
+        recipe=recipe,
+        objective=schema.parse_objective(raw.get("objective")),
+        latency=constraints["latency_ms"],
+        max_params=constraints["max_params"],
+        max_flops=constraints["max_flops"],
+        search=search,
+        resources=resources,
+        storage=schema.parse_storage(raw.get("storage")),
+    )
+    _check_across_sections(space)
+    return space
+
+
+def _default_name(source: str) -> str:
+    stem = Path(source).stem
+    return stem if stem and not source.startswith("<") else "experiment"
+
+
+def _dimensions(raw: Any, section: str, rules: dict[str, fields.Rule], as_grid: bool,
+                required: tuple[str, ...] = ()) -> dict[str, Dimension]:
+    raw = schema.strict_mapping(raw, section, tuple(rules))
+    for key in required:
+        if key not in raw:
+            raise UserError(f"{section}.{key}: missing; {section} needs {', '.join(required)}")
+    dims = {}
+    for key, value in raw.items():
+        path = f"{section}.{key}"
+        dim = parse_dimension(value, path)
+        fields.check_dimension(dim, rules[key], path)
+        dims[key] = dim if as_grid or not isinstance(dim, Grid) else dim.as_choice()
+    return dims
+
+
+def _check_across_sections(space: SearchSpace) -> None:
+    """Rules that tie two sections together."""
+    for key in space.recipe:
+        if key in space.regularization:
+            raise UserError(f"recipe.{key}: already set in regularization.{key}; expected it in one section")
+    _check_batch_split(space)
+    latency = space.latency
+    if latency and latency["device"] == "cuda" and not space.resources["gpus_per_worker"]:
+        # Latency is measured on the kind of device the trials use (a Ray task with their resources).
+        raise UserError("constraints.latency_ms.device: expected cpu when resources.gpus_per_worker is 0, got 'cuda'")
+    if space.search["algorithm"] != "grid" and all(isinstance(d, Fixed) for d in space.dimensions().values()):
+        raise UserError(f"search.algorithm: {space.search['algorithm']} needs at least one searched dimension "
+                        "(a list or a distribution); every value is fixed -- use algorithm grid")
+
+
+def _check_batch_split(space: SearchSpace) -> None:
+    """The global batch is split evenly over the workers of a trial."""
+    workers = space.resources["workers"]
+    if workers == 1:
+        return
+    dim = space.recipe.get("batch_size")
+    values = [Recipe().batch_size] if dim is None else dim.values()
+    if values is None:  # a randint too wide to list
+        raise UserError(f"recipe.batch_size: expected a list of batch sizes with resources.workers {workers}, "
+                        f"got kind {dim.kind} over more than {MAX_ENUMERATED} values")
+    for value in values:
+        if value % workers:
+            raise UserError(f"recipe.batch_size: expected a multiple of resources.workers ({workers}), got {value}")
