@@ -43,3 +43,18 @@ OBJECTIVE_MODE = "max"
 
 # Schema version of results.parquet / curves.parquet (readers refuse newer ones).
 RESULTS_SCHEMA_VERSION = 1
+
+# More results.parquet columns (the results store, rsearch/results.py).
+MODEL = "model"
+RECIPE = "recipe"
+DROPOUT = "dropout"
+STOCHASTIC_DEPTH = "stochastic_depth"
+LABEL_SMOOTHING = "label_smoothing"
+RANDAUGMENT_MAGNITUDE = "randaugment_magnitude"
+RANDAUGMENT_OPS = "randaugment_ops"
+WEIGHT_DECAY = "weight_decay"
+EMA_DECAY = "ema_decay"
+BASE_LR = "base_lr"
+BATCH_SIZE = "batch_size"
+LATENCY_P95_MS = "latency_p95_ms"
+EPOCHS_DONE = "epochs_done"

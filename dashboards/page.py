@@ -1,0 +1,188 @@
+"""The report page: one self-contained HTML file, plotly.js inline once, no network access.
+
+build_report(experiment) -> HTML text. Each section is a figure, or a one-line note
+when the results do not support it yet (a search that is still running).
+Every figure marks itself `data-drawn="1"` once plotly has drawn it, so a headless
+browser (and tests/test_dashboard.py) can tell a drawn report from a broken one.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import html
+from dataclasses import dataclass
+
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+
+from dashboards.common import ok_rows
+from dashboards.curves import curves_figure
+from dashboards.front import flops_figure, pareto_figure
+from dashboards.scaling import fixed_knobs, regularization_figure, scaling_figure
+from dashboards.table import SORT_SCRIPT, trials_table
+from rsearch import metrics as m
+from rsearch.analysis import Analysis, analyze
+from rsearch.results import Experiment
+
+PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
+# Runs after plotly's newPlot promise resolves ({plot_id} is filled in by plotly.py).
+MARK_DRAWN = ("var d = document.getElementById('{plot_id}');"
+              "if (d && d._fullLayout && d.querySelector('.main-svg')) d.setAttribute('data-drawn', '1');")
+
+CSS = """
+body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 0; color: #222; background: #fafafa; }
+header { background: #1d3557; color: #fff; padding: 14px 28px; }
+header h1 { margin: 0 0 4px; font-size: 22px; font-weight: 600; }
+header .facts { font-size: 13px; opacity: 0.9; }
+header .facts span { margin-right: 18px; display: inline-block; }
+nav { padding: 8px 28px; background: #e9eef5; font-size: 13px; }
+nav a { margin-right: 14px; color: #1d3557; }
+main { padding: 0 28px 28px; max-width: 1500px; }
+section { background: #fff; border: 1px solid #e3e3e3; border-radius: 6px; margin: 18px 0; padding: 12px 16px; }
+section h2 { font-size: 17px; margin: 4px 0 2px; }
+p.why { margin: 2px 0 8px; color: #555; font-size: 13px; }
+p.note { background: #fff7e0; border-left: 4px solid #e6a700; padding: 8px 12px; margin: 8px 0; font-size: 14px; }
+ul.warnings li { color: #8a4b00; font-size: 13px; margin: 3px 0; }
+ul.verdicts li { font-size: 13px; margin: 3px 0; }
+.status { display: inline-block; padding: 1px 8px; border-radius: 10px; background: #e6a700; color: #222; }
+.status.finished { background: #52b788; }
+.table-wrap { max-height: 520px; overflow: auto; }
+table.sortable { border-collapse: collapse; font-size: 12px; width: 100%; }
+table.sortable th { position: sticky; top: 0; background: #f0f3f7; cursor: pointer; padding: 4px 6px;
+  text-align: left; border-bottom: 1px solid #ccc; white-space: nowrap; }
+table.sortable th[aria-sort=ascending]::after { content: ' \\25B2'; }
+table.sortable th[aria-sort=descending]::after { content: ' \\25BC'; }
+table.sortable td { padding: 3px 6px; border-bottom: 1px solid #eee; white-space: nowrap; }
+td.status-ok { color: #1b7f3b; } td.status-infeasible { color: #777; }
+td.status-failed { color: #b2182b; font-weight: 600; } td.status-running { color: #b07d00; }
+td.pareto { color: #0072B2; text-align: center; }
+footer { color: #888; font-size: 12px; padding: 0 28px 20px; }
+"""
+
+
+@dataclass
+class Section:
+    key: str  # anchor and figure id
+    title: str
+    why: str  # what a reader should look for
+    body: str  # HTML: a figure, a table, or a note
+
+
+def _figure_html(fig: go.Figure, key: str) -> str:
+    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"fig-{key}",
+                       config=PLOTLY_CONFIG, post_script=MARK_DRAWN, default_width="100%")
+
+
+def _note(text: str) -> str:
+    return f'<p class="note">{html.escape(text)}</p>'
+
+
+def _figure_or_note(fig: go.Figure | None, key: str, note: str) -> str:
+    return _figure_html(fig, key) if fig is not None else _note(note)
+
+
+def _verdicts(analysis: Analysis) -> str:
+    items = []
+    for regime in analysis.regimes:
+        if regime.winner is None:
+            continue
+        text = f"{regime.epochs} epochs: {regime.winner} gives the most top-1 per doubling of latency"
+        if regime.effect is not None:
+            text += f" (+{regime.effect:.4f} over {regime.ranking[1]}; "
+            text += ("noise unknown)" if regime.exceeds_noise is None else
+                     "exceeds run-to-run noise)" if regime.exceeds_noise else "within run-to-run noise)")
+        items.append(f"<li>{html.escape(text)}</li>")
+    warnings = "".join(f"<li>&#9888; {html.escape(w.kind)}: {html.escape(w.message)}</li>"
+                       for w in analysis.warnings)
+    return (f'<ul class="verdicts">{"".join(items)}</ul>' if items else "") + \
+           (f'<ul class="warnings">{warnings}</ul>' if warnings else "")
+
+
+def _regularization_note(experiment: Experiment) -> str:
+    fixed = fixed_knobs(experiment.results)
+    values = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in fixed.items())
+    return ("No regularization value varied between finished trials" + (f" (fixed: {values})." if values else "."))
+
+
+def sections(experiment: Experiment) -> list[Section]:
+    results = experiment.results
+    analysis = analyze(results)
+    return [
+        Section("pareto", "Pareto front: accuracy vs measured latency",
+                "Each regime in its own colour; its non-dominated trials are joined. Configs over the latency "
+                "budget were measured but never trained: they sit in the strip below, at their latency.",
+                _figure_html(pareto_figure(results, experiment.latency_budget_ms), "pareto")),
+        Section("flops", "FLOPs vs measured latency",
+                "Points off the dotted line run slower or faster than their FLOPs predict; on the right, models "
+                "with equal FLOPs reach different accuracy.",
+                _figure_or_note(flops_figure(results), "flops", "No trial has both FLOPs and latency yet.")),
+        Section("scaling", "Scaling curves: depth vs width vs resolution",
+                "From a common base config, each axis grown alone. The steeper curve buys more accuracy per "
+                "unit of latency; compare the regimes.",
+                _verdicts(analysis) + _figure_or_note(
+                    scaling_figure(analysis), "scaling",
+                    "Not enough finished trials to follow an axis from a common base yet.")),
+        Section("regularization", "Regularization vs model size",
+                "The values of the best trial of each architecture: larger models usually want more.",
+                _figure_or_note(regularization_figure(results), "regularization",
+                                _regularization_note(experiment))),
+        Section("curves", "Learning curves",
+                "Minival top-1 per epoch; Pareto-front members in bold.",
+                _figure_or_note(curves_figure(results, experiment.curves), "curves",
+                                "No per-epoch metrics recorded yet.")),
+        Section("trials", "Trials", "Click a column header to sort. Failed trials show their reason.",
+                trials_table(results) if len(results) else _note("No trials recorded yet.")),
+    ]
+
+
+def _fact(label: str, value) -> str:
+    return f"<span><b>{html.escape(label)}</b> {html.escape(str(value))}</span>"
+
+
+def _header(experiment: Experiment) -> str:
+    meta, results = experiment.meta, experiment.results
+    status = str(meta.get("status", "unknown"))
+    counts = results[m.STATUS].value_counts()
+    recorded = ", ".join(f"{int(n)} {s}" for s, n in counts.items()) or "none"
+    method = meta.get("latency_method")
+    method_text = ", ".join(f"{k} {v}" for k, v in method.items()) if isinstance(method, dict) else method
+    budget = experiment.latency_budget_ms
+    facts = [
+        _fact("trials", f"{len(results)}" + (f" of {meta['planned_trials']}" if meta.get("planned_trials") else "")
+              + f" ({recorded})"),
+        _fact("regimes", ", ".join(f"{e} epochs" for e in meta.get("epochs") or []) or "-"),
+        _fact("latency budget", f"{budget:g} ms" if budget is not None else "none"),
+        _fact("latency measured", method_text or "-"),
+        _fact("objective", meta.get("objective", m.OBJECTIVE)),
+        _fact("created", meta.get("created", "-")),
+    ]
+    return (f'<header><h1>rsearch: {html.escape(experiment.name)} '
+            f'<span class="status {html.escape(status)}">{html.escape(status)}</span></h1>'
+            f'<div class="facts">{"".join(facts)}</div></header>')
+
+
+def build_report(experiment: Experiment, refresh_s: float | None = None) -> str:
+    """The whole report. refresh_s: make an open browser tab reload itself (used with --watch)."""
+    parts = sections(experiment)
+    nav = "".join(f'<a href="#{s.key}">{html.escape(s.title.split(":")[0])}</a>' for s in parts)
+    waiting = ""
+    if ok_rows(experiment.results).empty:
+        waiting = _note(f"No finished trials yet ({len(experiment.results)} recorded so far). This page shows "
+                        "what exists; run rsearch dashboard again, or with --watch, to refresh it.")
+    body = "".join(f'<section id="{s.key}"><h2>{html.escape(s.title)}</h2><p class="why">{html.escape(s.why)}</p>'
+                   f"{s.body}</section>" for s in parts)
+    refresh = f'<meta http-equiv="refresh" content="{max(1, int(refresh_s))}">' if refresh_s else ""
+    generated = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">{refresh}
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>rsearch report: {html.escape(experiment.name)}</title>
+<style>{CSS}</style>
+<script>{get_plotlyjs()}</script>
+</head><body>
+{_header(experiment)}
+<nav>{nav}</nav>
+<main>{waiting}{body}</main>
+<footer>Generated {generated} by rsearch dashboard from {html.escape(experiment.path)}.</footer>
+<script>{SORT_SCRIPT}</script>
+</body></html>
+"""

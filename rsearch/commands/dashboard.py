@@ -1,0 +1,66 @@
+"""`rsearch dashboard`: write the experiment's HTML report (offline, self-contained).
+
+    rsearch dashboard ~/rsearch_results/quickstart                 # -> .../quickstart/report.html
+    rsearch dashboard ~/rsearch_results/quickstart --watch 30      # rewrite every 30 s while it runs
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import time
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}")
+    return value
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "dashboard", help="write the HTML report of an experiment (Pareto fronts, scaling, trials)",
+        description="Read an experiment's results store and write one self-contained HTML report "
+                    "(plotly.js embedded, opens offline): Pareto front, FLOPs vs latency, scaling curves, "
+                    "regularization vs size, learning curves, and a sortable trials table. Works on a "
+                    "running search: it shows whatever trials exist.")
+    p.add_argument("experiment", metavar="EXPERIMENT", help="experiment folder (<storage>/<name>)")
+    p.add_argument("-o", "--output", metavar="HTML", help="where to write the report (default: EXPERIMENT/report.html)")
+    p.add_argument("--watch", type=_seconds, metavar="SECONDS",
+                   help="rewrite the report every SECONDS until the experiment is finished (Ctrl-C stops); "
+                        "the page then reloads itself in the browser")
+    p.set_defaults(func=run)
+
+
+def write_report(experiment_dir, output=None, refresh_s: float | None = None) -> tuple[str, str]:
+    """Render the report once. Returns (path written, experiment status)."""
+    # Imported here: plotly is a view dependency, not loaded for other commands.
+    from dashboards.page import build_report
+    from rsearch.results import read_experiment, write_file_atomic
+
+    experiment = read_experiment(experiment_dir, allow_empty=True)
+    text = build_report(experiment, refresh_s=refresh_s if experiment.meta.get("status") != "finished" else None)
+    if output is None:
+        path = write_file_atomic(experiment_dir, "report.html", text.encode())
+    else:
+        folder, name = os.path.split(os.path.abspath(output))
+        path = write_file_atomic(folder, name, text.encode())
+    return path, str(experiment.meta.get("status"))
+
+
+def run(args) -> int:
+    from rsearch.results import read_experiment
+
+    # Refuse an empty experiment up front unless watching a search that is still starting.
+    if not args.watch:
+        read_experiment(args.experiment)
+    while True:
+        path, status = write_report(args.experiment, args.output, refresh_s=args.watch)
+        print(path, flush=True)
+        if not args.watch or status == "finished":
+            return 0
+        time.sleep(args.watch)

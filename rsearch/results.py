@@ -1,0 +1,380 @@
+"""The results store: one experiment folder, read and written only through this module.
+
+    <storage>/<name>/
+      experiment.json   what was asked for and how latency was measured (+ status)
+      space.yaml        the resolved search space
+      results.parquet   one row per trial      (RESULT_COLUMNS)
+      curves.parquet    one row per trial-epoch (CURVE_COLUMNS)
+      tune/             Ray Tune's own folder (not read here)
+
+Every file is replaced atomically (written beside, then moved over the old one), so a
+dashboard reading during a search sees either the old or the new file, never half.
+Columns have a fixed order and type: a row that lacks an optional value gets a null,
+so files written at any point of a run read back with the same dtypes. Integer
+columns read back as pandas' nullable "Int64"; floats as float64 with NaN for null.
+
+`exp_dir` is a local path or a pyarrow filesystem URI (file://, s3://, gs://, ...).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import json
+import math
+import os
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+import yaml
+
+from rsearch import metrics as m
+from rsearch.errors import UserError
+from rsearch.pareto import hypervolume_2d, pareto_mask_by_group, reference_point
+
+EXPERIMENT_FILE = "experiment.json"
+SPACE_FILE = "space.yaml"
+RESULTS_FILE = "results.parquet"
+CURVES_FILE = "curves.parquet"
+_VERSION_KEY = b"rsearch.schema_version"
+
+_STR, _INT, _FLOAT, _BOOL = pa.string(), pa.int64(), pa.float64(), pa.bool_()
+
+# results.parquet, in file order. The first six are required in every row.
+RESULT_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
+    (m.TRIAL_ID, _STR), (m.STATUS, _STR),
+    (m.DEPTH, _INT), (m.WIDTH, _FLOAT), (m.RESOLUTION, _INT), (m.EPOCHS, _INT),
+    (m.FAILURE, _STR), (m.MODEL, _STR), (m.RECIPE, _STR),
+    # regularization and recipe values of the trial
+    (m.DROPOUT, _FLOAT), (m.STOCHASTIC_DEPTH, _FLOAT), (m.LABEL_SMOOTHING, _FLOAT),
+    (m.RANDAUGMENT_MAGNITUDE, _INT), (m.RANDAUGMENT_OPS, _INT), (m.WEIGHT_DECAY, _FLOAT),
+    (m.EMA_DECAY, _FLOAT), (m.BASE_LR, _FLOAT), (m.BATCH_SIZE, _INT),
+    # outcome and cost
+    (m.MINIVAL_TOP1, _FLOAT), (m.MINIVAL_LOSS, _FLOAT), (m.TEST_TOP1, _FLOAT),
+    (m.LATENCY_MS, _FLOAT), (m.LATENCY_P95_MS, _FLOAT), (m.PARAMS, _INT), (m.FLOPS, _INT),
+    (m.TRAIN_SECONDS, _FLOAT), (m.EPOCHS_DONE, _INT), (m.IMG_PER_S, _FLOAT),
+    (m.PARETO, _BOOL),  # computed by write_results, never taken from the rows
+)
+REQUIRED_RESULT_COLUMNS = (m.TRIAL_ID, m.STATUS, m.DEPTH, m.WIDTH, m.RESOLUTION, m.EPOCHS)
+
+# The regularization/recipe knobs, in display order (analysis and dashboards use them).
+REGULARIZATION_COLUMNS = (m.DROPOUT, m.STOCHASTIC_DEPTH, m.LABEL_SMOOTHING, m.RANDAUGMENT_MAGNITUDE,
+                          m.RANDAUGMENT_OPS, m.WEIGHT_DECAY, m.EMA_DECAY, m.BASE_LR, m.BATCH_SIZE)
+
+CURVE_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
+    (m.TRIAL_ID, _STR), (m.EPOCH, _INT), (m.TRAIN_LOSS, _FLOAT), (m.MINIVAL_TOP1, _FLOAT),
+    (m.MINIVAL_LOSS, _FLOAT), (m.LR, _FLOAT), (m.IMG_PER_S, _FLOAT), (m.EPOCH_SECONDS, _FLOAT),
+    (m.DEPTH, _INT), (m.WIDTH, _FLOAT), (m.RESOLUTION, _INT), (m.EPOCHS, _INT),
+)
+REQUIRED_CURVE_COLUMNS = (m.TRIAL_ID, m.EPOCH)
+
+STATUSES = (m.STATUS_OK, m.STATUS_INFEASIBLE, m.STATUS_FAILED, m.STATUS_RUNNING)
+
+# Columns front_summary prints.
+FRONT_COLUMNS = (m.EPOCHS, m.MODEL, m.DEPTH, m.WIDTH, m.RESOLUTION, m.MINIVAL_TOP1, m.LATENCY_MS,
+                 m.PARAMS, m.FLOPS, m.TRIAL_ID)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    meta: dict  # experiment.json
+    results: pd.DataFrame  # one row per trial, RESULT_COLUMNS (+ any extra columns)
+    curves: pd.DataFrame  # one row per trial-epoch, CURVE_COLUMNS
+    path: str
+
+    @property
+    def name(self) -> str:
+        return str(self.meta.get("name") or os.path.basename(self.path.rstrip("/")))
+
+    @property
+    def latency_budget_ms(self) -> float | None:
+        budget = self.meta.get("latency_budget_ms")
+        return None if budget is None else float(budget)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _filesystem(exp_dir) -> tuple[pafs.FileSystem, str]:
+    text = os.fspath(exp_dir)
+    if "://" in text:
+        return pafs.FileSystem.from_uri(text)
+    return pafs.LocalFileSystem(), os.path.abspath(text)
+
+
+def write_file_atomic(exp_dir, name: str, data: bytes) -> str:
+    """Write `data` to exp_dir/name: a temporary beside it, then one move over the old file.
+
+    On a local disk the move is rename(2), atomic; on object stores the final object
+    appears in one PUT/copy. Returns the path written.
+    """
+    fs, root = _filesystem(exp_dir)
+    fs.create_dir(root, recursive=True)
+    final = f"{root}/{name}"
+    tmp = f"{root}/.{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    with fs.open_output_stream(tmp) as out:
+        out.write(data)
+    fs.move(tmp, final)
+    return final
+
+
+def _read_bytes(fs: pafs.FileSystem, path: str) -> bytes | None:
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        return None
+    with fs.open_input_stream(path) as stream:
+        return stream.read()
+
+
+# --------------------------------------------------------------------------- meta
+
+
+def create_experiment(exp_dir, meta: dict, space_resolved: dict) -> None:
+    """Write experiment.json (defaults filled in) and space.yaml. Overwrites both."""
+    full = {
+        "name": os.path.basename(os.fspath(exp_dir).rstrip("/")),
+        "schema_version": m.RESULTS_SCHEMA_VERSION,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "space_file": None,
+        "epochs": [],
+        "latency_budget_ms": None,
+        "latency_method": None,
+        "objective": m.OBJECTIVE,
+        "planned_trials": None,
+        "status": "running",
+    }
+    full.update(meta)
+    write_file_atomic(exp_dir, SPACE_FILE, yaml.safe_dump(space_resolved, sort_keys=False).encode())
+    _write_meta(exp_dir, full)
+
+
+def update_meta(exp_dir, **changes) -> None:
+    """Change some experiment.json fields (e.g. status="finished")."""
+    fs, root = _filesystem(exp_dir)
+    meta = _parse_meta(_read_bytes(fs, f"{root}/{EXPERIMENT_FILE}"), root)
+    meta.update(changes)
+    _write_meta(exp_dir, meta)
+
+
+def _write_meta(exp_dir, meta: dict) -> None:
+    write_file_atomic(exp_dir, EXPERIMENT_FILE, (json.dumps(meta, indent=2, default=str) + "\n").encode())
+
+
+def _parse_meta(raw: bytes | None, root: str) -> dict:
+    if raw is None:
+        raise UserError(f"EXPERIMENT: expected an rsearch experiment folder (with {EXPERIMENT_FILE}), got '{root}'")
+    try:
+        meta = json.loads(raw)
+    except ValueError as exc:
+        raise UserError(f"EXPERIMENT: expected valid JSON in {root}/{EXPERIMENT_FILE}, got an error: {exc}") from None
+    if not isinstance(meta, dict):
+        raise UserError(f"EXPERIMENT: expected a JSON object in {root}/{EXPERIMENT_FILE}, got {type(meta).__name__}")
+    _check_version(meta.get("schema_version", 1), f"{root}/{EXPERIMENT_FILE}")
+    return meta
+
+
+def _check_version(version, where: str) -> None:
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise UserError(f"EXPERIMENT: expected an integer schema_version in {where}, got {version!r}")
+    if version > m.RESULTS_SCHEMA_VERSION:
+        raise UserError(f"EXPERIMENT: {where} has schema_version {version}, newer than this rsearch reads "
+                        f"(up to {m.RESULTS_SCHEMA_VERSION}); expected an older file or a newer rsearch")
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _cell(value, kind: pa.DataType, column: str):
+    """One Python value coerced to its column type; None/NaN become null."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if kind == _STR:
+        return str(value)
+    if kind == _BOOL:
+        return bool(value)
+    if kind == _INT:
+        # Tune's quniform hands back floats such as 12.0: accept whole numbers only.
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError(f"{column}: expected a whole number, got {value!r}")
+        return int(value)
+    return float(value)
+
+
+def _table(rows: list[dict], columns, required) -> pa.Table:
+    known = dict(columns)
+    for index, row in enumerate(rows):
+        missing = [name for name in required if row.get(name) is None]
+        if missing:
+            raise ValueError(f"row {index}: expected a value for {', '.join(missing)}")
+    arrays = {name: pa.array([_cell(r.get(name), kind, name) for r in rows], type=kind)
+              for name, kind in columns}
+    # Extra keys (the driver may record more) are kept after the known columns, by name.
+    for name in sorted({key for row in rows for key in row} - set(known)):
+        values = [row.get(name) for row in rows]
+        try:
+            arrays[name] = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            arrays[name] = pa.array([None if v is None else str(v) for v in values], type=_STR)
+    table = pa.table(arrays)
+    return table.replace_schema_metadata({_VERSION_KEY: str(m.RESULTS_SCHEMA_VERSION).encode()})
+
+
+def _to_frame(table: pa.Table) -> pd.DataFrame:
+    return table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
+
+
+def _write_parquet(exp_dir, name: str, table: pa.Table) -> None:
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    write_file_atomic(exp_dir, name, buffer.getvalue())
+
+
+def write_results(exp_dir, rows: list[dict]) -> pd.DataFrame:
+    """Write all trial rows (the whole table, each time) with the pareto column computed."""
+    for index, row in enumerate(rows):
+        if row.get(m.STATUS) not in STATUSES and row.get(m.STATUS) is not None:
+            raise ValueError(f"row {index}: status expected one of {', '.join(STATUSES)}, got {row[m.STATUS]!r}")
+    table = _table(rows, RESULT_COLUMNS, REQUIRED_RESULT_COLUMNS)
+    frame = _to_frame(table)
+    flags = pa.array(pareto_flags(frame), type=_BOOL)
+    table = table.set_column(table.schema.get_field_index(m.PARETO), m.PARETO, flags)
+    _write_parquet(exp_dir, RESULTS_FILE, table)
+    frame[m.PARETO] = flags.to_numpy(zero_copy_only=False)
+    return frame
+
+
+def write_curves(exp_dir, rows: list[dict]) -> None:
+    """Write all trial-epoch rows (the whole table, each time)."""
+    _write_parquet(exp_dir, CURVES_FILE, _table(rows, CURVE_COLUMNS, REQUIRED_CURVE_COLUMNS))
+
+
+def _read_table(fs: pafs.FileSystem, path: str, columns) -> pd.DataFrame:
+    raw = _read_bytes(fs, path)
+    if raw is None:
+        return _to_frame(_table([], columns, ()))
+    try:
+        table = pq.read_table(pa.BufferReader(raw))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise UserError(f"EXPERIMENT: expected a Parquet file at {path}, got an unreadable file: {exc}") from None
+    version = (table.schema.metadata or {}).get(_VERSION_KEY, b"1")
+    _check_version(int(version) if version.isdigit() else version.decode(errors="replace"), path)
+    return _conform(_to_frame(table), columns)
+
+
+def _conform(frame: pd.DataFrame, columns) -> pd.DataFrame:
+    """Known columns first, in schema order and dtype (older files may lack some)."""
+    template = _to_frame(_table([], columns, ()))
+    for name in template.columns:
+        if name not in frame.columns:
+            frame[name] = pd.Series([None] * len(frame), dtype=template[name].dtype, index=frame.index)
+    extra = [c for c in frame.columns if c not in template.columns]
+    return frame[list(template.columns) + extra]
+
+
+def read_experiment(exp_dir, allow_empty: bool = False) -> Experiment:
+    """Read an experiment folder. UserError (one line) for anything that is not a readable experiment.
+
+    allow_empty=True accepts an experiment with no trial rows yet (a live dashboard).
+    """
+    fs, root = _filesystem(exp_dir)
+    kind = fs.get_file_info(root).type
+    if kind == pafs.FileType.NotFound:
+        raise UserError(f"EXPERIMENT: expected an experiment folder, got '{root}' (no such folder)")
+    if kind != pafs.FileType.Directory:
+        raise UserError(f"EXPERIMENT: expected an experiment folder, got '{root}' (not a folder)")
+    meta = _parse_meta(_read_bytes(fs, f"{root}/{EXPERIMENT_FILE}"), root)
+    results = _read_table(fs, f"{root}/{RESULTS_FILE}", RESULT_COLUMNS)
+    if results.empty and not allow_empty:
+        raise UserError(f"EXPERIMENT: expected at least one trial in {RESULTS_FILE}, got none in '{root}' "
+                        "(the search has not recorded a trial yet)")
+    curves = _read_table(fs, f"{root}/{CURVES_FILE}", CURVE_COLUMNS)
+    return Experiment(meta=meta, results=results, curves=curves, path=root)
+
+
+# --------------------------------------------------------------------------- summaries
+
+
+def _floats(series: pd.Series) -> np.ndarray:
+    return pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+def pareto_flags(results: pd.DataFrame) -> np.ndarray:
+    """Non-dominated in (max minival_top1, min latency_ms) among "ok" rows of the same regime."""
+    ok = (results[m.STATUS] == m.STATUS_OK).to_numpy(dtype=bool, na_value=False)
+    objectives = np.column_stack([_floats(results[m.MINIVAL_TOP1]), _floats(results[m.LATENCY_MS])])
+    objectives[~ok] = np.nan  # only trained, measured trials compete
+    regimes = _floats(results[m.EPOCHS])
+    return pareto_mask_by_group(objectives, (True, False), regimes)
+
+
+def front_summary(results: pd.DataFrame) -> pd.DataFrame:
+    """The Pareto front of each regime, by regime then latency, for printing."""
+    front = results[pareto_flags(results)]
+    columns = [c for c in FRONT_COLUMNS if c in front.columns]
+    return front.sort_values([m.EPOCHS, m.LATENCY_MS], kind="stable")[columns].reset_index(drop=True)
+
+
+def _record(row: pd.Series) -> dict:
+    """A row as plain Python values (None for nulls), e.g. for JSON."""
+    out = {}
+    for key, value in row.items():
+        if isinstance(value, np.generic):
+            value = value.item()
+        out[key] = None if value is pd.NA or (isinstance(value, float) and math.isnan(value)) else value
+    return out
+
+
+def regimes(results: pd.DataFrame) -> list[int]:
+    """The epoch regimes present, ascending."""
+    return sorted(int(e) for e in results[m.EPOCHS].dropna().unique())
+
+
+def best_under_budget(results: pd.DataFrame, budget_ms: float | None) -> dict[int, dict | None]:
+    """Per regime: the most accurate "ok" trial with latency <= budget (ties: the faster one).
+
+    budget_ms None means no budget. A regime with no such trial maps to None.
+    """
+    best: dict[int, dict | None] = {}
+    ok = results[(results[m.STATUS] == m.STATUS_OK).fillna(False).astype(bool)]
+    for regime in regimes(results):
+        rows = ok[ok[m.EPOCHS] == regime]
+        acc, lat = _floats(rows[m.MINIVAL_TOP1]), _floats(rows[m.LATENCY_MS])
+        usable = ~np.isnan(acc) & ~np.isnan(lat)
+        if budget_ms is not None:
+            usable &= lat <= budget_ms
+        if not usable.any():
+            best[regime] = None
+            continue
+        index = np.flatnonzero(usable)
+        winner = index[np.lexsort((lat[index], -acc[index]))[0]]
+        best[regime] = _record(rows.iloc[winner])
+    return best
+
+
+def hypervolume_by_regime(results: pd.DataFrame, budget_ms: float | None = None,
+                          ref_latency_ms: float | None = None) -> dict[int, float]:
+    """Pareto hypervolume (accuracy x latency) of the "ok" trials of each regime.
+
+    The reference is accuracy 0 and `ref_latency_ms`, else the budget, else 1.1 x the
+    slowest point; pass the same reference to compare two searches.
+    """
+    ok = results[(results[m.STATUS] == m.STATUS_OK).fillna(False).astype(bool)]
+    volumes = {}
+    for regime in regimes(results):
+        rows = ok[ok[m.EPOCHS] == regime]
+        acc, lat = _floats(rows[m.MINIVAL_TOP1]), _floats(rows[m.LATENCY_MS])
+        ref = (0.0, ref_latency_ms) if ref_latency_ms is not None else reference_point(lat, budget_ms)
+        volumes[regime] = hypervolume_2d(acc, lat, ref)
+    return volumes
+
+
+__all__ = [
+    "Experiment", "create_experiment", "update_meta", "write_results", "write_curves", "read_experiment",
+    "front_summary", "best_under_budget", "hypervolume_by_regime", "pareto_flags", "regimes",
+    "write_file_atomic", "RESULT_COLUMNS", "CURVE_COLUMNS", "REGULARIZATION_COLUMNS",
+]

@@ -1,0 +1,201 @@
+"""Scaling analysis on constructed results tables whose right answer is known."""
+import itertools
+import json
+import math
+
+import pytest
+
+from rsearch import metrics as m
+from rsearch.analysis import analyze
+from rsearch.results import create_experiment, write_results
+
+# Each step along an axis doubles latency, so a step's accuracy gain is its slope.
+STEPS = {m.DEPTH: [26, 50, 101], m.WIDTH: [0.5, 1.0, 2.0], m.RESOLUTION: [128, 160, 224]}
+BASE = (26, 0.5, 128)
+
+
+def row(regime, config, gains, base_acc=0.40, jitter=0.0, trial_id=None, **extra):
+    """A trial whose accuracy is base_acc + the cumulative per-step gains of each axis."""
+    acc, latency = base_acc + jitter, 1.0
+    for axis, value in zip(STEPS, config):
+        k = STEPS[axis].index(value)
+        acc += sum(gains[axis][:k])
+        latency *= 2 ** k
+    depth, width, resolution = config
+    return {m.TRIAL_ID: trial_id or f"{regime}-{depth}-{width}-{resolution}-{jitter}", m.STATUS: m.STATUS_OK,
+            m.DEPTH: depth, m.WIDTH: width, m.RESOLUTION: resolution, m.EPOCHS: regime,
+            m.MINIVAL_TOP1: acc, m.LATENCY_MS: latency, m.MODEL: f"resnetrs-{depth}-w{width}", **extra}
+
+
+def axis_lines():
+    """The base plus the configs that grow one axis at a time (no full grid)."""
+    configs = [BASE]
+    for i, axis in enumerate(STEPS):
+        for value in STEPS[axis][1:]:
+            config = list(BASE)
+            config[i] = value
+            configs.append(tuple(config))
+    return configs
+
+
+def full_grid():
+    return list(itertools.product(*STEPS.values()))
+
+
+def uniform(depth, width, resolution):
+    return {m.DEPTH: [depth] * 2, m.WIDTH: [width] * 2, m.RESOLUTION: [resolution] * 2}
+
+
+LONG = uniform(0.06, 0.03, 0.02)   # depth wins, as in the paper's 350-epoch regime
+SHORT = uniform(0.02, 0.05, 0.03)  # width wins, as in the paper's 10-epoch regime
+
+
+def kinds(analysis):
+    return sorted(w.kind for w in analysis.warnings)
+
+
+def test_depth_wins_long_width_wins_short_and_warnings_say_so():
+    rows = [row(350, c, LONG) for c in axis_lines()] + [row(10, c, SHORT) for c in axis_lines()]
+    result = analyze_frame(rows)
+    by_regime = {r.epochs: r for r in result.regimes}
+    assert by_regime[350].winner == m.DEPTH and by_regime[350].ranking == [m.DEPTH, m.WIDTH, m.RESOLUTION]
+    assert by_regime[10].winner == m.WIDTH and by_regime[10].ranking == [m.WIDTH, m.RESOLUTION, m.DEPTH]
+    assert by_regime[350].curves[m.DEPTH].slope == pytest.approx(0.06)
+    assert by_regime[10].effect == pytest.approx(0.05 - 0.03)
+    assert by_regime[10].base[m.DEPTH] == 26 and by_regime[10].base[m.LATENCY_MS] == 1.0
+    # Regimes disagree; each regime rests on its single base; no size effect was built in.
+    assert kinds(result) == ["base", "base", "regime"]
+    regime_warning = next(w for w in result.warnings if w.kind == "regime")
+    assert "width at 10 epochs" in regime_warning.message and "depth at 350 epochs" in regime_warning.message
+    # Without repeats the noise is unknown, and said to be.
+    assert by_regime[10].noise_sd is None and by_regime[10].exceeds_noise is None
+
+
+def test_consistent_full_grid_gives_no_warnings():
+    result = analyze_frame([row(100, c, LONG) for c in full_grid()])
+    (regime,) = result.regimes
+    assert regime.winner == m.DEPTH and len(regime.base_winners) == 8  # every non-max corner of the 3x3x3 grid
+    assert result.warnings == []
+
+
+def test_target_outside_what_was_measured_warns():
+    rows = [row(100, c, LONG) for c in full_grid()]
+    assert kinds(analyze_frame(rows, target_epochs=100, target_latency_ms=64)) == []
+    longer = analyze_frame(rows, target_epochs=350)
+    assert kinds(longer) == ["regime"] and "from a shorter regime (100 epochs)" in longer.warnings[0].message
+    assert kinds(analyze_frame(rows, target_latency_ms=65)) == ["model_size"]
+
+
+def test_winner_changing_with_model_size_warns():
+    # Depth's first step is the best step; its second step is the worst.
+    gains = {m.DEPTH: [0.08, 0.005], m.WIDTH: [0.03, 0.03], m.RESOLUTION: [0.02, 0.02]}
+    result = analyze_frame([row(100, c, gains) for c in full_grid()])
+    # The same size effect also shows from a larger base: from depth 50, depth has only
+    # its weak step left and width wins, so the base warning is right too.
+    assert kinds(result) == ["base", "model_size"]
+    size = next(w.message for w in result.warnings if w.kind == "model_size")
+    assert "depth for the smallest models, width for the largest" in size
+
+
+def test_winner_depending_on_base_warns():
+    # Width helps only from depth 26; from depth 50 resolution is the better axis.
+    rows = []
+    for depth, width, resolution in full_grid():
+        if depth == 101:
+            continue
+        gains = uniform(0.05, 0.06, 0.02) if depth == 26 else uniform(0.05, 0.01, 0.04)
+        rows.append(row(100, (depth, width, resolution), gains))
+    result = analyze_frame(rows)
+    assert kinds(result) == ["base"]
+    message = next(w.message for w in result.warnings if w.kind == "base")
+    assert "depends on the base" in message
+
+
+@pytest.mark.parametrize("jitter, exceeds", [(0.001, True), (0.02, False)])
+def test_effect_compared_with_run_to_run_noise(jitter, exceeds):
+    rows = [row(10, c, SHORT, jitter=j) for c in axis_lines() for j in (jitter, -jitter)]
+    (regime,) = analyze_frame(rows).regimes
+    assert regime.noise_repeats == len(axis_lines())
+    assert regime.noise_sd == pytest.approx(jitter * math.sqrt(2))
+    assert regime.effect == pytest.approx(0.02)  # repeats are averaged: the slopes do not move
+    assert regime.exceeds_noise is exceeds
+
+
+def test_best_regularization_variant_represents_the_architecture():
+    rows = [row(10, c, SHORT, **{m.DROPOUT: 0.25}) for c in axis_lines()]
+    # A badly regularised variant of the widest model must not drag width down.
+    rows.append(row(10, (26, 2.0, 128), SHORT, base_acc=0.1, **{m.DROPOUT: 0.0}))
+    (regime,) = analyze_frame(rows).regimes
+    assert regime.curves[m.WIDTH].slope == pytest.approx(0.05) and regime.noise_sd is None
+
+
+def test_family_table_is_the_front_or_a_budget_ladder():
+    rows = [row(10, c, SHORT) for c in axis_lines()]
+    rows.append({**row(10, (101, 2.0, 224), SHORT), m.STATUS: m.STATUS_INFEASIBLE, m.MINIVAL_TOP1: None})
+    (regime,) = analyze_frame(rows).regimes
+    latencies = [r[m.LATENCY_MS] for r in regime.family]
+    accuracies = [r[m.MINIVAL_TOP1] for r in regime.family]
+    assert latencies == sorted(latencies) and accuracies == sorted(accuracies)
+    assert regime.family[0][m.LATENCY_MS] == 1.0 and regime.family[-1][m.WIDTH] == 2.0
+    (ladder,) = analyze_frame(rows, budgets=[0.5, 2, 4]).regimes
+    assert [r["budget_ms"] for r in ladder.family] == [0.5, 2.0, 4.0]
+    assert ladder.family[0].get(m.TRIAL_ID) is None  # nothing fits 0.5 ms
+    assert (ladder.family[2][m.WIDTH], ladder.family[2][m.DEPTH]) == (2.0, 26)
+
+
+def test_no_usable_trials_and_json_round_trip():
+    rows = [{**row(10, BASE, SHORT), m.STATUS: m.STATUS_FAILED, m.MINIVAL_TOP1: None}]
+    result = analyze_frame(rows)
+    assert result.regimes[0].winner is None and result.warnings == []
+    assert json.loads(json.dumps(result.to_dict(), allow_nan=False))["regimes"][0]["epochs"] == 10
+
+
+def analyze_frame(rows, **kwargs):
+    """Through the real store: write the rows, read the typed frame back, analyse it."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        create_experiment(tmp, {}, {})
+        frame = write_results(tmp, rows)
+    return analyze(frame, **kwargs)
+
+
+# --- the command line: real experiment folders, exit codes ---
+
+def test_cli_text_and_json(tmp_path, capsys):
+    from rsearch.cli import main
+
+    create_experiment(tmp_path / "exp", {}, {})
+    write_results(tmp_path / "exp", [row(350, c, LONG) for c in axis_lines()] +
+                  [row(10, c, SHORT) for c in axis_lines()])
+    assert main(["analyze", str(tmp_path / "exp")]) == 0
+    text = capsys.readouterr().out
+    assert "== 10 epochs" in text and "! regime:" in text and "run-to-run noise unknown" in text
+    assert main(["analyze", str(tmp_path / "exp"), "--json", "--target-epochs", "1000"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert [r["winner"] for r in payload["regimes"]] == [m.WIDTH, m.DEPTH]
+    assert [w["kind"] for w in payload["warnings"]].count("regime") == 2
+
+
+@pytest.mark.parametrize("make, argv_tail, message", [
+    (lambda p: None, [], "no such folder"),
+    (lambda p: p.mkdir(), [], "with experiment.json"),
+    (lambda p: create_experiment(p, {}, {}), [], "at least one trial"),
+    (lambda p: create_experiment(p, {"schema_version": m.RESULTS_SCHEMA_VERSION + 1}, {}), [], "newer"),
+    (lambda p: create_experiment(p, {}, {}), ["--budgets", "1,-2"], "--budgets"),
+])
+def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys, make, argv_tail, message):
+    make(tmp_path / "exp")
+    code = exit_code(["analyze", str(tmp_path / "exp"), *argv_tail])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1
+
+
+def exit_code(argv) -> int:
+    """main()'s return value, or argparse's exit code for usage errors."""
+    from rsearch.cli import main
+
+    try:
+        return main(argv)
+    except SystemExit as exc:
+        return exc.code

@@ -1,0 +1,324 @@
+"""The HTML report: built from a realistic experiment folder, loaded in real headless Chromium.
+
+Set RSEARCH_UPDATE_SCREENSHOT=1 to rewrite docs/report.png from this test's report.
+"""
+import contextlib
+import io
+import math
+import os
+import threading
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dashboards import browser
+from dashboards.curves import curves_figure
+from dashboards.front import pareto_figure
+from dashboards.scaling import regularization_figure, scaling_figure
+from dashboards.table import SORT_SCRIPT, trials_table
+from rsearch import metrics as m
+from rsearch.analysis import analyze
+from rsearch.cli import main
+from rsearch.results import create_experiment, pareto_flags, read_experiment, update_meta, write_curves, write_results
+
+FIGURES = {"fig-pareto", "fig-flops", "fig-scaling", "fig-regularization", "fig-curves"}
+BUDGET_MS = 6.0
+needs_chromium = pytest.mark.skipif(browser.find_chromium() is None,
+                                    reason="chromium not installed (Debian: apt-get install chromium; CI installs it)")
+
+
+# --------------------------------------------------------------------------- a realistic experiment
+
+
+def _trial(i, regime, depth, width, resolution, rng):
+    flops = int(2 * 4.1e9 * (depth / 50) * width ** 2 * (resolution / 224) ** 2)
+    # Wide layers use the GPU better than deep ones: latency grows slower than FLOPs with width.
+    latency = 0.45 * (depth / 26) ** 0.95 * (width / 0.5) ** 1.3 * (resolution / 128) ** 1.8
+    d, w, r = math.log2(depth / 26), math.log2(width / 0.5), math.log2(resolution / 128)
+    if regime == 10:  # short regime: width pays, depth barely
+        acc = 0.38 + 0.055 * w + 0.02 * d + 0.03 * r - 0.006 * r * r
+    else:  # long regime: depth pays, width overfits
+        acc = 0.55 + 0.02 * w + 0.05 * d + 0.03 * r - 0.006 * r * r
+    big = depth >= 101
+    row = {
+        m.TRIAL_ID: f"trial_{i:03d}", m.STATUS: m.STATUS_OK, m.MODEL: f"resnetrs-{depth}-w{width:g}",
+        m.DEPTH: depth, m.WIDTH: width, m.RESOLUTION: resolution, m.EPOCHS: regime, m.RECIPE: "rs",
+        m.DROPOUT: float(rng.choice([0.25, 0.4] if big else [0.1, 0.25])), m.STOCHASTIC_DEPTH: 0.1 if big else 0.0,
+        m.LABEL_SMOOTHING: 0.1, m.RANDAUGMENT_MAGNITUDE: 15 if big else 10, m.RANDAUGMENT_OPS: 2,
+        m.WEIGHT_DECAY: 4e-5, m.EMA_DECAY: 0.9999, m.BASE_LR: 0.1, m.BATCH_SIZE: 256,
+        m.MINIVAL_TOP1: acc + rng.normal(0, 0.004), m.MINIVAL_LOSS: 2.5 - 2 * acc, m.TEST_TOP1: acc - 0.01,
+        m.LATENCY_MS: latency, m.LATENCY_P95_MS: latency * 1.08, m.PARAMS: int(25e6 * (depth / 50) * width ** 2),
+        m.FLOPS: flops, m.TRAIN_SECONDS: 3.0 * regime * flops / 1e9, m.EPOCHS_DONE: regime, m.IMG_PER_S: 1e12 / flops,
+    }
+    if latency > BUDGET_MS:
+        row.update({m.STATUS: m.STATUS_INFEASIBLE, m.MINIVAL_TOP1: None, m.MINIVAL_LOSS: None,
+                    m.TEST_TOP1: None, m.TRAIN_SECONDS: 0.0, m.EPOCHS_DONE: 0, m.IMG_PER_S: None})
+    return row
+
+
+def make_experiment(path, finished=True):
+    """A 2-regime grid with infeasible, failed, running and repeated trials, and curves."""
+    rng = np.random.default_rng(0)
+    create_experiment(path, {"epochs": [10, 100], "latency_budget_ms": BUDGET_MS, "planned_trials": 78,
+                             "latency_method": {"batch_size": 1, "dtype": "bf16", "compile": "none",
+                                                "device": "NVIDIA H100"}},
+                      {"search": {"algorithm": "grid"}})
+    rows = []
+    for regime in (10, 100):
+        for depth in (26, 50, 101, 200):
+            for width in (0.5, 1.0, 1.5):
+                for resolution in (128, 160, 224):
+                    rows.append(_trial(len(rows), regime, depth, width, resolution, rng))
+    rows += [_trial(len(rows) + k, 10, 26, 0.5, 128, rng) for k in range(2)]  # repeats: run-to-run noise
+    failed = [dict(_trial(len(rows), 100, 200, 1.0, 128, rng), status=m.STATUS_FAILED,
+                   failure="CUDA out of memory at batch 256", minival_top1=None),
+              dict(_trial(len(rows) + 1, 10, 101, 1.0, 160, rng), status=m.STATUS_FAILED,
+                   failure="NaN loss at epoch 3", minival_top1=None)]
+    running = [dict(_trial(len(rows) + 2, 100, 50, 1.5, 160, rng), status=m.STATUS_RUNNING, minival_top1=None)]
+    rows += failed + running
+    curves = []
+    for row in rows:
+        if row[m.STATUS] != m.STATUS_OK:
+            continue
+        for epoch in range(1, row[m.EPOCHS] + 1, max(1, row[m.EPOCHS] // 20)):
+            frac = epoch / row[m.EPOCHS]
+            rise = (1 - math.exp(-4 * frac)) / (1 - math.exp(-4))  # saturating learning curve
+            curves.append({m.TRIAL_ID: row[m.TRIAL_ID], m.EPOCH: epoch, m.MINIVAL_TOP1: row[m.MINIVAL_TOP1] * rise,
+                           m.TRAIN_LOSS: 4 - 3 * frac, m.LR: 0.1 * (1 + math.cos(math.pi * frac)) / 2,
+                           m.DEPTH: row[m.DEPTH], m.WIDTH: row[m.WIDTH], m.RESOLUTION: row[m.RESOLUTION],
+                           m.EPOCHS: row[m.EPOCHS]})
+    write_results(path, rows)
+    write_curves(path, curves)
+    if finished:
+        update_meta(path, status="finished")
+    return path
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory):
+    return make_experiment(tmp_path_factory.mktemp("runs") / "scaling-demo")
+
+
+@pytest.fixture(scope="module")
+def report(experiment):
+    """The report as the command writes it (path printed on stdout)."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["dashboard", str(experiment)]) == 0
+    return Path(out.getvalue().strip())
+
+
+# --------------------------------------------------------------------------- DOM inspection
+
+
+class _Figures(HTMLParser):
+    """Finds plotly figure divs in a DOM dump: their ids, data-drawn flag and svg count."""
+
+    def __init__(self):
+        super().__init__()
+        self.figures, self._open = {}, []  # id -> {"drawn", "svgs"}; stack of (tag, figure id or None)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        classes = (attrs.get("class") or "").split()
+        figure = None
+        if tag == "div" and "plotly-graph-div" in classes:
+            figure = attrs.get("id")
+            self.figures[figure] = {"drawn": attrs.get("data-drawn") == "1", "svgs": 0}
+        inside = next((f for _, f in reversed(self._open) if f), None)
+        if tag == "svg" and "main-svg" in classes and inside:
+            self.figures[inside]["svgs"] += 1
+        if tag not in ("br", "img", "input", "meta", "link", "hr", "path", "rect", "line", "circle", "stop",
+                       "use", "image", "col"):
+            self._open.append((tag, figure))
+
+    def handle_startendtag(self, tag, attrs):
+        pass  # self-closing: nothing opened
+
+    def handle_endtag(self, tag):
+        for index in range(len(self._open) - 1, -1, -1):
+            if self._open[index][0] == tag:
+                del self._open[index:]
+                break
+
+
+def figures_in(dom: str) -> dict:
+    parser = _Figures()
+    parser.feed(dom)
+    return parser.figures
+
+
+# --------------------------------------------------------------------------- in the browser
+
+
+@needs_chromium
+def test_report_draws_every_figure_without_console_errors(experiment, report):
+    assert report == experiment / "report.html" and report.exists()
+    text = report.read_text()
+    assert text.count("plotly.js v") == 1  # the library embedded exactly once
+    page = browser.load(report)
+    figures = figures_in(page.dom)
+    assert set(figures) == FIGURES
+    for name, state in figures.items():
+        assert state["drawn"] and state["svgs"] >= 1, (name, state)
+    assert page.console == []
+    assert page.requests == []  # opens offline: nothing fetched from the network
+    if os.environ.get("RSEARCH_UPDATE_SCREENSHOT"):
+        target = Path(__file__).resolve().parent.parent / "docs" / "report.png"
+        browser.screenshot(report, target, size=(1200, 1600))
+        browser.shrink_png(target)
+        assert target.stat().st_size < 300_000
+
+
+@needs_chromium
+def test_harness_catches_errors_and_undrawn_figures(tmp_path):
+    page = tmp_path / "broken.html"
+    page.write_text('<html><body><div class="plotly-graph-div" id="fig-x"></div>'
+                    '<script src="https://cdn.example.invalid/plotly.js"></script>'
+                    "<script>console.error('boom'); notDefined();</script></body></html>")
+    loaded = browser.load(page)
+    assert loaded.requests == ["https://cdn.example.invalid/plotly.js"]
+    assert figures_in(loaded.dom) == {"fig-x": {"drawn": False, "svgs": 0}}
+    assert any("boom" in line for line in loaded.console)
+    assert any("Uncaught ReferenceError" in line for line in loaded.console)
+
+
+@needs_chromium
+def test_running_search_without_finished_trials_renders_a_note(tmp_path, capsys):
+    path = tmp_path / "live"
+    create_experiment(path, {"epochs": [10], "latency_budget_ms": 2.0}, {})
+    write_results(path, [{m.TRIAL_ID: "a", m.STATUS: m.STATUS_RUNNING, m.DEPTH: 26, m.WIDTH: 0.5,
+                          m.RESOLUTION: 128, m.EPOCHS: 10, m.LATENCY_MS: 1.0, m.FLOPS: 10**9},
+                         {m.TRIAL_ID: "b", m.STATUS: m.STATUS_INFEASIBLE, m.DEPTH: 200, m.WIDTH: 2.0,
+                          m.RESOLUTION: 320, m.EPOCHS: 10, m.LATENCY_MS: 9.0, m.FLOPS: 10**11}])
+    assert main(["dashboard", str(path), "-o", str(tmp_path / "out" / "live.html")]) == 0
+    report = Path(capsys.readouterr().out.strip())
+    assert report == tmp_path / "out" / "live.html"
+    assert "No finished trials yet (2 recorded so far)" in report.read_text()
+    page = browser.load(report)
+    figures = figures_in(page.dom)
+    assert set(figures) == {"fig-pareto", "fig-flops"}  # the others show notes
+    assert all(state["drawn"] and state["svgs"] for state in figures.values())
+    assert page.console == []
+
+
+@needs_chromium
+def test_trials_table_sorts_on_click(tmp_path, experiment):
+    results = read_experiment(experiment).results
+    page = tmp_path / "table.html"
+    click = "document.querySelectorAll('#trials th')[%d].click();"
+    header = trials_table(results).split("</thead>")[0]
+    latency_col = header.count("<th") - 1 - header.split(m.LATENCY_MS)[1].count("<th")
+    page.write_text(f"<html><body>{trials_table(results)}<script>{SORT_SCRIPT}"
+                    f"{click % latency_col}</script></body></html>")
+    dom = browser.load(page).dom
+    body = dom.split("<tbody>")[1]
+    latencies = [float(cell.split('data-v="')[1].split('"')[0])
+                 for cell in body.split("<tr>")[1:] for cell in [cell.split("<td")[latency_col + 1]]]
+    assert latencies == sorted(latencies) and latencies != [float(v) for v in results[m.LATENCY_MS]]
+
+
+@needs_chromium
+def test_screenshot_is_a_small_png(tmp_path, report):
+    png = browser.screenshot(report, tmp_path / "shot.png", size=(800, 600))
+    browser.shrink_png(png)
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and 5_000 < len(data) < 300_000
+
+
+# --------------------------------------------------------------------------- data behind the figures
+
+
+def test_pareto_figure_data(experiment):
+    exp = read_experiment(experiment)
+    results = exp.results
+    fig = pareto_figure(results, BUDGET_MS)
+    traces = {t.name: t for t in fig.data}
+    front = results[pareto_flags(results) & (results[m.EPOCHS] == 100).to_numpy(dtype=bool)]
+    front = front.sort_values(m.LATENCY_MS)
+    line = traces["100 epochs: Pareto front"]
+    np.testing.assert_allclose(line.x, front[m.LATENCY_MS].to_numpy(float))
+    np.testing.assert_allclose(line.y, front[m.MINIVAL_TOP1].to_numpy(float))
+    assert list(np.diff(line.y) > 0) == [True] * (len(line.y) - 1)  # a front rises with latency
+    infeasible = traces["infeasible (not trained)"]
+    assert len(infeasible.x) == int((results[m.STATUS] == m.STATUS_INFEASIBLE).sum()) > 0
+    assert min(infeasible.x) > BUDGET_MS
+    assert [s.x0 for s in fig.layout.shapes] == [BUDGET_MS, BUDGET_MS]  # one line per panel
+    hover = traces["10 epochs"].hovertext[0]
+    for field in (m.DEPTH, m.WIDTH, m.RESOLUTION, m.DROPOUT, m.WEIGHT_DECAY, m.LATENCY_MS, m.PARAMS):
+        assert f"{field}: " in hover
+
+
+def test_scaling_figure_follows_the_analysis(experiment):
+    results = read_experiment(experiment).results
+    analysis = analyze(results)
+    fig = scaling_figure(analysis)
+    for panel, regime in enumerate(analysis.regimes, start=1):
+        xaxis = "x" if panel == 1 else f"x{panel}"
+        traces = {t.name: t for t in fig.data if t.xaxis == xaxis}
+        assert set(traces) == {"scale depth", "scale width", "scale resolution"}
+        for axis in (m.DEPTH, m.WIDTH, m.RESOLUTION):
+            np.testing.assert_allclose(traces[f"scale {axis}"].y, regime.curves[axis].accuracy)
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles == ["10 epochs: width wins", "100 epochs: depth wins"]
+
+
+def test_curves_figure_highlights_exactly_the_front(experiment):
+    exp = read_experiment(experiment)
+    fig = curves_figure(exp.results, exp.curves)
+    front = exp.results[pareto_flags(exp.results)]
+    for regime in (10, 100):
+        bold = [t for t in fig.data if t.legendgroup == f"front-{regime}"]
+        assert len(bold) == int((front[m.EPOCHS] == regime).sum()) > 0
+        assert sum(t.showlegend for t in bold) == 1
+
+
+def test_regularization_figure_shows_only_varied_knobs(experiment):
+    fig = regularization_figure(read_experiment(experiment).results)
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles == [m.DROPOUT, m.STOCHASTIC_DEPTH, m.RANDAUGMENT_MAGNITUDE]  # the rest was fixed
+
+
+def test_report_lists_every_trial_and_failure(experiment, report):
+    exp = read_experiment(experiment)
+    text = report.read_text()
+    for trial_id in exp.results[m.TRIAL_ID]:
+        assert f">{trial_id}<" in text
+    assert "CUDA out of memory at batch 256" in text and "NaN loss at epoch 3" in text
+    assert "10 epochs: width gives the most top-1" in text and "100 epochs: depth gives the most top-1" in text
+
+
+# --------------------------------------------------------------------------- the command
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: None, "no such folder"),
+    (lambda p: p.mkdir(), "with experiment.json"),
+    (lambda p: create_experiment(p, {}, {}), "at least one trial"),
+    (lambda p: (make_experiment(p), update_meta(p, schema_version=m.RESULTS_SCHEMA_VERSION + 1)), "newer"),
+])
+def test_bad_input_exits_2_with_one_line(tmp_path, capsys, make, message):
+    make(tmp_path / "exp")
+    assert main(["dashboard", str(tmp_path / "exp")]) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and captured.err.count("\n") == 1 and captured.out == ""
+    assert not (tmp_path / "exp" / "report.html").exists()
+
+
+def test_watch_rewrites_until_the_search_finishes(tmp_path, capsys):
+    path = tmp_path / "live"
+    create_experiment(path, {"epochs": [10]}, {})  # status "running"
+    write_results(path, [{m.TRIAL_ID: "a", m.STATUS: m.STATUS_OK, m.DEPTH: 26, m.WIDTH: 0.5, m.RESOLUTION: 128,
+                          m.EPOCHS: 10, m.MINIVAL_TOP1: 0.4, m.LATENCY_MS: 1.0}])
+    timer = threading.Timer(0.6, update_meta, args=(path,), kwargs={"status": "finished"})
+    timer.start()
+    try:
+        assert main(["dashboard", str(path), "--watch", "0.2"]) == 0
+    finally:
+        timer.cancel()
+    written = capsys.readouterr().out.split()
+    assert len(written) >= 2 and set(written) == {str(path / "report.html")}
+    final = (path / "report.html").read_text()
+    assert 'http-equiv="refresh"' not in final  # the finished report stops reloading itself

@@ -1,0 +1,119 @@
+"""Pareto front and hypervolume: checked against brute force and hand-computed areas."""
+import itertools
+
+import numpy as np
+import pytest
+
+from rsearch.pareto import (
+    accuracy_latency_mask,
+    hypervolume_2d,
+    pareto_mask,
+    pareto_mask_by_group,
+    reference_point,
+)
+
+
+def brute_force_front(points: np.ndarray, maximize) -> np.ndarray:
+    """The definition, literally: i is on the front iff valid and no valid j dominates it."""
+    sign = np.where(maximize, -1.0, 1.0)
+    values = points * sign
+    valid = [not np.isnan(row).any() for row in values]
+    front = []
+    for i, a in enumerate(values):
+        dominated = any(
+            valid[j] and all(b <= a) and any(b < a)
+            for j, b in enumerate(values) if j != i
+        )
+        front.append(valid[i] and not dominated)
+    return np.array(front, dtype=bool)
+
+
+@pytest.mark.parametrize("seed", range(25))
+@pytest.mark.parametrize("maximize", [(True, False), (False, False), (True, True, False)])
+def test_front_equals_brute_force_with_ties_and_nans(seed, maximize):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 60))
+    # Few distinct values per column: many exact ties and duplicate rows.
+    points = rng.integers(0, 6, size=(n, len(maximize))).astype(float)
+    points[rng.random(points.shape) < 0.1] = np.nan
+    np.testing.assert_array_equal(pareto_mask(points, maximize), brute_force_front(points, maximize))
+
+
+def test_large_input_crosses_block_boundary():
+    rng = np.random.default_rng(7)
+    points = rng.random((1300, 2)).round(2)
+    np.testing.assert_array_equal(pareto_mask(points, (True, False)),
+                                  brute_force_front(points, (True, False)))
+
+
+def test_duplicates_both_stay_on_the_front_and_nan_rows_never():
+    acc = [0.8, 0.8, 0.7, np.nan, 0.9]
+    lat = [1.0, 1.0, 2.0, 0.1, np.nan]
+    assert accuracy_latency_mask(acc, lat).tolist() == [True, True, False, False, False]
+
+
+def test_nan_row_does_not_dominate():
+    # (nan, 0.1) would dominate everything on latency if NaN were treated as a number.
+    assert accuracy_latency_mask([0.5, np.nan], [1.0, 0.1]).tolist() == [True, False]
+
+
+def test_empty_and_all_nan():
+    assert pareto_mask(np.empty((0, 2)), (True, False)).tolist() == []
+    assert pareto_mask([[np.nan, 1.0]], (True, False)).tolist() == [False]
+
+
+def test_by_group_is_independent_per_group():
+    acc = [0.9, 0.5, 0.6, 0.95]
+    lat = [1.0, 1.0, 1.0, 3.0]
+    groups = [10, 10, 350, 350]
+    mask = pareto_mask_by_group(np.column_stack([acc, lat]), (True, False), groups)
+    # Across groups, row 2 would be dominated by row 0; within its group it is not.
+    assert mask.tolist() == [True, False, True, True]
+
+
+def test_maximize_length_must_match():
+    with pytest.raises(ValueError, match="maximize"):
+        pareto_mask([[1.0, 2.0]], (True,))
+
+
+def test_hypervolume_single_point_is_its_box():
+    assert hypervolume_2d([0.8], [2.0], ref=(0.0, 10.0)) == pytest.approx(0.8 * 8.0)
+
+
+def test_hypervolume_staircase_by_hand():
+    # Front (lat, acc): (1, .5), (2, .7), (4, .9); ref (acc 0, latency 5).
+    # Slabs: [1,2) x .5 + [2,4) x .7 + [4,5) x .9 = .5 + 1.4 + .9 = 2.8
+    acc = [0.5, 0.7, 0.9, 0.6, np.nan]
+    lat = [1.0, 2.0, 4.0, 3.0, 0.5]  # (3, .6) is dominated; the NaN point adds nothing
+    assert hypervolume_2d(acc, lat, ref=(0.0, 5.0)) == pytest.approx(2.8)
+
+
+def test_hypervolume_clips_at_reference():
+    # acc_ref 0.6: only the parts above 0.6 count; the point beyond the latency ref adds nothing.
+    acc = [0.5, 0.7, 0.9, 0.99]
+    lat = [1.0, 2.0, 4.0, 6.0]
+    expected = (4 - 2) * (0.7 - 0.6) + (5 - 4) * (0.9 - 0.6)
+    assert hypervolume_2d(acc, lat, ref=(0.6, 5.0)) == pytest.approx(expected)
+
+
+def test_hypervolume_equals_grid_count_on_random_points():
+    # Independent check: count unit cells of a fine integer grid dominated by some point.
+    rng = np.random.default_rng(3)
+    acc = rng.integers(1, 20, size=15).astype(float)
+    lat = rng.integers(0, 19, size=15).astype(float)
+    covered = 0
+    for a, l in itertools.product(range(0, 20), range(0, 20)):  # cell [a,a+1] x [l,l+1]
+        covered += bool(np.any((acc >= a + 1) & (lat <= l)))
+    assert hypervolume_2d(acc, lat, ref=(0.0, 20.0)) == pytest.approx(covered)
+
+
+def test_hypervolume_of_front_only_equals_hypervolume_of_all():
+    rng = np.random.default_rng(11)
+    acc, lat = rng.random(200), rng.random(200)
+    front = accuracy_latency_mask(acc, lat)
+    assert hypervolume_2d(acc[front], lat[front], (0, 1.0)) == pytest.approx(hypervolume_2d(acc, lat, (0, 1.0)))
+
+
+def test_reference_point_defaults():
+    assert reference_point([1.0, 2.0], budget_ms=1.5) == (0.0, 1.5)
+    assert reference_point([1.0, np.nan, 2.0]) == (0.0, pytest.approx(2.2))
