@@ -98,8 +98,14 @@ def model_config(*, model: str | None = None, depth: int | None = None, width: f
         raise UserError(f"--classes: must be at least 2, got {num_classes}")
     if in_chans not in (1, 3):
         raise UserError(f"in_chans: must be 1 or 3, got {in_chans}")
-    layers = layers_for_depth(int(depth))
+    try:
+        layers = layers_for_depth(int(depth))
+    except UserError:
+        if model is None:
+            raise
+        raise UserError(f"--model: {model!r} is too shallow; the smallest buildable depth is {MIN_DEPTH} "
+                        "(one bottleneck per stage)") from None
     prefix = "resnetrs" if rs else "resnet"
     name = f"{prefix}-{depth}" + ("" if width == 1.0 else f"-w{width:g}")
     return ResNetConfig(layers=layers, width=float(width), num_classes=num_classes, in_chans=in_chans,
-                        rs=rs, drop_rate=drop_rate, drop_path_rate=drop_path_rate, name=name)
+                        rs=rs, se_ratio=0.25 if rs else 0.0, drop_rate=drop_rate, drop_path_rate=drop_path_rate, name=name)

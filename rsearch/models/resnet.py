@@ -16,6 +16,7 @@ config lookups.  Layer names follow timm's `ResNet` so state dicts line up.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import torch
@@ -42,8 +43,8 @@ class ResNetConfig:
     width: float = 1.0  # multiplier on stem and stage widths (rounded to multiples of 8)
     num_classes: int = 1000
     in_chans: int = 3  # 1 for grey images (Fashion-MNIST), 3 for RGB
-    rs: bool = True  # ResNet-RS (deep stem, ResNet-D shortcut, SE) vs plain ResNet
-    se_ratio: float = 0.25  # SE bottleneck, fraction of the block's output channels
+    rs: bool = True  # ResNet-D deep stem + avg-pool shortcut (True) vs the plain 7x7 stem / strided shortcut
+    se_ratio: float = 0.25  # SE bottleneck, fraction of the block's output channels (0 = no SE)
     drop_rate: float = 0.0  # dropout before the classifier
     drop_path_rate: float = 0.0  # stochastic depth rate of the last stage
     zero_init_last: bool = True  # zero gamma of each block's last BN
@@ -131,7 +132,8 @@ class Bottleneck(nn.Module):
         x = self.act2(self.bn2(self.conv2(x)))
         x = self.bn3(self.conv3(x))
         x = self.drop_path(self.se(x))
-        return self.act3(x + shortcut)
+        x += shortcut  # in place, as timm does: one activation fewer to allocate
+        return self.act3(x)
 
 
 class ResNet(nn.Module):
@@ -153,7 +155,7 @@ class ResNet(nn.Module):
         self.act1 = nn.ReLU(inplace=True)
 
         cin = stem_out
-        se_ratio = cfg.se_ratio if cfg.rs else 0.0
+        se_ratio = cfg.se_ratio  # 0 = no SE (the plain baseline; the additive study's step before +SE)
         for index, (blocks, base) in enumerate(zip(cfg.layers, STAGE_WIDTHS)):
             planes = w(base)
             stride = 1 if index == 0 else 2
@@ -201,13 +203,5 @@ TOTAL_STRIDE = 32
 
 def build(cfg: ResNetConfig, device: torch.device | str | None = None) -> ResNet:
     """Build on `device` ("meta" builds without allocating weights, for counting)."""
-    with torch.device(device) if device is not None else _nullcontext():
+    with torch.device(device) if device is not None else contextlib.nullcontext():
         return ResNet(cfg)
-
-
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False

@@ -1,0 +1,107 @@
+"""`rsearch tune`: the scaling / regularization search on Ray Tune."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rsearch.errors import UserError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "tune", help="search scaling (depth, width, resolution) and regularization under epoch/latency budgets",
+        description="Run the search a space file describes on Ray Tune (local Ray, or --address auto on a "
+                    "cluster). Results go to <storage>/<name>/: results.parquet, curves.parquet, space.yaml.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--space", help="search-space YAML (see search_spaces/); required unless --resume")
+    p.add_argument("--dry-run", action="store_true", help="validate the space and print the plan; train nothing, "
+                                                           "write nothing")
+    p.add_argument("--name", help="experiment name (default: the space's name)")
+    p.add_argument("--storage", help="results root (default: the space's storage.path, ~/rsearch_results)")
+    p.add_argument("--resume", metavar="NAME", help="continue the interrupted experiment NAME (under --storage)")
+    p.add_argument("--address", help="Ray cluster address, e.g. auto (default: $RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--quiet", action="store_true", help="no live progress lines")
+    p.set_defaults(func=run)
+
+
+def _load(args):
+    from rsearch.space import load_space
+
+    if args.resume:
+        if args.space:
+            raise UserError("--space: not used with --resume (the experiment's saved space.yaml is used)")
+        root = Path(args.storage or "~/rsearch_results").expanduser()
+        saved = root / args.resume / "space.yaml"
+        if not saved.exists():
+            raise UserError(f"--resume: no experiment {args.resume!r} under {root} (expected {saved})")
+        return load_space(saved), args.resume
+    if not args.space:
+        raise UserError("--space: a search-space YAML is required (e.g. search_spaces/quickstart.yaml)")
+    return load_space(args.space), args.name
+
+
+def run(args) -> int:
+    from rsearch.tune.driver import experiment_dir
+    from rsearch.tune.plan import describe_plan, make_plan
+
+    space, name = _load(args)
+    exp_dir = experiment_dir(space, args.storage, name)
+    plan = make_plan(space)
+    if args.dry_run:
+        costs, budget = _known_latencies(space, exp_dir, plan)
+        print(describe_plan(space, plan, costs, budget))
+        print(f"results would go to {exp_dir}")
+        return 0
+    from rsearch.tune.driver import run_search
+
+    run_search(space, exp_dir=exp_dir, resume=bool(args.resume), address=args.address, quiet=args.quiet)
+    _print_summary(exp_dir)
+    return 0
+
+
+def _known_latencies(space, exp_dir: Path, plan):
+    """Latencies already in the latency table (a dry run measures nothing)."""
+    if space.latency is None or not plan.architectures:
+        return None, None
+    from rsearch.cost import LatencyCache, LatencyMethod
+    from rsearch.models import model_config
+    from rsearch.tune.driver import LATENCY_TABLE, latency_method
+
+    table = exp_dir.parent / LATENCY_TABLE
+    if not table.exists():
+        return {}, space.latency["max"]
+    cache, method = LatencyCache(table), LatencyMethod(**latency_method(space.latency))
+    in_chans = 1 if space.data.get("source") == "fashion-mnist" else 3
+    costs = {}
+    for depth, width, resolution in plan.architectures:
+        cfg = model_config(depth=depth, width=width, num_classes=int(space.data.get("num_classes", 10)),
+                           in_chans=in_chans)
+        hit = cache.get(cfg, resolution, method)
+        if hit is not None:
+            costs[(depth, width, resolution)] = hit["latency_ms"]
+    return costs, space.latency["max"]
+
+
+def _print_summary(exp_dir: Path) -> None:
+    from rsearch import results
+
+    exp = results.read_experiment(exp_dir, allow_empty=True)
+    print(f"\nexperiment: {exp_dir}")
+    if exp.results.empty:
+        print("no trials recorded")
+        return
+    counts = exp.results["status"].value_counts().to_dict()
+    print("trials: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+    front = results.front_summary(exp.results)
+    if not front.empty:
+        print("\nPareto front (minival top-1 vs latency) per regime:")
+        print(front.to_string(index=False))
+    best = results.best_under_budget(exp.results, exp.meta.get("latency_budget_ms"))
+    if best:
+        print("\nbest under the latency budget:")
+        for regime, row in sorted(best.items()):
+            if row:
+                print(f"  {regime} epochs: depth {row['depth']} width {row['width']:g} resolution "
+                      f"{row['resolution']}  minival {row['minival_top1']:.4f}  latency {row['latency_ms']:.3g} ms")
+    print(f"\ndashboard: rsearch dashboard {exp_dir}", file=sys.stdout)

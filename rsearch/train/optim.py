@@ -1,0 +1,70 @@
+"""Optimizer, per-iteration LR schedule and weight EMA of the ResNet-RS recipe."""
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+from torch import nn
+
+from rsearch.recipe import Recipe
+
+
+def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.SGD:
+    """SGD (Nesterov momentum); no weight decay on BN parameters and biases (the 1-d tensors)."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 else decay).append(p)
+    groups = [{"params": decay, "weight_decay": recipe.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.SGD(groups, lr=recipe.peak_lr(), momentum=recipe.momentum,
+                           nesterov=recipe.nesterov and recipe.momentum > 0)
+
+
+class LRSchedule:
+    """Linear warmup then cosine decay to 0 (or the baseline's step decay), stepped per iteration.
+
+    Warmup is the recipe's `warmup_epochs`, but at most a fifth of the run so that short
+    regimes (a few epochs) still spend most of their steps at a useful LR.
+    """
+
+    def __init__(self, recipe: Recipe, steps_per_epoch: int, epochs: int):
+        self.peak = recipe.peak_lr()
+        self.kind = recipe.schedule
+        self.total = max(1, steps_per_epoch * epochs)
+        self.warmup = int(min(recipe.warmup_epochs * steps_per_epoch, 0.2 * self.total))
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return self.peak * (step + 1) / self.warmup
+        progress = (step - self.warmup) / max(1, self.total - self.warmup)
+        if self.kind == "cosine":
+            return 0.5 * self.peak * (1 + math.cos(math.pi * min(progress, 1.0)))
+        return self.peak * 0.1 ** sum(progress >= m for m in (0.3, 0.6, 0.9))
+
+
+class WeightEMA:
+    """Exponential moving average of parameters and buffers; evaluation uses the EMA copy.
+
+    The decay warms up as min(decay, (1 + t) / (10 + t)) like the official code, so short
+    runs are not dominated by the random initialisation.
+    """
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay = decay
+        self.module = copy.deepcopy(model).eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        d = min(self.decay, (1 + step) / (10 + step))
+        ema_float, src_float = [], []
+        for (name, target), value in zip(self.module.state_dict().items(), model.state_dict().values()):
+            if target.dtype.is_floating_point:
+                ema_float.append(target)
+                src_float.append(value)
+            else:
+                target.copy_(value)  # e.g. BN's num_batches_tracked
+        torch._foreach_lerp_(ema_float, src_float, 1.0 - d)  # one fused kernel, not one per tensor

@@ -1,0 +1,152 @@
+"""`rsearch train`: run one configuration, in-process (1 worker) or on Ray Train (N workers),
+and leave summary.json, epochs.parquet and checkpoint.pt in the output folder."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from rsearch import metrics as M
+from rsearch.data import load_data
+from rsearch.errors import UserError
+from rsearch.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
+from rsearch.train.config import TrainConfig
+from rsearch.train.loop import train_epochs
+
+SUMMARY_FILE = "summary.json"
+EPOCHS_FILE = "epochs.parquet"
+
+
+def preflight(cfg: TrainConfig) -> dict:
+    """Everything that can be wrong with the input, checked before any folder is written.
+    Returns the data split info (sizes, minival fingerprint)."""
+    if cfg.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError("--gpu: a GPU was requested but torch sees no CUDA device on this machine")
+    splits = load_data(cfg.data, resolution=cfg.resolution, randaugment_ops=cfg.recipe.randaugment_ops,
+                       randaugment_magnitude=cfg.recipe.randaugment_magnitude)
+    if len(splits.train) < cfg.recipe.batch_size:
+        raise UserError(f"--batch-size: {cfg.recipe.batch_size} exceeds the training split "
+                        f"({len(splits.train)} images); expected at most {len(splits.train)}")
+    info = dict(splits.info)
+    info.update(num_classes=splits.num_classes, in_chans=splits.in_chans)
+    return info
+
+
+def prepare_output(output: Path, resume: bool) -> dict | None:
+    """Refuse to overwrite a finished or interrupted run; return the checkpoint to resume from."""
+    ckpt = output / CHECKPOINT_FILE
+    if resume:
+        if not ckpt.exists():
+            raise UserError(f"--resume: no {CHECKPOINT_FILE} in {output}; expected the --output of an earlier run")
+        return load_checkpoint(ckpt)
+    if output.exists() and any(output.iterdir()):
+        raise UserError(f"--output: {output} is not empty; choose a new folder, or pass --resume to continue the run in it")
+    return None
+
+
+def run_training(cfg: TrainConfig, output: str | os.PathLike, *, resume: bool = False, show_progress: bool = True,
+                 ray_address: str | None = None) -> dict:
+    output = Path(output).expanduser()
+    data_info = preflight(cfg)
+    state = prepare_output(output, resume)
+    if state is not None and state["config"] != cfg.to_dict():
+        raise UserError("--resume: the arguments differ from the interrupted run's; pass the same arguments")
+    output.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    if cfg.workers == 1:
+        history = _run_in_process(cfg, output, state, show_progress)
+    else:
+        history = _run_ray_train(cfg, output, ray_address)
+    summary = _summary(cfg, data_info, history, time.perf_counter() - started)
+    _write_json(output / SUMMARY_FILE, summary)
+    return summary
+
+
+def _run_in_process(cfg: TrainConfig, output: Path, state: dict | None, show_progress: bool) -> list[dict]:
+    progress = _ProgressLine(cfg.epochs) if show_progress else None
+    history = list(state["history"]) if state else []
+    for epoch in train_epochs(cfg, resume=state, progress=progress and progress.batch):
+        history.append(epoch.metrics)
+        # Checkpoint then epoch table, each atomic: a kill loses at most the epoch in flight.
+        save_checkpoint(epoch.state(), output / CHECKPOINT_FILE)
+        write_epochs(output / EPOCHS_FILE, history)
+        if progress:
+            progress.epoch(epoch.metrics)
+    return history
+
+
+def _run_ray_train(cfg: TrainConfig, output: Path, ray_address: str | None) -> list[dict]:
+    from rsearch.ray_session import init_ray
+    from rsearch.train.distributed import fit_torch_trainer
+
+    init_ray(ray_address)
+    # The run is named after the output folder, so re-running with --resume restores it.
+    result = fit_torch_trainer(cfg, name="ray_train", storage_path=str(output.resolve()))
+    if result.error:
+        raise result.error
+    with result.checkpoint.as_directory() as d:
+        state = load_checkpoint(Path(d) / CHECKPOINT_FILE)
+    save_checkpoint(state, output / CHECKPOINT_FILE)
+    write_epochs(output / EPOCHS_FILE, state["history"])
+    for row in state["history"]:
+        print(_format_epoch(row, cfg.epochs), file=sys.stderr)
+    return list(state["history"])
+
+
+def _summary(cfg: TrainConfig, data_info: dict, history: list[dict], wall_s: float) -> dict:
+    last = history[-1]
+    return {
+        M.MINIVAL_TOP1: last[M.MINIVAL_TOP1], M.MINIVAL_LOSS: last[M.MINIVAL_LOSS],
+        M.TEST_TOP1: last.get(M.TEST_TOP1), M.TEST_LOSS: last.get(M.TEST_LOSS),
+        "train_size": data_info["train_size"], "minival_size": data_info["minival_size"],
+        "test_size": data_info.get("test_size"), "minival_fingerprint": data_info.get("minival_fingerprint"),
+        "num_classes": data_info["num_classes"], M.EPOCHS: cfg.epochs,
+        M.IMG_PER_S: sum(r[M.IMG_PER_S] for r in history) / len(history), M.WALL_S: wall_s,
+        "config": cfg.to_dict(),
+    }
+
+
+def write_epochs(path: Path, history: list[dict]) -> None:
+    table = pa.Table.from_pylist(history)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def _format_epoch(row: dict, epochs: int) -> str:
+    text = (f"epoch {row[M.EPOCH]}/{epochs}  loss {row[M.TRAIN_LOSS]:.4f}  minival top-1 {row[M.MINIVAL_TOP1]:.4f}"
+            f"  lr {row[M.LR]:.4g}  {row[M.IMG_PER_S]:.0f} img/s  {row[M.EPOCH_SECONDS]:.1f}s")
+    if row.get(M.TEST_TOP1) is not None:
+        text += f"  test top-1 {row[M.TEST_TOP1]:.4f}"
+    return text
+
+
+class _ProgressLine:
+    """One line per epoch; on a terminal, a live batch counter too."""
+
+    def __init__(self, epochs: int):
+        self.epochs = epochs
+        self.tty = sys.stderr.isatty()
+
+    def batch(self, done: int, total: int) -> None:
+        if self.tty and (done == total or done % 5 == 0):
+            print(f"\r  batch {done}/{total}", end="", file=sys.stderr, flush=True)
+
+    def epoch(self, row: dict) -> None:
+        print(("\r" if self.tty else "") + _format_epoch(row, self.epochs), file=sys.stderr, flush=True)

@@ -1,0 +1,175 @@
+"""The search driver: SearchSpace -> cost table -> one Ray Tune run per epoch regime -> results store.
+
+    space (validated) --> costs: params, FLOPs, measured latency per architecture (cached)
+        --> per regime: Tuner(grid | random | HyperOpt TPE, FIFO | ASHA) over run_trial
+        --> ResultsRecorder keeps results.parquet / curves.parquet current
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from rsearch import metrics as M
+from rsearch import results
+from rsearch.errors import UserError
+from rsearch.tune.plan import Plan, make_plan
+from rsearch.tune.trial import TrialContext, arch_key, build_train_config, over_budget
+
+LATENCY_TABLE = "latency.parquet"  # shared by every experiment under one storage root
+
+
+def experiment_dir(space, storage: str | None = None, name: str | None = None) -> Path:
+    root = storage or space.storage["path"]
+    if "://" in root:
+        raise UserError(f"storage.path: {root!r} — cloud URIs are not supported for the results store yet; "
+                        "expected a local or shared filesystem path")
+    return Path(root).expanduser().resolve() / (name or space.name)
+
+
+def run_search(space, *, exp_dir: Path, resume: bool = False, address: str | None = None,
+               quiet: bool = False) -> Path:
+    """Run (or resume) the whole study; returns the experiment folder."""
+    from rsearch.train.runner import preflight
+
+    if resume and not (exp_dir / "experiment.json").exists():
+        raise UserError(f"--resume: no experiment at {exp_dir}; expected a folder written by `rsearch tune`")
+    if not resume and exp_dir.exists() and any(exp_dir.iterdir()):
+        raise UserError(f"--name: experiment {exp_dir} already exists; pass --resume to continue it, "
+                        "or choose another --name")
+    # Everything that can be wrong with the input is found before Ray starts or a folder is written.
+    probe = build_train_config(_first_config(space), _context(space, {"num_classes": 2, "in_chans": 3}, exp_dir))
+    data_info = preflight(probe)
+    ctx = _context(space, data_info, exp_dir)
+    plan = make_plan(space)
+
+    from rsearch.ray_session import init_ray
+
+    init_ray(address)
+    if not resume:
+        results.create_experiment(exp_dir, _meta(space, plan), space.resolved())
+    ctx = _with_costs(ctx, plan, quiet)
+    for regime in space.epochs:
+        _run_regime(space, plan, regime, ctx, exp_dir, resume, quiet)
+    results.update_meta(exp_dir, status="finished", finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    return exp_dir
+
+
+def _context(space, data_info: dict, exp_dir: Path) -> TrialContext:
+    latency = space.latency
+    method = latency_method(latency) if latency is not None else None
+    res = space.resources
+    return TrialContext(
+        data=dict(space.data), num_classes=int(data_info["num_classes"]), in_chans=int(data_info["in_chans"]),
+        workers=int(res["workers"]), cpus_per_worker=float(res["cpus_per_worker"]),
+        gpus_per_worker=float(res["gpus_per_worker"]),
+        latency_budget_ms=latency["max"] if latency else None, max_params=space.max_params,
+        max_flops=space.max_flops, latency_method=method,
+        latency_cache=str(exp_dir.parent / LATENCY_TABLE), train_storage=str(exp_dir / "train"))
+
+
+def latency_method(latency: dict) -> dict:
+    """LatencyMethod fields from the space's constraints.latency_ms mapping."""
+    return {k: latency[k] for k in ("device", "dtype", "batch_size", "repeats", "warmup", "threads")
+            if latency.get(k) is not None}
+
+
+def _first_config(space) -> dict:
+    """One concrete trial config (first value of every dimension), to validate the data and recipe."""
+    from rsearch.tune.plan import first_value
+
+    config = {k: first_value(d) for k, d in space.scaling.items()}
+    config[M.EPOCHS] = space.epochs[0]
+    config["regularization"] = {k: first_value(d) for k, d in space.regularization.items()}
+    config["recipe"] = {k: first_value(d) for k, d in space.recipe.items()}
+    return config
+
+
+def _meta(space, plan: Plan) -> dict:
+    return {"name": space.name, "schema_version": M.RESULTS_SCHEMA_VERSION,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "space_file": getattr(space, "source", None),
+            "epochs": list(space.epochs), "latency_budget_ms": space.latency["max"] if space.latency else None,
+            "latency_method": dict(space.latency) if space.latency else None, "objective": M.OBJECTIVE,
+            "planned_trials": plan.total_trials, "status": "running"}
+
+
+def _with_costs(ctx: TrialContext, plan: Plan, quiet: bool) -> TrialContext:
+    import dataclasses
+
+    from rsearch.tune.costs import measure_costs_remote
+
+    if not plan.architectures:
+        return ctx  # continuous scaling dimensions: each trial measures its own (cached)
+    if not quiet:
+        print(f"[rsearch] measuring cost of {len(plan.architectures)} architectures "
+              f"(latency method: {ctx.latency_method})", file=sys.stderr, flush=True)
+    costs = measure_costs_remote(plan.architectures, ctx)
+    return dataclasses.replace(ctx, costs=costs)
+
+
+def _run_regime(space, plan: Plan, regime: int, ctx: TrialContext, exp_dir: Path, resume: bool, quiet: bool):
+    from ray import tune
+
+    from rsearch.tune.recorder import ResultsRecorder
+    from rsearch.tune.trial import run_trial
+    from rsearch.tune.tuner import make_tuner_parts
+
+    feasible, infeasible = _split_by_budget(plan, ctx)
+    if plan.architectures and not feasible:
+        print(f"[rsearch] regime {regime} epochs: every architecture is over the budget; nothing to train",
+              file=sys.stderr)
+    extra = [_infeasible_row(ctx.costs[k], regime, ctx) for k in infeasible] if space.search["algorithm"] == "grid" else []
+    recorder = ResultsRecorder(str(exp_dir), ctx.costs, lambda config: _describe(config, ctx), extra, quiet)
+    trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx), _trial_resources(ctx))
+    path = exp_dir / "tune" / f"regime_{regime}"
+    if space.search["algorithm"] == "grid" and not feasible:
+        recorder.setup()
+        return
+    if resume and tune.Tuner.can_restore(str(path)):
+        tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_unfinished=True, resume_errored=False,
+                                   restart_errored=False)
+    else:
+        param_space, tune_config, run_config = make_tuner_parts(space, regime, feasible, ctx, path, recorder)
+        tuner = tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)
+    if not quiet:
+        print(f"[rsearch] regime {regime} epochs: {plan.trials_per_regime} trials planned", file=sys.stderr, flush=True)
+    tuner.fit()
+
+
+def _split_by_budget(plan: Plan, ctx: TrialContext) -> tuple[list, list]:
+    """Architectures within the budget, and the keys of those over it."""
+    feasible, infeasible = [], []
+    for arch in plan.architectures or []:
+        key = arch_key(*arch)
+        if over_budget(ctx.costs[key], ctx):
+            infeasible.append(key)
+        else:
+            feasible.append(arch)
+    return feasible, infeasible
+
+
+def _infeasible_row(cost: dict, regime: int, ctx: TrialContext) -> dict:
+    return {M.TRIAL_ID: f"infeasible_{regime}ep_{cost[M.DEPTH]}_{cost[M.WIDTH]:g}_{cost[M.RESOLUTION]}",
+            **cost, M.EPOCHS: regime, M.STATUS: M.STATUS_INFEASIBLE, M.FAILURE: over_budget(cost, ctx),
+            M.TRAIN_SECONDS: 0.0, "epochs_done": 0}
+
+
+def _describe(config: dict, ctx: TrialContext) -> dict:
+    """The columns a trial's config contributes to its results row."""
+    cfg = build_train_config(config, ctx)
+    from rsearch.tune.trial import trial_settings
+
+    _, _, preset_name = trial_settings(config)
+    r = cfg.recipe
+    return {M.DEPTH: cfg.depth, M.WIDTH: cfg.width, M.RESOLUTION: cfg.resolution, M.EPOCHS: cfg.epochs,
+            "recipe": preset_name, "dropout": r.dropout, "stochastic_depth": r.stochastic_depth,
+            "label_smoothing": r.label_smoothing, "randaugment_magnitude": r.randaugment_magnitude,
+            "randaugment_ops": r.randaugment_ops, "weight_decay": r.weight_decay, "ema_decay": r.ema_decay,
+            "base_lr": r.base_lr, "batch_size": r.batch_size}
+
+
+def _trial_resources(ctx: TrialContext) -> dict:
+    if ctx.workers == 1:
+        return {"cpu": ctx.cpus_per_worker, "gpu": ctx.gpus_per_worker}
+    # N workers: the trial only drives the TorchTrainer; its workers ask for their own resources.
+    return {"cpu": 0}

@@ -1,0 +1,128 @@
+"""A Tune callback that keeps results.parquet and curves.parquet current while the search runs.
+
+Rows are keyed by trial id and rewritten atomically after every reported epoch, so the
+dashboard can read the experiment mid-run, and a resumed driver picks the rows up again
+(`setup` reloads them) instead of starting from an empty table.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+from ray.tune import Callback
+
+from rsearch import metrics as M
+from rsearch import results
+
+# Recipe values recorded for every trial (searched or fixed).
+RECIPE_COLUMNS = ("recipe", "dropout", "stochastic_depth", "label_smoothing", "randaugment_magnitude",
+                  "randaugment_ops", "weight_decay", "ema_decay", "base_lr", "batch_size")
+CURVE_COLUMNS = (M.EPOCH, M.TRAIN_LOSS, M.MINIVAL_TOP1, M.MINIVAL_LOSS, M.LR, M.IMG_PER_S, M.EPOCH_SECONDS)
+FINAL = (M.STATUS_OK, M.STATUS_INFEASIBLE, M.STATUS_FAILED)
+
+
+class ResultsRecorder(Callback):
+    def __init__(self, exp_dir: str, costs: dict, describe_trial, extra_rows: list[dict] | None = None,
+                 quiet: bool = False):
+        self.exp_dir = exp_dir
+        self.costs = costs  # arch key -> params/flops/latency, measured before the search
+        self.describe_trial = describe_trial  # trial config -> {depth, width, resolution, epochs, recipe values}
+        self.extra_rows = extra_rows or []  # infeasible configs the grid never scheduled
+        self.quiet = quiet
+        self.rows: dict[str, dict] = {}
+        self.curves: dict[tuple[str, int], dict] = {}
+        self._last_print = 0.0
+
+    # --- Tune hooks ---
+    def setup(self, **info):
+        existing = results.read_experiment(self.exp_dir, allow_empty=True)
+        for row in existing.results.to_dict("records"):
+            self.rows[row[M.TRIAL_ID]] = _clean(row)
+        for row in existing.curves.to_dict("records"):
+            self.curves[(row[M.TRIAL_ID], int(row[M.EPOCH]))] = _clean(row)
+        for row in self.extra_rows:
+            self.rows.setdefault(row[M.TRIAL_ID], row)
+        self._flush()
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        row = self._row(trial)
+        row.setdefault(M.STATUS, M.STATUS_RUNNING)
+        self._flush()
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        row = self._row(trial)
+        status = result.get(M.STATUS, M.STATUS_RUNNING)
+        row[M.STATUS] = status
+        for key in (M.FAILURE, M.MINIVAL_TOP1, M.MINIVAL_LOSS, M.TEST_TOP1, M.IMG_PER_S):
+            if key in result:
+                row[key] = result[key]
+        if status in (M.STATUS_INFEASIBLE, M.STATUS_FAILED):
+            row[M.MINIVAL_TOP1] = None  # the 0.0 reported to the searcher is not an accuracy
+        if result.get(M.EPOCH):
+            curve = {M.TRIAL_ID: trial.trial_id, **{k: result.get(k) for k in CURVE_COLUMNS}}
+            curve.update({k: row[k] for k in (M.DEPTH, M.WIDTH, M.RESOLUTION, M.EPOCHS)})
+            self.curves[(trial.trial_id, int(result[M.EPOCH]))] = curve
+            row["epochs_done"] = int(result[M.EPOCH])
+            row[M.TRAIN_SECONDS] = sum(c.get(M.EPOCH_SECONDS) or 0.0 for (t, _), c in self.curves.items()
+                                       if t == trial.trial_id)
+        self._flush()
+        self._progress(trials)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        row = self._row(trial)
+        if row.get(M.STATUS) not in FINAL:
+            # Finished without reaching the last epoch: stopped early by the scheduler (ASHA).
+            done = row.get("epochs_done") or 0
+            row[M.STATUS] = M.STATUS_OK
+            if done < row[M.EPOCHS]:
+                row["stopped_early"] = True
+        self._flush()
+        self._progress(trials, force=True)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        row = self._row(trial)
+        row[M.STATUS] = M.STATUS_FAILED
+        row[M.FAILURE] = _error_line(trial)
+        self._flush()
+        self._progress(trials, force=True)
+
+    # --- helpers ---
+    def _row(self, trial) -> dict:
+        row = self.rows.get(trial.trial_id)
+        if row is None:
+            described = self.describe_trial(trial.config)
+            key = f"{described[M.DEPTH]},{described[M.WIDTH]:g},{described[M.RESOLUTION]}"
+            row = {M.TRIAL_ID: trial.trial_id, **self.costs.get(key, {}), **described, M.TRAIN_SECONDS: 0.0}
+            self.rows[trial.trial_id] = row
+        return row
+
+    def _flush(self) -> None:
+        results.write_results(self.exp_dir, list(self.rows.values()))
+        results.write_curves(self.exp_dir, list(self.curves.values()))
+
+    def _progress(self, trials, force: bool = False) -> None:
+        """A compact live table: counts by status and the best minival accuracy so far."""
+        if self.quiet or (not force and time.monotonic() - self._last_print < 5):
+            return
+        self._last_print = time.monotonic()
+        counts: dict[str, int] = {}
+        for row in self.rows.values():
+            counts[row.get(M.STATUS, "?")] = counts.get(row.get(M.STATUS, "?"), 0) + 1
+        best = max((r for r in self.rows.values() if r.get(M.MINIVAL_TOP1) is not None),
+                   key=lambda r: r[M.MINIVAL_TOP1], default=None)
+        text = "  ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        if best:
+            text += (f"  | best minival {best[M.MINIVAL_TOP1]:.3f}: depth {best[M.DEPTH]} width {best[M.WIDTH]:g} "
+                     f"res {best[M.RESOLUTION]} @ {best[M.EPOCHS]} ep")
+        print(f"[rsearch] trials: {text}", file=sys.stderr, flush=True)
+
+
+def _error_line(trial) -> str:
+    message = getattr(trial, "error_msg", None) or ""
+    lines = [line for line in str(message).splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "trial raised an error (see the trial's error.txt)"
+
+
+def _clean(row: dict) -> dict:
+    """NaN -> None for rows read back from Parquet through pandas."""
+    return {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}

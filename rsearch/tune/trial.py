@@ -1,0 +1,148 @@
+"""The Tune function trainable: one trial = one (architecture, regularization, regime).
+
+1 worker  -> the training loop runs inside the trial process (no Ray Train start-up cost);
+N workers -> the trial drives a Ray Train TorchTrainer named after the trial id, whose
+             reports reach Tune through Ray's TuneReportCallback.
+A configuration over the latency (or params/FLOPs) budget is reported as `infeasible`
+with its measured cost and never trained; it reports the worst objective so that a
+model-based searcher (HyperOpt TPE) learns the boundary instead of sampling near it.
+"""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from ray import tune
+
+from rsearch import metrics as M
+from rsearch.data import DataConfig
+from rsearch.recipe import preset
+from rsearch.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
+from rsearch.train.config import TrainConfig
+from rsearch.train.loop import TrainingDiverged, train_epochs
+
+# Recipe knobs a space may search or fix (everything else in the trial config is scaling).
+ARCH_KEYS = (M.DEPTH, M.WIDTH, M.RESOLUTION)
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """What every trial shares, handed over with tune.with_parameters (not searched)."""
+
+    data: dict  # DataConfig fields
+    num_classes: int
+    in_chans: int
+    workers: int = 1
+    cpus_per_worker: float = 1
+    gpus_per_worker: float = 0
+    latency_budget_ms: float | None = None
+    max_params: int | None = None
+    max_flops: int | None = None
+    latency_method: dict | None = None  # LatencyMethod fields
+    latency_cache: str | None = None  # Parquet latency table (measured before the search)
+    costs: dict = field(default_factory=dict)  # "depth,width,resolution" -> {params, flops, latency_ms, ...}
+    train_storage: str = ""  # where N-worker trials keep their Ray Train runs
+
+
+def arch_key(depth, width, resolution) -> str:
+    return f"{int(depth)},{float(width):g},{int(resolution)}"
+
+
+def trial_settings(config: dict) -> tuple[tuple[int, float, int], dict, str]:
+    """Split a trial config into (architecture, recipe values, preset)."""
+    if "arch" in config:  # grid searches enumerate feasible architectures as one dimension
+        depth, width, resolution = config["arch"]
+    else:
+        depth, width, resolution = config[M.DEPTH], config[M.WIDTH], config[M.RESOLUTION]
+    recipe = dict(config.get("recipe", {}))
+    recipe.update(config.get("regularization", {}))
+    name = recipe.pop("preset", "rs")
+    return (int(depth), float(width), int(round(resolution))), recipe, name
+
+
+def build_train_config(config: dict, ctx: TrialContext) -> TrainConfig:
+    (depth, width, resolution), recipe_values, name = trial_settings(config)
+    for key in ("randaugment_magnitude", "randaugment_ops", "batch_size"):
+        if key in recipe_values:  # quniform/randint may yield floats; these fields are ints
+            recipe_values[key] = int(round(recipe_values[key]))
+    recipe = preset(name, depth=depth, **recipe_values)
+    device = "cuda" if ctx.gpus_per_worker > 0 else "cpu"
+    return TrainConfig(depth=depth, width=width, resolution=resolution, epochs=int(config[M.EPOCHS]),
+                       recipe=recipe, data=DataConfig(**ctx.data), seed=int(config.get("seed", 0)),
+                       device=device, workers=ctx.workers)
+
+
+def trial_cost(cfg: TrainConfig, ctx: TrialContext) -> dict:
+    """params, FLOPs and measured latency (from the pre-search table, else measured now, cached)."""
+    key = arch_key(cfg.depth, cfg.width, cfg.resolution)
+    if key in ctx.costs:
+        return dict(ctx.costs[key])
+    from rsearch.tune.costs import measure_costs
+
+    return measure_costs([(cfg.depth, cfg.width, cfg.resolution)], ctx)[key]
+
+
+def over_budget(cost: dict, ctx: TrialContext) -> str | None:
+    """Why this configuration is infeasible, or None."""
+    if ctx.latency_budget_ms is not None and cost.get(M.LATENCY_MS, 0) > ctx.latency_budget_ms:
+        return f"latency {cost[M.LATENCY_MS]:.3g} ms > budget {ctx.latency_budget_ms:g} ms"
+    if ctx.max_params is not None and cost[M.PARAMS] > ctx.max_params:
+        return f"params {cost[M.PARAMS]:,} > max_params {ctx.max_params:,}"
+    if ctx.max_flops is not None and cost[M.FLOPS] > ctx.max_flops:
+        return f"FLOPs {cost[M.FLOPS]:,} > max_flops {ctx.max_flops:,}"
+    return None
+
+
+def run_trial(config: dict, ctx: TrialContext) -> None:
+    cfg = build_train_config(config, ctx)
+    torch.set_num_threads(max(1, int(ctx.cpus_per_worker)))
+    cost = trial_cost(cfg, ctx)
+    base = {**cost, M.STATUS: M.STATUS_RUNNING}
+    reason = over_budget(cost, ctx)
+    if reason is not None:
+        tune.report({**base, M.STATUS: M.STATUS_INFEASIBLE, M.FAILURE: reason, M.MINIVAL_TOP1: 0.0,
+                     M.TRAIN_SECONDS: 0.0, M.EPOCH: 0})
+        return
+    try:
+        if cfg.workers == 1:
+            _train_in_process(cfg, base)
+        else:
+            _train_on_ray_train(cfg, ctx)
+    except TrainingDiverged as exc:
+        _report_failure(base, f"diverged: {exc}")
+    except torch.OutOfMemoryError as exc:  # the trial is recorded as failed; the search goes on
+        _report_failure(base, f"out of memory: {str(exc).splitlines()[0]}")
+
+
+def _report_failure(base: dict, reason: str) -> None:
+    tune.report({**base, M.STATUS: M.STATUS_FAILED, M.FAILURE: reason, M.MINIVAL_TOP1: 0.0})
+
+
+def _train_in_process(cfg: TrainConfig, base: dict) -> None:
+    resume = None
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:  # a restarted trial continues from its last epoch
+        with checkpoint.as_directory() as d:
+            resume = load_checkpoint(Path(d) / CHECKPOINT_FILE)
+    train_seconds = sum(r.get(M.EPOCH_SECONDS, 0.0) for r in (resume or {}).get("history", []))
+    for epoch in train_epochs(cfg, resume=resume):
+        train_seconds += epoch.metrics[M.EPOCH_SECONDS]
+        status = M.STATUS_OK if epoch.metrics[M.EPOCH] == cfg.epochs else M.STATUS_RUNNING
+        with tempfile.TemporaryDirectory() as tmp:
+            save_checkpoint(epoch.state(), Path(tmp) / CHECKPOINT_FILE)
+            tune.report({**base, **epoch.metrics, M.STATUS: status, M.TRAIN_SECONDS: train_seconds},
+                        checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+def _train_on_ray_train(cfg: TrainConfig, ctx: TrialContext) -> None:
+    from rsearch.train.distributed import fit_torch_trainer
+
+    # Named after the trial id: a retried trial finds its Ray Train run and resumes its checkpoint.
+    trial_id = tune.get_context().get_trial_id()
+    result = fit_torch_trainer(cfg, name=trial_id, storage_path=ctx.train_storage, in_tune=True,
+                               cpus_per_worker=ctx.cpus_per_worker)
+    if result.error:
+        raise result.error
+

@@ -1,0 +1,65 @@
+"""Tune's parts for one regime: param space (nesting mirrors the trial config), search
+algorithm (grid | random | HyperOpt TPE), scheduler (FIFO | ASHA) and run config."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.search import ConcurrencyLimiter
+
+from rsearch import metrics as M
+
+
+def _domain(dim, algorithm: str):
+    # HyperOpt and random search sample: a grid dimension becomes a choice of its values.
+    if algorithm != "grid" and getattr(dim, "is_grid", False):
+        dim = dim.as_choice()
+    return dim.to_tune()
+
+
+def param_space(space, regime: int, feasible: list) -> dict:
+    algorithm = space.search["algorithm"]
+    ps: dict = {M.EPOCHS: regime, "seed": int(space.search.get("seed", 0))}
+    if algorithm == "grid" and feasible:
+        # One grid dimension over the feasible architectures: configs over the budget never reach Tune.
+        ps["arch"] = tune.grid_search([list(a) for a in feasible])
+    else:
+        for key in (M.DEPTH, M.WIDTH, M.RESOLUTION):
+            ps[key] = _domain(space.scaling[key], algorithm)
+    ps["regularization"] = {k: _domain(d, algorithm) for k, d in space.regularization.items()}
+    ps["recipe"] = {k: _domain(d, algorithm) for k, d in space.recipe.items()}
+    return ps
+
+
+def search_algorithm(space):
+    search = space.search
+    if search["algorithm"] != "hyperopt":
+        return None  # Tune's BasicVariantGenerator: grid x num_samples, random sampling
+    from ray.tune.search.hyperopt import HyperOptSearch
+
+    algo = HyperOptSearch(metric=M.OBJECTIVE, mode=M.OBJECTIVE_MODE, random_state_seed=int(search.get("seed", 0)))
+    return ConcurrencyLimiter(algo, max_concurrent=int(search["max_concurrent"]))
+
+
+def scheduler(space, regime: int):
+    sched = space.search["scheduler"]
+    if sched["kind"] == "asha":
+        return ASHAScheduler(time_attr="training_iteration", max_t=regime,
+                             grace_period=min(int(sched.get("grace_period", 1)), regime),
+                             reduction_factor=float(sched.get("reduction_factor", 3)))
+    return FIFOScheduler()
+
+
+def make_tuner_parts(space, regime: int, feasible: list, ctx, path: Path, recorder):
+    search = space.search
+    tune_config = tune.TuneConfig(
+        metric=M.OBJECTIVE, mode=M.OBJECTIVE_MODE, search_alg=search_algorithm(space),
+        scheduler=scheduler(space, regime), num_samples=int(search["num_samples"]),
+        max_concurrent_trials=int(search["max_concurrent"]))
+    run_config = tune.RunConfig(
+        name=path.name, storage_path=str(path.parent),
+        failure_config=tune.FailureConfig(max_failures=2),  # a killed trial resumes from its checkpoint
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        callbacks=[recorder], verbose=0)
+    return param_space(space, regime, feasible), tune_config, run_config
