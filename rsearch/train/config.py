@@ -26,6 +26,7 @@ class TrainConfig:
     deterministic: bool = False  # torch deterministic algorithms (exact resume tests)
     eval_test: bool = True  # evaluate the test split after the last epoch
     max_steps_per_epoch: int | None = None  # cap (benchmarks, smoke runs); None = full epoch
+    nan_at_step: int | None = None  # fault injection for failure-handling tests: the loss turns NaN here
 
     def __post_init__(self):
         layers_for_depth(self.depth)  # UserError below the smallest buildable depth

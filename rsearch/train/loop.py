@@ -142,6 +142,8 @@ def _train_one_epoch(run: _Run, cfg: TrainConfig, rank: int, world_size: int, pr
             group["lr"] = lr
         with _autocast(cfg, run.device):
             loss = run.criterion(run.model(x), y)
+        if cfg.nan_at_step is not None and run.step >= cfg.nan_at_step:
+            loss = loss * float("nan")  # injected fault (tests of the failure path)
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         run.optimizer.step()

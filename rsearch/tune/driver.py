@@ -70,8 +70,7 @@ def _context(space, data_info: dict, exp_dir: Path) -> TrialContext:
 
 def latency_method(latency: dict) -> dict:
     """LatencyMethod fields from the space's constraints.latency_ms mapping."""
-    return {k: latency[k] for k in ("device", "dtype", "batch_size", "repeats", "warmup", "threads")
-            if latency.get(k) is not None}
+    return {k: v for k, v in latency.items() if k != "max" and v is not None}
 
 
 def _first_config(space) -> dict:

@@ -9,6 +9,8 @@ model-based searcher (HyperOpt TPE) learns the boundary instead of sampling near
 """
 from __future__ import annotations
 
+import dataclasses
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,8 +97,15 @@ def over_budget(cost: dict, ctx: TrialContext) -> str | None:
     return None
 
 
+# Fault injection for the failure-handling tests: "nan:<depth>,<width>,<resolution>" makes the
+# loss of that architecture's trials NaN from the first step (a real divergence, detected by the loop).
+FAULT_ENV = "RSEARCH_INJECT_NAN"
+
+
 def run_trial(config: dict, ctx: TrialContext) -> None:
     cfg = build_train_config(config, ctx)
+    if os.environ.get(FAULT_ENV) == arch_key(cfg.depth, cfg.width, cfg.resolution):
+        cfg = dataclasses.replace(cfg, nan_at_step=0)
     torch.set_num_threads(max(1, int(ctx.cpus_per_worker)))
     cost = trial_cost(cfg, ctx)
     base = {**cost, M.STATUS: M.STATUS_RUNNING}

@@ -38,7 +38,10 @@ def search_algorithm(space):
         return None  # Tune's BasicVariantGenerator: grid x num_samples, random sampling
     from ray.tune.search.hyperopt import HyperOptSearch
 
-    algo = HyperOptSearch(metric=M.OBJECTIVE, mode=M.OBJECTIVE_MODE, random_state_seed=int(search.get("seed", 0)))
+    # TPE starts from a few random points (Ray's default of 20 would make a short search random).
+    initial = max(3, int(search["num_samples"]) // 4)
+    algo = HyperOptSearch(metric=M.OBJECTIVE, mode=M.OBJECTIVE_MODE, n_initial_points=initial,
+                          random_state_seed=int(search.get("seed", 0)))
     return ConcurrencyLimiter(algo, max_concurrent=int(search["max_concurrent"]))
 
 

@@ -1,0 +1,229 @@
+"""`rsearch tune` end to end on local Ray: results, Pareto flags, infeasible configs, faults, resume."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from rsearch import metrics as M
+from rsearch import results
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ROOT / "search_spaces" / "smoke.yaml"
+
+
+def smoke_space(tmp_path: Path, name: str = "smoke", **changes) -> Path:
+    """smoke.yaml with `changes` applied at top level (dicts merged one level deep)."""
+    space = yaml.safe_load(SMOKE.read_text())
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(space.get(key), dict):
+            space[key].update(value)
+        else:
+            space[key] = value
+    space["name"] = name
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(space))
+    return path
+
+
+def rsearch(*args, env=None, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rsearch", *args], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, **(env or {})}, timeout=600, **kwargs)
+
+
+def assert_pareto_flags_correct(frame):
+    """No flagged point is dominated; every non-dominated point is flagged (brute force)."""
+    for _, group in frame.groupby(M.EPOCHS):
+        ok = group[group[M.STATUS] == M.STATUS_OK]
+        for i, row in ok.iterrows():
+            dominated = any(
+                (o[M.MINIVAL_TOP1] >= row[M.MINIVAL_TOP1] and o[M.LATENCY_MS] <= row[M.LATENCY_MS])
+                and (o[M.MINIVAL_TOP1] > row[M.MINIVAL_TOP1] or o[M.LATENCY_MS] < row[M.LATENCY_MS])
+                for j, o in ok.iterrows() if j != i)
+            assert bool(row[M.PARETO]) == (not dominated), row.to_dict()
+        assert not group[group[M.STATUS] != M.STATUS_OK][M.PARETO].any()
+
+
+@pytest.mark.slow
+def test_smoke_search_end_to_end(tmp_path, ray_local):
+    from rsearch.cli import main
+
+    assert main(["tune", "--space", str(SMOKE), "--storage", str(tmp_path), "--quiet"]) == 0
+    exp = results.read_experiment(tmp_path / "smoke")
+    frame = exp.results
+    assert len(frame) == 3 and exp.meta["status"] == "finished"
+    infeasible = frame[frame[M.STATUS] == M.STATUS_INFEASIBLE]
+    assert list(infeasible[M.WIDTH]) == [2.0]  # ~30 ms against a 10 ms budget
+    assert (infeasible[M.TRAIN_SECONDS] == 0).all() and infeasible[M.LATENCY_MS].iloc[0] > 10
+    ok = frame[frame[M.STATUS] == M.STATUS_OK]
+    assert len(ok) == 2 and ok[M.MINIVAL_TOP1].notna().all() and (ok[M.TRAIN_SECONDS] > 0).all()
+    assert ok[M.PARAMS].gt(0).all() and ok[M.FLOPS].gt(0).all() and ok[M.TEST_TOP1].notna().all()
+    assert_pareto_flags_correct(frame)
+    assert set(exp.curves[M.TRIAL_ID]) == set(ok[M.TRIAL_ID])
+    assert (tmp_path / "smoke" / "space.yaml").exists()
+
+
+@pytest.mark.slow
+def test_a_diverging_trial_is_recorded_as_failed_and_the_others_finish(tmp_path):
+    space = smoke_space(tmp_path, "nan")
+    proc = rsearch("tune", "--space", str(space), "--storage", str(tmp_path), "--quiet",
+                   env={"RSEARCH_INJECT_NAN": "26,0.5,32"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    frame = results.read_experiment(tmp_path / "nan").results.set_index(M.WIDTH)
+    assert frame.loc[0.5, M.STATUS] == M.STATUS_FAILED and "diverged" in frame.loc[0.5, M.FAILURE]
+    assert frame.loc[0.25, M.STATUS] == M.STATUS_OK and frame.loc[2.0, M.STATUS] == M.STATUS_INFEASIBLE
+    assert not frame[M.PARETO].loc[0.5]
+
+
+def _trial_pids() -> list[int]:
+    """Processes running a Tune function trial (Ray names them after the trainable's actor)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if cmd.startswith("ray::ImplicitFunc"):
+                pids.append(int(entry.name))
+    return pids
+
+
+def _wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _ok_rows(exp_dir: Path) -> int:
+    try:
+        frame = results.read_experiment(exp_dir, allow_empty=True).results
+    except Exception:
+        return 0
+    return int((frame[M.STATUS] == M.STATUS_OK).sum()) if len(frame) else 0
+
+
+def _curve_epochs(exp_dir: Path) -> int:
+    try:
+        return len(results.read_experiment(exp_dir, allow_empty=True).curves)
+    except Exception:
+        return 0
+
+
+@pytest.mark.slow
+def test_killed_trial_worker_resumes_from_its_checkpoint(tmp_path):
+    space = smoke_space(tmp_path, "killtrial", epochs=[3], scaling={"depth": [26], "width": [0.25], "resolution": [32]})
+    exp_dir = tmp_path / "killtrial"
+    driver = subprocess.Popen([sys.executable, "-m", "rsearch", "tune", "--space", str(space), "--storage",
+                               str(tmp_path), "--quiet"], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        _wait_for(lambda: _curve_epochs(exp_dir) >= 1, 300, "the first epoch")
+        victims = _trial_pids()
+        assert victims, "no trial process found"
+        for pid in victims:
+            os.kill(pid, signal.SIGKILL)
+        out, _ = driver.communicate(timeout=400)
+        assert driver.returncode == 0, out[-3000:]
+    finally:
+        _kill_group(driver)
+    exp = results.read_experiment(exp_dir)
+    row = exp.results.iloc[0]
+    assert row[M.STATUS] == M.STATUS_OK and row["epochs_done"] == 3
+    assert sorted(exp.curves[M.EPOCH]) == [1, 2, 3]  # each epoch once: resumed, not restarted
+    result_lines = list(exp_dir.glob("tune/regime_3/*/result.json"))[0].read_text().splitlines()
+    assert len(result_lines) >= 3
+    import json
+
+    restored = [json.loads(line).get("iterations_since_restore") for line in result_lines]
+    assert 1 in restored[1:], restored  # a restore happened after the first report
+
+
+def _kill_group(proc: subprocess.Popen):
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path):
+    space = smoke_space(tmp_path, "killdriver", epochs=[2],
+                        scaling={"depth": [26], "width": [0.25, 0.375, 0.5], "resolution": [32]},
+                        search={"max_concurrent": 1})
+    exp_dir = tmp_path / "killdriver"
+    driver = subprocess.Popen([sys.executable, "-m", "rsearch", "tune", "--space", str(space), "--storage",
+                               str(tmp_path), "--quiet"], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        _wait_for(lambda: _ok_rows(exp_dir) >= 1, 300, "the first finished trial")
+    finally:
+        _kill_group(driver)  # the driver and the local Ray it started, at once
+    before = results.read_experiment(exp_dir, allow_empty=True)
+    finished = set(before.results[before.results[M.STATUS] == M.STATUS_OK][M.TRIAL_ID])
+    finished_curves = before.curves[before.curves[M.TRIAL_ID].isin(finished)]
+    proc = rsearch("tune", "--resume", "killdriver", "--storage", str(tmp_path), "--quiet")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    exp = results.read_experiment(exp_dir)
+    assert exp.meta["planned_trials"] == 3 and len(exp.results) == 3
+    assert (exp.results[M.STATUS] == M.STATUS_OK).all()
+    # Finished trials were not re-run: their curves are exactly as before the kill.
+    after = exp.curves[exp.curves[M.TRIAL_ID].isin(finished)].sort_values([M.TRIAL_ID, M.EPOCH])
+    expected = finished_curves.sort_values([M.TRIAL_ID, M.EPOCH])
+    assert np.allclose(after[M.EPOCH_SECONDS].to_numpy(), expected[M.EPOCH_SECONDS].to_numpy())
+    assert len(exp.curves) == 3 * 2
+
+
+BAD_SPACES = [
+    ({"scaling": {"width": [0.25, -0.5]}}, "scaling.width[1]"),
+    ({"search": {"algorithm": "bayes"}}, "search.algorithm"),
+    ({"regularization": {"dropout": {"kind": "lognormal", "low": 0, "high": 1}}}, "regularization.dropout"),
+    ({"regularization": {"weight_decay": {"kind": "loguniform", "low": 0, "high": 1e-3}}}, "regularization.weight_decay"),
+    ({"epochs": []}, "epochs"),
+    ({"surprise": 1}, "surprise"),
+    ({"scaling": {"resolution": [16]}}, "scaling.resolution"),
+    ({"resources": {"workers": 3}}, "batch_size"),
+]
+
+
+@pytest.mark.parametrize("change,named", BAD_SPACES)
+def test_malformed_space_exits_2_before_ray_and_writes_nothing(change, named, tmp_path):
+    space = smoke_space(tmp_path, "bad", **change)
+    storage = tmp_path / "store"
+    code = ("import sys, ray; from rsearch.cli import main; c = main(sys.argv[1:]); "
+            "assert not ray.is_initialized(), 'ray started'; sys.exit(c)")
+    proc = subprocess.run([sys.executable, "-c", code, "tune", "--space", str(space), "--storage", str(storage)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, proc.stderr
+    assert len(lines) == 1 and named in lines[0], lines
+    assert not storage.exists()
+
+
+def test_yaml_object_tag_never_executes(tmp_path):
+    marker = tmp_path / "pwned"
+    space = tmp_path / "evil.yaml"
+    space.write_text(f"name: !!python/object/apply:os.system ['touch {marker}']\n")
+    proc = rsearch("tune", "--space", str(space), "--dry-run")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert not marker.exists()
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path):
+    proc = rsearch("tune", "--space", str(SMOKE), "--storage", str(tmp_path / "store"), "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert "trials per regime: 3" in proc.stdout and "architectures: 3" in proc.stdout
+    assert not (tmp_path / "store").exists()
