@@ -16,5 +16,7 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None) -> None
     if address:
         ray.init(address=address, log_to_driver=True)
         return
-    ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=True,
-             configure_logging=True, logging_level="WARNING")
+    # address="local": always a fresh local Ray; never silently join a cluster that some
+    # earlier `ray start` left recorded in /tmp/ray.
+    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
+             log_to_driver=True, configure_logging=True, logging_level="WARNING")

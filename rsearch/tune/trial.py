@@ -10,6 +10,7 @@ model-based searcher (HyperOpt TPE) learns the boundary instead of sampling near
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -46,6 +47,8 @@ class TrialContext:
     latency_cache: str | None = None  # Parquet latency table (measured before the search)
     costs: dict = field(default_factory=dict)  # "depth,width,resolution" -> {params, flops, latency_ms, ...}
     train_storage: str = ""  # where N-worker trials keep their Ray Train runs
+    max_steps_per_epoch: int | None = None  # cap on steps per epoch (benchmarks, smoke checks)
+    eval_test: bool = True  # evaluate the test split after a trial's last epoch
 
 
 def arch_key(depth, width, resolution) -> str:
@@ -73,7 +76,8 @@ def build_train_config(config: dict, ctx: TrialContext) -> TrainConfig:
     device = "cuda" if ctx.gpus_per_worker > 0 else "cpu"
     return TrainConfig(depth=depth, width=width, resolution=resolution, epochs=int(config[M.EPOCHS]),
                        recipe=recipe, data=DataConfig(**ctx.data), seed=int(config.get("seed", 0)),
-                       device=device, workers=ctx.workers)
+                       device=device, workers=ctx.workers, max_steps_per_epoch=ctx.max_steps_per_epoch,
+                       eval_test=ctx.eval_test)
 
 
 def trial_cost(cfg: TrainConfig, ctx: TrialContext) -> dict:
@@ -103,6 +107,9 @@ FAULT_ENV = "RSEARCH_INJECT_NAN"
 
 
 def run_trial(config: dict, ctx: TrialContext) -> None:
+    # One "Checkpoint successfully created" line per epoch per trial would drown the live table.
+    logging.getLogger("ray.tune").setLevel(logging.WARNING)
+    logging.getLogger("ray.train").setLevel(logging.WARNING)
     cfg = build_train_config(config, ctx)
     if os.environ.get(FAULT_ENV) == arch_key(cfg.depth, cfg.width, cfg.resolution):
         cfg = dataclasses.replace(cfg, nan_at_step=0)

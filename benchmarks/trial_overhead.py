@@ -1,0 +1,110 @@
+"""Fixed cost of running one short training through each of rsearch's paths, side by side.
+
+    plain        train_epochs() in this process, no Ray at all (the reference)
+    tune-1       one Tune function trial running the loop in the trial process (rsearch's 1-worker path)
+    train-1      Ray Train TorchTrainer with 1 worker
+    train-2      Ray Train TorchTrainer with 2 workers (DDP over gloo)
+
+Every path trains the same tiny configuration for the same steps; the overhead of a path
+is its wall time minus the plain loop's, measured in the same round (rounds interleave the
+paths because this machine is noisy).  Ray is started once, before timing (its start-up is
+not part of a trial's cost).  Target (DESIGN.md section 4): tune-1 overhead <= 2 s.
+
+    python benchmarks/trial_overhead.py [--rounds 2] [--steps 20] [--json out.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+import torch
+
+from rsearch.data import DataConfig, load_data
+from rsearch.recipe import preset
+from rsearch.train import TrainConfig, train_epochs
+
+
+def config(steps: int, workers: int = 1) -> TrainConfig:
+    recipe = preset("rs", depth=26, batch_size=32, dropout=0.0)
+    return TrainConfig(depth=26, width=0.25, resolution=32, epochs=1, recipe=recipe, workers=workers,
+                       data=DataConfig(source="synthetic", train_size=2000, test_size=200), eval_test=False,
+                       max_steps_per_epoch=steps)
+
+
+def run_plain(steps: int) -> float:
+    t = time.perf_counter()
+    for _ in train_epochs(config(steps)):
+        pass
+    return time.perf_counter() - t
+
+
+def run_tune_trial(steps: int, storage: str) -> float:
+    from ray import tune
+
+    from rsearch.tune.trial import TrialContext, run_trial
+
+    cfg = config(steps)
+    ctx = TrialContext(data=cfg.data.to_dict(), num_classes=10, in_chans=3, max_steps_per_epoch=steps,
+                       eval_test=False, costs={"26,0.25,32": {"params": 1, "flops": 1}})
+    space = {"arch": [26, 0.25, 32], "epochs": 1, "recipe": {"batch_size": 32, "dropout": 0.0}}
+    trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx), {"cpu": 1})
+    tuner = tune.Tuner(trainable, param_space=space,
+                       run_config=tune.RunConfig(storage_path=storage, name=f"overhead_{time.time_ns()}", verbose=0))
+    t = time.perf_counter()
+    result = tuner.fit()
+    elapsed = time.perf_counter() - t
+    assert not result.errors, result.errors
+    return elapsed
+
+
+def run_torch_trainer(steps: int, workers: int, storage: str) -> float:
+    from rsearch.train.distributed import fit_torch_trainer
+
+    t = time.perf_counter()
+    result = fit_torch_trainer(config(steps, workers), name=f"overhead_{workers}_{time.time_ns()}",
+                               storage_path=storage)
+    elapsed = time.perf_counter() - t
+    assert result.error is None, result.error
+    return elapsed
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=20, help="training steps per run")
+    parser.add_argument("--json", help="write every number here")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    os.environ.setdefault("RSEARCH_CACHE", tempfile.mkdtemp(prefix="rsearch-bench-"))
+    load_data(config(1).data, resolution=32)  # render the data once, outside every timing
+
+    from rsearch.ray_session import init_ray
+
+    init_ray(num_cpus=2)
+    storage = tempfile.mkdtemp(prefix="rsearch-overhead-")
+    paths = {"plain": lambda: run_plain(args.steps), "tune-1": lambda: run_tune_trial(args.steps, storage),
+             "train-1": lambda: run_torch_trainer(args.steps, 1, storage),
+             "train-2": lambda: run_torch_trainer(args.steps, 2, storage)}
+    times: dict[str, list[float]] = {name: [] for name in paths}
+    for r in range(args.rounds):
+        for name, fn in paths.items():
+            times[name].append(fn())
+            print(f"round {r + 1} {name:8s} {times[name][-1]:7.2f} s", file=sys.stderr, flush=True)
+    plain = statistics.median(times["plain"])
+    print(f"\n{'path':9s} {'median s':>9s} {'overhead s':>11s}   ({args.steps} steps, {args.rounds} rounds)")
+    for name, values in times.items():
+        med = statistics.median(values)
+        print(f"{name:9s} {med:9.2f} {med - plain:11.2f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"steps": args.steps, "times": times, "plain_median": plain}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
