@@ -1,0 +1,167 @@
+"""`rsearch cost`: parameters, FLOPs, activation memory and (optionally) measured latency.
+
+    rsearch cost --model resnetrs-350 --resolution 256 --json
+    rsearch cost --depth 300 --width 1.5 --resolution 224 --latency --batch 1,64 --json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from rsearch.errors import UserError
+
+DEFAULT_CACHE = "~/.cache/rsearch/latency.parquet"
+# Literal copies (importing rsearch.models here would import torch for `rsearch --help`);
+# tests/test_cost.py checks them against TOTAL_STRIDE and registry.MIN_DEPTH.
+MIN_RESOLUTION = 32
+MIN_DEPTH = 14
+
+
+def _int_at_least(low: int, why: str = ""):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}{why}, got {text!r}")
+        return value
+    return parse
+
+
+def _width(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:  # also rejects nan
+        raise argparse.ArgumentTypeError(f"must be a number > 0 (e.g. 0.25 .. 2.0), got {text!r}")
+    return value
+
+
+def _batch_list(text: str) -> list[int]:
+    sizes = []
+    for part in text.split(","):
+        try:
+            sizes.append(int(part))
+        except ValueError:
+            sizes = []
+            break
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(
+            f"must be a comma-separated list of batch sizes >= 1 (e.g. 1,64), got {text!r}")
+    return sizes
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "cost", help="parameters, FLOPs, activation memory and measured latency of a model",
+        description="Count a model's parameters, FLOPs (2 x MACs, torch's flop counter) and training "
+                    "activation memory on the meta device (no weights allocated); with --latency, "
+                    "measure inference latency with a declared method (cached).")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--model", help="resnetrs-50 .. resnetrs-420 (or resnetrs50, resnet-50 for "
+                                       "the plain baseline, resnetrs-<depth> for any depth)")
+    which.add_argument("--depth", type=_int_at_least(MIN_DEPTH, " (one bottleneck per stage)"),
+                       help=f"any depth >= {MIN_DEPTH} (published block counts where they exist, "
+                            "the documented rule otherwise)")
+    p.add_argument("--width", type=_width, default=1.0, help="width multiplier (default 1.0)")
+    p.add_argument("--baseline", action="store_true",
+                   help="plain ResNet (7x7 stem + max-pool, no SE, no ResNet-D) instead of ResNet-RS")
+    p.add_argument("--resolution", type=_int_at_least(MIN_RESOLUTION, " (the network's total stride)"),
+                   help="input size in pixels, >= 32 (default: the paper's size for that depth)")
+    p.add_argument("--classes", type=_int_at_least(2), default=1000, help="number of classes (default 1000)")
+    p.add_argument("--in-chans", type=int, choices=(1, 3), default=3, help="input channels (default 3)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+    lat = p.add_argument_group("latency (with --latency)")
+    lat.add_argument("--latency", action="store_true", help="also measure inference latency")
+    lat.add_argument("--batch", type=_batch_list, default=[1], help="batch sizes, e.g. 1,64 (default 1)")
+    lat.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="default cpu")
+    lat.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                     help="bfloat16 runs under autocast (default float32)")
+    lat.add_argument("--warmup", type=_int_at_least(0), default=3, help="untimed calls (default 3)")
+    lat.add_argument("--repeats", type=_int_at_least(1), default=10, help="timed calls (default 10)")
+    lat.add_argument("--channels-last", action="store_true", help="channels-last memory format")
+    lat.add_argument("--compile", action="store_true", help="torch.compile the model")
+    lat.add_argument("--cuda-graphs", action="store_true",
+                     help="replay CUDA graphs (compile mode reduce-overhead with --compile)")
+    lat.add_argument("--threads", type=_int_at_least(1), help="CPU threads (default: torch's default)")
+    lat.add_argument("--cache", default=os.environ.get("RSEARCH_LATENCY_CACHE", DEFAULT_CACHE),
+                     help=f"latency cache, Parquet (default $RSEARCH_LATENCY_CACHE or {DEFAULT_CACHE})")
+    lat.add_argument("--no-cache", action="store_true", help="always measure; do not read or write the cache")
+    p.set_defaults(func=run)
+
+
+def _resolve(args):
+    """Validate everything before any work: (cfg, nominal depth, resolution, methods)."""
+    from rsearch.cost import LatencyMethod, check_device, check_resolution
+    from rsearch.models import model_config, parse_model_name, regularization_defaults
+
+    if args.model is None and args.depth is None:
+        raise UserError("--model or --depth: one is required (e.g. --model resnetrs-50 or --depth 300)")
+    if args.model is not None:
+        model_config(model=args.model)  # errors name --model, not --depth
+        depth, rs = parse_model_name(args.model)
+        rs = rs and not args.baseline
+    else:
+        depth, rs = args.depth, not args.baseline
+    cfg = model_config(depth=depth, width=args.width, num_classes=args.classes,
+                       in_chans=args.in_chans, rs=rs)
+    resolution = check_resolution(args.resolution if args.resolution is not None
+                                  else regularization_defaults(depth)["image_size"])
+    methods = []
+    if args.device == "cuda" or args.latency:
+        check_device(args.device)
+    if args.latency:
+        methods = [LatencyMethod(device=args.device, dtype=args.dtype, batch_size=b, warmup=args.warmup,
+                                 repeats=args.repeats, channels_last=args.channels_last,
+                                 compile=args.compile, cuda_graphs=args.cuda_graphs, threads=args.threads)
+                   for b in args.batch]
+    return cfg, depth, resolution, methods
+
+
+def run(args) -> int:
+    cfg, depth, resolution, methods = _resolve(args)
+    from rsearch.cost import LatencyCache, measure_latency, model_cost
+
+    report = {"model": cfg.name, "depth": depth, "layers": list(cfg.layers), "blocks": sum(cfg.layers),
+              "width": cfg.width, "rs": cfg.rs, "resolution": resolution, "classes": cfg.num_classes,
+              "in_chans": cfg.in_chans, **model_cost(cfg, resolution)}
+    if methods:
+        cache = None if args.no_cache else LatencyCache(args.cache)
+        report["latency"] = [
+            cache.get_or_measure(cfg, resolution, m) if cache is not None
+            else {**measure_latency(cfg, resolution, m), "cached": False}
+            for m in methods]
+    print(json.dumps(report, sort_keys=False) if args.json else format_table(report))
+    return 0
+
+
+def format_table(report: dict) -> str:
+    layers = "-".join(str(n) for n in report["layers"])
+    lines = [
+        f"{'model':<12} {report['model']}" + ("" if report["rs"] else " (plain ResNet baseline)"),
+        f"{'layers':<12} {layers} ({report['blocks']} bottleneck blocks)",
+        f"{'width':<12} {report['width']:g}",
+        f"{'input':<12} {report['resolution']} x {report['resolution']} px, {report['in_chans']} channel(s), "
+        f"{report['classes']} classes",
+        f"{'params':<12} {report['params'] / 1e6:,.2f} M ({report['params']:,})",
+        f"{'FLOPs':<12} {report['flops'] / 1e9:,.2f} G per image (2 x MACs)",
+        f"{'activations':<12} {report['activation_bytes'] / 2**20:,.1f} MiB per image (training, float32)",
+    ]
+    if report.get("latency"):
+        first = report["latency"][0]
+        mode = f"compile ({first['compile_mode']})" if first["compile"] else "eager"
+        if first["cuda_graphs"] and not first["compile"]:
+            mode += " + CUDA graphs"
+        threads = f", {first['threads_used']} threads" if first.get("threads_used") else ""
+        lines += ["", f"latency: {first['device']} ({first['device_name']}{threads}), {first['dtype']}, {mode}"
+                      f"{', channels_last' if first['channels_last'] else ''}, warmup {first['warmup']}, "
+                      f"{first['repeats']} repeats, torch {first['torch']}",
+                  f"{'batch':>6} {'median ms':>10} {'p95 ms':>10} {'img/s':>10}  cached"]
+        for r in report["latency"]:
+            lines.append(f"{r['batch_size']:>6} {r['latency_ms']:>10.2f} {r['latency_p95_ms']:>10.2f} "
+                         f"{r['images_per_s']:>10.1f}  {'yes' if r['cached'] else 'no'}")
+    return "\n".join(lines)

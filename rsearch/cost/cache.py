@@ -1,0 +1,174 @@
+"""A Parquet cache of measured latencies, shared by every trial on a machine.
+
+One row per (model config, resolution, method, device name, software versions).  The
+file is rewritten whole on every put: written to a temporary file beside it and moved
+into place with os.replace, under an exclusive lock on `<path>.lock`, so readers never
+see a half-written table and concurrent writers (Ray trials) never lose each other's rows.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from rsearch.errors import UserError
+from rsearch.models import ResNetConfig
+
+from rsearch.cost.latency import LatencyMethod, device_name, measure_latency
+from rsearch.cost.static import check_resolution
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: atomic replace still holds, concurrent puts may race
+    fcntl = None
+
+# pyarrow is imported where the file is touched, so rsearch.cost (and `rsearch cost
+# --no-cache`) works on a bare GPU box with torch only.
+COLUMNS = (
+    ("key", "string"),
+    ("model", "string"),  # layers/width/rs/se/in_chans/num_classes, readable
+    ("resolution", "int64"),
+    ("method", "string"),  # LatencyMethod.key()
+    ("device_name", "string"),
+    ("software", "string"),
+    ("latency_ms", "float64"),
+    ("latency_p95_ms", "float64"),
+    ("measured_at", "float64"),  # unix time
+    ("result", "string"),  # the full result dict, JSON
+)
+
+
+def _schema():
+    import pyarrow as pa
+
+    return pa.schema([(name, getattr(pa, kind)()) for name, kind in COLUMNS])
+
+
+def _model_key(cfg: ResNetConfig) -> str:
+    layers = ",".join(str(n) for n in cfg.layers)
+    return (f"layers={layers};width={cfg.width:g};rs={cfg.rs};se={cfg.se_ratio:g};"
+            f"in_chans={cfg.in_chans};classes={cfg.num_classes}")
+
+
+def _software() -> str:
+    return f"torch={torch.__version__};python={sys.version_info.major}.{sys.version_info.minor}"
+
+
+def cache_key(cfg: ResNetConfig, resolution: int, method: LatencyMethod) -> dict:
+    """The parts of a cache key (all strings) and their digest under "key"."""
+    device = device_name(method.device)
+    if method.device == "cpu":  # the same CPU model with fewer cores is a different device
+        device += f";threads={method.threads or torch.get_num_threads()}"
+    parts = {"model": _model_key(cfg), "resolution": check_resolution(resolution),
+             "method": method.key(), "device_name": device, "software": _software()}
+    digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+    return {"key": digest, **parts}
+
+
+class LatencyCache:
+    """get / put / get_or_measure latency results in one Parquet file."""
+
+    def __init__(self, path):
+        self.path = Path(path).expanduser()
+        self._rows: dict[str, dict] | None = None
+        self._stamp = None
+
+    # -- reading -------------------------------------------------------------------------------
+    def _file_stamp(self):
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def _load(self) -> dict[str, dict]:
+        stamp = self._file_stamp()
+        if self._rows is None or stamp != self._stamp:
+            rows = {}
+            if stamp is not None:
+                for row in self._read():
+                    rows[row["key"]] = row
+            self._rows, self._stamp = rows, stamp
+        return self._rows
+
+    def _read(self) -> list[dict]:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        problem = "is a directory" if self.path.is_dir() else None
+        if problem is None:
+            try:
+                table = pq.read_table(self.path)
+            except (pa.ArrowException, OSError) as exc:
+                problem = f"is not a Parquet file ({type(exc).__name__})"
+            else:
+                missing = {"key", "result"} - set(table.column_names)
+                if missing:
+                    problem = f"is not a latency cache (no {', '.join(sorted(missing))} column)"
+        if problem:
+            raise UserError(f"--cache: {self.path} {problem}; pass another path or delete it")
+        return table.to_pylist()
+
+    def get(self, cfg: ResNetConfig, resolution: int, method: LatencyMethod) -> dict | None:
+        row = self._load().get(cache_key(cfg, resolution, method)["key"])
+        return None if row is None else json.loads(row["result"])
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def __bool__(self) -> bool:  # an empty cache is still a cache (`if cache:` must not skip it)
+        return True
+
+    # -- writing -------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _locked(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if fcntl is None:
+            yield
+            return
+        with open(f"{self.path}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def put(self, cfg: ResNetConfig, resolution: int, method: LatencyMethod, result: dict) -> None:
+        parts = cache_key(cfg, resolution, method)
+        row = {**parts, "latency_ms": float(result["latency_ms"]),
+               "latency_p95_ms": float(result.get("latency_p95_ms", result["latency_ms"])),
+               "measured_at": time.time(), "result": json.dumps(result, sort_keys=True)}
+        with self._locked():
+            self._rows = None  # re-read under the lock: another process may have written
+            rows = self._load()
+            rows[row["key"]] = row
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pylist(list(rows.values()), schema=_schema())
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+            os.close(fd)
+            try:
+                pq.write_table(table, tmp)
+                os.replace(tmp, self.path)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+                raise
+            self._stamp = self._file_stamp()
+
+    def get_or_measure(self, cfg: ResNetConfig, resolution: int, method: LatencyMethod) -> dict:
+        """The cached result (with "cached": True) or a fresh measurement, stored."""
+        found = self.get(cfg, resolution, method)
+        if found is not None:
+            return {**found, "cached": True}
+        result = measure_latency(cfg, resolution, method)
+        self.put(cfg, resolution, method, result)
+        return {**result, "cached": False}

@@ -1,0 +1,64 @@
+"""Static cost of a model: parameters, FLOPs and training activation memory.
+
+Everything here runs on the meta device: no weights are allocated and no arithmetic
+is done, so ResNet-RS-420 at 320 px is counted in a couple of seconds on a laptop.
+
+- params: every parameter of the model (BN running statistics are buffers, not counted).
+- flops: 2 x multiply-accumulates of one forward pass of one image, as counted by
+  torch's own `torch.utils.flop_counter.FlopCounterMode` (convolutions and matrix
+  products; BN, activations, pooling and the SE gate's element-wise ops are not
+  counted - the same convention as the paper and timm).
+- activation_bytes: bytes autograd keeps for the backward pass after one training
+  forward, per image, in float32 (distinct storages of saved tensors, weights
+  excluded).  That is the activation part of training memory; it scales with batch
+  size and about 0.5x in bf16 autocast.
+"""
+from __future__ import annotations
+
+import numbers
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from rsearch.errors import UserError
+from rsearch.models import TOTAL_STRIDE, ResNetConfig, build
+
+
+def check_resolution(resolution) -> int:
+    """`resolution` as an int >= TOTAL_STRIDE, or UserError naming --resolution."""
+    value = resolution
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            value = None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < TOTAL_STRIDE:
+        raise UserError(f"--resolution: must be an integer >= {TOTAL_STRIDE} (the network's total "
+                        f"stride), got {resolution!r}")
+    return int(value)
+
+
+def model_cost(cfg: ResNetConfig, resolution: int) -> dict:
+    """{"params", "flops", "activation_bytes"} of `cfg` at `resolution` x `resolution`."""
+    resolution = check_resolution(resolution)
+    model = build(cfg, "meta").train()
+    params = sum(p.numel() for p in model.parameters())
+    weights = {t.untyped_storage()._cdata for t in (*model.parameters(), *model.buffers())}
+    saved: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage._cdata not in weights:
+            saved[storage._cdata] = storage.nbytes()
+        return t
+
+    # Two images, halved: training-mode BN needs more than one value per channel, and at
+    # the 32 px minimum the last stage is 1 x 1.  Conv/linear FLOPs are exactly linear in
+    # the batch; saved activations are too, up to BN's per-channel statistics (bytes).
+    batch = 2
+    x = torch.empty(batch, cfg.in_chans, resolution, resolution, device="meta")
+    counter = FlopCounterMode(display=False)
+    with counter, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(x)
+    return {"params": int(params), "flops": int(counter.get_total_flops()) // batch,
+            "activation_bytes": int(sum(saved.values())) // batch}
