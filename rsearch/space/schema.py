@@ -221,6 +221,9 @@ def _parse_latency(raw: Any) -> dict | None:
     latency = {key: check(raw.get(key, defaults.get(key)), f"{path}.{key}") for key, check in _LATENCY.items()}
     if latency["cuda_graphs"] and latency["device"] != "cuda":
         _fail(f"{path}.cuda_graphs", "false with device cpu (CUDA graphs need device cuda)", True)
+    if (latency["compile"] or latency["cuda_graphs"]) and latency["warmup"] < 3:
+        # compilation and graph capture happen in the warm-up calls, which are never timed
+        _fail(f"{path}.warmup", "at least 3 with compile or cuda_graphs", latency["warmup"])
     return latency
 
 

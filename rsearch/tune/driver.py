@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -45,6 +46,9 @@ def run_search(space, *, exp_dir: Path, resume: bool = False, address: str | Non
 
     from rsearch.ray_session import init_ray
 
+    # Per-epoch checkpoints of short trials trip Tune's "snapshotting too often" warning on
+    # every epoch; it is expected here, not a problem to report.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     init_ray(address)
     if not resume:
         results.create_experiment(exp_dir, _meta(space, plan), space.resolved())

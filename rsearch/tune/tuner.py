@@ -20,7 +20,7 @@ def _domain(dim, algorithm: str):
 
 def param_space(space, regime: int, feasible: list) -> dict:
     algorithm = space.search["algorithm"]
-    ps: dict = {M.EPOCHS: regime, "seed": int(space.search.get("seed", 0))}
+    ps: dict = {M.EPOCHS: regime, "seed": int(space.search.get("seed") or 0)}
     if algorithm == "grid" and feasible:
         # One grid dimension over the feasible architectures: configs over the budget never reach Tune.
         ps["arch"] = tune.grid_search([list(a) for a in feasible])
@@ -41,8 +41,10 @@ def search_algorithm(space):
     # TPE starts from a few random points (Ray's default of 20 would make a short search random).
     initial = max(3, int(search["num_samples"]) // 4)
     algo = HyperOptSearch(metric=M.OBJECTIVE, mode=M.OBJECTIVE_MODE, n_initial_points=initial,
-                          random_state_seed=int(search.get("seed", 0)))
-    return ConcurrencyLimiter(algo, max_concurrent=int(search["max_concurrent"]))
+                          random_state_seed=search.get("seed"))
+    if search.get("max_concurrent"):
+        return ConcurrencyLimiter(algo, max_concurrent=int(search["max_concurrent"]))
+    return algo
 
 
 def scheduler(space, regime: int):
@@ -59,7 +61,7 @@ def make_tuner_parts(space, regime: int, feasible: list, ctx, path: Path, record
     tune_config = tune.TuneConfig(
         metric=M.OBJECTIVE, mode=M.OBJECTIVE_MODE, search_alg=search_algorithm(space),
         scheduler=scheduler(space, regime), num_samples=int(search["num_samples"]),
-        max_concurrent_trials=int(search["max_concurrent"]))
+        max_concurrent_trials=search.get("max_concurrent"))
     run_config = tune.RunConfig(
         name=path.name, storage_path=str(path.parent),
         failure_config=tune.FailureConfig(max_failures=2),  # a killed trial resumes from its checkpoint
