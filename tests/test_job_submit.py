@@ -81,10 +81,13 @@ def ray_head():
 def test_ray_job_submit_runs_the_smoke_search(ray_head, tmp_path):
     address, env = ray_head
     storage = tmp_path / "store"
-    proc = subprocess.run(
-        [str(BIN / "ray"), "job", "submit", "--address", address, "--working-dir", str(ROOT), "--",
-         "rsearch", "tune", "--space", "search_spaces/smoke.yaml", "--storage", str(storage), "--quiet"],
-        env=env, capture_output=True, text=True, timeout=600)
+    command = [str(BIN / "ray"), "job", "submit", "--address", address, "--working-dir", str(ROOT), "--",
+               "rsearch", "tune", "--space", "search_spaces/smoke.yaml", "--storage", str(storage), "--quiet"]
+    for _ in range(30):  # the dashboard answers before its job agent has registered
+        proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+        if "No available agent to submit job" not in proc.stdout + proc.stderr:
+            break
+        time.sleep(2)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     assert "succeeded" in proc.stdout + proc.stderr
     exp = results.read_experiment(storage / "smoke")

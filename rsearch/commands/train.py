@@ -44,6 +44,8 @@ def register(subparsers) -> None:
     data.add_argument("--data-dir", help="folder of the data (fashion-mnist default: /usr/share/datasets/fashion-mnist)")
     data.add_argument("--num-classes", type=int, default=10, help="synthetic: number of classes")
     data.add_argument("--train-size", type=int, default=None, help="synthetic: training images")
+    data.add_argument("--crop-min-scale", type=float, default=None,
+                      help="smallest random-resized-crop area (default 0.08, the paper's; small data may want more)")
     data.add_argument("--loader-workers", type=int, default=0, help="DataLoader processes per worker")
     run = p.add_argument_group("execution")
     run.add_argument("--workers", type=int, default=1, help="data-parallel workers (N > 1 runs Ray Train DDP)")
@@ -76,6 +78,8 @@ def build_config(args):
         overrides.update(resnet_d=False, se=False)
     recipe = preset(args.recipe, depth=max(depth, 14), **overrides)
     data_kwargs = {"source": args.data, "data_dir": args.data_dir, "seed": args.seed}
+    if args.crop_min_scale is not None:
+        data_kwargs["crop_min_scale"] = args.crop_min_scale
     if args.data == "synthetic":
         data_kwargs["num_classes"] = args.num_classes
         if args.train_size is not None:

@@ -23,6 +23,7 @@ from rsearch import metrics as M
 from rsearch.data import load_data, make_loader
 from rsearch.models import build
 from rsearch.train.config import TrainConfig
+from rsearch.train.syncbn import convert_global_batchnorm
 from rsearch.train.optim import LRSchedule, WeightEMA, make_optimizer
 
 
@@ -48,6 +49,8 @@ class _Run:
     criterion: nn.Module
     splits: object
     device: torch.device
+    normalize: Callable  # uint8 batch -> normalised float, on the device (4x less to ship than floats)
+    loaders: dict | None = None  # built once; worker processes persist across epochs
     step: int = 0
     epoch: int = 0
     history: list | None = None
@@ -67,15 +70,14 @@ def train_epochs(cfg: TrainConfig, *, resume: dict | None = None, rank: int = 0,
         run.epoch += 1
         # Phase 2: evaluate on minival with the EMA weights (the paper evaluates the EMA).
         evaluated = run.ema.module if run.ema is not None else run.core
-        minival_loss, minival_top1 = evaluate(evaluated, run.splits.minival, cfg, rank, world_size, run.device)
+        minival_loss, minival_top1 = evaluate(evaluated, run, "minival", cfg, rank, world_size)
         row = {M.EPOCH: run.epoch, M.TRAIN_LOSS: train_loss, M.MINIVAL_TOP1: minival_top1,
                M.MINIVAL_LOSS: minival_loss, M.LR: run.schedule(max(run.step - 1, 0)),
                M.IMG_PER_S: images / max(train_seconds, 1e-9), M.EPOCH_SECONDS: time.perf_counter() - t0,
                M.WALL_S: time.perf_counter() - start}
         # Phase 3: the test split is reported once, at the end, never used for selection.
         if run.epoch == cfg.epochs and cfg.eval_test and run.splits.test is not None:
-            row[M.TEST_LOSS], row[M.TEST_TOP1] = evaluate(evaluated, run.splits.test, cfg, rank, world_size,
-                                                          run.device)
+            row[M.TEST_LOSS], row[M.TEST_TOP1] = evaluate(evaluated, run, "test", cfg, rank, world_size)
         run.history.append(row)
         yield EpochResult(metrics=dict(row), state=lambda: _state(run, cfg))
 
@@ -87,7 +89,7 @@ def _setup(cfg: TrainConfig, rank: int, world_size: int) -> _Run:
     torch.manual_seed(cfg.seed)  # same init on every rank (DDP also broadcasts rank 0's)
     recipe = cfg.recipe
     splits = load_data(cfg.data, resolution=cfg.resolution, randaugment_ops=recipe.randaugment_ops,
-                       randaugment_magnitude=recipe.randaugment_magnitude)
+                       randaugment_magnitude=recipe.randaugment_magnitude, normalize=False)
     core = build(cfg.model(splits.num_classes, splits.in_chans)).to(device)
     if device.type == "cuda" and recipe.channels_last:
         core = core.to(memory_format=torch.channels_last)
@@ -95,7 +97,8 @@ def _setup(cfg: TrainConfig, rank: int, world_size: int) -> _Run:
     if world_size > 1:
         # SyncBatchNorm: N workers with batch B/N see the statistics of the global batch B,
         # so the data-parallel run follows the single-worker trajectory.
-        core = nn.SyncBatchNorm.convert_sync_batchnorm(core)
+        core = (nn.SyncBatchNorm.convert_sync_batchnorm(core) if device.type == "cuda"
+                else convert_global_batchnorm(core))
         model = nn.parallel.DistributedDataParallel(core, device_ids=[device.index] if device.type == "cuda" else None)
     if recipe.compile:
         model = torch.compile(model)
@@ -103,7 +106,7 @@ def _setup(cfg: TrainConfig, rank: int, world_size: int) -> _Run:
     return _Run(model=model, core=core, ema=WeightEMA(core, recipe.ema_decay) if recipe.ema_decay > 0 else None,
                 optimizer=make_optimizer(core, recipe), schedule=LRSchedule(recipe, steps, cfg.epochs),
                 criterion=nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing), splits=splits,
-                device=device, history=[])
+                device=device, normalize=splits.normalizer(), history=[], loaders={})
 
 
 def _steps_per_epoch(train_size: int, cfg: TrainConfig) -> int:
@@ -119,8 +122,8 @@ def _autocast(cfg: TrainConfig, device: torch.device):
     return nullcontext()
 
 
-def _to_device(x, y, cfg: TrainConfig, device: torch.device):
-    x = x.to(device, non_blocking=True)
+def _to_device(x, y, cfg: TrainConfig, device: torch.device, normalize: Callable):
+    x = normalize(x.to(device, non_blocking=True))
     if device.type == "cuda" and cfg.recipe.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     return x, y.to(device, non_blocking=True)
@@ -128,15 +131,19 @@ def _to_device(x, y, cfg: TrainConfig, device: torch.device):
 
 def _train_one_epoch(run: _Run, cfg: TrainConfig, rank: int, world_size: int, progress) -> tuple[float, int]:
     run.model.train()
-    loader = make_loader(run.splits.train, cfg.per_worker_batch, train=True, seed=cfg.seed, epoch=run.epoch,
-                         rank=rank, world_size=world_size, num_workers=cfg.loader_workers)
+    loader = run.loaders.get("train")
+    if loader is None:
+        loader = run.loaders["train"] = make_loader(
+            run.splits.train, cfg.per_worker_batch, train=True, seed=cfg.seed, epoch=run.epoch, rank=rank,
+            world_size=world_size, num_workers=cfg.loader_workers, pin_memory=run.device.type == "cuda")
+    loader.set_epoch(run.epoch)
     steps = _steps_per_epoch(len(run.splits.train), cfg)
     loss_sum = torch.zeros((), device=run.device, dtype=torch.float64)
     images = 0
     for i, (x, y) in enumerate(loader):
         if i >= steps:
             break
-        x, y = _to_device(x, y, cfg, run.device)
+        x, y = _to_device(x, y, cfg, run.device, run.normalize)
         lr = run.schedule(run.step)
         for group in run.optimizer.param_groups:
             group["lr"] = lr
@@ -161,16 +168,20 @@ def _train_one_epoch(run: _Run, cfg: TrainConfig, rank: int, world_size: int, pr
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, dataset, cfg: TrainConfig, rank: int, world_size: int,
-             device: torch.device) -> tuple[float, float]:
-    """(mean loss, top-1 accuracy) over the whole dataset, exact across ranks (no padding)."""
+def evaluate(model: nn.Module, run: _Run, split: str, cfg: TrainConfig, rank: int,
+             world_size: int) -> tuple[float, float]:
+    """(mean loss, top-1 accuracy) over the whole split, exact across ranks (no padding)."""
     was_training = model.training
     model.eval()
-    loader = make_loader(dataset, cfg.per_worker_batch, train=False, seed=cfg.seed, epoch=0, rank=rank,
-                         world_size=world_size, num_workers=cfg.loader_workers)
+    device = run.device
+    loader = run.loaders.get(split)
+    if loader is None:
+        loader = run.loaders[split] = make_loader(
+            getattr(run.splits, split), cfg.per_worker_batch, train=False, seed=cfg.seed, epoch=0, rank=rank,
+            world_size=world_size, num_workers=cfg.loader_workers, pin_memory=device.type == "cuda")
     totals = torch.zeros(3, device=device, dtype=torch.float64)  # loss sum, correct, count
     for x, y in loader:
-        x, y = _to_device(x, y, cfg, device)
+        x, y = _to_device(x, y, cfg, device, run.normalize)
         with _autocast(cfg, device):
             logits = model(x).float()
         totals[0] += nn.functional.cross_entropy(logits, y, reduction="sum")
