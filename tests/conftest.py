@@ -23,3 +23,13 @@ def ray_local():
     init_ray(num_cpus=2)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture
+def learning_args() -> list[str]:
+    """`rsearch train` arguments for a tiny model that learns on this CPU in a few epochs:
+    depth 26, width 0.25, 32 px, 4,000 synthetic images of 10 classes, with the light
+    augmentation a tiny model in a short regime wants (as search_spaces/quickstart.yaml)."""
+    return ["--depth", "26", "--width", "0.25", "--resolution", "32", "--batch-size", "64",
+            "--train-size", "4000", "--num-classes", "10", "--dropout", "0.1", "--base-lr", "0.4",
+            "--randaugment-magnitude", "5", "--crop-min-scale", "0.35"]

@@ -109,20 +109,18 @@ def test_presets_follow_the_additive_study():
 
 
 @pytest.mark.slow
-def test_rsearch_train_learns_well_above_chance_and_writes_its_output(tmp_path):
+def test_rsearch_train_learns_well_above_chance_and_writes_its_output(tmp_path, learning_args):
     out = tmp_path / "run"
-    code = main(["train", "--depth", "26", "--width", "0.25", "--resolution", "32", "--epochs", "4",
-                 "--batch-size", "64", "--train-size", "3000", "--num-classes", "4", "--output", str(out),
-                 "--dropout", "0", "--ema-decay", "0.99"])
+    code = main(["train", *learning_args, "--epochs", "6", "--output", str(out)])
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
     for key in ("minival_top1", "test_top1", "train_size", "minival_size", "num_classes", "epochs",
                 "img_per_s", "wall_s", "config"):
         assert key in summary
-    assert summary["num_classes"] == 4 and summary["minival_size"] > 0
-    assert summary["test_top1"] > 0.45  # chance is 0.25
+    assert summary["num_classes"] == 10 and summary["minival_size"] == 80
+    assert summary["test_top1"] > 0.25  # chance is 0.10; measured 0.37 here
     epochs = pq.read_table(out / "epochs.parquet").to_pylist()
-    assert [e["epoch"] for e in epochs] == [1, 2, 3, 4]
+    assert [e["epoch"] for e in epochs] == [1, 2, 3, 4, 5, 6]
     assert all(math.isfinite(e["train_loss"]) for e in epochs)
     assert (out / "checkpoint.pt").exists()
 
