@@ -1,7 +1,8 @@
 """Fixed cost of running one short training through each of rsearch's paths, side by side.
 
     plain        train_epochs() in this process, no Ray at all (the reference)
-    tune-1       one Tune function trial running the loop in the trial process (rsearch's 1-worker path)
+    tune-1       Tune function trials running the loop in the trial process (rsearch's 1-worker
+                 path), one at a time in one search, per trial
     train-1      Ray Train TorchTrainer with 1 worker
     train-2      Ray Train TorchTrainer with 2 workers (DDP over gloo)
 
@@ -43,7 +44,9 @@ def run_plain(steps: int) -> float:
     return time.perf_counter() - t
 
 
-def run_tune_trial(steps: int, storage: str) -> float:
+def run_tune_trials(steps: int, storage: str, trials: int) -> float:
+    """Wall time of `trials` one-at-a-time Tune trials, divided by `trials`: the cost one trial
+    of a search pays (Tune's own start-up is amortised, the trial process is reused)."""
     from ray import tune
 
     from rsearch.tune.trial import TrialContext, run_trial
@@ -51,15 +54,17 @@ def run_tune_trial(steps: int, storage: str) -> float:
     cfg = config(steps)
     ctx = TrialContext(data=cfg.data.to_dict(), num_classes=10, in_chans=3, max_steps_per_epoch=steps,
                        eval_test=False, costs={"26,0.25,32": {"params": 1, "flops": 1}})
-    space = {"arch": [26, 0.25, 32], "epochs": 1, "recipe": {"batch_size": 32, "dropout": 0.0}}
+    space = {"arch": [26, 0.25, 32], "epochs": 1, "seed": tune.grid_search(list(range(trials))),
+             "recipe": {"batch_size": 32, "dropout": 0.0}}
     trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx), {"cpu": 1})
     tuner = tune.Tuner(trainable, param_space=space,
+                       tune_config=tune.TuneConfig(max_concurrent_trials=1, reuse_actors=True),
                        run_config=tune.RunConfig(storage_path=storage, name=f"overhead_{time.time_ns()}", verbose=0))
     t = time.perf_counter()
     result = tuner.fit()
     elapsed = time.perf_counter() - t
     assert not result.errors, result.errors
-    return elapsed
+    return elapsed / trials
 
 
 def run_torch_trainer(steps: int, workers: int, storage: str) -> float:
@@ -77,6 +82,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--steps", type=int, default=20, help="training steps per run")
+    parser.add_argument("--trials", type=int, default=4, help="Tune trials per tune-1 measurement")
     parser.add_argument("--json", help="write every number here")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -87,7 +93,7 @@ def main(argv=None) -> int:
 
     init_ray(num_cpus=2)
     storage = tempfile.mkdtemp(prefix="rsearch-overhead-")
-    paths = {"plain": lambda: run_plain(args.steps), "tune-1": lambda: run_tune_trial(args.steps, storage),
+    paths = {"plain": lambda: run_plain(args.steps), "tune-1": lambda: run_tune_trials(args.steps, storage, args.trials),
              "train-1": lambda: run_torch_trainer(args.steps, 1, storage),
              "train-2": lambda: run_torch_trainer(args.steps, 2, storage)}
     times: dict[str, list[float]] = {name: [] for name in paths}

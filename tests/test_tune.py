@@ -227,3 +227,23 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "trials per regime: 3" in proc.stdout and "architectures: 3" in proc.stdout
     assert not (tmp_path / "store").exists()
+
+
+@pytest.mark.slow
+def test_a_two_worker_trial_runs_on_ray_train_inside_tune(tmp_path):
+    space = smoke_space(tmp_path, "twoworkers", scaling={"depth": [26], "width": [0.25], "resolution": [32]},
+                        resources={"workers": 2, "cpus_per_worker": 0.5}, search={"max_concurrent": 1})
+    proc = rsearch("tune", "--space", str(space), "--storage", str(tmp_path), "--quiet")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    exp = results.read_experiment(tmp_path / "twoworkers")
+    assert list(exp.results[M.STATUS]) == [M.STATUS_OK] and exp.results[M.MINIVAL_TOP1].notna().all()
+    assert len(exp.curves) == 1
+    # the trial ran a Ray Train run named after the trial id
+    assert (tmp_path / "twoworkers" / "train" / exp.results[M.TRIAL_ID].iloc[0]).is_dir()
+
+
+def test_a_trial_larger_than_the_local_machine_is_refused(tmp_path):
+    space = smoke_space(tmp_path, "toobig", resources={"workers": 4, "cpus_per_worker": 1})
+    proc = rsearch("tune", "--space", str(space), "--storage", str(tmp_path / "store"), "--quiet")
+    assert proc.returncode == 2 and "resources:" in proc.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "store" / "toobig").exists()

@@ -50,6 +50,7 @@ def run_search(space, *, exp_dir: Path, resume: bool = False, address: str | Non
     # every epoch; it is expected here, not a problem to report.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     init_ray(address)
+    _check_fits(ctx, address)
     if not resume:
         results.create_experiment(exp_dir, _meta(space, plan), space.resolved())
     ctx = _with_costs(ctx, plan, quiet)
@@ -171,8 +172,25 @@ def _describe(config: dict, ctx: TrialContext) -> dict:
             "base_lr": r.base_lr, "batch_size": r.batch_size}
 
 
+def _check_fits(ctx: TrialContext, address: str | None) -> None:
+    """On a local Ray, a trial that needs more than the machine has would wait forever."""
+    import ray
+
+    if address or os.environ.get("RAY_ADDRESS"):
+        return  # a cluster may autoscale to fit
+    have = ray.cluster_resources()
+    need = _trial_resources(ctx)
+    cpus = need.get("cpu", 0) + (ctx.workers * ctx.cpus_per_worker if ctx.workers > 1 else 0)
+    gpus = need.get("gpu", 0) + (ctx.workers * ctx.gpus_per_worker if ctx.workers > 1 else 0)
+    if cpus > have.get("CPU", 0) + 1e-9 or gpus > have.get("GPU", 0) + 1e-9:
+        raise UserError(f"resources: one trial needs {cpus:g} CPUs and {gpus:g} GPUs, but this machine's Ray has "
+                        f"{have.get('CPU', 0):g} CPUs and {have.get('GPU', 0):g} GPUs; lower workers / "
+                        "cpus_per_worker / gpus_per_worker, or pass --address of a larger cluster")
+
+
 def _trial_resources(ctx: TrialContext) -> dict:
     if ctx.workers == 1:
         return {"cpu": ctx.cpus_per_worker, "gpu": ctx.gpus_per_worker}
-    # N workers: the trial only drives the TorchTrainer; its workers ask for their own resources.
-    return {"cpu": 0}
+    # N workers: the trial only drives the TorchTrainer (a token CPU share: Tune refuses an
+    # empty request); the Ray Train workers ask for their own resources.
+    return {"cpu": 0.01}

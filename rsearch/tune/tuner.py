@@ -61,7 +61,8 @@ def make_tuner_parts(space, regime: int, feasible: list, ctx, path: Path, record
     tune_config = tune.TuneConfig(
         metric=M.OBJECTIVE, mode=M.OBJECTIVE_MODE, search_alg=search_algorithm(space),
         scheduler=scheduler(space, regime), num_samples=int(search["num_samples"]),
-        max_concurrent_trials=search.get("max_concurrent"))
+        max_concurrent_trials=search.get("max_concurrent"),
+        reuse_actors=True)  # a finished trial's process takes the next trial: no new Python + torch import
     run_config = tune.RunConfig(
         name=path.name, storage_path=str(path.parent),
         failure_config=tune.FailureConfig(max_failures=2),  # a killed trial resumes from its checkpoint
