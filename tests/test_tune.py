@@ -125,9 +125,7 @@ def _curve_epochs(exp_dir: Path) -> int:
 def test_killed_trial_worker_resumes_from_its_checkpoint(tmp_path):
     space = smoke_space(tmp_path, "killtrial", epochs=[3], scaling={"depth": [26], "width": [0.25], "resolution": [32]})
     exp_dir = tmp_path / "killtrial"
-    driver = subprocess.Popen([sys.executable, "-m", "rsearch", "tune", "--space", str(space), "--storage",
-                               str(tmp_path), "--quiet"], cwd=ROOT, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    driver = start_driver(space, tmp_path)
     try:
         _wait_for(lambda: _curve_epochs(exp_dir) >= 1, 300, "the first epoch")
         victims = _trial_pids()
@@ -150,6 +148,13 @@ def test_killed_trial_worker_resumes_from_its_checkpoint(tmp_path):
     assert 1 in restored[1:], restored  # a restore happened after the first report
 
 
+def start_driver(space: Path, storage: Path) -> subprocess.Popen:
+    """`rsearch tune` in its own session, so the test can kill it with the Ray it starts."""
+    return subprocess.Popen([sys.executable, "-m", "rsearch", "tune", "--space", str(space), "--storage",
+                             str(storage), "--quiet"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
 def _kill_group(proc: subprocess.Popen):
     if proc.poll() is None:
         try:
@@ -165,9 +170,7 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path):
                         scaling={"depth": [26], "width": [0.25, 0.375, 0.5], "resolution": [32]},
                         search={"max_concurrent": 1})
     exp_dir = tmp_path / "killdriver"
-    driver = subprocess.Popen([sys.executable, "-m", "rsearch", "tune", "--space", str(space), "--storage",
-                               str(tmp_path), "--quiet"], cwd=ROOT, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    driver = start_driver(space, tmp_path)
     try:
         _wait_for(lambda: _ok_rows(exp_dir) >= 1, 300, "the first finished trial")
     finally:

@@ -55,7 +55,8 @@ def run(args) -> int:
         return 0
     from rsearch.tune.driver import run_search
 
-    run_search(space, exp_dir=exp_dir, resume=bool(args.resume), address=args.address, quiet=args.quiet)
+    run_search(space, exp_dir=exp_dir, resume=bool(args.resume), address=args.address, quiet=args.quiet,
+               space_file=str(Path(args.space).resolve()) if args.space else None)
     _print_summary(exp_dir)
     return 0
 

@@ -29,7 +29,7 @@ def experiment_dir(space, storage: str | None = None, name: str | None = None) -
 
 
 def run_search(space, *, exp_dir: Path, resume: bool = False, address: str | None = None,
-               quiet: bool = False) -> Path:
+               quiet: bool = False, space_file: str | None = None) -> Path:
     """Run (or resume) the whole study; returns the experiment folder."""
     from rsearch.train.runner import preflight
 
@@ -52,7 +52,7 @@ def run_search(space, *, exp_dir: Path, resume: bool = False, address: str | Non
     init_ray(address)
     _check_fits(ctx, address)
     if not resume:
-        results.create_experiment(exp_dir, _meta(space, plan), space.resolved())
+        results.create_experiment(exp_dir, _meta(space, plan, space_file), space.resolved())
     ctx = _with_costs(ctx, plan, quiet)
     for regime in space.epochs:
         _run_regime(space, plan, regime, ctx, exp_dir, resume, quiet)
@@ -89,9 +89,9 @@ def _first_config(space) -> dict:
     return config
 
 
-def _meta(space, plan: Plan) -> dict:
+def _meta(space, plan: Plan, space_file: str | None) -> dict:
     return {"name": space.name, "schema_version": M.RESULTS_SCHEMA_VERSION,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "space_file": getattr(space, "source", None),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "space_file": space_file,
             "epochs": list(space.epochs), "latency_budget_ms": space.latency["max"] if space.latency else None,
             "latency_method": dict(space.latency) if space.latency else None, "objective": M.OBJECTIVE,
             "planned_trials": plan.total_trials, "status": "running"}
