@@ -43,6 +43,12 @@ def _ray_processes_of(session: int) -> list[int]:
 def ray_head():
     """`ray start --head` bound to 127.0.0.1 with token authentication (Ray 2.60's default)."""
     port, dash = free_port(), free_port()
+    # Every port of the head's agents explicitly: another local Ray (the session's ray.init)
+    # already holds the default dashboard-agent port, and a head whose agent cannot bind
+    # answers job submissions with "No available agent".
+    agent_ports = ["--dashboard-agent-listen-port", str(free_port()), "--dashboard-agent-grpc-port",
+                   str(free_port()), "--runtime-env-agent-port", str(free_port()),
+                   "--metrics-export-port", str(free_port()), "--ray-client-server-port", str(free_port())]
     # A short temp dir: Ray's socket paths must stay under the kernel's 107-byte limit.
     temp_dir = tempfile.mkdtemp(prefix="rsj", dir="/tmp")
     env = {**os.environ, "RAY_AUTH_MODE": "token", "PATH": f"{BIN}:{os.environ['PATH']}"}
@@ -51,7 +57,7 @@ def ray_head():
     head = subprocess.Popen(
         [str(BIN / "ray"), "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(port),
          "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dash), "--num-cpus", "2",
-         "--temp-dir", temp_dir],
+         "--temp-dir", temp_dir, *agent_ports],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     address = f"http://127.0.0.1:{dash}"
     try:
