@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 from rsearch.errors import UserError
@@ -98,7 +99,14 @@ def run_command(args) -> int:
         raise UserError("--resume: needs --output, the folder of the run to continue")
     output = args.output or f"rsearch_runs/{'resnetrs' if cfg.recipe.resnet_d else 'resnet'}-{cfg.depth}" \
                             f"-w{cfg.width:g}-r{cfg.resolution}-{time.strftime('%Y%m%d-%H%M%S')}"
-    summary = run_training(cfg, output, resume=args.resume, ray_address=args.address)
+    from rsearch.train.loop import TrainingDiverged
+
+    try:
+        summary = run_training(cfg, output, resume=args.resume, ray_address=args.address)
+    except TrainingDiverged as exc:
+        print(f"rsearch train: training diverged: {exc}; the last good epoch's checkpoint is in {output}",
+              file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     else:

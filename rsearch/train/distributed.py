@@ -49,7 +49,7 @@ def worker_loop(config: dict) -> None:
 
 
 def fit_torch_trainer(cfg: TrainConfig, *, name: str, storage_path: str, in_tune: bool = False,
-                      max_failures: int = 2, cpus_per_worker: float = 1):
+                      max_failures: int = 2, cpus_per_worker: float = 1, gpus_per_worker: float = 1):
     """Run `cfg` on `cfg.workers` Ray Train workers; returns the ray.train.Result."""
     callbacks = []
     if in_tune:
@@ -62,7 +62,8 @@ def fit_torch_trainer(cfg: TrainConfig, *, name: str, storage_path: str, in_tune
         train_loop_config={"train": cfg.to_dict()},
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
         scaling_config=ScalingConfig(num_workers=cfg.workers, use_gpu=use_gpu,
-                                     resources_per_worker={"CPU": cpus_per_worker}),
+                                     resources_per_worker={"CPU": cpus_per_worker,
+                                                           **({"GPU": gpus_per_worker} if use_gpu else {})}),
         run_config=RunConfig(
             name=name,  # the trial id (never a timestamp), so a restored trial finds its run again
             storage_path=storage_path,

@@ -10,6 +10,7 @@ with `world_size > 1` the caller has set up torch.distributed (Ray Train does).
 from __future__ import annotations
 
 import math
+import os
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -85,6 +86,8 @@ def train_epochs(cfg: TrainConfig, *, resume: dict | None = None, rank: int = 0,
 def _setup(cfg: TrainConfig, rank: int, world_size: int) -> _Run:
     device = torch.device(cfg.device)
     if cfg.deterministic:
+        # cuBLAS is deterministic only with a fixed workspace (set before its first use)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
     torch.manual_seed(cfg.seed)  # same init on every rank (DDP also broadcasts rank 0's)
     recipe = cfg.recipe

@@ -21,12 +21,14 @@ from rsearch.train.loop import train_epochs
 
 SUMMARY_FILE = "summary.json"
 EPOCHS_FILE = "epochs.parquet"
+RAY_TRAIN_RUN = "ray_train"  # the N-worker run's folder in --output (Ray Train V2 restores by name)
 
 
-def preflight(cfg: TrainConfig) -> dict:
+def preflight(cfg: TrainConfig, *, local_gpu: bool = True) -> dict:
     """Everything that can be wrong with the input, checked before any folder is written.
-    Returns the data split info (sizes, minival fingerprint)."""
-    if cfg.device.startswith("cuda"):
+    Returns the data split info (sizes, minival fingerprint).  `local_gpu=False` where the
+    GPUs are on cluster workers, not on this (driver) machine."""
+    if cfg.device.startswith("cuda") and local_gpu:
         import torch
 
         if not torch.cuda.is_available():
@@ -44,6 +46,10 @@ def preflight(cfg: TrainConfig) -> dict:
 def prepare_output(output: Path, resume: bool) -> dict | None:
     """Refuse to overwrite a finished or interrupted run; return the checkpoint to resume from."""
     ckpt = output / CHECKPOINT_FILE
+    if output.exists() and not output.is_dir():
+        raise UserError(f"--output: {output} is a file; expected a folder")
+    if resume and not ckpt.exists() and (output / RAY_TRAIN_RUN).is_dir():
+        return None  # an interrupted N-worker run: Ray Train restores it from its own storage
     if resume:
         if not ckpt.exists():
             raise UserError(f"--resume: no {CHECKPOINT_FILE} in {output}; expected the --output of an earlier run")
@@ -56,9 +62,9 @@ def prepare_output(output: Path, resume: bool) -> dict | None:
 def run_training(cfg: TrainConfig, output: str | os.PathLike, *, resume: bool = False, show_progress: bool = True,
                  ray_address: str | None = None) -> dict:
     output = Path(output).expanduser()
-    data_info = preflight(cfg)
+    data_info = preflight(cfg, local_gpu=cfg.workers == 1 or not (ray_address or os.environ.get("RAY_ADDRESS")))
     state = prepare_output(output, resume)
-    if state is not None and state["config"] != cfg.to_dict():
+    if state is not None and _same_run(state["config"]) != _same_run(cfg.to_dict()):
         raise UserError("--resume: the arguments differ from the interrupted run's; pass the same arguments")
     output.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -69,6 +75,11 @@ def run_training(cfg: TrainConfig, output: str | os.PathLike, *, resume: bool = 
     summary = _summary(cfg, data_info, history, time.perf_counter() - started)
     _write_json(output / SUMMARY_FILE, summary)
     return summary
+
+
+def _same_run(config: dict) -> dict:
+    """The config minus the device index (a Ray Train worker records "cuda:0" for "cuda")."""
+    return {**config, "device": str(config.get("device", "")).split(":")[0]}
 
 
 def _run_in_process(cfg: TrainConfig, output: Path, state: dict | None, show_progress: bool) -> list[dict]:
@@ -90,7 +101,7 @@ def _run_ray_train(cfg: TrainConfig, output: Path, ray_address: str | None) -> l
 
     init_ray(ray_address)
     # The run is named after the output folder, so re-running with --resume restores it.
-    result = fit_torch_trainer(cfg, name="ray_train", storage_path=str(output.resolve()))
+    result = fit_torch_trainer(cfg, name=RAY_TRAIN_RUN, storage_path=str(output.resolve()))
     if result.error:
         raise result.error
     with result.checkpoint.as_directory() as d:

@@ -8,7 +8,7 @@ import dataclasses
 from rsearch import metrics as M
 
 
-def measure_costs(archs, ctx) -> dict[str, dict]:
+def measure_costs(archs, ctx, *, resnet_d: bool = True, se: bool = True) -> dict[str, dict]:
     """{"depth,width,resolution": {params, flops, latency_ms, latency_p95_ms, latency_method...}}.
 
     Runs here: call it inside a process that holds the trials' kind of resources
@@ -21,7 +21,9 @@ def measure_costs(archs, ctx) -> dict[str, dict]:
     method = LatencyMethod(**ctx.latency_method) if ctx.latency_method else None
     out = {}
     for depth, width, resolution in archs:
-        cfg = model_config(depth=int(depth), width=float(width), num_classes=ctx.num_classes, in_chans=ctx.in_chans)
+        cfg = model_config(depth=int(depth), width=float(width), num_classes=ctx.num_classes, in_chans=ctx.in_chans,
+                           rs=resnet_d)
+        cfg = dataclasses.replace(cfg, se_ratio=0.25 if se else 0.0)  # as TrainConfig.model() builds it
         row = {M.DEPTH: int(depth), M.WIDTH: float(width), M.RESOLUTION: int(resolution), "model": cfg.name}
         row.update({k: v for k, v in model_cost(cfg, int(resolution)).items() if k in (M.PARAMS, M.FLOPS)})
         if method is not None:

@@ -53,7 +53,8 @@ class ResultsRecorder(Callback):
         row = self._row(trial)
         status = result.get(M.STATUS, M.STATUS_RUNNING)
         row[M.STATUS] = status
-        for key in (M.FAILURE, M.MINIVAL_TOP1, M.MINIVAL_LOSS, M.TEST_TOP1, M.IMG_PER_S):
+        for key in (M.FAILURE, M.MINIVAL_TOP1, M.MINIVAL_LOSS, M.TEST_TOP1, M.TEST_LOSS, M.IMG_PER_S,
+                    M.PARAMS, M.FLOPS, M.LATENCY_MS, "latency_p95_ms", "model"):
             if key in result:
                 row[key] = result[key]
         if status in (M.STATUS_INFEASIBLE, M.STATUS_FAILED):

@@ -83,11 +83,13 @@ def build_train_config(config: dict, ctx: TrialContext) -> TrainConfig:
 def trial_cost(cfg: TrainConfig, ctx: TrialContext) -> dict:
     """params, FLOPs and measured latency (from the pre-search table, else measured now, cached)."""
     key = arch_key(cfg.depth, cfg.width, cfg.resolution)
-    if key in ctx.costs:
+    rs_net = cfg.recipe.resnet_d and cfg.recipe.se  # the pre-search table holds ResNet-RS nets
+    if key in ctx.costs and rs_net:
         return dict(ctx.costs[key])
     from rsearch.tune.costs import measure_costs
 
-    return measure_costs([(cfg.depth, cfg.width, cfg.resolution)], ctx)[key]
+    return measure_costs([(cfg.depth, cfg.width, cfg.resolution)], ctx,
+                         resnet_d=cfg.recipe.resnet_d, se=cfg.recipe.se)[key]
 
 
 def over_budget(cost: dict, ctx: TrialContext) -> str | None:
@@ -158,7 +160,7 @@ def _train_on_ray_train(cfg: TrainConfig, ctx: TrialContext) -> None:
     # Named after the trial id: a retried trial finds its Ray Train run and resumes its checkpoint.
     trial_id = tune.get_context().get_trial_id()
     result = fit_torch_trainer(cfg, name=trial_id, storage_path=ctx.train_storage, in_tune=True,
-                               cpus_per_worker=ctx.cpus_per_worker)
+                               cpus_per_worker=ctx.cpus_per_worker, gpus_per_worker=ctx.gpus_per_worker)
     if result.error:
         raise result.error
 
