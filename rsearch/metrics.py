@@ -36,6 +36,7 @@ STATUS_OK = "ok"
 STATUS_INFEASIBLE = "infeasible"
 STATUS_FAILED = "failed"
 STATUS_RUNNING = "running"
+STATUS_STOPPED = "stopped"  # stopped early by the scheduler (ASHA): not a full-regime result
 
 # The search objective: maximise minival top-1.
 OBJECTIVE = MINIVAL_TOP1

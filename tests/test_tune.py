@@ -250,3 +250,25 @@ def test_a_trial_larger_than_the_local_machine_is_refused(tmp_path):
     proc = rsearch("tune", "--space", str(space), "--storage", str(tmp_path / "store"), "--quiet")
     assert proc.returncode == 2 and "resources:" in proc.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "store" / "toobig").exists()
+
+
+@pytest.mark.slow
+def test_hyperopt_with_asha_records_sampled_and_stopped_trials(tmp_path):
+    space = smoke_space(tmp_path, "tpe", epochs=[2],
+                        search={"algorithm": "hyperopt", "num_samples": 4, "max_concurrent": 2,
+                                "scheduler": {"kind": "asha", "grace_period": 1, "reduction_factor": 2}},
+                        regularization={"dropout": {"kind": "uniform", "low": 0.0, "high": 0.3},
+                                        "randaugment_magnitude": 5})
+    proc = rsearch("tune", "--space", str(space), "--storage", str(tmp_path), "--quiet")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    exp = results.read_experiment(tmp_path / "tpe")
+    frame = exp.results
+    assert len(frame) == 4 and exp.meta["planned_trials"] == 4
+    assert set(frame[M.STATUS]) <= {M.STATUS_OK, M.STATUS_STOPPED, M.STATUS_INFEASIBLE}
+    assert frame["dropout"].nunique() > 1  # sampled, not fixed
+    infeasible = frame[frame[M.STATUS] == M.STATUS_INFEASIBLE]
+    assert (infeasible[M.WIDTH] == 2.0).all() and (infeasible[M.TRAIN_SECONDS] == 0).all()
+    stopped = frame[frame[M.STATUS] == M.STATUS_STOPPED]
+    assert (stopped["epochs_done"] < 2).all() and not stopped[M.PARETO].any()
+    assert frame[M.LATENCY_MS].notna().all()
+    assert_pareto_flags_correct(frame)

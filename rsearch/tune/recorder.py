@@ -18,7 +18,7 @@ from rsearch import results
 RECIPE_COLUMNS = ("recipe", "dropout", "stochastic_depth", "label_smoothing", "randaugment_magnitude",
                   "randaugment_ops", "weight_decay", "ema_decay", "base_lr", "batch_size")
 CURVE_COLUMNS = (M.EPOCH, M.TRAIN_LOSS, M.MINIVAL_TOP1, M.MINIVAL_LOSS, M.LR, M.IMG_PER_S, M.EPOCH_SECONDS)
-FINAL = (M.STATUS_OK, M.STATUS_INFEASIBLE, M.STATUS_FAILED)
+FINAL = (M.STATUS_OK, M.STATUS_INFEASIBLE, M.STATUS_FAILED, M.STATUS_STOPPED)
 
 
 class ResultsRecorder(Callback):
@@ -72,11 +72,10 @@ class ResultsRecorder(Callback):
     def on_trial_complete(self, iteration, trials, trial, **info):
         row = self._row(trial)
         if row.get(M.STATUS) not in FINAL:
-            # Finished without reaching the last epoch: stopped early by the scheduler (ASHA).
+            # Finished without reaching the regime's last epoch: stopped early by the scheduler
+            # (ASHA). Such a trial is no full-regime result, so it stays off the Pareto front.
             done = row.get("epochs_done") or 0
-            row[M.STATUS] = M.STATUS_OK
-            if done < row[M.EPOCHS]:
-                row["stopped_early"] = True
+            row[M.STATUS] = M.STATUS_OK if done >= row[M.EPOCHS] else M.STATUS_STOPPED
         self._flush()
         self._progress(trials, force=True)
 
