@@ -2,11 +2,7 @@
 architectures to cost, and the trials per regime.  `rsearch tune --dry-run` prints it."""
 from __future__ import annotations
 
-import itertools
-import math
 from dataclasses import dataclass
-
-from rsearch import metrics as M
 
 
 @dataclass(frozen=True)
@@ -24,30 +20,15 @@ def first_value(dim):
     values = dim.values()
     if values:
         return values[0]
-    return getattr(dim, "low")
-
-
-def grid_size(dims) -> int:
-    """Product of the grid dimensions' sizes (sampled dimensions add no grid points)."""
-    return math.prod(len(d.values()) for d in dims if getattr(d, "is_grid", False))
-
-
-def architectures(space) -> list[tuple[int, float, int]] | None:
-    values = [space.scaling[k].values() for k in (M.DEPTH, M.WIDTH, M.RESOLUTION)]
-    if any(v is None for v in values):
-        return None
-    return [(int(d), float(w), int(r)) for d, w, r in itertools.product(*values)]
+    return dim.low  # a continuous range: its lower bound is a valid value
 
 
 def make_plan(space) -> Plan:
-    archs = architectures(space)
-    samples = int(space.search["num_samples"])
-    others = list(space.regularization.values()) + list(space.recipe.values())
-    if space.search["algorithm"] == "grid":
-        trials = len(archs or [None]) * grid_size(others) * samples
-    else:
-        trials = samples
-    return Plan(architectures=archs, trials_per_regime=trials, regimes=list(space.epochs))
+    archs = space.architectures()  # the space already knows its grid; typed here for arch keys
+    if archs is not None:
+        archs = [(int(d), float(w), int(r)) for d, w, r in archs]
+    return Plan(architectures=archs, trials_per_regime=space.trial_count(space.epochs[0]),
+                regimes=list(space.epochs))
 
 
 def describe_plan(space, plan: Plan, costs: dict | None = None, budget_ms: float | None = None) -> str:

@@ -13,6 +13,7 @@ from ray.tune import Callback
 
 from rsearch import metrics as M
 from rsearch import results
+from rsearch.tune.trial import arch_key
 
 # Recipe values recorded for every trial (searched or fixed).
 RECIPE_COLUMNS = ("recipe", "dropout", "stochastic_depth", "label_smoothing", "randaugment_magnitude",
@@ -91,7 +92,7 @@ class ResultsRecorder(Callback):
         row = self.rows.get(trial.trial_id)
         if row is None:
             described = self.describe_trial(trial.config)
-            key = f"{described[M.DEPTH]},{described[M.WIDTH]:g},{described[M.RESOLUTION]}"
+            key = arch_key(described[M.DEPTH], described[M.WIDTH], described[M.RESOLUTION])
             row = {M.TRIAL_ID: trial.trial_id, **self.costs.get(key, {}), **described, M.TRAIN_SECONDS: 0.0}
             self.rows[trial.trial_id] = row
         return row

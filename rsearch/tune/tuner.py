@@ -11,24 +11,18 @@ from ray.tune.search import ConcurrencyLimiter
 from rsearch import metrics as M
 
 
-def _domain(dim, algorithm: str):
-    # HyperOpt and random search sample: a grid dimension becomes a choice of its values.
-    if algorithm != "grid" and getattr(dim, "is_grid", False):
-        dim = dim.as_choice()
-    return dim.to_tune()
-
-
 def param_space(space, regime: int, feasible: list) -> dict:
     algorithm = space.search["algorithm"]
+    # Lists are grid dimensions under `grid` and choices otherwise: the space decided at parse time.
     ps: dict = {M.EPOCHS: regime, "seed": int(space.search.get("seed") or 0)}
     if algorithm == "grid" and feasible:
         # One grid dimension over the feasible architectures: configs over the budget never reach Tune.
         ps["arch"] = tune.grid_search([list(a) for a in feasible])
     else:
         for key in (M.DEPTH, M.WIDTH, M.RESOLUTION):
-            ps[key] = _domain(space.scaling[key], algorithm)
-    ps["regularization"] = {k: _domain(d, algorithm) for k, d in space.regularization.items()}
-    ps["recipe"] = {k: _domain(d, algorithm) for k, d in space.recipe.items()}
+            ps[key] = space.scaling[key].to_tune()
+    ps["regularization"] = {k: d.to_tune() for k, d in space.regularization.items()}
+    ps["recipe"] = {k: d.to_tune() for k, d in space.recipe.items()}
     return ps
 
 
