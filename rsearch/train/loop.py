@@ -57,9 +57,17 @@ class _Run:
     history: list | None = None
 
 
+def load_splits(cfg: TrainConfig):
+    """The run's data: uint8 batches, normalised on the device by `splits.normalizer()`."""
+    recipe = cfg.recipe
+    return load_data(cfg.data, resolution=cfg.resolution, randaugment_ops=recipe.randaugment_ops,
+                     randaugment_magnitude=recipe.randaugment_magnitude, normalize=False)
+
+
 def train_epochs(cfg: TrainConfig, *, resume: dict | None = None, rank: int = 0, world_size: int = 1,
-                 progress: Callable[[int, int], None] | None = None) -> Iterator[EpochResult]:
-    run = _setup(cfg, rank, world_size)
+                 progress: Callable[[int, int], None] | None = None, splits=None) -> Iterator[EpochResult]:
+    """`splits`: data already loaded by the caller with `load_splits(cfg)` (else loaded here)."""
+    run = _setup(cfg, rank, world_size, splits)
     if resume is not None:
         _restore(run, resume)
     start = time.perf_counter()
@@ -83,7 +91,7 @@ def train_epochs(cfg: TrainConfig, *, resume: dict | None = None, rank: int = 0,
         yield EpochResult(metrics=dict(row), state=lambda: _state(run, cfg))
 
 
-def _setup(cfg: TrainConfig, rank: int, world_size: int) -> _Run:
+def _setup(cfg: TrainConfig, rank: int, world_size: int, splits=None) -> _Run:
     device = torch.device(cfg.device)
     if cfg.deterministic:
         # cuBLAS is deterministic only with a fixed workspace (set before its first use)
@@ -91,8 +99,7 @@ def _setup(cfg: TrainConfig, rank: int, world_size: int) -> _Run:
         torch.use_deterministic_algorithms(True)
     torch.manual_seed(cfg.seed)  # same init on every rank (DDP also broadcasts rank 0's)
     recipe = cfg.recipe
-    splits = load_data(cfg.data, resolution=cfg.resolution, randaugment_ops=recipe.randaugment_ops,
-                       randaugment_magnitude=recipe.randaugment_magnitude, normalize=False)
+    splits = splits if splits is not None else load_splits(cfg)
     core = build(cfg.model(splits.num_classes, splits.in_chans)).to(device)
     if device.type == "cuda" and recipe.channels_last:
         core = core.to(memory_format=torch.channels_last)

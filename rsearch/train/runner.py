@@ -13,34 +13,32 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rsearch import metrics as M
-from rsearch.data import load_data
 from rsearch.errors import UserError
 from rsearch.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from rsearch.train.config import TrainConfig
-from rsearch.train.loop import train_epochs
+from rsearch.train.loop import load_splits, train_epochs
 
 SUMMARY_FILE = "summary.json"
 EPOCHS_FILE = "epochs.parquet"
 RAY_TRAIN_RUN = "ray_train"  # the N-worker run's folder in --output (Ray Train V2 restores by name)
 
 
-def preflight(cfg: TrainConfig, *, local_gpu: bool = True) -> dict:
+def preflight(cfg: TrainConfig, *, local_gpu: bool = True):
     """Everything that can be wrong with the input, checked before any folder is written.
-    Returns the data split info (sizes, minival fingerprint).  `local_gpu=False` where the
+    Returns (data split info: sizes, minival fingerprint; the loaded splits, for reuse).  `local_gpu=False` where the
     GPUs are on cluster workers, not on this (driver) machine."""
     if cfg.device.startswith("cuda") and local_gpu:
         import torch
 
         if not torch.cuda.is_available():
             raise UserError("--gpu: a GPU was requested but torch sees no CUDA device on this machine")
-    splits = load_data(cfg.data, resolution=cfg.resolution, randaugment_ops=cfg.recipe.randaugment_ops,
-                       randaugment_magnitude=cfg.recipe.randaugment_magnitude)
+    splits = load_splits(cfg)
     if len(splits.train) < cfg.recipe.batch_size:
         raise UserError(f"--batch-size: {cfg.recipe.batch_size} exceeds the training split "
                         f"({len(splits.train)} images); expected at most {len(splits.train)}")
     info = dict(splits.info)
     info.update(num_classes=splits.num_classes, in_chans=splits.in_chans)
-    return info
+    return info, splits
 
 
 def prepare_output(output: Path, resume: bool) -> dict | None:
@@ -62,14 +60,15 @@ def prepare_output(output: Path, resume: bool) -> dict | None:
 def run_training(cfg: TrainConfig, output: str | os.PathLike, *, resume: bool = False, show_progress: bool = True,
                  ray_address: str | None = None) -> dict:
     output = Path(output).expanduser()
-    data_info = preflight(cfg, local_gpu=cfg.workers == 1 or not (ray_address or os.environ.get("RAY_ADDRESS")))
+    on_cluster = cfg.workers > 1 and bool(ray_address or os.environ.get("RAY_ADDRESS"))
+    data_info, splits = preflight(cfg, local_gpu=not on_cluster)
     state = prepare_output(output, resume)
     if state is not None and _same_run(state["config"]) != _same_run(cfg.to_dict()):
         raise UserError("--resume: the arguments differ from the interrupted run's; pass the same arguments")
     output.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     if cfg.workers == 1:
-        history = _run_in_process(cfg, output, state, show_progress)
+        history = _run_in_process(cfg, output, state, show_progress, splits)
     else:
         history = _run_ray_train(cfg, output, ray_address)
     summary = _summary(cfg, data_info, history, time.perf_counter() - started)
@@ -82,10 +81,11 @@ def _same_run(config: dict) -> dict:
     return {**config, "device": str(config.get("device", "")).split(":")[0]}
 
 
-def _run_in_process(cfg: TrainConfig, output: Path, state: dict | None, show_progress: bool) -> list[dict]:
+def _run_in_process(cfg: TrainConfig, output: Path, state: dict | None, show_progress: bool,
+                    splits) -> list[dict]:
     progress = _ProgressLine(cfg.epochs) if show_progress else None
     history = list(state["history"]) if state else []
-    for epoch in train_epochs(cfg, resume=state, progress=progress and progress.batch):
+    for epoch in train_epochs(cfg, resume=state, progress=progress and progress.batch, splits=splits):
         history.append(epoch.metrics)
         # Checkpoint then epoch table, each atomic: a kill loses at most the epoch in flight.
         save_checkpoint(epoch.state(), output / CHECKPOINT_FILE)

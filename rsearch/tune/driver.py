@@ -40,7 +40,7 @@ def run_search(space, *, exp_dir: Path, resume: bool = False, address: str | Non
                         "or choose another --name")
     # Everything that can be wrong with the input is found before Ray starts or a folder is written.
     probe = build_train_config(_first_config(space), _context(space, {"num_classes": 2, "in_chans": 3}, exp_dir))
-    data_info = preflight(probe, local_gpu=not (address or os.environ.get("RAY_ADDRESS")))
+    data_info, _ = preflight(probe, local_gpu=not (address or os.environ.get("RAY_ADDRESS")))
     ctx = _context(space, data_info, exp_dir)
     plan = make_plan(space)
 
