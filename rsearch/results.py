@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from rsearch import metrics as m
+from rsearch import storage
 from rsearch.errors import UserError
 from rsearch.pareto import hypervolume_2d, pareto_mask_by_group, reference_point
 
@@ -99,20 +100,13 @@ class Experiment:
 # --------------------------------------------------------------------------- files
 
 
-def _filesystem(exp_dir) -> tuple[pafs.FileSystem, str]:
-    text = os.fspath(exp_dir)
-    if "://" in text:
-        return pafs.FileSystem.from_uri(text)
-    return pafs.LocalFileSystem(), os.path.abspath(text)
-
-
 def write_file_atomic(exp_dir, name: str, data: bytes) -> str:
     """Write `data` to exp_dir/name: a temporary beside it, then one move over the old file.
 
     On a local disk the move is rename(2), atomic; on object stores the final object
     appears in one PUT/copy. Returns the path written.
     """
-    fs, root = _filesystem(exp_dir)
+    fs, root = storage.filesystem(exp_dir)
     fs.create_dir(root, recursive=True)
     final = f"{root}/{name}"
     tmp = f"{root}/.{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
@@ -135,7 +129,7 @@ def _read_bytes(fs: pafs.FileSystem, path: str) -> bytes | None:
 def create_experiment(exp_dir, meta: dict, space_resolved: dict) -> None:
     """Write experiment.json (defaults filled in) and space.yaml. Overwrites both."""
     full = {
-        "name": os.path.basename(os.fspath(exp_dir).rstrip("/")),
+        "name": storage.basename(exp_dir),
         "schema_version": m.RESULTS_SCHEMA_VERSION,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "space_file": None,
@@ -153,7 +147,7 @@ def create_experiment(exp_dir, meta: dict, space_resolved: dict) -> None:
 
 def update_meta(exp_dir, **changes) -> None:
     """Change some experiment.json fields (e.g. status="finished")."""
-    fs, root = _filesystem(exp_dir)
+    fs, root = storage.filesystem(exp_dir)
     meta = _parse_meta(_read_bytes(fs, f"{root}/{EXPERIMENT_FILE}"), root)
     meta.update(changes)
     _write_meta(exp_dir, meta)
@@ -281,7 +275,7 @@ def read_experiment(exp_dir, allow_empty: bool = False) -> Experiment:
 
     allow_empty=True accepts an experiment with no trial rows yet (a live dashboard).
     """
-    fs, root = _filesystem(exp_dir)
+    fs, root = storage.filesystem(exp_dir)
     kind = fs.get_file_info(root).type
     if kind == pafs.FileType.NotFound:
         raise UserError(f"EXPERIMENT: expected an experiment folder, got '{root}' (no such folder)")

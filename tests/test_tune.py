@@ -216,6 +216,25 @@ def test_malformed_space_exits_2_before_ray_and_writes_nothing(change, named, tm
     assert not storage.exists()
 
 
+def test_resume_takes_the_experiment_folder_wherever_its_space_stored_it(tmp_path):
+    space = yaml.safe_load(smoke_space(tmp_path, "elsewhere").read_text())
+    space["storage"] = {"path": str(tmp_path / "own-root")}  # not the default root, no --storage
+    exp_dir = tmp_path / "own-root" / "elsewhere"
+    results.create_experiment(exp_dir, {"name": "elsewhere"}, space)
+    by_path = rsearch("tune", "--resume", str(exp_dir), "--dry-run")
+    assert by_path.returncode == 0, by_path.stderr
+    assert f"results would go to {exp_dir}" in by_path.stdout
+    by_name = rsearch("tune", "--resume", "elsewhere", "--storage", str(tmp_path / "own-root"), "--dry-run")
+    assert by_name.returncode == 0 and f"results would go to {exp_dir}" in by_name.stdout
+
+
+def test_resume_of_a_missing_experiment_is_one_line_naming_where_it_looked(tmp_path):
+    proc = rsearch("tune", "--resume", "nope", "--storage", str(tmp_path), "--dry-run")
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert "error: --resume: " in lines[0] and str(tmp_path / "nope") in lines[0] and "folder or URI" in lines[0]
+
+
 def test_yaml_object_tag_never_executes(tmp_path):
     marker = tmp_path / "pwned"
     space = tmp_path / "evil.yaml"
@@ -233,16 +252,23 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_two_worker_trial_runs_on_ray_train_inside_tune(tmp_path):
-    space = smoke_space(tmp_path, "twoworkers", scaling={"depth": [26], "width": [0.25], "resolution": [32]},
+def test_two_worker_trials_run_on_ray_train_inside_tune_and_a_divergence_is_not_retried(tmp_path):
+    space = smoke_space(tmp_path, "twoworkers", scaling={"depth": [26], "width": [0.25, 0.5], "resolution": [32]},
                         resources={"workers": 2, "cpus_per_worker": 0.5}, search={"max_concurrent": 1})
-    proc = rsearch("tune", "--space", str(space), "--storage", str(tmp_path), "--quiet")
+    proc = rsearch("tune", "--space", str(space), "--storage", str(tmp_path), "--quiet",
+                   env={"RSEARCH_INJECT_NAN": "26,0.5,32"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     exp = results.read_experiment(tmp_path / "twoworkers")
-    assert list(exp.results[M.STATUS]) == [M.STATUS_OK] and exp.results[M.MINIVAL_TOP1].notna().all()
+    frame = exp.results.set_index(M.WIDTH)
+    assert frame.loc[0.25, M.STATUS] == M.STATUS_OK and frame.loc[0.25, M.MINIVAL_TOP1] > 0
     assert len(exp.curves) == 1
     # the trial ran a Ray Train run named after the trial id
-    assert (tmp_path / "twoworkers" / "train" / exp.results[M.TRIAL_ID].iloc[0]).is_dir()
+    assert (tmp_path / "twoworkers" / "train" / frame.loc[0.25, M.TRIAL_ID]).is_dir()
+    # A diverging worker group is the trial's result (its reason recorded), not a Ray
+    # WorkerGroupError that Ray Train and Tune would restart, to diverge again, 3 x 3 times.
+    assert frame.loc[0.5, M.STATUS] == M.STATUS_FAILED
+    assert frame.loc[0.5, M.FAILURE].startswith("diverged: training loss is nan"), frame.loc[0.5, M.FAILURE]
+    assert "WorkerGroupError" not in proc.stderr
 
 
 def test_a_trial_larger_than_the_local_machine_is_refused(tmp_path):

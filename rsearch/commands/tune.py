@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
+from rsearch import storage
 from rsearch.errors import UserError
+from rsearch.space.schema import DEFAULT_STORAGE_PATH, check_storage_path
 
 
 def register(subparsers) -> None:
@@ -18,35 +21,52 @@ def register(subparsers) -> None:
     p.add_argument("--dry-run", action="store_true", help="validate the space and print the plan; train nothing, "
                                                            "write nothing")
     p.add_argument("--name", help="experiment name (default: the space's name)")
-    p.add_argument("--storage", help="results root (default: the space's storage.path, ~/rsearch_results)")
-    p.add_argument("--resume", metavar="NAME", help="continue the interrupted experiment NAME (under --storage)")
+    p.add_argument("--storage", help="results root: a local or shared path, or a pyarrow filesystem URI such as "
+                                     "s3://bucket/prefix or gs://bucket/prefix (default: the space's storage.path)")
+    p.add_argument("--resume", metavar="EXPERIMENT",
+                   help="continue an interrupted experiment: its folder or URI (as printed when it started), "
+                        f"or its name under --storage (default root {DEFAULT_STORAGE_PATH})")
     p.add_argument("--address", help="Ray cluster address, e.g. auto (default: $RAY_ADDRESS, else a local Ray)")
     p.add_argument("--quiet", action="store_true", help="no live progress lines")
     p.set_defaults(func=run)
 
 
 def _load(args):
+    """(space, experiment location) for a new search or a resumed one."""
     from rsearch.space import load_space
+    from rsearch.tune.driver import experiment_dir
 
+    if args.storage:
+        storage.check_reachable(check_storage_path(args.storage, "--storage"), "--storage")
     if args.resume:
         if args.space:
             raise UserError("--space: not used with --resume (the experiment's saved space.yaml is used)")
-        root = Path(args.storage or "~/rsearch_results").expanduser()
-        saved = root / args.resume / "space.yaml"
-        if not saved.exists():
-            raise UserError(f"--resume: no experiment {args.resume!r} under {root} (expected {saved})")
-        return load_space(saved), args.resume
+        exp_dir = _resume_location(args.resume, args.storage)
+        return load_space(storage.join(exp_dir, "space.yaml")), exp_dir
     if not args.space:
         raise UserError("--space: a search-space YAML is required (e.g. search_spaces/quickstart.yaml)")
-    return load_space(args.space), args.name
+    space = load_space(args.space)
+    if not args.storage:
+        storage.check_reachable(space.storage["path"], "storage.path")
+    return space, experiment_dir(space, args.storage, args.name)
+
+
+def _resume_location(resume: str, storage_root: str | None) -> str:
+    """--resume takes the experiment's own folder/URI, or a bare name under --storage."""
+    bare_name = "/" not in resume and not storage.is_uri(resume)
+    if not bare_name:
+        storage.check_reachable(resume, "--resume")
+    exp_dir = storage.join(storage_root or DEFAULT_STORAGE_PATH, resume) if bare_name else storage.normalize(resume)
+    if not storage.exists(storage.join(exp_dir, "space.yaml")):
+        hint = "; pass the experiment's folder or URI, as printed when it started" if bare_name else ""
+        raise UserError(f"--resume: no rsearch experiment at {exp_dir} (no space.yaml there){hint}")
+    return exp_dir
 
 
 def run(args) -> int:
-    from rsearch.tune.driver import experiment_dir
     from rsearch.tune.plan import describe_plan, make_plan
 
-    space, name = _load(args)
-    exp_dir = experiment_dir(space, args.storage, name)
+    space, exp_dir = _load(args)
     plan = make_plan(space)
     if args.dry_run:
         costs, budget = _known_latencies(space, exp_dir, plan)
@@ -61,16 +81,16 @@ def run(args) -> int:
     return 0
 
 
-def _known_latencies(space, exp_dir: Path, plan):
+def _known_latencies(space, exp_dir: str, plan):
     """Latencies already in the latency table (a dry run measures nothing)."""
     if space.latency is None or not plan.architectures:
         return None, None
     from rsearch.cost import LatencyCache, LatencyMethod
     from rsearch.models import model_config
-    from rsearch.tune.driver import LATENCY_TABLE, latency_method
+    from rsearch.tune.driver import latency_method, latency_table
 
-    table = exp_dir.parent / LATENCY_TABLE
-    if not table.exists():
+    table = latency_table(exp_dir)
+    if not os.path.exists(table):
         return {}, space.latency["max"]
     cache, method = LatencyCache(table), LatencyMethod(**latency_method(space.latency))
     in_chans = 1 if space.data.get("source") == "fashion-mnist" else 3
@@ -84,7 +104,7 @@ def _known_latencies(space, exp_dir: Path, plan):
     return costs, space.latency["max"]
 
 
-def _print_summary(exp_dir: Path) -> None:
+def _print_summary(exp_dir: str) -> None:
     from rsearch import results
 
     exp = results.read_experiment(exp_dir, allow_empty=True)

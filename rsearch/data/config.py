@@ -60,6 +60,11 @@ def cache_root(cfg: DataConfig) -> Path:
     """Where rendered data lives: the config's cache_dir, else $RSEARCH_CACHE, else ~/.cache/rsearch."""
     if cfg.cache_dir:
         return Path(cfg.cache_dir).expanduser()
+    return default_cache_root()
+
+
+def default_cache_root() -> Path:
+    """$RSEARCH_CACHE, else ~/.cache/rsearch: this machine's caches (data, latencies)."""
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV]).expanduser()
     return Path.home() / ".cache" / "rsearch"

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from rsearch import storage
 from rsearch.errors import UserError
 
 
@@ -38,10 +39,9 @@ SpaceLoader.add_implicit_resolver(
 
 
 def read_yaml(path: str | os.PathLike) -> dict:
-    """The top-level mapping of the YAML file at `path`."""
-    file = Path(path).expanduser()
+    """The top-level mapping of the YAML file at `path` (a local path or a pyarrow URI)."""
     try:
-        text = file.read_text(encoding="utf-8")
+        text = _read_text(path)
     except FileNotFoundError:
         raise UserError(f"{path}: no such space file") from None
     except IsADirectoryError:
@@ -57,6 +57,14 @@ def read_yaml(path: str | os.PathLike) -> dict:
     if not isinstance(mapping, dict):
         raise UserError(f"{path}: expected a mapping of search-space sections at the top, got {type(mapping).__name__}")
     return mapping
+
+
+def _read_text(path) -> str:
+    if storage.is_uri(path):  # a resumed experiment's space.yaml in an object store
+        fs, inner = storage.filesystem(path)
+        with fs.open_input_stream(inner) as stream:
+            return stream.read().decode("utf-8")
+    return Path(path).expanduser().read_text(encoding="utf-8")
 
 
 def _describe(exc: yaml.YAMLError) -> str:

@@ -282,13 +282,22 @@ STORAGE_SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss",
 _URI = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://(.*)")
 
 
+DEFAULT_STORAGE_PATH = "~/rsearch_results"
+
+
 def parse_storage(raw: Any) -> dict:
     raw = strict_mapping(raw, "storage", ("path",))
-    storage = fill(raw, "storage", {"path": ("~/rsearch_results", text())})
-    uri = _URI.fullmatch(storage["path"])
+    storage = fill(raw, "storage", {"path": (DEFAULT_STORAGE_PATH, text())})
+    check_storage_path(storage["path"], "storage.path")
+    return storage
+
+
+def check_storage_path(path: str, where: str) -> str:
+    """A local path, or a URI with a scheme pyarrow opens and something after the ://."""
+    uri = _URI.fullmatch(path)
     if uri and uri.group(1) not in STORAGE_SCHEMES:
-        raise UserError(f"storage.path: unknown scheme {uri.group(1)!r}; expected a local path "
+        raise UserError(f"{where}: unknown scheme {uri.group(1)!r}; expected a local path "
                         f"or one of {', '.join(s + '://' for s in STORAGE_SCHEMES)}")
     if uri and not uri.group(2):
-        _fail("storage.path", f"a bucket or path after {uri.group(1)}://", storage["path"])
-    return storage
+        _fail(where, f"a bucket or path after {uri.group(1)}://", path)
+    return path

@@ -17,12 +17,14 @@ import ray.train.torch
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchConfig, TorchTrainer
 
+from rsearch import metrics as M
+from rsearch import storage
 from rsearch.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from rsearch.train.config import TrainConfig
-from rsearch.train.loop import train_epochs
+from rsearch.train.loop import DIVERGED, TrainingDiverged, train_epochs
 
 
-def worker_loop(config: dict) -> None:
+def worker_loop(config: dict) -> dict | None:
     cfg = TrainConfig.from_dict(config["train"])
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
@@ -37,20 +39,32 @@ def worker_loop(config: dict) -> None:
     if checkpoint is not None:  # a restarted worker group continues from the last report
         with checkpoint.as_directory() as d:
             resume = load_checkpoint(Path(d) / CHECKPOINT_FILE)
-    for epoch in train_epochs(cfg, resume=resume, rank=rank, world_size=world):
-        with tempfile.TemporaryDirectory() as tmp:
-            attached = None
-            if rank == 0:
-                save_checkpoint(epoch.state(), Path(tmp) / CHECKPOINT_FILE)
-                attached = ray.train.Checkpoint.from_directory(tmp)
-            # Every rank must call report the same number of times (it is a barrier).
-            ray.train.report(epoch.metrics, checkpoint=attached,
-                             checkpoint_dir_name=f"epoch_{epoch.metrics['epoch']:04d}")
+    try:
+        for epoch in train_epochs(cfg, resume=resume, rank=rank, world_size=world):
+            with tempfile.TemporaryDirectory() as tmp:
+                attached = None
+                if rank == 0:
+                    save_checkpoint(epoch.state(), Path(tmp) / CHECKPOINT_FILE)
+                    attached = ray.train.Checkpoint.from_directory(tmp)
+                # Every rank must call report the same number of times (it is a barrier).
+                ray.train.report(epoch.metrics, checkpoint=attached,
+                                 checkpoint_dir_name=f"epoch_{epoch.metrics['epoch']:04d}")
+    except TrainingDiverged as exc:
+        # A divergence is the run's outcome, not a fault: raised, Ray Train (and Tune around it)
+        # would restart the workers max_failures times to diverge again. The loop checks the
+        # all-reduced loss, so every rank gets here at the same epoch and makes this one report
+        # (for Tune, through the report callback); the driver reads rank 0's return value.
+        failure = {M.STATUS: M.STATUS_FAILED, M.FAILURE: f"{DIVERGED}{exc}", M.MINIVAL_TOP1: 0.0}
+        ray.train.report(failure)
+        return failure
+    return None
 
 
 def fit_torch_trainer(cfg: TrainConfig, *, name: str, storage_path: str, in_tune: bool = False,
                       max_failures: int = 2, cpus_per_worker: float = 1, gpus_per_worker: float = 1):
-    """Run `cfg` on `cfg.workers` Ray Train workers; returns the ray.train.Result."""
+    """Run `cfg` on `cfg.workers` Ray Train workers; returns the ray.train.Result.
+
+    Raises TrainingDiverged, as the in-process loop does, when the loss went non-finite."""
     callbacks = []
     if in_tune:
         from ray.tune.integration.ray_train import TuneReportCallback
@@ -66,10 +80,14 @@ def fit_torch_trainer(cfg: TrainConfig, *, name: str, storage_path: str, in_tune
                                                            **({"GPU": gpus_per_worker} if use_gpu else {})}),
         run_config=RunConfig(
             name=name,  # the trial id (never a timestamp), so a restored trial finds its run again
-            storage_path=storage_path,
+            **storage.ray_storage(storage_path),  # a local/shared path or a pyarrow URI
             failure_config=FailureConfig(max_failures=max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
             callbacks=callbacks,
         ),
     )
-    return trainer.fit()
+    result = trainer.fit()
+    failure = (result.return_value or {}).get(M.FAILURE) or ""
+    if result.error is None and failure.startswith(DIVERGED):
+        raise TrainingDiverged(failure[len(DIVERGED):])
+    return result

@@ -32,6 +32,9 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN/inf: the trial is recorded as failed, the search goes on."""
 
 
+DIVERGED = "diverged: "  # how a divergence reads in a trial's failure reason
+
+
 @dataclass
 class EpochResult:
     metrics: dict  # flat, JSON-able; test_top1/test_loss only after the last epoch

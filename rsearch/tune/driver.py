@@ -7,12 +7,12 @@
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 import time
-from pathlib import Path
 
 from rsearch import metrics as M
-from rsearch import results
+from rsearch import results, storage
 from rsearch.errors import UserError
 from rsearch.tune.plan import Plan, make_plan
 from rsearch.tune.trial import TrialContext, arch_key, build_train_config, over_budget
@@ -20,22 +20,29 @@ from rsearch.tune.trial import TrialContext, arch_key, build_train_config, over_
 LATENCY_TABLE = "latency.parquet"  # shared by every experiment under one storage root
 
 
-def experiment_dir(space, storage: str | None = None, name: str | None = None) -> Path:
-    root = storage or space.storage["path"]
-    if "://" in root:
-        raise UserError(f"storage.path: {root!r} — cloud URIs are not supported for the results store yet; "
-                        "expected a local or shared filesystem path")
-    return Path(root).expanduser().resolve() / (name or space.name)
+def experiment_dir(space, storage_root: str | None = None, name: str | None = None) -> str:
+    """<storage root>/<name>: a local or shared path, or a pyarrow filesystem URI (s3://, gs://, ...)."""
+    return storage.join(storage_root or space.storage["path"], name or space.name)
 
 
-def run_search(space, *, exp_dir: Path, resume: bool = False, address: str | None = None,
-               quiet: bool = False, space_file: str | None = None) -> Path:
+def latency_table(exp_dir: str) -> str:
+    """The latency table beside the experiments of a local or shared root (one table for all of
+    them); a local per-machine cache when results go to an object store (no file locks there)."""
+    if storage.is_uri(exp_dir):
+        from rsearch.data.config import default_cache_root
+
+        return str(default_cache_root() / LATENCY_TABLE)
+    return storage.join(storage.parent(exp_dir), LATENCY_TABLE)
+
+
+def run_search(space, *, exp_dir: str, resume: bool = False, address: str | None = None,
+               quiet: bool = False, space_file: str | None = None) -> str:
     """Run (or resume) the whole study; returns the experiment folder."""
     from rsearch.train.runner import preflight
 
-    if resume and not (exp_dir / "experiment.json").exists():
+    if resume and not storage.exists(storage.join(exp_dir, results.EXPERIMENT_FILE)):
         raise UserError(f"--resume: no experiment at {exp_dir}; expected a folder written by `rsearch tune`")
-    if not resume and exp_dir.exists() and any(exp_dir.iterdir()):
+    if not resume and storage.has_entries(exp_dir):
         raise UserError(f"--name: experiment {exp_dir} already exists; pass --resume to continue it, "
                         "or choose another --name")
     # Everything that can be wrong with the input is found before Ray starts or a folder is written.
@@ -53,6 +60,9 @@ def run_search(space, *, exp_dir: Path, resume: bool = False, address: str | Non
     _check_fits(ctx, address)
     if not resume:
         results.create_experiment(exp_dir, _meta(space, plan, space_file), space.resolved())
+    if not quiet:
+        print(f"[rsearch] experiment {exp_dir} (if interrupted: rsearch tune --resume {shlex.quote(exp_dir)})",
+              file=sys.stderr, flush=True)
     ctx = _with_costs(ctx, plan, quiet)
     for regime in space.epochs:
         _run_regime(space, plan, regime, ctx, exp_dir, resume, quiet)
@@ -60,7 +70,7 @@ def run_search(space, *, exp_dir: Path, resume: bool = False, address: str | Non
     return exp_dir
 
 
-def _context(space, data_info: dict, exp_dir: Path) -> TrialContext:
+def _context(space, data_info: dict, exp_dir: str) -> TrialContext:
     latency = space.latency
     method = latency_method(latency) if latency is not None else None
     res = space.resources
@@ -70,7 +80,7 @@ def _context(space, data_info: dict, exp_dir: Path) -> TrialContext:
         gpus_per_worker=float(res["gpus_per_worker"]),
         latency_budget_ms=latency["max"] if latency else None, max_params=space.max_params,
         max_flops=space.max_flops, latency_method=method,
-        latency_cache=str(exp_dir.parent / LATENCY_TABLE), train_storage=str(exp_dir / "train"))
+        latency_cache=latency_table(exp_dir), train_storage=storage.join(exp_dir, "train"))
 
 
 def latency_method(latency: dict) -> dict:
@@ -111,7 +121,7 @@ def _with_costs(ctx: TrialContext, plan: Plan, quiet: bool) -> TrialContext:
     return dataclasses.replace(ctx, costs=costs)
 
 
-def _run_regime(space, plan: Plan, regime: int, ctx: TrialContext, exp_dir: Path, resume: bool, quiet: bool):
+def _run_regime(space, plan: Plan, regime: int, ctx: TrialContext, exp_dir: str, resume: bool, quiet: bool):
     from ray import tune
 
     from rsearch.tune.recorder import ResultsRecorder
@@ -123,14 +133,16 @@ def _run_regime(space, plan: Plan, regime: int, ctx: TrialContext, exp_dir: Path
         print(f"[rsearch] regime {regime} epochs: every architecture is over the budget; nothing to train",
               file=sys.stderr)
     extra = [_infeasible_row(ctx.costs[k], regime, ctx) for k in infeasible] if space.search["algorithm"] == "grid" else []
-    recorder = ResultsRecorder(str(exp_dir), ctx.costs, lambda config: _describe(config, ctx), extra, quiet)
+    recorder = ResultsRecorder(exp_dir, ctx.costs, lambda config: _describe(config, ctx), extra, quiet)
     trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx), _trial_resources(ctx))
-    path = exp_dir / "tune" / f"regime_{regime}"
+    path = storage.join(exp_dir, "tune", f"regime_{regime}")
     if space.search["algorithm"] == "grid" and not feasible:
         recorder.setup()
         return
-    if resume and tune.Tuner.can_restore(str(path)):
-        tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_unfinished=True, resume_errored=False,
+    where = storage.ray_storage(path)  # Tune reads and writes the regime's folder through pyarrow
+    restore = {"path": where["storage_path"], "storage_filesystem": where.get("storage_filesystem")}
+    if resume and tune.Tuner.can_restore(**restore):
+        tuner = tune.Tuner.restore(**restore, trainable=trainable, resume_unfinished=True, resume_errored=False,
                                    restart_errored=False)
     else:
         param_space, tune_config, run_config = make_tuner_parts(space, regime, feasible, ctx, path, recorder)

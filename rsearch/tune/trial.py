@@ -24,7 +24,7 @@ from rsearch.data import DataConfig
 from rsearch.recipe import preset
 from rsearch.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from rsearch.train.config import TrainConfig
-from rsearch.train.loop import TrainingDiverged, train_epochs
+from rsearch.train.loop import DIVERGED, TrainingDiverged, train_epochs
 
 # Recipe knobs a space may search or fix (everything else in the trial config is scaling).
 ARCH_KEYS = (M.DEPTH, M.WIDTH, M.RESOLUTION)
@@ -129,7 +129,7 @@ def run_trial(config: dict, ctx: TrialContext) -> None:
         else:
             _train_on_ray_train(cfg, ctx)
     except TrainingDiverged as exc:
-        _report_failure(base, f"diverged: {exc}")
+        _report_failure(base, f"{DIVERGED}{exc}")
     except torch.OutOfMemoryError as exc:  # the trial is recorded as failed; the search goes on
         _report_failure(base, f"out of memory: {str(exc).splitlines()[0]}")
 

@@ -2,13 +2,12 @@
 algorithm (grid | random | HyperOpt TPE), scheduler (FIFO | ASHA) and run config."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import ConcurrencyLimiter
 
 from rsearch import metrics as M
+from rsearch import storage
 
 
 def param_space(space, regime: int, feasible: list) -> dict:
@@ -50,7 +49,7 @@ def scheduler(space, regime: int):
     return FIFOScheduler()
 
 
-def make_tuner_parts(space, regime: int, feasible: list, ctx, path: Path, recorder):
+def make_tuner_parts(space, regime: int, feasible: list, ctx, path: str, recorder):
     search = space.search
     tune_config = tune.TuneConfig(
         metric=M.OBJECTIVE, mode=M.OBJECTIVE_MODE, search_alg=search_algorithm(space),
@@ -58,7 +57,7 @@ def make_tuner_parts(space, regime: int, feasible: list, ctx, path: Path, record
         max_concurrent_trials=search.get("max_concurrent"),
         reuse_actors=True)  # a finished trial's process takes the next trial: no new Python + torch import
     run_config = tune.RunConfig(
-        name=path.name, storage_path=str(path.parent),
+        name=storage.basename(path), **storage.ray_storage(storage.parent(path)),
         failure_config=tune.FailureConfig(max_failures=2),  # a killed trial resumes from its checkpoint
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         callbacks=[recorder], verbose=0)
