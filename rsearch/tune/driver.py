@@ -56,6 +56,9 @@ def run_search(space, *, exp_dir: str, resume: bool = False, address: str | None
     # Per-epoch checkpoints of short trials trip Tune's "snapshotting too often" warning on
     # every epoch; it is expected here, not a problem to report.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Tune's new console output prints its own experiment box even at verbose=0; the
+    # recorder's live table is rsearch's progress display.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     init_ray(address)
     _check_fits(ctx, address)
     if not resume:
