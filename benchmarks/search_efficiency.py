@@ -3,8 +3,11 @@
     full grid   every configuration trained for every epoch of its regime (the latency
                 budget only applied afterwards, to the front): what a search without
                 pre-pruning or early stopping spends
-    adaptive    rsearch's default: latency pre-pruning (configs over the budget are never
-                trained) + ASHA early stopping (grace 1 epoch, reduction factor 3)
+    adaptive    rsearch's default adaptive search: latency pre-pruning (configs over the budget
+                are never trained) + Pareto ASHA (successive halving that promotes by Pareto
+                rank on accuracy and latency; first rung at 1/3 of each regime, factor 3)
+    asha        the same pre-pruning + Tune's plain ASHA on accuracy (grace 1 epoch, factor 3),
+                with --with-asha: for comparison
 
 For each: the Pareto hypervolume (minival accuracy vs measured latency, within the budget,
 same reference point for both) per regime, and the training compute spent: trial-epochs x
@@ -31,7 +34,7 @@ from rsearch.space import parse_space
 from rsearch.tune.driver import experiment_dir, run_search
 
 
-def variants(raw: dict) -> dict[str, dict]:
+def variants(raw: dict, with_asha: bool = False) -> tuple[dict[str, dict], float]:
     budget = raw["constraints"]["latency_ms"]["max"]
     grid = copy.deepcopy(raw)
     grid["name"] = f"{raw.get('name', 'space')}-fullgrid"
@@ -39,8 +42,14 @@ def variants(raw: dict) -> dict[str, dict]:
     grid["search"]["scheduler"] = {"kind": "fifo"}
     adaptive = copy.deepcopy(raw)
     adaptive["name"] = f"{raw.get('name', 'space')}-adaptive"
-    adaptive["search"]["scheduler"] = {"kind": "asha", "grace_period": 1, "reduction_factor": 3}
-    return {"full grid": grid, "adaptive": adaptive}, budget
+    adaptive["search"]["scheduler"] = {"kind": "pareto_asha", "grace_fraction": 1 / 3, "reduction_factor": 3}
+    spaces = {"full grid": grid, "adaptive": adaptive}
+    if with_asha:
+        asha = copy.deepcopy(raw)
+        asha["name"] = f"{raw.get('name', 'space')}-asha"
+        asha["search"]["scheduler"] = {"kind": "asha", "grace_period": 1, "reduction_factor": 3}
+        spaces["asha"] = asha
+    return spaces, budget
 
 
 def training_compute(frame, images_per_epoch: int) -> float:
@@ -49,14 +58,35 @@ def training_compute(frame, images_per_epoch: int) -> float:
     return float((done * frame[M.FLOPS].astype(float) * 3 * images_per_epoch).sum())
 
 
+def print_table(report: dict) -> None:
+    """One column per search, each followed by its ratio to the full grid."""
+    grid, others = report["full grid"], [k for k in report if k != "full grid"]
+
+    def row(label: str, values: dict) -> None:
+        cells = f"{values['full grid']:12.4g}"
+        for name in others:
+            ratio = values[name] / values["full grid"] if values["full grid"] else float("nan")
+            cells += f" {values[name]:12.4g} {ratio:7.3f}"
+        print(f"{label:22s} {cells}")
+
+    print(f"\n{'':22s} {'full grid':>12s}" + "".join(f" {name:>12s} {'ratio':>7s}" for name in others))
+    for regime in sorted(grid["hypervolume"]):
+        row(f"hypervolume {regime} ep", {k: r["hypervolume"].get(regime, 0.0) for k, r in report.items()})
+    row("hypervolume (sum)", {k: sum(r["hypervolume"].values()) for k, r in report.items()})
+    for key, label in (("trial_epochs", "trial-epochs"), ("train_flops", "training FLOPs"),
+                       ("train_seconds", "train seconds"), ("wall_s", "wall seconds")):
+        row(label, {k: r[key] for k, r in report.items()})
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--space", default="search_spaces/quickstart.yaml")
     parser.add_argument("--storage", default=None, help="where both experiments go (default: a temp folder)")
+    parser.add_argument("--with-asha", action="store_true", help="also run plain ASHA (accuracy only)")
     parser.add_argument("--json", help="write every number here")
     args = parser.parse_args(argv)
     raw = yaml.safe_load(Path(args.space).read_text())
-    spaces, budget = variants(raw)
+    spaces, budget = variants(raw, args.with_asha)
     storage = args.storage or tempfile.mkdtemp(prefix="rsearch-efficiency-")
     report = {}
     for label, mapping in spaces.items():
@@ -76,17 +106,7 @@ def main(argv=None) -> int:
             "wall_s": wall, "trials": len(frame), "path": str(exp_dir),
         }
         print(f"{label}: done in {wall:.0f} s ({exp_dir})", file=sys.stderr, flush=True)
-    grid, ada = report["full grid"], report["adaptive"]
-    print(f"\n{'':24s} {'full grid':>12s} {'adaptive':>12s} {'ratio':>8s}")
-    for regime in sorted(grid["hypervolume"]):
-        g, a = grid["hypervolume"][regime], ada["hypervolume"].get(regime, 0.0)
-        print(f"{f'hypervolume {regime} ep':24s} {g:12.4f} {a:12.4f} {a / g if g else float('nan'):8.3f}")
-    total_g, total_a = sum(grid["hypervolume"].values()), sum(ada["hypervolume"].values())
-    print(f"{'hypervolume (sum)':24s} {total_g:12.4f} {total_a:12.4f} {total_a / total_g if total_g else float('nan'):8.3f}")
-    for key, label in (("trial_epochs", "trial-epochs"), ("train_flops", "training FLOPs"),
-                       ("train_seconds", "train seconds"), ("wall_s", "wall seconds")):
-        g, a = grid[key], ada[key]
-        print(f"{label:24s} {g:12.4g} {a:12.4g} {a / g if g else float('nan'):8.3f}")
+    print_table(report)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2, default=str))
     return 0

@@ -57,6 +57,21 @@ def pareto_mask(objectives, maximize: Sequence[bool]) -> np.ndarray:
     return mask
 
 
+def pareto_ranks(objectives, maximize: Sequence[bool]) -> np.ndarray:
+    """Non-dominated sorting: 0 for the front, 1 for the front once 0 is removed, ...
+
+    Rows with a NaN get len(objectives) (behind every front)."""
+    values = np.asarray(objectives, dtype=float)
+    ranks = np.full(len(values), len(values), dtype=int)
+    left = np.flatnonzero(~np.isnan(values.reshape(len(values), -1)).any(axis=1))
+    rank = 0
+    while len(left):
+        front = pareto_mask(values[left], maximize)
+        ranks[left[front]] = rank
+        left, rank = left[~front], rank + 1
+    return ranks
+
+
 def pareto_mask_by_group(objectives, maximize: Sequence[bool], groups) -> np.ndarray:
     """pareto_mask computed separately within each group (e.g. each epoch regime)."""
     values = np.asarray(objectives, dtype=float)

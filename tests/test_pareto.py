@@ -9,6 +9,7 @@ from rsearch.pareto import (
     hypervolume_2d,
     pareto_mask,
     pareto_mask_by_group,
+    pareto_ranks,
     reference_point,
 )
 
@@ -117,3 +118,23 @@ def test_hypervolume_of_front_only_equals_hypervolume_of_all():
 def test_reference_point_defaults():
     assert reference_point([1.0, 2.0], budget_ms=1.5) == (0.0, 1.5)
     assert reference_point([1.0, np.nan, 2.0]) == (0.0, pytest.approx(2.2))
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_ranks_peel_fronts_by_the_definition(seed):
+    rng = np.random.default_rng(seed)
+    points = rng.integers(0, 5, size=(int(rng.integers(1, 40)), 2)).astype(float)
+    points[rng.random(len(points)) < 0.1, 0] = np.nan
+    ranks = pareto_ranks(points, (True, False))
+    valid = ~np.isnan(points).any(axis=1)
+    assert (ranks[~valid] == len(points)).all()
+    # rank r = on the brute-force front of the points of rank >= r
+    for r in range(ranks[valid].max() + 1 if valid.any() else 0):
+        rows = np.flatnonzero(valid & (ranks >= r))
+        front = brute_force_front(points[rows], (True, False))
+        np.testing.assert_array_equal(ranks[rows] == r, front)
+
+
+def test_ranks_by_hand():
+    # (accuracy max, latency min): A(0.9, 5) B(0.5, 1) front; C(0.4, 2) behind B; D(0.3, 6) behind all
+    assert pareto_ranks([[0.9, 5], [0.5, 1], [0.4, 2], [0.3, 6]], (True, False)).tolist() == [0, 0, 1, 2]

@@ -233,6 +233,8 @@ ALGORITHMS = ("grid", "random", "hyperopt")
 SCHEDULERS: dict[str, dict[str, tuple[Any, Validator]]] = {
     "fifo": {},
     "asha": {"grace_period": (1, integer(1)), "reduction_factor": (3, number(1.0))},
+    # ASHA promoting by Pareto rank on (accuracy, latency); the first rung at a fraction of each regime
+    "pareto_asha": {"grace_fraction": (round(1 / 3, 4), number(0.0, 1.0)), "reduction_factor": (3, number(1.0))},
 }
 
 

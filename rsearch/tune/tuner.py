@@ -1,6 +1,8 @@
 """Tune's parts for one regime: param space (nesting mirrors the trial config), search
-algorithm (grid | random | HyperOpt TPE), scheduler (FIFO | ASHA) and run config."""
+algorithm (grid | random | HyperOpt TPE), scheduler (FIFO | ASHA | Pareto ASHA) and run config."""
 from __future__ import annotations
+
+import functools
 
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
@@ -8,6 +10,7 @@ from ray.tune.search import ConcurrencyLimiter
 
 from rsearch import metrics as M
 from rsearch import storage
+from rsearch.tune.trial import arch_key, trial_settings
 
 
 def param_space(space, regime: int, feasible: list) -> dict:
@@ -40,8 +43,14 @@ def search_algorithm(space):
     return algo
 
 
-def scheduler(space, regime: int):
+def scheduler(space, regime: int, costs: dict):
     sched = space.search["scheduler"]
+    if sched["kind"] == "pareto_asha":
+        from rsearch.tune.pareto_asha import ParetoASHA
+
+        return ParetoASHA(regime=regime, cost_of=functools.partial(trial_latency, costs),
+                          grace_fraction=float(sched["grace_fraction"]),
+                          reduction_factor=float(sched["reduction_factor"]))
     if sched["kind"] == "asha":
         return ASHAScheduler(time_attr="training_iteration", max_t=regime,
                              grace_period=min(int(sched.get("grace_period", 1)), regime),
@@ -49,11 +58,23 @@ def scheduler(space, regime: int):
     return FIFOScheduler()
 
 
+def trial_latency(costs: dict, trial, result: dict) -> float | None:
+    """A trial's latency: reported by 1-worker trials, else from the pre-search cost table
+    (FLOPs where the space sets no latency budget)."""
+    (depth, width, resolution), _, _ = trial_settings(trial.config)
+    known = costs.get(arch_key(depth, width, resolution), {})
+    for key in (M.LATENCY_MS, M.FLOPS):
+        for source in (result, known):
+            if source.get(key) is not None:
+                return float(source[key])
+    return None
+
+
 def make_tuner_parts(space, regime: int, feasible: list, ctx, path: str, recorder):
     search = space.search
     tune_config = tune.TuneConfig(
         metric=M.OBJECTIVE, mode=M.OBJECTIVE_MODE, search_alg=search_algorithm(space),
-        scheduler=scheduler(space, regime), num_samples=int(search["num_samples"]),
+        scheduler=scheduler(space, regime, ctx.costs), num_samples=int(search["num_samples"]),
         max_concurrent_trials=search.get("max_concurrent"),
         reuse_actors=True)  # a finished trial's process takes the next trial: no new Python + torch import
     run_config = tune.RunConfig(

@@ -1,0 +1,60 @@
+"""The Pareto-rank successive-halving scheduler: rungs per regime and its promotion rule."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from ray.tune.schedulers import TrialScheduler
+
+from rsearch import metrics as M
+from rsearch.tune.pareto_asha import ParetoASHA, rung_epochs
+from rsearch.tune.tuner import trial_latency
+
+CONTINUE, STOP = TrialScheduler.CONTINUE, TrialScheduler.STOP
+
+
+@pytest.mark.parametrize("regime,fraction,rf,rungs", [
+    (9, 1 / 3, 3, [3]), (3, 1 / 3, 3, [1]), (350, 1 / 3, 3, [117]), (27, 1 / 9, 3, [3, 9]),
+    (1, 1 / 3, 3, []), (2, 0.5, 2, [1]), (10, 0.1, 2, [1, 2, 4, 8]),
+])
+def test_rungs_sit_at_a_fraction_of_each_regime(regime, fraction, rf, rungs):
+    assert rung_epochs(regime, fraction, rf) == rungs
+
+
+def report(scheduler, name, accuracy, latency, epoch=3):
+    trial = SimpleNamespace(trial_id=name, config={})
+    return scheduler.on_trial_result(None, trial, {M.EPOCH: epoch, M.MINIVAL_TOP1: accuracy, M.LATENCY_MS: latency})
+
+
+def test_a_fast_less_accurate_model_is_kept_where_accuracy_alone_would_stop_it():
+    sched = ParetoASHA(regime=9, cost_of=lambda trial, result: result[M.LATENCY_MS])
+    assert report(sched, "slow-accurate", 0.60, 4.0) == CONTINUE  # first at its rung
+    assert report(sched, "slow-worse", 0.50, 4.2) == STOP  # dominated, not in the top 1/3
+    assert report(sched, "mid", 0.55, 3.9) == CONTINUE  # on the front
+    # Third-best accuracy of four: plain ASHA (top 1/3) stops it; it is the fastest, so on the front.
+    assert report(sched, "fast", 0.52, 2.0) == CONTINUE
+    assert report(sched, "slower-still", 0.40, 5.0) == STOP
+    assert report(sched, "before-any-rung", 0.01, 9.0, epoch=2) == CONTINUE  # only rungs decide
+
+
+def test_behind_the_front_the_top_share_by_rank_then_accuracy_continues():
+    sched = ParetoASHA(regime=9, cost_of=lambda trial, result: result[M.LATENCY_MS], reduction_factor=2)
+    assert report(sched, "a", 0.9, 1.0) == CONTINUE  # dominates everything after it
+    assert report(sched, "b", 0.5, 2.0) == STOP  # rank 1 of 2 seen; the top 1/2 is "a"
+    assert report(sched, "c", 0.6, 1.5) == CONTINUE  # rank 1 (b falls to 2): in the top 2 of 3
+
+
+def test_failed_and_infeasible_reports_are_not_ranked():
+    sched = ParetoASHA(regime=9, cost_of=lambda trial, result: result.get(M.LATENCY_MS))
+    trial = SimpleNamespace(trial_id="x", config={})
+    result = {M.EPOCH: 3, M.MINIVAL_TOP1: 0.0, M.STATUS: M.STATUS_FAILED}
+    assert sched.on_trial_result(None, trial, result) == CONTINUE and not sched.recorded[3]
+
+
+def test_latency_comes_from_the_report_else_the_cost_table_else_flops():
+    costs = {"26,0.25,32": {M.LATENCY_MS: 2.5, M.FLOPS: 7}, "26,0.5,32": {M.FLOPS: 30}}
+    trial = SimpleNamespace(config={"arch": [26, 0.25, 32]})
+    assert trial_latency(costs, trial, {M.LATENCY_MS: 1.5}) == 1.5
+    assert trial_latency(costs, trial, {}) == 2.5
+    assert trial_latency(costs, SimpleNamespace(config={"arch": [26, 0.5, 32]}), {}) == 30
+    assert trial_latency({}, SimpleNamespace(config={"arch": [26, 0.5, 32]}), {}) is None
