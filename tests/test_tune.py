@@ -14,6 +14,7 @@ import yaml
 
 from rsearch import metrics as M
 from rsearch import results
+from rsearch.pareto import accuracy_latency_mask
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "search_spaces" / "smoke.yaml"
@@ -297,4 +298,28 @@ def test_hyperopt_with_asha_records_sampled_and_stopped_trials(tmp_path):
     stopped = frame[frame[M.STATUS] == M.STATUS_STOPPED]
     assert (stopped["epochs_done"] < 2).all() and not stopped[M.PARETO].any()
     assert frame[M.LATENCY_MS].notna().all()
+    assert_pareto_flags_correct(frame)
+
+
+@pytest.mark.slow
+def test_pareto_asha_stops_trials_behind_the_front_at_its_rung(tmp_path):
+    space = smoke_space(tmp_path, "pasha", epochs=[2],
+                        scaling={"depth": [26], "width": [0.25, 0.5], "resolution": [32]},
+                        regularization={"dropout": [0.0, 0.1, 0.2], "randaugment_magnitude": 5},
+                        search={"max_concurrent": 2,
+                                "scheduler": {"kind": "pareto_asha", "grace_fraction": 0.5, "reduction_factor": 2}})
+    proc = rsearch("tune", "--space", str(space), "--storage", str(tmp_path), "--quiet")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    exp = results.read_experiment(tmp_path / "pasha")
+    frame = exp.results
+    assert len(frame) == 6 and set(frame[M.STATUS]) <= {M.STATUS_OK, M.STATUS_STOPPED}
+    # The rule, checked on the rung's final picture: a trial on the front of every rung-1
+    # result was on the front when it reached the rung (so it went on); a stopped trial was
+    # dominated then, and stays dominated.
+    rung = exp.curves[exp.curves[M.EPOCH] == 1].merge(frame[[M.TRIAL_ID, M.STATUS, M.LATENCY_MS]], on=M.TRIAL_ID)
+    on_front = accuracy_latency_mask(rung[M.MINIVAL_TOP1], rung[M.LATENCY_MS])
+    assert (rung[on_front][M.STATUS] == M.STATUS_OK).all()
+    stopped = frame[frame[M.STATUS] == M.STATUS_STOPPED]
+    assert len(stopped) >= 1 and (stopped["epochs_done"] == 1).all() and not stopped[M.PARETO].any()
+    assert (frame[frame[M.STATUS] == M.STATUS_OK]["epochs_done"] == 2).all()
     assert_pareto_flags_correct(frame)
