@@ -7,7 +7,7 @@ import pytest
 from ray.tune.schedulers import TrialScheduler
 
 from rsearch import metrics as M
-from rsearch.tune.pareto_asha import ParetoASHA, rung_epochs
+from rsearch.tune.pareto_asha import ParetoASHA, minival_noise, rung_epochs
 from rsearch.tune.tuner import trial_latency
 
 CONTINUE, STOP = TrialScheduler.CONTINUE, TrialScheduler.STOP
@@ -58,3 +58,18 @@ def test_latency_comes_from_the_report_else_the_cost_table_else_flops():
     assert trial_latency(costs, trial, {}) == 2.5
     assert trial_latency(costs, SimpleNamespace(config={"arch": [26, 0.5, 32]}), {}) == 30
     assert trial_latency({}, SimpleNamespace(config={"arch": [26, 0.5, 32]}), {}) is None
+
+
+def test_a_faster_model_inside_the_minival_noise_does_not_push_a_trial_off_the_front():
+    noisy = ParetoASHA(regime=9, cost_of=lambda trial, result: result[M.LATENCY_MS], noise=minival_noise(80))
+    exact = ParetoASHA(regime=9, cost_of=lambda trial, result: result[M.LATENCY_MS])
+    for sched, verdict in ((noisy, CONTINUE), (exact, STOP)):
+        assert report(sched, "fast", 0.30, 2.0) == CONTINUE
+        assert report(sched, "slower-one-image-worse", 0.2875, 2.4) == verdict  # 1 of 80 images
+        assert report(sched, "slower-and-clearly-worse", 0.15, 2.5) == STOP
+
+
+def test_minival_noise_is_the_largest_standard_error_of_the_split():
+    assert minival_noise(80) == pytest.approx(0.0559, abs=1e-4)
+    assert minival_noise(25_600) == pytest.approx(0.003125)  # 2% of ImageNet
+    assert minival_noise(0) == 0.0

@@ -79,6 +79,7 @@ def _context(space, data_info: dict, exp_dir: str) -> TrialContext:
     res = space.resources
     return TrialContext(
         data=dict(space.data), num_classes=int(data_info["num_classes"]), in_chans=int(data_info["in_chans"]),
+        minival_size=int(data_info.get("minival_size", 0)),
         workers=int(res["workers"]), cpus_per_worker=float(res["cpus_per_worker"]),
         gpus_per_worker=float(res["gpus_per_worker"]),
         latency_budget_ms=latency["max"] if latency else None, max_params=space.max_params,

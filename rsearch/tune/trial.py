@@ -49,6 +49,7 @@ class TrialContext:
     train_storage: str = ""  # where N-worker trials keep their Ray Train runs
     max_steps_per_epoch: int | None = None  # cap on steps per epoch (benchmarks, smoke checks)
     eval_test: bool = True  # evaluate the test split after a trial's last epoch
+    minival_size: int = 0  # images in the minival split (how noisy its accuracy is)
 
 
 def arch_key(depth, width, resolution) -> str:
