@@ -15,7 +15,8 @@ CONTINUE, STOP = TrialScheduler.CONTINUE, TrialScheduler.STOP
 
 @pytest.mark.parametrize("regime,fraction,rf,rungs", [
     (9, 1 / 3, 3, [3]), (3, 1 / 3, 3, [1]), (350, 1 / 3, 3, [117]), (27, 1 / 9, 3, [3, 9]),
-    (1, 1 / 3, 3, []), (2, 0.5, 2, [1]), (10, 0.1, 2, [1, 2, 4, 8]),
+    (1, 1 / 3, 3, []), (2, 0.5, 2, [1]), (10, 0.1, 2, [1, 2, 5]),
+    (10, 0.3333, 3, [3]), (100, 0.3333, 3, [33]), (350, 0.3333, 3, [117]), (3, 0.3333, 3, [1]),
 ])
 def test_rungs_sit_at_a_fraction_of_each_regime(regime, fraction, rf, rungs):
     assert rung_epochs(regime, fraction, rf) == rungs
@@ -38,7 +39,8 @@ def test_a_fast_less_accurate_model_is_kept_where_accuracy_alone_would_stop_it()
 
 
 def test_behind_the_front_the_top_share_by_rank_then_accuracy_continues():
-    sched = ParetoASHA(regime=9, cost_of=lambda trial, result: result[M.LATENCY_MS], reduction_factor=2)
+    sched = ParetoASHA(regime=6, cost_of=lambda trial, result: result[M.LATENCY_MS], grace_fraction=0.5,
+                       reduction_factor=2)  # one rung, at 3 epochs
     assert report(sched, "a", 0.9, 1.0) == CONTINUE  # dominates everything after it
     assert report(sched, "b", 0.5, 2.0) == STOP  # rank 1 of 2 seen; the top 1/2 is "a"
     assert report(sched, "c", 0.6, 1.5) == CONTINUE  # rank 1 (b falls to 2): in the top 2 of 3

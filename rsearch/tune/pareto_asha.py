@@ -15,9 +15,9 @@ accurate by more than the minival's standard error, 0.5/sqrt(n) at most. Without
 margin, early rungs stop front models on noise (measured: the 3-epoch regime of the
 quickstart lost its best model at the 1-epoch rung by one minival image).
 
-Rungs sit at grace, grace x rf, grace x rf^2, ... epochs below the regime's length; the
-grace period is a fraction of each regime, so a 9-epoch and a 350-epoch regime are cut
-at the same relative point.
+Rungs sit at regime/rf, regime/rf^2, ... epochs, down to grace_fraction x regime, so a
+9-epoch and a 350-epoch regime are cut at the same relative points (with the default
+1/3 and rf 3: one rung, after 3 and after 117 epochs).
 """
 from __future__ import annotations
 
@@ -31,18 +31,16 @@ from rsearch import metrics as M
 from rsearch.pareto import pareto_ranks
 
 
-def grace_epochs(regime: int, grace_fraction: float) -> int:
-    return max(1, int(round(grace_fraction * regime)))
-
-
 def rung_epochs(regime: int, grace_fraction: float, reduction_factor: float) -> list[int]:
-    """The epochs at which trials are compared; none for a regime too short to cut."""
-    rungs, epoch = [], float(grace_epochs(regime, grace_fraction))
-    while round(epoch) < regime:
-        if not rungs or round(epoch) > rungs[-1]:
-            rungs.append(int(round(epoch)))
-        epoch *= reduction_factor
-    return rungs
+    """The epochs at which trials are compared: regime/rf, regime/rf^2, ... down to
+    grace_fraction x regime (none for a regime too short to cut)."""
+    rungs, k = set(), 1
+    while reduction_factor ** k * grace_fraction <= 1 + 1e-3:  # regime/rf^k >= grace_fraction x regime
+        epoch = round(regime / reduction_factor ** k)
+        if 1 <= epoch < regime:
+            rungs.add(epoch)
+        k += 1
+    return sorted(rungs)
 
 
 class ParetoASHA(FIFOScheduler):

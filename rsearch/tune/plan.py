@@ -34,7 +34,7 @@ def make_plan(space) -> Plan:
 def describe_plan(space, plan: Plan, costs: dict | None = None, budget_ms: float | None = None) -> str:
     """Human-readable plan; `costs` (from the latency cache, where known) marks excluded configs."""
     lines = [f"experiment {space.name}: {space.search['algorithm']} search, scheduler "
-             f"{space.search['scheduler']['kind']}, regimes {plan.regimes} epochs",
+             f"{_describe_scheduler(space.search['scheduler'], plan.regimes)}, regimes {plan.regimes} epochs",
              f"data: {space.data.get('source')}, resources per trial: {space.resources}"]
     if plan.architectures is not None:
         lines.append(f"architectures: {len(plan.architectures)} (depth x width x resolution)")
@@ -48,3 +48,13 @@ def describe_plan(space, plan: Plan, costs: dict | None = None, budget_ms: float
     lines.append(f"trials per regime: {plan.trials_per_regime} (at most; grid minus excluded), "
                  f"total {plan.total_trials}")
     return "\n".join(lines)
+
+
+def _describe_scheduler(sched: dict, regimes: list[int]) -> str:
+    if sched["kind"] != "pareto_asha":
+        return sched["kind"]
+    from rsearch.tune.pareto_asha import rung_epochs
+
+    rungs = "; ".join(f"{r}: {rung_epochs(r, sched['grace_fraction'], sched['reduction_factor']) or 'none'}"
+                      for r in regimes)
+    return f"pareto_asha (rung epochs per regime {rungs})"
