@@ -1,20 +1,21 @@
-"""The full grid against the default adaptive search, on the same space, side by side.
+"""The full grid against the adaptive search, on the same space, side by side.
 
     full grid   every configuration trained for every epoch of its regime (the latency
                 budget only applied afterwards, to the front): what a search without
                 pre-pruning or early stopping spends
-    adaptive    rsearch's default adaptive search: latency pre-pruning (configs over the budget
-                are never trained) + Pareto ASHA (successive halving that promotes by Pareto
-                rank on accuracy and latency; first rung at 1/3 of each regime, factor 3)
+    adaptive    the adaptive search rsearch ships for scaling studies (scaling.yaml):
+                latency pre-pruning (configs over the budget are never trained) + Pareto
+                ASHA (successive halving that promotes by Pareto rank on accuracy and
+                latency, with a minival-noise margin; one rung at 1/3 of each regime)
     asha        the same pre-pruning + Tune's plain ASHA on accuracy (grace 1 epoch, factor 3),
                 with --with-asha: for comparison
 
 For each: the Pareto hypervolume (minival accuracy vs measured latency, within the budget,
-same reference point for both) per regime, and the training compute spent: trial-epochs x
+same reference point for all) per regime, and the training compute spent: trial-epochs x
 training FLOPs (3 x forward FLOPs x images per epoch) and wall time.
 Target (DESIGN.md section 4): adaptive >= 98% of the grid's hypervolume for <= 30% of its compute.
 
-    python benchmarks/search_efficiency.py [--space search_spaces/quickstart.yaml] [--json out.json]
+    python benchmarks/search_efficiency.py [--space search_spaces/quickstart.yaml] [--with-asha] [--json out.json]
 """
 from __future__ import annotations
 

@@ -63,6 +63,8 @@ def pareto_ranks(objectives, maximize: Sequence[bool]) -> np.ndarray:
     Rows with a NaN get len(objectives) (behind every front)."""
     values = np.asarray(objectives, dtype=float)
     ranks = np.full(len(values), len(values), dtype=int)
+    if len(values) == 0:
+        return ranks
     left = np.flatnonzero(~np.isnan(values.reshape(len(values), -1)).any(axis=1))
     rank = 0
     while len(left):

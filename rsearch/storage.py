@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 
-import pyarrow.fs as pafs
+from rsearch.errors import UserError
+
+DEFAULT_STORAGE_PATH = "~/rsearch_results"  # the results root when neither the space nor --storage names one
 
 
 def is_uri(location) -> bool:
@@ -23,23 +25,33 @@ def normalize(location) -> str:
     return text if is_uri(text) else os.path.abspath(os.path.expanduser(text))
 
 
-def join(location, *parts: str) -> str:
+def _split(location) -> tuple[str, str]:
+    """(path part, "?query" or ""): only a URI has a query; a local path may contain "?"."""
     text = normalize(location)
+    if not is_uri(text):
+        return text, ""
     base, sep, query = text.partition("?")
-    return base.rstrip("/") + "".join(f"/{p.strip('/')}" for p in parts) + sep + query
+    return base, sep + query
+
+
+def join(location, *parts: str) -> str:
+    base, query = _split(location)
+    return base.rstrip("/") + "".join(f"/{p.strip('/')}" for p in parts) + query
 
 
 def basename(location) -> str:
-    return normalize(location).partition("?")[0].rstrip("/").rsplit("/", 1)[-1]
+    return _split(location)[0].rstrip("/").rsplit("/", 1)[-1]
 
 
 def parent(location) -> str:
-    base, sep, query = normalize(location).partition("?")
-    return base.rstrip("/").rsplit("/", 1)[0] + sep + query
+    base, query = _split(location)
+    return base.rstrip("/").rsplit("/", 1)[0] + query
 
 
-def filesystem(location) -> tuple[pafs.FileSystem, str]:
+def filesystem(location):
     """(pyarrow filesystem, path inside it)."""
+    import pyarrow.fs as pafs  # imported here: `rsearch --help`, cost and train start without pyarrow
+
     text = normalize(location)
     if is_uri(text):
         return pafs.FileSystem.from_uri(text)
@@ -47,16 +59,20 @@ def filesystem(location) -> tuple[pafs.FileSystem, str]:
 
 
 def exists(location) -> bool:
+    from pyarrow.fs import FileType
+
     fs, path = filesystem(location)
-    return fs.get_file_info(path).type != pafs.FileType.NotFound
+    return fs.get_file_info(path).type != FileType.NotFound
 
 
 def has_entries(location) -> bool:
     """A folder with anything in it (object stores have no empty folders: a prefix with objects)."""
+    from pyarrow.fs import FileSelector, FileType
+
     fs, path = filesystem(location)
-    if fs.get_file_info(path).type != pafs.FileType.Directory:
+    if fs.get_file_info(path).type != FileType.Directory:
         return False
-    return bool(fs.get_file_info(pafs.FileSelector(path, allow_not_found=True)))
+    return bool(fs.get_file_info(FileSelector(path, allow_not_found=True)))
 
 
 def ray_storage(location) -> dict:
@@ -68,13 +84,13 @@ def ray_storage(location) -> dict:
 
 
 # Object stores, whose paths start with a bucket (container) that must exist already.
-_BUCKET_SCHEMES = ("s3", "gs", "gcs", "abfs", "abfss", "az")
+_BUCKET_SCHEMES = ("s3", "gs", "gcs", "abfs", "abfss")
 
 
 def check_reachable(location, where: str) -> None:
     """Fail early (before Ray starts, before anything is written) on a store that can't be
     opened or a bucket that does not exist; local paths are created as needed."""
-    from rsearch.errors import UserError
+    from pyarrow.fs import FileType
 
     if not is_uri(location):
         return
@@ -86,5 +102,5 @@ def check_reachable(location, where: str) -> None:
     except (OSError, ValueError) as exc:  # pyarrow: connection, credentials, malformed URI
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"{where}: cannot open {location}: {reason}") from None
-    if scheme in _BUCKET_SCHEMES and kind == pafs.FileType.NotFound:
+    if scheme in _BUCKET_SCHEMES and kind == FileType.NotFound:
         raise UserError(f"{where}: bucket {probe!r} does not exist (expected an existing bucket in {location})")

@@ -75,3 +75,17 @@ def test_minival_noise_is_the_largest_standard_error_of_the_split():
     assert minival_noise(80) == pytest.approx(0.0559, abs=1e-4)
     assert minival_noise(25_600) == pytest.approx(0.003125)  # 2% of ImageNet
     assert minival_noise(0) == 0.0
+
+
+def test_the_scheduler_pickles_with_the_tuner_for_resume():
+    import functools
+    import pickle
+
+    costs = {"26,0.25,32": {M.LATENCY_MS: 2.5}}
+    sched = ParetoASHA(regime=9, cost_of=functools.partial(trial_latency, costs), noise=0.01)
+    restored = pickle.loads(pickle.dumps(sched))
+    trial = SimpleNamespace(trial_id="t", config={"arch": [26, 0.25, 32]})
+    assert restored.on_trial_result(None, trial, {M.EPOCH: 3, M.MINIVAL_TOP1: 0.5}) == CONTINUE
+    assert restored.recorded[3]["t"] == (0.5, 2.5)
+    assert restored.set_search_properties(M.OBJECTIVE, M.OBJECTIVE_MODE)
+    assert not restored.set_search_properties("test_top1", "max")

@@ -15,6 +15,7 @@ def test_join_puts_parts_before_a_uris_query():
     assert storage.join(S3, "quickstart", "tune") == \
         "s3://bucket/exps/quickstart/tune?endpoint_override=http://127.0.0.1:9000&region=eu-west-3"
     assert storage.join("gs://bucket/", "x") == "gs://bucket/x"
+    assert storage.join("/tmp/r", "a?b", "tune") == "/tmp/r/a?b/tune"  # a local path has no query
 
 
 def test_local_paths_are_made_absolute_with_home_expanded(tmp_path, monkeypatch):

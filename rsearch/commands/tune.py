@@ -8,7 +8,6 @@ from pathlib import Path
 
 from rsearch import storage
 from rsearch.errors import UserError
-from rsearch.space.schema import DEFAULT_STORAGE_PATH, check_storage_path
 
 
 def register(subparsers) -> None:
@@ -25,7 +24,7 @@ def register(subparsers) -> None:
                                      "s3://bucket/prefix or gs://bucket/prefix (default: the space's storage.path)")
     p.add_argument("--resume", metavar="EXPERIMENT",
                    help="continue an interrupted experiment: its folder or URI (as printed when it started), "
-                        f"or its name under --storage (default root {DEFAULT_STORAGE_PATH})")
+                        f"or its name under --storage (default root {storage.DEFAULT_STORAGE_PATH})")
     p.add_argument("--address", help="Ray cluster address, e.g. auto (default: $RAY_ADDRESS, else a local Ray)")
     p.add_argument("--quiet", action="store_true", help="no live progress lines")
     p.set_defaults(func=run)
@@ -34,8 +33,11 @@ def register(subparsers) -> None:
 def _load(args):
     """(space, experiment location) for a new search or a resumed one."""
     from rsearch.space import load_space
+    from rsearch.space.schema import check_storage_path, parse_name
     from rsearch.tune.driver import experiment_dir
 
+    if args.name:
+        parse_name(args.name, "--name")
     if args.storage:
         storage.check_reachable(check_storage_path(args.storage, "--storage"), "--storage")
     if args.resume:
@@ -56,7 +58,7 @@ def _resume_location(resume: str, storage_root: str | None) -> str:
     bare_name = "/" not in resume and not storage.is_uri(resume)
     if not bare_name:
         storage.check_reachable(resume, "--resume")
-    exp_dir = storage.join(storage_root or DEFAULT_STORAGE_PATH, resume) if bare_name else storage.normalize(resume)
+    exp_dir = storage.join(storage_root or storage.DEFAULT_STORAGE_PATH, resume) if bare_name else storage.normalize(resume)
     if not storage.exists(storage.join(exp_dir, "space.yaml")):
         hint = "; pass the experiment's folder or URI, as printed when it started" if bare_name else ""
         raise UserError(f"--resume: no rsearch experiment at {exp_dir} (no space.yaml there){hint}")
@@ -76,7 +78,7 @@ def run(args) -> int:
     from rsearch.tune.driver import run_search
 
     run_search(space, exp_dir=exp_dir, resume=bool(args.resume), address=args.address, quiet=args.quiet,
-               space_file=str(Path(args.space).resolve()) if args.space else None)
+               space_file=storage.normalize(args.space) if args.space else None)
     _print_summary(exp_dir)
     return 0
 

@@ -46,7 +46,7 @@ def read_yaml(path: str | os.PathLike) -> dict:
         raise UserError(f"{path}: no such space file") from None
     except IsADirectoryError:
         raise UserError(f"{path}: is a directory; expected a space file (.yaml)") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValueError: a URI pyarrow can't open
         raise UserError(f"{path}: cannot read: {exc}") from None
     try:
         mapping: Any = yaml.load(text, Loader=SpaceLoader)  # noqa: S506 -- SpaceLoader is a SafeLoader

@@ -15,6 +15,7 @@ from rsearch import metrics
 from rsearch.cost.latency import LatencyMethod
 from rsearch.data.config import MAX_MINIVAL_FRACTION, SOURCES as DATA_SOURCES, DataConfig
 from rsearch.errors import UserError
+from rsearch.storage import DEFAULT_STORAGE_PATH
 from rsearch.space.distributions import is_integer, is_number
 
 Validator = Callable[[Any, str], Any]  # (value, key path) -> the value, or UserError
@@ -280,11 +281,8 @@ def parse_resources(raw: Any) -> dict:
 
 
 # A local path, or a URI pyarrow can open (shared storage for multi-node clusters).
-STORAGE_SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss", "az")
+STORAGE_SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
 _URI = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://(.*)")
-
-
-DEFAULT_STORAGE_PATH = "~/rsearch_results"
 
 
 def parse_storage(raw: Any) -> dict:

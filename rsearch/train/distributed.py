@@ -47,24 +47,25 @@ def worker_loop(config: dict) -> dict | None:
                     save_checkpoint(epoch.state(), Path(tmp) / CHECKPOINT_FILE)
                     attached = ray.train.Checkpoint.from_directory(tmp)
                 # Every rank must call report the same number of times (it is a barrier).
-                ray.train.report(epoch.metrics, checkpoint=attached,
+                ray.train.report({**config.get("report_with", {}), **epoch.metrics}, checkpoint=attached,
                                  checkpoint_dir_name=f"epoch_{epoch.metrics['epoch']:04d}")
     except TrainingDiverged as exc:
         # A divergence is the run's outcome, not a fault: raised, Ray Train (and Tune around it)
         # would restart the workers max_failures times to diverge again. The loop checks the
-        # all-reduced loss, so every rank gets here at the same epoch and makes this one report
-        # (for Tune, through the report callback); the driver reads rank 0's return value.
-        failure = {M.STATUS: M.STATUS_FAILED, M.FAILURE: f"{DIVERGED}{exc}", M.MINIVAL_TOP1: 0.0}
-        ray.train.report(failure)
-        return failure
+        # all-reduced loss, so every rank stops at the same epoch; the driver reads rank 0's
+        # return value and raises TrainingDiverged there.
+        return {M.FAILURE: f"{DIVERGED}{exc}"}
     return None
 
 
 def fit_torch_trainer(cfg: TrainConfig, *, name: str, storage_path: str, in_tune: bool = False,
-                      max_failures: int = 2, cpus_per_worker: float = 1, gpus_per_worker: float = 1):
+                      max_failures: int = 2, cpus_per_worker: float = 1, gpus_per_worker: float = 1,
+                      report_with: dict | None = None):
     """Run `cfg` on `cfg.workers` Ray Train workers; returns the ray.train.Result.
 
-    Raises TrainingDiverged, as the in-process loop does, when the loss went non-finite."""
+    `report_with`: values added to every epoch's report (a Tune trial's cost columns).
+    Raises TrainingDiverged, as the in-process loop does, when the loss went non-finite;
+    other failures (after max_failures restarts) raise Ray's TrainingFailedError."""
     callbacks = []
     if in_tune:
         from ray.tune.integration.ray_train import TuneReportCallback
@@ -73,7 +74,7 @@ def fit_torch_trainer(cfg: TrainConfig, *, name: str, storage_path: str, in_tune
     use_gpu = cfg.device.startswith("cuda")
     trainer = TorchTrainer(
         worker_loop,
-        train_loop_config={"train": cfg.to_dict()},
+        train_loop_config={"train": cfg.to_dict(), "report_with": dict(report_with or {})},
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
         scaling_config=ScalingConfig(num_workers=cfg.workers, use_gpu=use_gpu,
                                      resources_per_worker={"CPU": cpus_per_worker,
@@ -88,6 +89,6 @@ def fit_torch_trainer(cfg: TrainConfig, *, name: str, storage_path: str, in_tune
     )
     result = trainer.fit()
     failure = (result.return_value or {}).get(M.FAILURE) or ""
-    if result.error is None and failure.startswith(DIVERGED):
+    if failure.startswith(DIVERGED):
         raise TrainingDiverged(failure[len(DIVERGED):])
     return result

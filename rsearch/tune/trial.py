@@ -128,7 +128,7 @@ def run_trial(config: dict, ctx: TrialContext) -> None:
         if cfg.workers == 1:
             _train_in_process(cfg, base)
         else:
-            _train_on_ray_train(cfg, ctx)
+            _train_on_ray_train(cfg, ctx, base)
     except TrainingDiverged as exc:
         _report_failure(base, f"{DIVERGED}{exc}")
     except torch.OutOfMemoryError as exc:  # the trial is recorded as failed; the search goes on
@@ -155,13 +155,11 @@ def _train_in_process(cfg: TrainConfig, base: dict) -> None:
                         checkpoint=tune.Checkpoint.from_directory(tmp))
 
 
-def _train_on_ray_train(cfg: TrainConfig, ctx: TrialContext) -> None:
+def _train_on_ray_train(cfg: TrainConfig, ctx: TrialContext, base: dict) -> None:
     from rsearch.train.distributed import fit_torch_trainer
 
     # Named after the trial id: a retried trial finds its Ray Train run and resumes its checkpoint.
     trial_id = tune.get_context().get_trial_id()
-    result = fit_torch_trainer(cfg, name=trial_id, storage_path=ctx.train_storage, in_tune=True,
-                               cpus_per_worker=ctx.cpus_per_worker, gpus_per_worker=ctx.gpus_per_worker)
-    if result.error:
-        raise result.error
+    fit_torch_trainer(cfg, name=trial_id, storage_path=ctx.train_storage, in_tune=True, report_with=base,
+                      cpus_per_worker=ctx.cpus_per_worker, gpus_per_worker=ctx.gpus_per_worker)
 
