@@ -89,3 +89,21 @@ def test_the_scheduler_pickles_with_the_tuner_for_resume():
     assert restored.recorded[3]["t"] == (0.5, 2.5)
     assert restored.set_search_properties(M.OBJECTIVE, M.OBJECTIVE_MODE)
     assert not restored.set_search_properties("test_top1", "max")
+
+
+def test_a_resumed_search_refills_its_rungs_from_the_results_store(tmp_path):
+    from rsearch import results
+
+    exp_dir = str(tmp_path / "exp")
+    results.create_experiment(exp_dir, {"name": "exp"}, {})
+    arch = {M.DEPTH: 26, M.WIDTH: 0.25, M.RESOLUTION: 32}
+    results.write_results(exp_dir, [
+        {M.TRIAL_ID: "before", M.STATUS: M.STATUS_RUNNING, **arch, M.EPOCHS: 9, M.LATENCY_MS: 2.0},
+        {M.TRIAL_ID: "other-regime", M.STATUS: M.STATUS_OK, **arch, M.EPOCHS: 3, M.LATENCY_MS: 1.0}])
+    results.write_curves(exp_dir, [
+        {M.TRIAL_ID: "before", M.EPOCH: 3, M.MINIVAL_TOP1: 0.6},
+        {M.TRIAL_ID: "other-regime", M.EPOCH: 3, M.MINIVAL_TOP1: 0.9}])
+    # Tune restores the scheduler as it was pickled: empty. Its first decision sees "before".
+    sched = ParetoASHA(regime=9, cost_of=lambda trial, result: result[M.LATENCY_MS], exp_dir=exp_dir)
+    assert report(sched, "after", 0.3, 2.5) == STOP  # behind "before" (faster, far more accurate)
+    assert set(sched.recorded[3]) == {"before", "after"}  # the 3-epoch regime's trial is not this rung's

@@ -48,8 +48,12 @@ class ParetoASHA(FIFOScheduler):
 
     def __init__(self, *, regime: int, cost_of: Callable, grace_fraction: float = 1 / 3,
                  reduction_factor: float = 3, noise: float = 0.0, metric: str = M.OBJECTIVE,
-                 mode: str = M.OBJECTIVE_MODE):
+                 mode: str = M.OBJECTIVE_MODE, exp_dir: str | None = None):
         super().__init__()
+        # Tune pickles the scheduler once, when the Tuner is created, and never saves its state:
+        # a resumed search starts with empty rungs. They are refilled from the experiment's
+        # results store (exp_dir) before the first decision.
+        self.regime, self.exp_dir, self._seeded = regime, exp_dir, exp_dir is None
         self._metric, self._mode = metric, mode
         self.cost_of = cost_of
         self.noise = noise  # accuracy differences up to this are not evidence
@@ -65,10 +69,25 @@ class ParetoASHA(FIFOScheduler):
         epoch = result.get(M.EPOCH)
         if epoch not in self.recorded or result.get(M.STATUS) in (M.STATUS_FAILED, M.STATUS_INFEASIBLE):
             return TrialScheduler.CONTINUE
+        if not self._seeded:
+            self._seed_from_results()
         accuracy = float(result[self._metric]) * (1 if self._mode == "max" else -1)
         cost = self.cost_of(trial, result)
         self.recorded[epoch][trial.trial_id] = (accuracy, float("nan") if cost is None else float(cost))
         return TrialScheduler.CONTINUE if self._promotes(epoch, trial.trial_id) else TrialScheduler.STOP
+
+    def _seed_from_results(self) -> None:
+        """The rung results already in results.parquet / curves.parquet (a resumed search)."""
+        from rsearch import results
+
+        self._seeded = True
+        exp = results.read_experiment(self.exp_dir, allow_empty=True)
+        frame = exp.results[exp.results[M.EPOCHS] == self.regime].set_index(M.TRIAL_ID)
+        cost = frame[M.LATENCY_MS].fillna(frame[M.FLOPS].astype(float))  # as cost_of: latency, else FLOPs
+        for row in exp.curves[exp.curves[M.EPOCH].isin(self.rungs)].itertuples(index=False):
+            trial_id, epoch = getattr(row, M.TRIAL_ID), int(getattr(row, M.EPOCH))
+            if trial_id in cost.index:
+                self.recorded[epoch][trial_id] = (float(getattr(row, M.MINIVAL_TOP1)), float(cost[trial_id]))
 
     def _promotes(self, rung: int, trial_id: str) -> bool:
         ids = list(self.recorded[rung])

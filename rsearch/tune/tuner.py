@@ -43,14 +43,15 @@ def search_algorithm(space):
     return algo
 
 
-def scheduler(space, regime: int, ctx):
+def scheduler(space, regime: int, ctx, exp_dir: str | None = None):
     sched = space.search["scheduler"]
     if sched["kind"] == "pareto_asha":
         from rsearch.tune.pareto_asha import ParetoASHA, minival_noise
 
         return ParetoASHA(regime=regime, cost_of=functools.partial(trial_latency, ctx.costs),
                           grace_fraction=float(sched["grace_fraction"]),
-                          reduction_factor=float(sched["reduction_factor"]), noise=minival_noise(ctx.minival_size))
+                          reduction_factor=float(sched["reduction_factor"]), noise=minival_noise(ctx.minival_size),
+                          exp_dir=exp_dir)
     if sched["kind"] == "asha":
         return ASHAScheduler(time_attr="training_iteration", max_t=regime,
                              grace_period=min(int(sched.get("grace_period", 1)), regime),
@@ -74,7 +75,7 @@ def make_tuner_parts(space, regime: int, feasible: list, ctx, path: str, recorde
     search = space.search
     tune_config = tune.TuneConfig(
         metric=M.OBJECTIVE, mode=M.OBJECTIVE_MODE, search_alg=search_algorithm(space),
-        scheduler=scheduler(space, regime, ctx), num_samples=int(search["num_samples"]),
+        scheduler=scheduler(space, regime, ctx, recorder.exp_dir), num_samples=int(search["num_samples"]),
         max_concurrent_trials=search.get("max_concurrent"),
         reuse_actors=True)  # a finished trial's process takes the next trial: no new Python + torch import
     run_config = tune.RunConfig(
