@@ -103,7 +103,7 @@ def test_scaling_is_the_papers_grid():
     assert space.scaling["resolution"].values() == [128, 160, 224, 320, 448]
     assert space.epochs == [10, 100, 350]
     assert space.latency["device"] == "cuda" and space.latency["dtype"] == "bfloat16"
-    assert space.search["scheduler"]["kind"] == "asha"
+    assert space.search["scheduler"]["kind"] == "pareto_asha"
 
 
 def test_ablation_grids_the_additive_presets_in_order():
