@@ -34,6 +34,7 @@ from rsearch.data import DataConfig, load_data
 from rsearch.recipe import preset
 from rsearch.train import TrainConfig, train_epochs
 from rsearch.train.checkpoint import CHECKPOINT_FILE, save_checkpoint
+from trial_overhead import run_torch_trainer  # benchmarks/ is on sys.path when run as a script
 
 
 def config(workers: int, epochs: int, steps: int | None) -> TrainConfig:
@@ -69,16 +70,6 @@ def run_plain(cfg: TrainConfig) -> float:
         return time.perf_counter() - t
 
 
-def run_ray_train(cfg: TrainConfig, storage: str) -> float:
-    from rsearch.train.distributed import fit_torch_trainer
-
-    t = time.perf_counter()
-    result = fit_torch_trainer(cfg, name=f"overhead_{time.time_ns()}", storage_path=storage, cpus_per_worker=1)
-    elapsed = time.perf_counter() - t
-    assert result.error is None, result.error
-    return elapsed
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, default=2)
@@ -95,7 +86,7 @@ def main(argv=None) -> int:
 
     init_ray(num_cpus=args.workers)
     storage = tempfile.mkdtemp(prefix="rsearch-train-overhead-")
-    paths = {"plain-ddp": lambda: run_plain(cfg), "ray-train": lambda: run_ray_train(cfg, storage)}
+    paths = {"plain-ddp": lambda: run_plain(cfg), "ray-train": lambda: run_torch_trainer(cfg, storage)}
     times: dict[str, list[float]] = {name: [] for name in paths}
     for r in range(args.rounds):
         order = list(paths) if r % 2 == 0 else list(reversed(paths))

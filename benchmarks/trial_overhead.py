@@ -67,12 +67,13 @@ def run_tune_trials(steps: int, storage: str, trials: int) -> float:
     return elapsed / trials
 
 
-def run_torch_trainer(steps: int, workers: int, storage: str) -> float:
+def run_torch_trainer(cfg: TrainConfig, storage: str) -> float:
+    """Wall time of one Ray Train TorchTrainer run of `cfg` (cfg.workers workers, 1 CPU each)."""
     from rsearch.train.distributed import fit_torch_trainer
 
     t = time.perf_counter()
-    result = fit_torch_trainer(config(steps, workers), name=f"overhead_{workers}_{time.time_ns()}",
-                               storage_path=storage)
+    result = fit_torch_trainer(cfg, name=f"overhead_{cfg.workers}_{time.time_ns()}", storage_path=storage,
+                               cpus_per_worker=1)
     elapsed = time.perf_counter() - t
     assert result.error is None, result.error
     return elapsed
@@ -94,8 +95,8 @@ def main(argv=None) -> int:
     init_ray(num_cpus=2)
     storage = tempfile.mkdtemp(prefix="rsearch-overhead-")
     paths = {"plain": lambda: run_plain(args.steps), "tune-1": lambda: run_tune_trials(args.steps, storage, args.trials),
-             "train-1": lambda: run_torch_trainer(args.steps, 1, storage),
-             "train-2": lambda: run_torch_trainer(args.steps, 2, storage)}
+             "train-1": lambda: run_torch_trainer(config(args.steps, 1), storage),
+             "train-2": lambda: run_torch_trainer(config(args.steps, 2), storage)}
     times: dict[str, list[float]] = {name: [] for name in paths}
     for r in range(args.rounds):
         for name, fn in paths.items():

@@ -142,13 +142,20 @@ def _to_device(x, y, cfg: TrainConfig, device: torch.device, normalize: Callable
     return x, y.to(device, non_blocking=True)
 
 
+def _loader(run: _Run, split: str, cfg: TrainConfig, rank: int, world_size: int):
+    """The split's loader, built on first use and kept: its worker processes persist across epochs."""
+    if split not in run.loaders:
+        train = split == "train"
+        run.loaders[split] = make_loader(
+            getattr(run.splits, split), cfg.per_worker_batch, train=train, seed=cfg.seed,
+            epoch=run.epoch if train else 0, rank=rank, world_size=world_size, num_workers=cfg.loader_workers,
+            pin_memory=run.device.type == "cuda")
+    return run.loaders[split]
+
+
 def _train_one_epoch(run: _Run, cfg: TrainConfig, rank: int, world_size: int, progress) -> tuple[float, int]:
     run.model.train()
-    loader = run.loaders.get("train")
-    if loader is None:
-        loader = run.loaders["train"] = make_loader(
-            run.splits.train, cfg.per_worker_batch, train=True, seed=cfg.seed, epoch=run.epoch, rank=rank,
-            world_size=world_size, num_workers=cfg.loader_workers, pin_memory=run.device.type == "cuda")
+    loader = _loader(run, "train", cfg, rank, world_size)
     loader.set_epoch(run.epoch)
     steps = _steps_per_epoch(len(run.splits.train), cfg)
     loss_sum = torch.zeros((), device=run.device, dtype=torch.float64)
@@ -187,11 +194,7 @@ def evaluate(model: nn.Module, run: _Run, split: str, cfg: TrainConfig, rank: in
     was_training = model.training
     model.eval()
     device = run.device
-    loader = run.loaders.get(split)
-    if loader is None:
-        loader = run.loaders[split] = make_loader(
-            getattr(run.splits, split), cfg.per_worker_batch, train=False, seed=cfg.seed, epoch=0, rank=rank,
-            world_size=world_size, num_workers=cfg.loader_workers, pin_memory=device.type == "cuda")
+    loader = _loader(run, split, cfg, rank, world_size)
     totals = torch.zeros(3, device=device, dtype=torch.float64)  # loss sum, correct, count
     for x, y in loader:
         x, y = _to_device(x, y, cfg, device, run.normalize)
