@@ -72,9 +72,10 @@ def _fmt(value) -> str | None:
 
 
 # The hover text lists these, in this order, where present.
-_HOVER_FIELDS = (m.TRIAL_ID, m.STATUS, m.FAILURE, m.EPOCHS, m.DEPTH, m.WIDTH, m.RESOLUTION, m.RECIPE,
-                 *REGULARIZATION_COLUMNS, m.MINIVAL_TOP1, m.TEST_TOP1, m.LATENCY_MS, m.LATENCY_P95_MS,
-                 m.PARAMS, m.FLOPS, m.TRAIN_SECONDS, m.EPOCHS_DONE)
+_HOVER_FIELDS = (m.TRIAL_ID, m.STATUS, m.FAILURE, m.CONFIRMS, m.SEED, m.EPOCHS, m.DEPTH, m.WIDTH, m.RESOLUTION,
+                 m.RECIPE, *REGULARIZATION_COLUMNS, m.MINIVAL_TOP1, m.MINIVAL_TOP1_SE, m.MINIVAL_SIZE, m.TEST_TOP1,
+                 m.LATENCY_MS, m.LATENCY_P95_MS, m.LATENCY_SPREAD_MS, m.LATENCY_RUNS, m.LATENCY_NOISE,
+                 m.LATENCY_RATIO, m.LATENCY_BORDERLINE, m.PARAMS, m.FLOPS, m.TRAIN_SECONDS, m.EPOCHS_DONE)
 
 
 def hover_text(row: pd.Series) -> str:

@@ -23,15 +23,16 @@ def _joined(curves: pd.DataFrame) -> tuple[list, list, list]:
     return xs, ys, texts
 
 
-def curves_figure(results: pd.DataFrame, curves: pd.DataFrame) -> go.Figure | None:
-    """One panel per regime; every trial a thin line, front members bold and named."""
+def curves_figure(results: pd.DataFrame, curves: pd.DataFrame, front: pd.DataFrame | None = None) -> go.Figure | None:
+    """One panel per regime; every trial a thin line, front members bold and named.
+    `front`: the front rows (results.front_ties), when the caller has them already."""
     curves = curves[~np.isnan(floats(curves[m.MINIVAL_TOP1]))]
     if curves.empty:
         return None
     regime_of = dict(zip(results[m.TRIAL_ID], floats(results[m.EPOCHS])))
     model_of = dict(zip(results[m.TRIAL_ID], results[m.MODEL].astype(object)))
     resolution_of = dict(zip(results[m.TRIAL_ID], floats(results[m.RESOLUTION])))
-    front_ids = set(results[m.TRIAL_ID][pareto_flags(results)])
+    front_ids = set((results[pareto_flags(results)] if front is None else front)[m.TRIAL_ID])
     curves = curves.assign(_regime=curves[m.TRIAL_ID].map(regime_of))
     all_regimes = regimes(results)
     shown = [r for r in all_regimes if (curves["_regime"] == r).any()]

@@ -11,7 +11,7 @@ from dashboards.common import (
     faded, floats, hover_texts, in_regime, ok_rows, regime_colour,
 )
 from rsearch import metrics as m
-from rsearch.results import pareto_flags, regimes
+from rsearch.results import front_ties, regimes
 
 
 def _status_rows(results: pd.DataFrame, status: str) -> pd.DataFrame:
@@ -19,18 +19,35 @@ def _status_rows(results: pd.DataFrame, status: str) -> pd.DataFrame:
     return rows[~np.isnan(floats(rows[m.LATENCY_MS]))]
 
 
-def pareto_figure(results: pd.DataFrame, budget_ms: float | None) -> go.Figure:
-    """Top: every trained trial, one colour per regime, each regime's front joined.
-    Bottom strip: configs that were never trained (over budget) or failed, at their latency."""
+# Front members that cannot be told apart from a neighbour are drawn hollow.
+FRONT_SYMBOL, TIED_SYMBOL = "diamond", "diamond-open"
+
+
+def _tie_note(row: pd.Series) -> str:
+    tied = row[m.TIED]
+    if tied is pd.NA:
+        return "<br><i>noise unknown: no minival SE</i>"
+    return f"<br><b>within noise of {', '.join(row[m.TIED_WITH])}</b>" if tied else ""
+
+
+def _front_hover(members: pd.DataFrame) -> list[str]:
+    return [text + _tie_note(row) for text, (_, row) in zip(hover_texts(members), members.iterrows())]
+
+
+def pareto_figure(results: pd.DataFrame, budget_ms: float | None, front: pd.DataFrame | None = None) -> go.Figure:
+    """Top: every trained trial, one colour per regime, each regime's front joined, with
+    +-1 SE error bars; members within noise of a neighbour are hollow (results.front_ties).
+    Bottom strip: configs that were never trained (over budget) or failed, at their latency.
+    `front`: front_ties(results), when the caller has it already."""
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.84, 0.16], vertical_spacing=0.03)
     all_regimes = regimes(results)
-    front = pareto_flags(results)
+    front = front_ties(results) if front is None else front
     ok = ok_rows(results)
     for regime in all_regimes:
         colour = regime_colour(all_regimes, regime)
         trials = ok[in_regime(ok, regime)]
-        members = results[front & in_regime(results, regime)]
-        members = members.sort_values([m.LATENCY_MS, m.MINIVAL_TOP1], kind="stable")
+        members = front[in_regime(front, regime)]
+        tied = members[m.TIED].fillna(False).to_numpy(dtype=bool)
         fig.add_trace(go.Scatter(
             x=floats(trials[m.LATENCY_MS]), y=floats(trials[m.MINIVAL_TOP1]), mode="markers",
             name=f"{regime} epochs", legendgroup=str(regime),
@@ -39,8 +56,11 @@ def pareto_figure(results: pd.DataFrame, budget_ms: float | None) -> go.Figure:
         fig.add_trace(go.Scatter(
             x=floats(members[m.LATENCY_MS]), y=floats(members[m.MINIVAL_TOP1]), mode="lines+markers",
             name=f"{regime} epochs: Pareto front", legendgroup=str(regime),
-            line=dict(color=colour, width=2.5), marker=dict(color=colour, size=10, symbol="diamond"),
-            hovertext=hover_texts(members), hovertemplate=HOVER_TEMPLATE), row=1, col=1)
+            line=dict(color=colour, width=2.5),
+            marker=dict(color=colour, size=10, symbol=[TIED_SYMBOL if t else FRONT_SYMBOL for t in tied]),
+            error_y=dict(type="data", array=np.nan_to_num(floats(members[m.MINIVAL_TOP1_SE])), color=colour,
+                         thickness=1.2, width=4, visible=bool(members[m.MINIVAL_TOP1_SE].notna().any())),
+            hovertext=_front_hover(members), hovertemplate=HOVER_TEMPLATE), row=1, col=1)
     for status, colour, symbol in ((m.STATUS_INFEASIBLE, INFEASIBLE_COLOUR, "x"),
                                    (m.STATUS_FAILED, FAILED_COLOUR, "triangle-up")):
         rows = _status_rows(results, status)

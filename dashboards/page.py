@@ -18,10 +18,11 @@ from dashboards.common import ok_rows
 from dashboards.curves import curves_figure
 from dashboards.front import flops_figure, pareto_figure
 from dashboards.scaling import fixed_knobs, regularization_figure, scaling_figure
-from dashboards.table import SORT_SCRIPT, trials_table
+from dashboards.table import SORT_SCRIPT, confirmation_table, front_table, trials_table
 from rsearch import metrics as m
-from rsearch.analysis import Analysis, analyze
-from rsearch.results import Experiment
+from rsearch.analysis import Analysis, analyze, order_statement, ties_statement, winner_statement
+from rsearch.noise import NOISE_Z
+from rsearch.results import Experiment, front_ties
 
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
 # Runs after plotly's newPlot promise resolves ({plot_id} is filled in by plotly.py).
@@ -54,7 +55,7 @@ table.sortable th[aria-sort=descending]::after { content: ' \\25BC'; }
 table.sortable td { padding: 3px 6px; border-bottom: 1px solid #eee; white-space: nowrap; }
 td.status-ok { color: #1b7f3b; } td.status-infeasible { color: #777; }
 td.status-failed { color: #b2182b; font-weight: 600; } td.status-running { color: #b07d00; }
-td.pareto { color: #0072B2; text-align: center; }
+td.pareto { color: #0072B2; text-align: center; } td.tied { color: #8a4b00; }
 footer { color: #888; font-size: 12px; padding: 0 28px 20px; }
 """
 
@@ -80,21 +81,30 @@ def _figure_or_note(fig: go.Figure | None, key: str, note: str) -> str:
     return _figure_html(fig, key) if fig is not None else _note(note)
 
 
+def _items(texts: list[str], klass: str = "verdicts") -> str:
+    return f'<ul class="{klass}">{"".join(f"<li>{html.escape(t)}</li>" for t in texts)}</ul>' if texts else ""
+
+
 def _verdicts(analysis: Analysis) -> str:
-    items = []
-    for regime in analysis.regimes:
-        if regime.winner is None:
-            continue
-        text = f"{regime.epochs} epochs: {regime.winner} gives the most top-1 per doubling of latency"
-        if regime.effect is not None:
-            text += f" (+{regime.effect:.4f} over {regime.ranking[1]}; "
-            text += ("noise unknown)" if regime.exceeds_noise is None else
-                     "exceeds run-to-run noise)" if regime.exceeds_noise else "within run-to-run noise)")
-        items.append(f"<li>{html.escape(text)}</li>")
+    # The same sentences as `rsearch analyze` prints, noise verdict included.
+    items = _items([f"{r.epochs} epochs: {winner_statement(r)}" for r in analysis.regimes if r.winner is not None])
     warnings = "".join(f"<li>&#9888; {html.escape(w.kind)}: {html.escape(w.message)}</li>"
                        for w in analysis.warnings)
-    return (f'<ul class="verdicts">{"".join(items)}</ul>' if items else "") + \
-           (f'<ul class="warnings">{warnings}</ul>' if warnings else "")
+    return items + (f'<ul class="warnings">{warnings}</ul>' if warnings else "")
+
+
+def _front_body(experiment: Experiment, front, analysis: Analysis) -> str:  # front: results.front_ties
+    """The front figure, which members are tied in each regime, and the front's table."""
+    figure = _figure_html(pareto_figure(experiment.results, experiment.latency_budget_ms, front=front), "pareto")
+    if front.empty:
+        return figure
+    ties = _items([f"{r.epochs} epochs: {ties_statement(r.front)}" for r in analysis.regimes if r.front])
+    return figure + ties + front_table(front)
+
+
+def _confirmation_body(analysis: Analysis) -> str:
+    return _items([f"{e['epochs']} epochs: {order_statement(e)}" for e in analysis.confirmation_order]) + \
+        confirmation_table(analysis.confirmation)
 
 
 def _regularization_note(experiment: Experiment) -> str:
@@ -105,12 +115,19 @@ def _regularization_note(experiment: Experiment) -> str:
 
 def sections(experiment: Experiment) -> list[Section]:
     results = experiment.results
-    analysis = analyze(results)
+    front = front_ties(results)  # once: every view below takes the front from here
+    analysis = analyze(results, front=front)
+    confirmation = [Section("confirmation", "Confirmation runs: reruns of chosen trials with other seeds",
+                            "Mean and sd of minival top-1 over each original and its reruns; the front's order "
+                            "held when the reruns rank the confirmed members as the front did.",
+                            _confirmation_body(analysis))] if analysis.confirmation else []
     return [
         Section("pareto", "Pareto front: accuracy vs measured latency",
-                "Each regime in its own colour; its non-dominated trials are joined. Configs over the latency "
-                "budget were measured but never trained: they sit in the strip below, at their latency.",
-                _figure_html(pareto_figure(results, experiment.latency_budget_ms), "pareto")),
+                "Each regime in its own colour; its non-dominated trials are joined, with ±1 minival SE bars. "
+                f"A hollow marker cannot be told apart from a neighbouring member (within {NOISE_Z:g} SE). "
+                "Configs over the latency budget were measured but never trained: they sit in the strip below.",
+                _front_body(experiment, front, analysis)),
+        *confirmation,
         Section("flops", "FLOPs vs measured latency",
                 "Points off the dotted line run slower or faster than their FLOPs predict; on the right, models "
                 "with equal FLOPs reach different accuracy.",
@@ -127,7 +144,7 @@ def sections(experiment: Experiment) -> list[Section]:
                                 _regularization_note(experiment))),
         Section("curves", "Learning curves",
                 "Minival top-1 per epoch; Pareto-front members in bold.",
-                _figure_or_note(curves_figure(results, experiment.curves), "curves",
+                _figure_or_note(curves_figure(results, experiment.curves, front=front), "curves",
                                 "No per-epoch metrics recorded yet.")),
         Section("trials", "Trials", "Click a column header to sort. Failed trials show their reason.",
                 trials_table(results) if len(results) else _note("No trials recorded yet.")),

@@ -14,6 +14,7 @@ from dashboards.common import (
 )
 from rsearch import metrics as m
 from rsearch.analysis import AXES, Analysis
+from rsearch.noise import verdict
 from rsearch.results import REGULARIZATION_COLUMNS, regimes
 
 _SYMBOLS = {m.DEPTH: "circle", m.WIDTH: "square", m.RESOLUTION: "diamond"}
@@ -22,7 +23,9 @@ _SYMBOLS = {m.DEPTH: "circle", m.WIDTH: "square", m.RESOLUTION: "diamond"}
 def _title(regime) -> str:
     if regime.winner is None:
         return f"{regime.epochs} epochs: no axis followed"
-    return f"{regime.epochs} epochs: {regime.winner} wins"
+    if regime.effect is None:
+        return f"{regime.epochs} epochs: only {regime.winner} followed"
+    return f"{regime.epochs} epochs: {regime.winner} wins ({verdict(regime.exceeds_noise)})"
 
 
 def scaling_figure(analysis: Analysis) -> go.Figure | None:

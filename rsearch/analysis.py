@@ -17,6 +17,17 @@ The paper's question, asked of the user's own results, one epoch regime at a tim
    model_size the winner from the first scaling step differs from the last step,
             or the target latency lies beyond the largest model measured;
    base     the ranking rests on a single base architecture, or differs between bases.
+5. The front and the model family: each regime's Pareto front with minival SEs and the
+   members that cannot be told apart (results.front_ties), the best config per budget
+   with its lead over the runner-up, and the confirmation reruns (confirmation_summary).
+
+Noise: every statement that compares measured accuracies carries a verdict, exceeds
+noise / within noise / noise unknown (rsearch.noise). A config's noise is the run-to-run
+sd of repeated configs when some config was repeated (never below the minival SE of one
+of its runs), else the binomial minival SE of its mean; a comparison of two trials (front
+ties, budget leads) uses their minival SEs.
+Warnings that state what was not measured (a target regime, larger models, one base)
+compare nothing and carry no verdict (`measured` False).
 """
 from __future__ import annotations
 
@@ -27,12 +38,16 @@ import numpy as np
 import pandas as pd
 
 from rsearch import metrics as m
-from rsearch.results import REGULARIZATION_COLUMNS, best_under_budget, pareto_flags, regimes
+from rsearch.noise import NOISE_Z, all_exceed, exceeds, verdict
+from rsearch.results import (
+    REGULARIZATION_COLUMNS, _floats, best_under_budget, competing, front_ties, minival_se, regimes,
+)
 
 AXES = (m.DEPTH, m.WIDTH, m.RESOLUTION)
 ARCH = list(AXES)
-# Significance: the lead over the runner-up must exceed this many standard errors.
-NOISE_Z = 2.0
+# Significance: a lead must exceed NOISE_Z standard errors (imported: one threshold everywhere).
+# Where a regime's noise came from: repeated configs, minival SEs, or repeats floored by the SEs.
+NOISE_RUN_TO_RUN, NOISE_MINIVAL, NOISE_BOTH = "run-to-run", "minival", "run-to-run+minival"
 
 
 @dataclass
@@ -42,9 +57,11 @@ class AxisCurve:
     latency_ms: list[float]
     accuracy: list[float]
     slope: float | None  # accuracy gain per doubling of latency; None with < 2 distinct latencies
-    slope_se: float | None  # its standard error from run-to-run noise; None if noise unknown
+    slope_se: float | None  # its standard error from the configs' noise sd (see _configs); None if unknown
     first_step: float | None  # slope of the first step (smallest models)
     last_step: float | None  # slope of the last step (largest models)
+    first_step_se: float | None = None  # their standard errors; None if noise unknown
+    last_step_se: float | None = None
 
 
 @dataclass
@@ -60,22 +77,37 @@ class RegimeAnalysis:
     largest_latency_ms: float | None  # slowest architecture measured in this regime
     noise_sd: float | None  # pooled sd of repeated configs; None = unknown
     noise_repeats: int  # configs that were run more than once
+    # "run-to-run" (noise_sd), "minival" (binomial SEs), "run-to-run+minival" (noise_sd, never
+    # below a config's minival SE) or None (unknown)
+    noise_source: str | None
     exceeds_noise: bool | None  # None when the noise is unknown or there is no runner-up
-    # The winner seen from every base that covers all ranked axes: [{"base": [d, w, r], "winner": axis}]
+    # The winner seen from every base that covers all ranked axes:
+    # [{"base": [d, w, r], "winner": axis, "effect", "effect_se", "exceeds_noise"}]
     base_winners: list[dict]
-    family: list[dict] = field(default_factory=list)  # best config per latency budget
+    # Best config per latency budget, each with its lead over the best other architecture
+    # under that budget: runner_up (trial id), lead, lead_se, exceeds_noise.
+    family: list[dict] = field(default_factory=list)
+    # The Pareto front by latency: trial, architecture, latency, minival_top1 +- minival_top1_se,
+    # tied (cannot be told apart from a neighbour; None = noise unknown) and tied_with.
+    front: list[dict] = field(default_factory=list)
 
 
 @dataclass
 class Warning_:
     kind: str  # "regime" | "model_size" | "base"
-    message: str
+    message: str  # ends with the noise verdict in brackets when `measured`
+    measured: bool = False  # compares measured accuracies (so it has a noise verdict)
+    exceeds_noise: bool | None = None  # that verdict; None: noise unknown, or not `measured`
 
 
 @dataclass
 class Analysis:
     regimes: list[RegimeAnalysis]
     warnings: list[Warning_]
+    # Confirmation reruns (see confirmation_summary), both empty without any: one entry per
+    # confirmed configuration, and per regime whether the front's order held.
+    confirmation: list[dict] = field(default_factory=list)
+    confirmation_order: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return _clean(asdict(self))
@@ -107,6 +139,7 @@ def _runs(results: pd.DataFrame, regime: int) -> pd.DataFrame:
     ok = results[(results[m.STATUS] == m.STATUS_OK).fillna(False).astype(bool)]
     regs = [c for c in REGULARIZATION_COLUMNS if c in ok.columns]
     runs = _numeric(ok, ARCH + [m.EPOCHS, m.MINIVAL_TOP1, m.LATENCY_MS] + regs)
+    runs[m.MINIVAL_TOP1_SE] = minival_se(ok)
     if m.RECIPE in ok.columns:
         runs[m.RECIPE] = ok[m.RECIPE].astype(object).where(ok[m.RECIPE].notna(), "")
     runs = runs[(runs[m.EPOCHS] == regime) & runs[[m.MINIVAL_TOP1, m.LATENCY_MS] + ARCH].notna().all(axis=1)]
@@ -114,16 +147,28 @@ def _runs(results: pd.DataFrame, regime: int) -> pd.DataFrame:
 
 
 def _configs(runs: pd.DataFrame) -> tuple[pd.DataFrame, float | None, int]:
-    """Best mean accuracy per architecture, and the pooled noise sd of repeated configs."""
-    keys = [c for c in runs.columns if c not in (m.MINIVAL_TOP1, m.LATENCY_MS)]
+    """Best mean accuracy per architecture with its noise sd ("sd"), and the pooled noise
+    sd of repeated configs. "sd" is that pooled sd when known (it includes the seed, not
+    only the minival sample), never below the binomial SE of one of the config's runs
+    ("run_se": a pooled sd from a few repeats can fall below the sampling noise by
+    chance); else the binomial SE of the config's mean accuracy."""
+    measured = (m.MINIVAL_TOP1, m.LATENCY_MS, m.MINIVAL_TOP1_SE)
+    keys = [c for c in runs.columns if c not in measured]
+    runs = runs.assign(_se2=runs[m.MINIVAL_TOP1_SE] ** 2)
     grouped = runs.fillna({c: -1.0 for c in keys if c != m.RECIPE}).groupby(keys, dropna=False)
     stats = grouped.agg(acc=(m.MINIVAL_TOP1, "mean"), var=(m.MINIVAL_TOP1, "var"),
-                        n=(m.MINIVAL_TOP1, "size"), lat=(m.LATENCY_MS, "median")).reset_index()
+                        n=(m.MINIVAL_TOP1, "size"), lat=(m.LATENCY_MS, "median"),
+                        se2=("_se2", "sum"), se_known=("_se2", "count")).reset_index()
     repeated = stats[stats["n"] >= 2]
     dof = float((repeated["n"] - 1).sum())
     noise = math.sqrt(float(((repeated["n"] - 1) * repeated["var"]).sum()) / dof) if dof else None
+    # SE of a mean of n independent binomial estimates: sqrt(sum se_i^2) / n; unknown if any is.
+    known = stats["se_known"] == stats["n"]
+    stats["run_se"] = np.where(known, np.sqrt(stats["se2"] / stats["n"]), np.nan)  # rms SE of one run
+    mean_se = np.where(known, np.sqrt(stats["se2"]) / stats["n"], np.nan)
+    stats["sd"] = mean_se if noise is None else np.fmax(noise, stats["run_se"])  # fmax: NaN SE -> noise
     best = stats.sort_values("acc", ascending=False, kind="stable").drop_duplicates(ARCH)
-    return best[ARCH + ["acc", "lat"]].reset_index(drop=True), noise, len(repeated)
+    return best[ARCH + ["acc", "lat", "sd", "run_se"]].reset_index(drop=True), noise, len(repeated)
 
 
 # --------------------------------------------------------------------------- curves
@@ -136,30 +181,32 @@ def _axis_points(configs: pd.DataFrame, base: pd.Series, axis: str) -> pd.DataFr
     return line.sort_values(axis, kind="stable")
 
 
-def _slope(latency: np.ndarray, accuracy: np.ndarray) -> tuple[float | None, float]:
-    """Least-squares slope of accuracy on log2(latency), and sum of squares of x."""
-    x = np.log2(latency)
-    sxx = float(((x - x.mean()) ** 2).sum())
+def _slope(line: pd.DataFrame) -> tuple[float | None, float | None]:
+    """Least-squares slope of accuracy on log2(latency), and its standard error from the
+    points' noise sd (None if any is unknown)."""
+    x = np.log2(line["lat"].to_numpy(dtype=float))
+    dx = x - x.mean()
+    sxx = float((dx ** 2).sum())
     if len(x) < 2 or sxx <= 1e-12:
-        return None, sxx
-    return float(((x - x.mean()) * (accuracy - accuracy.mean())).sum() / sxx), sxx
+        return None, None
+    acc, sd = line["acc"].to_numpy(dtype=float), line["sd"].to_numpy(dtype=float)
+    slope = float((dx * (acc - acc.mean())).sum() / sxx)
+    # Var(slope) = sum (dx_i / sxx)^2 sd_i^2; with one sd for every point: sd / sqrt(sxx).
+    se = math.sqrt(float(((dx / sxx) ** 2 * sd ** 2).sum()))
+    return slope, None if math.isnan(se) else se
 
 
-def _step(line: pd.DataFrame, first: bool) -> float | None:
-    pair = line.iloc[:2] if first else line.iloc[-2:]
-    if len(pair) < 2:
-        return None
-    return _slope(pair["lat"].to_numpy(), pair["acc"].to_numpy())[0]
+def _step(line: pd.DataFrame, first: bool) -> tuple[float | None, float | None]:
+    return _slope(line.iloc[:2] if first else line.iloc[-2:])
 
 
-def _curve(configs: pd.DataFrame, base: pd.Series, axis: str, noise: float | None) -> AxisCurve:
+def _curve(configs: pd.DataFrame, base: pd.Series, axis: str) -> AxisCurve:
     line = _axis_points(configs, base, axis)
-    slope, sxx = _slope(line["lat"].to_numpy(), line["acc"].to_numpy())
+    (slope, slope_se), first, last = _slope(line), _step(line, first=True), _step(line, first=False)
     return AxisCurve(
         axis=axis, values=[_py(v, axis) for v in line[axis]],
-        latency_ms=line["lat"].tolist(), accuracy=line["acc"].tolist(),
-        slope=slope, slope_se=None if (slope is None or noise is None) else noise / math.sqrt(sxx),
-        first_step=_step(line, first=True), last_step=_step(line, first=False),
+        latency_ms=line["lat"].tolist(), accuracy=line["acc"].tolist(), slope=slope, slope_se=slope_se,
+        first_step=first[0], last_step=last[0], first_step_se=first[1], last_step_se=last[1],
     )
 
 
@@ -200,65 +247,175 @@ def _bases_covering(coverage, axes) -> list[pd.Series]:
 # --------------------------------------------------------------------------- regimes
 
 
-def family_table(results: pd.DataFrame, regime: int, budgets=None) -> list[dict]:
+def _lead(curves: dict[str, AxisCurve], ranking: list[str]) -> tuple[float | None, float | None, bool | None]:
+    """The winner's slope lead over the runner-up, its SE, and whether it exceeds noise."""
+    if len(ranking) < 2:
+        return None, None, None
+    top, second = curves[ranking[0]], curves[ranking[1]]
+    effect = top.slope - second.slope
+    se = None if top.slope_se is None or second.slope_se is None else math.hypot(top.slope_se, second.slope_se)
+    return effect, se, exceeds(effect, se)
+
+
+_FAMILY_KEEP = [m.TRIAL_ID, m.MODEL, *ARCH, m.MINIVAL_TOP1, m.MINIVAL_TOP1_SE, m.LATENCY_MS, m.PARAMS, m.FLOPS]
+_FRONT_KEEP = [m.TRIAL_ID, m.MODEL, *ARCH, m.LATENCY_MS, m.MINIVAL_TOP1, m.MINIVAL_TOP1_SE, m.TIED, m.TIED_WITH]
+
+
+def _in_regime(frame: pd.DataFrame, regime: int) -> np.ndarray:
+    return (frame[m.EPOCHS] == regime).fillna(False).to_numpy(dtype=bool)
+
+
+def family_table(results: pd.DataFrame, regime: int, budgets=None, front: pd.DataFrame | None = None) -> list[dict]:
     """Best config per latency budget, like the paper's ResNet-RS model table.
 
     Without budgets: the regime's Pareto front, fastest first (each row is the best
-    config for any budget from its latency up to the next row's).
+    config for any budget from its latency up to the next row's). Each row also says
+    how far it leads the best other architecture under the same budget (see _budget_lead).
+    `front`: front_ties(results), when the caller has it already.
     """
-    keep = [m.TRIAL_ID, m.MODEL, *ARCH, m.MINIVAL_TOP1, m.LATENCY_MS, m.PARAMS, m.FLOPS,
-            *[c for c in REGULARIZATION_COLUMNS if c in results.columns]]
+    keep = [c for c in _FAMILY_KEEP + list(REGULARIZATION_COLUMNS) if c in results.columns]
     if budgets is None:
-        front = results[pareto_flags(results) & (results[m.EPOCHS] == regime).fillna(False).to_numpy(dtype=bool)]
-        front = front.sort_values([m.LATENCY_MS, m.MINIVAL_TOP1], kind="stable")
-        front = front.drop_duplicates([m.LATENCY_MS, m.MINIVAL_TOP1])
-        return [dict({"budget_ms": row[m.LATENCY_MS]}, **row) for row in _records(front[keep])]
-    table = []
-    for budget in sorted(float(b) for b in budgets):
-        best = best_under_budget(results[(results[m.EPOCHS] == regime).fillna(False)], budget).get(regime)
-        table.append(dict({"budget_ms": budget}, **({k: best.get(k) for k in keep} if best else {})))
-    return table
+        front = front_ties(results) if front is None else front
+        rows = front[_in_regime(front, regime)].sort_values([m.LATENCY_MS, m.MINIVAL_TOP1], kind="stable")
+        rows = rows.drop_duplicates([m.LATENCY_MS, m.MINIVAL_TOP1])
+        table = [dict({"budget_ms": row[m.LATENCY_MS]}, **row) for row in _records(rows[keep])]
+    else:
+        table = []
+        for budget in sorted(float(b) for b in budgets):
+            best = best_under_budget(results[_in_regime(results, regime)], budget).get(regime)
+            table.append(dict({"budget_ms": budget}, **({k: best.get(k) for k in keep} if best else {})))
+    pool = results[competing(results) & _in_regime(results, regime)]
+    return [dict(row, **_budget_lead(pool, row)) for row in table]
+
+
+def _budget_lead(pool: pd.DataFrame, row: dict) -> dict:
+    """How far a budget's pick leads the most accurate other architecture under the same
+    budget, in minival top-1, and whether that lead exceeds their minival SEs."""
+    lead = {"runner_up": None, "lead": None, "lead_se": None, "exceeds_noise": None}
+    if row.get(m.TRIAL_ID) is None:
+        return lead
+    acc, lat = _floats(pool[m.MINIVAL_TOP1]), _floats(pool[m.LATENCY_MS])
+    other = np.logical_or.reduce([~np.isclose(_floats(pool[a]), float(row[a])) for a in ARCH])
+    usable = other & (lat <= row["budget_ms"]) & ~np.isnan(acc)
+    if not usable.any():
+        return lead  # alone under its budget: nothing to be told apart from
+    index = np.flatnonzero(usable)
+    runner = pool.iloc[index[np.lexsort((lat[index], -acc[index]))[0]]]
+    se_a, se_b = row.get(m.MINIVAL_TOP1_SE), runner.get(m.MINIVAL_TOP1_SE)
+    se = None if _value(se_a, float) is None or _value(se_b, float) is None else math.hypot(se_a, se_b)
+    diff = float(row[m.MINIVAL_TOP1]) - float(runner[m.MINIVAL_TOP1])
+    return {"runner_up": runner[m.TRIAL_ID], "lead": diff, "lead_se": se, "exceeds_noise": exceeds(diff, se)}
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
     return _clean([{k: (None if v is pd.NA else v) for k, v in row.items()} for row in frame.to_dict("records")])
 
 
-def analyze_regime(results: pd.DataFrame, regime: int, budgets=None) -> RegimeAnalysis:
+def analyze_regime(results: pd.DataFrame, regime: int, budgets=None,
+                   front: pd.DataFrame | None = None) -> RegimeAnalysis:
+    """One regime's analysis. `front`: front_ties(results), when the caller has it already."""
+    front = front_ties(results) if front is None else front
     runs = _runs(results, regime)
     configs, noise, repeats = _configs(runs)
     coverage = _coverage(configs)
     base = _choose_base(coverage)
-    curves = {} if base is None else {axis: _curve(configs, base, axis, noise) for axis in AXES}
+    curves = {} if base is None else {axis: _curve(configs, base, axis) for axis in AXES}
     ranking = _ranking(curves)
-    winner = ranking[0] if ranking else None
-    effect = effect_se = exceeds = None
-    if len(ranking) >= 2:
-        top, second = curves[ranking[0]], curves[ranking[1]]
-        effect = top.slope - second.slope
-        if noise is not None:
-            effect_se = math.hypot(top.slope_se, second.slope_se)
-            exceeds = bool(effect > NOISE_Z * effect_se)
+    effect, effect_se, exceeded = _lead(curves, ranking)
+    se_known = bool(configs["run_se"].notna().any())
+    source = (None if noise is None and not se_known else NOISE_MINIVAL if noise is None else
+              NOISE_BOTH if se_known else NOISE_RUN_TO_RUN)
+    members = front[_in_regime(front, regime)]
     return RegimeAnalysis(
         epochs=regime, trials_ok=len(runs),
         base=None if base is None else {**{a: _py(base[a], a) for a in AXES},
                                         m.LATENCY_MS: float(base["lat"]), m.MINIVAL_TOP1: float(base["acc"])},
-        curves=curves, ranking=ranking, winner=winner, effect=effect, effect_se=effect_se,
+        curves=curves, ranking=ranking, winner=ranking[0] if ranking else None, effect=effect, effect_se=effect_se,
         largest_latency_ms=float(configs["lat"].max()) if len(configs) else None,
-        noise_sd=noise, noise_repeats=repeats, exceeds_noise=exceeds,
-        base_winners=_winners_from_bases(configs, coverage, ranking, noise) if len(ranking) >= 2 else [],
-        family=family_table(results, regime, budgets),
+        noise_sd=noise, noise_repeats=repeats, noise_source=source, exceeds_noise=exceeded,
+        base_winners=_winners_from_bases(configs, coverage, ranking) if len(ranking) >= 2 else [],
+        family=family_table(results, regime, budgets, front=front),
+        front=_records(members[[c for c in _FRONT_KEEP if c in members.columns]]),
     )
 
 
-def _winners_from_bases(configs: pd.DataFrame, coverage, axes, noise: float | None) -> list[dict]:
-    """The winning axis among `axes`, from every base that covers them all."""
+def _winners_from_bases(configs: pd.DataFrame, coverage, axes) -> list[dict]:
+    """The winning axis among `axes`, from every base that covers them all, with its lead."""
     winners = []
     for base in _bases_covering(coverage, axes):
-        ranking = _ranking({axis: _curve(configs, base, axis, noise) for axis in axes})
+        curves = {axis: _curve(configs, base, axis) for axis in axes}
+        ranking = _ranking(curves)
         if ranking:
-            winners.append({"base": [_py(base[a], a) for a in AXES], "winner": ranking[0]})
+            effect, se, exceeded = _lead(curves, ranking)
+            winners.append({"base": [_py(base[a], a) for a in AXES], "winner": ranking[0], "effect": effect,
+                            "effect_se": se, "exceeds_noise": exceeded})
     return winners
+
+
+# --------------------------------------------------------------------------- statements
+
+
+def noise_detail(regime: RegimeAnalysis) -> str:
+    """Which noise the regime's axis verdict was tested against, in words."""
+    if regime.noise_source is None:
+        return "no repeated configs and no minival SE"
+    if regime.noise_source == NOISE_MINIVAL:
+        source = "minival binomial SE of each config"
+    else:
+        source = f"run-to-run sd {regime.noise_sd:.4f} from {regime.noise_repeats} repeated config(s)"
+        source += ", never below a config's minival SE" if regime.noise_source == NOISE_BOTH else ""
+    if regime.effect_se is None:
+        return f"{source}; SE missing for some configs"
+    return f"{NOISE_Z:g} x se = {NOISE_Z * regime.effect_se:.4f}; {source}"
+
+
+def winner_statement(regime: RegimeAnalysis) -> str:
+    """The regime's scaling verdict in one line, with its noise verdict (the CLI and the
+    dashboard both print it, so they never word it differently)."""
+    if regime.winner is None:
+        return "no axis could be followed from a base (need two or more sizes along an axis)"
+    if regime.effect is None:
+        return f"only {regime.winner} could be followed from the base: no comparison"
+    return (f"{regime.winner} gives the most top-1 per doubling of latency ({regime.effect:+.4f} over "
+            f"{regime.ranking[1]}): {verdict(regime.exceeds_noise)} ({noise_detail(regime)})")
+
+
+def ties_statement(front: list[dict]) -> str:
+    """Which neighbouring members of one regime's front (RegimeAnalysis.front) cannot be told apart."""
+    pairs = [f"{a[m.TRIAL_ID]} = {b[m.TRIAL_ID]}" for a, b in zip(front, front[1:]) if b[m.TRIAL_ID] in a[m.TIED_WITH]]
+    if pairs:
+        return f"indistinguishable within {NOISE_Z:g} SE: " + "; ".join(pairs)
+    if any(row[m.TIED] is None for row in front):
+        return "whether neighbouring front members can be told apart: noise unknown (no minival SE)"
+    if len(front) < 2:
+        return "a single front member: nothing to tell apart"
+    return f"every neighbouring pair of front members differs by more than {NOISE_Z:g} SE"
+
+
+def order_statement(entry: dict) -> str:
+    """Whether a regime's front order survived its confirmation reruns (a confirmation_summary
+    "regimes" entry, i.e. Analysis.confirmation_order)."""
+    held, order = entry["front_order_held"], " < ".join(entry["original_order"])
+    if held is None:
+        return "fewer than two confirmed front members: no order to check"
+    if held:
+        return f"front order held over the reruns ({order})"
+    return f"front order NOT held: {order} on the front, {' < '.join(entry['confirmed_order'])} by mean"
+
+
+def _with_verdict(kind: str, message: str, exceeded: bool | None) -> Warning_:
+    return Warning_(kind, f"{message} [{verdict(exceeded)}]", measured=True, exceeds_noise=exceeded)
+
+
+def _differ_beyond_noise(claims: list[tuple[str, bool | None]]) -> bool | None:
+    """Whether winners that differ (e.g. between regimes) differ beyond noise: True when two
+    different winners each lead beyond noise; None when that could still be so, were the
+    unknown verdicts known; else False."""
+    sure = {winner for winner, exceeded in claims if exceeded}
+    if len(sure) > 1:
+        return True
+    possible = sure | {winner for winner, exceeded in claims if exceeded is None}
+    return None if len(possible) > 1 else False
 
 
 # --------------------------------------------------------------------------- warnings
@@ -273,8 +430,9 @@ def _regime_warnings(analyses: list[RegimeAnalysis], target_epochs: int | None) 
     decided = [a for a in analyses if a.winner]
     if len({a.winner for a in decided}) > 1:
         seen = ", ".join(f"{a.winner} at {a.epochs} epochs" for a in decided)
-        warnings.append(Warning_("regime", f"the best scaling axis depends on the training regime ({seen}): "
-                                           "a rule measured in a shorter regime does not carry to a longer one"))
+        warnings.append(_with_verdict("regime", f"the best scaling axis depends on the training regime ({seen}): "
+                                                "a rule measured in a shorter regime does not carry to a longer one",
+                                      _differ_beyond_noise([(a.winner, a.exceeds_noise) for a in decided])))
     measured = [a.epochs for a in analyses]
     if target_epochs is not None and measured and target_epochs not in measured:
         nearest = max([e for e in measured if e < target_epochs], default=min(measured))
@@ -285,15 +443,26 @@ def _regime_warnings(analyses: list[RegimeAnalysis], target_epochs: int | None) 
     return warnings
 
 
+def _step_lead(curves: dict[str, AxisCurve], winner: str, loser: str, attr: str) -> bool | None:
+    """Whether `winner`'s step slope (attr first_step / last_step) beats `loser`'s beyond noise."""
+    a, b = curves[winner], curves[loser]
+    se_a, se_b = getattr(a, f"{attr}_se"), getattr(b, f"{attr}_se")
+    se = None if se_a is None or se_b is None else math.hypot(se_a, se_b)
+    return exceeds(getattr(a, attr) - getattr(b, attr), se)
+
+
 def _size_warnings(analysis: RegimeAnalysis, target_latency_ms: float | None) -> list[Warning_]:
     warnings = []
     small = _ranking(analysis.curves, "first_step")
     large = _ranking(analysis.curves, "last_step")
-    if small and large and small[0] != large[0]:
-        warnings.append(Warning_("model_size", f"at {analysis.epochs} epochs the best axis changes with model "
-                                               f"size ({small[0]} for the smallest models, {large[0]} for the "
-                                               "largest): a rule measured on small models does not carry "
-                                               "to larger ones"))
+    if small and large and small[0] != large[0] and large[0] in small and small[0] in large:
+        # The reversal is real only if each axis leads the other beyond noise at its end.
+        exceeded = all_exceed([_step_lead(analysis.curves, small[0], large[0], "first_step"),
+                               _step_lead(analysis.curves, large[0], small[0], "last_step")])
+        warnings.append(_with_verdict("model_size", f"at {analysis.epochs} epochs the best axis changes with model "
+                                                    f"size ({small[0]} for the smallest models, {large[0]} for the "
+                                                    "largest): a rule measured on small models does not carry "
+                                                    "to larger ones", exceeded))
     largest = analysis.largest_latency_ms
     if target_latency_ms is not None and largest is not None and target_latency_ms > largest:
         warnings.append(Warning_("model_size", f"at {analysis.epochs} epochs the target latency "
@@ -311,20 +480,89 @@ def _base_warnings(analysis: RegimeAnalysis) -> list[Warning_]:
                                  "scale from a second base to confirm")]
     if len({w["winner"] for w in winners}) > 1:
         seen = "; ".join(f"{w['winner']} from {_fmt_base(w['base'])}" for w in winners)
-        return [Warning_("base", f"at {analysis.epochs} epochs the best axis depends on the base "
-                                 f"architecture ({seen}): do not generalise from one base")]
+        return [_with_verdict("base", f"at {analysis.epochs} epochs the best axis depends on the base "
+                                      f"architecture ({seen}): do not generalise from one base",
+                              _differ_beyond_noise([(w["winner"], w["exceeds_noise"]) for w in winners]))]
     return []
+
+
+# --------------------------------------------------------------------------- confirmation runs
+
+
+def confirmation_summary(results: pd.DataFrame, front: pd.DataFrame | None = None) -> dict:
+    """Confirmation reruns (rows with `confirms` set) grouped with their originals.
+
+    {"configurations": one per original, by regime: trial_id (the original), epochs, model,
+    depth, width, resolution, on_front, seeds (original first), n (runs), original_top1,
+    mean_top1 and std_top1 (sample sd; None for one run) over the original and its reruns;
+    only trained runs with a minival accuracy count.
+     "regimes": one per regime with reruns: epochs, front_order_held (the confirmed front
+    members, ordered by mean accuracy, are in their original latency order on the front;
+    None with fewer than two of them), original_order and confirmed_order (trial ids)}.
+    Both lists are empty without confirmation rows. `front`: front_ties(results), when the
+    caller has it already.
+    """
+    if m.CONFIRMS not in results.columns or results[m.CONFIRMS].isna().all():
+        return {"configurations": [], "regimes": []}
+    front = front_ties(results) if front is None else front
+    rank = {trial_id: k for k, trial_id in enumerate(front[m.TRIAL_ID])}  # latency order within a regime
+    usable = results[(results[m.STATUS] == m.STATUS_OK).fillna(False).to_numpy(dtype=bool)
+                     & ~np.isnan(_floats(results[m.MINIVAL_TOP1]))]
+    configs = [_confirmed(results, usable, original, original in rank)
+               for original in dict.fromkeys(results[m.CONFIRMS].dropna())]
+    configs.sort(key=lambda c: -1 if c[m.EPOCHS] is None else c[m.EPOCHS])  # stable: by regime, then as recorded
+    orders = []
+    for regime in sorted({c[m.EPOCHS] for c in configs if c[m.EPOCHS] is not None}):
+        confirmed = sorted((c for c in configs if c[m.EPOCHS] == regime and c["on_front"] and c["n"]),
+                           key=lambda c: rank[c["trial_id"]])
+        original_order = [c["trial_id"] for c in confirmed]
+        confirmed_order = [c["trial_id"] for c in sorted(confirmed, key=lambda c: c["mean_top1"])]  # stable
+        orders.append({"epochs": regime, "front_order_held": None if len(confirmed) < 2 else
+                       original_order == confirmed_order,
+                       "original_order": original_order, "confirmed_order": confirmed_order})
+    return _clean({"configurations": configs, "regimes": orders})
+
+
+def _confirmed(results: pd.DataFrame, usable: pd.DataFrame, original: str, on_front: bool) -> dict:
+    """One original and its reruns: seeds, and mean and sd of their minival top-1."""
+    def of(frame):  # the original and its reruns, the original first
+        rows = frame[((frame[m.TRIAL_ID] == original) | (frame[m.CONFIRMS] == original)).to_numpy(dtype=bool)]
+        return rows.iloc[np.argsort(rows[m.CONFIRMS].notna().to_numpy(), kind="stable")]
+
+    described, runs = of(results).iloc[0], of(usable)  # described: the original, if it was recorded
+    accs = _floats(runs[m.MINIVAL_TOP1])
+    is_original = (runs[m.TRIAL_ID] == original).to_numpy(dtype=bool)
+    return {
+        "trial_id": original, m.EPOCHS: _value(described[m.EPOCHS], int), m.MODEL: _value(described.get(m.MODEL), str),
+        **{a: _value(described[a], lambda v, a=a: _py(v, a)) for a in AXES}, "on_front": on_front,
+        "seeds": [_value(v, int) for v in runs.get(m.SEED, [None] * len(runs))], "n": len(runs),
+        "original_top1": float(accs[is_original][0]) if is_original.any() else None,
+        "mean_top1": float(accs.mean()) if len(accs) else None,
+        "std_top1": float(accs.std(ddof=1)) if len(accs) >= 2 else None,
+    }
+
+
+def _value(value, kind):
+    """A cell as a plain Python value of `kind`, None for null."""
+    return None if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)) else kind(value)
 
 
 # --------------------------------------------------------------------------- entry point
 
 
 def analyze(results: pd.DataFrame, budgets=None, target_epochs: int | None = None,
-            target_latency_ms: float | None = None) -> Analysis:
-    """The scaling analysis of a results table (see the module docstring)."""
-    analyses = [analyze_regime(results, regime, budgets) for regime in regimes(results)]
+            target_latency_ms: float | None = None, front: pd.DataFrame | None = None) -> Analysis:
+    """The scaling analysis of a results table (see the module docstring).
+
+    `front`: front_ties(results), when the caller has it already (the all-pairs Pareto
+    test is the costly step at 10,000 trials, so it runs once).
+    """
+    front = front_ties(results) if front is None else front
+    analyses = [analyze_regime(results, regime, budgets, front=front) for regime in regimes(results)]
     warnings = _regime_warnings(analyses, target_epochs)
     for analysis in analyses:
         warnings += _size_warnings(analysis, target_latency_ms)
         warnings += _base_warnings(analysis)
-    return Analysis(regimes=analyses, warnings=warnings)
+    confirmation = confirmation_summary(results, front)
+    return Analysis(regimes=analyses, warnings=warnings, confirmation=confirmation["configurations"],
+                    confirmation_order=confirmation["regimes"])

@@ -59,3 +59,19 @@ BASE_LR = "base_lr"
 BATCH_SIZE = "batch_size"
 LATENCY_P95_MS = "latency_p95_ms"
 EPOCHS_DONE = "epochs_done"
+
+# Noise of the measurements (results.parquet). minival_top1_se is computed by the store
+# from minival_top1 and minival_size (rsearch.noise.binomial_se), never taken from a row.
+MINIVAL_SIZE = "minival_size"  # images in the minival split
+MINIVAL_TOP1_SE = "minival_top1_se"  # binomial standard error of minival_top1
+SEED = "seed"  # training seed of the trial
+CONFIRMS = "confirms"  # a confirmation rerun names the original trial here; originals have null
+LATENCY_SPREAD_MS = "latency_spread_ms"  # interquartile range of the latency measurements
+LATENCY_RUNS = "latency_runs"  # measurement rounds behind latency_ms
+LATENCY_NOISE = "latency_noise"  # relative noise: spread / median
+LATENCY_RATIO = "latency_ratio"  # latency / the space's reference architecture; null for an absolute budget
+LATENCY_BORDERLINE = "latency_borderline"  # the feasibility decision was within noise of the budget
+
+# Derived by the readers (rsearch.results.front_ties), never stored.
+TIED = "tied"  # a front member that cannot be told apart from a neighbouring member
+TIED_WITH = "tied_with"  # the neighbouring members it is tied to (trial ids)

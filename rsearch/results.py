@@ -11,7 +11,13 @@ Every file is replaced atomically (written beside, then moved over the old one),
 dashboard reading during a search sees either the old or the new file, never half.
 Columns have a fixed order and type: a row that lacks an optional value gets a null,
 so files written at any point of a run read back with the same dtypes. Integer
-columns read back as pandas' nullable "Int64"; floats as float64 with NaN for null.
+columns read back as pandas' nullable "Int64", booleans as nullable "boolean"; floats as
+float64 with NaN for null. A file written before a column existed reads it as all null.
+
+Two columns are computed here, from the other columns, never taken from a row: `pareto`
+and `minival_top1_se` (the binomial standard error of minival_top1 on minival_size images).
+A confirmation rerun (`confirms` = the original's trial id, another `seed`) is stored like
+any trial but never competes for the front: it re-measures a config already there.
 
 `exp_dir` is a local path or a pyarrow filesystem URI (file://, s3://, gs://, ...).
 """
@@ -35,6 +41,7 @@ import yaml
 from rsearch import metrics as m
 from rsearch import storage
 from rsearch.errors import UserError
+from rsearch.noise import NOISE_Z, binomial_se, within_noise
 from rsearch.pareto import hypervolume_2d, pareto_mask_by_group, reference_point
 
 EXPERIMENT_FILE = "experiment.json"
@@ -50,13 +57,20 @@ RESULT_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     (m.TRIAL_ID, _STR), (m.STATUS, _STR),
     (m.DEPTH, _INT), (m.WIDTH, _FLOAT), (m.RESOLUTION, _INT), (m.EPOCHS, _INT),
     (m.FAILURE, _STR), (m.MODEL, _STR), (m.RECIPE, _STR),
+    (m.SEED, _INT), (m.CONFIRMS, _STR),  # a confirmation rerun names its original in `confirms`
     # regularization and recipe values of the trial
     (m.DROPOUT, _FLOAT), (m.STOCHASTIC_DEPTH, _FLOAT), (m.LABEL_SMOOTHING, _FLOAT),
     (m.RANDAUGMENT_MAGNITUDE, _INT), (m.RANDAUGMENT_OPS, _INT), (m.WEIGHT_DECAY, _FLOAT),
     (m.EMA_DECAY, _FLOAT), (m.BASE_LR, _FLOAT), (m.BATCH_SIZE, _INT),
     # outcome and cost
-    (m.MINIVAL_TOP1, _FLOAT), (m.MINIVAL_LOSS, _FLOAT), (m.TEST_TOP1, _FLOAT),
-    (m.LATENCY_MS, _FLOAT), (m.LATENCY_P95_MS, _FLOAT), (m.PARAMS, _INT), (m.FLOPS, _INT),
+    (m.MINIVAL_TOP1, _FLOAT),
+    (m.MINIVAL_TOP1_SE, _FLOAT),  # computed by write_results, never taken from the rows
+    (m.MINIVAL_SIZE, _INT), (m.MINIVAL_LOSS, _FLOAT), (m.TEST_TOP1, _FLOAT),
+    (m.LATENCY_MS, _FLOAT), (m.LATENCY_P95_MS, _FLOAT),
+    # the latency measurement's noise, as the cost model measured it
+    (m.LATENCY_SPREAD_MS, _FLOAT), (m.LATENCY_RUNS, _INT), (m.LATENCY_NOISE, _FLOAT),
+    (m.LATENCY_RATIO, _FLOAT), (m.LATENCY_BORDERLINE, _BOOL),
+    (m.PARAMS, _INT), (m.FLOPS, _INT),
     (m.TRAIN_SECONDS, _FLOAT), (m.EPOCHS_DONE, _INT), (m.IMG_PER_S, _FLOAT),
     (m.PARETO, _BOOL),  # computed by write_results, never taken from the rows
 )
@@ -76,8 +90,8 @@ REQUIRED_CURVE_COLUMNS = (m.TRIAL_ID, m.EPOCH)
 STATUSES = (m.STATUS_OK, m.STATUS_INFEASIBLE, m.STATUS_FAILED, m.STATUS_RUNNING, m.STATUS_STOPPED)
 
 # Columns front_summary prints.
-FRONT_COLUMNS = (m.EPOCHS, m.MODEL, m.DEPTH, m.WIDTH, m.RESOLUTION, m.MINIVAL_TOP1, m.LATENCY_MS,
-                 m.PARAMS, m.FLOPS, m.TRIAL_ID)
+FRONT_COLUMNS = (m.EPOCHS, m.MODEL, m.DEPTH, m.WIDTH, m.RESOLUTION, m.MINIVAL_TOP1, m.MINIVAL_TOP1_SE,
+                 m.LATENCY_MS, m.PARAMS, m.FLOPS, m.TRIAL_ID)
 
 
 @dataclass(frozen=True)
@@ -219,7 +233,8 @@ def _table(rows: list[dict], columns, required) -> pa.Table:
 
 
 def _to_frame(table: pa.Table) -> pd.DataFrame:
-    return table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
+    # Nullable dtypes: without them a null int becomes a float and a null bool an object column.
+    return table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}.get)
 
 
 def _write_parquet(exp_dir, name: str, table: pa.Table) -> None:
@@ -229,17 +244,21 @@ def _write_parquet(exp_dir, name: str, table: pa.Table) -> None:
 
 
 def write_results(exp_dir, rows: list[dict]) -> pd.DataFrame:
-    """Write all trial rows (the whole table, each time) with the pareto column computed."""
+    """Write all trial rows (the whole table, each time) with the pareto and
+    minival_top1_se columns computed."""
     for index, row in enumerate(rows):
         if row.get(m.STATUS) not in STATUSES and row.get(m.STATUS) is not None:
             raise ValueError(f"row {index}: status expected one of {', '.join(STATUSES)}, got {row[m.STATUS]!r}")
     table = _table(rows, RESULT_COLUMNS, REQUIRED_RESULT_COLUMNS)
     frame = _to_frame(table)
-    flags = pa.array(pareto_flags(frame), type=_BOOL)
-    table = table.set_column(table.schema.get_field_index(m.PARETO), m.PARETO, flags)
+    table = _replace_column(table, m.MINIVAL_TOP1_SE, pa.array(minival_se(frame), type=_FLOAT, from_pandas=True))
+    table = _replace_column(table, m.PARETO, pa.array(pareto_flags(frame), type=_BOOL))
     _write_parquet(exp_dir, RESULTS_FILE, table)
-    frame[m.PARETO] = flags.to_numpy(zero_copy_only=False)
-    return frame
+    return _to_frame(table)
+
+
+def _replace_column(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
+    return table.set_column(table.schema.get_field_index(name), name, values)
 
 
 def write_curves(exp_dir, rows: list[dict]) -> None:
@@ -297,20 +316,72 @@ def _floats(series: pd.Series) -> np.ndarray:
     return pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
 
 
-def pareto_flags(results: pd.DataFrame) -> np.ndarray:
-    """Non-dominated in (max minival_top1, min latency_ms) among "ok" rows of the same regime."""
+def minival_se(results: pd.DataFrame) -> np.ndarray:
+    """The binomial standard error of each row's minival_top1 (NaN where it or minival_size is unknown)."""
+    if m.MINIVAL_SIZE not in results.columns:
+        return np.full(len(results), np.nan)
+    return binomial_se(_floats(results[m.MINIVAL_TOP1]), _floats(results[m.MINIVAL_SIZE]))
+
+
+def competing(results: pd.DataFrame) -> np.ndarray:
+    """Rows that compete for the front and the budget picks: trained ("ok") original trials.
+
+    A confirmation rerun re-measures its original with another seed: letting it compete
+    would count one config twice and reward the luckiest seed.
+    """
     ok = (results[m.STATUS] == m.STATUS_OK).to_numpy(dtype=bool, na_value=False)
+    if m.CONFIRMS in results.columns:
+        ok = ok & results[m.CONFIRMS].isna().to_numpy(dtype=bool)
+    return ok
+
+
+def pareto_flags(results: pd.DataFrame) -> np.ndarray:
+    """Non-dominated in (max minival_top1, min latency_ms) among the competing rows
+    (trained originals, see `competing`) of the same regime."""
     objectives = np.column_stack([_floats(results[m.MINIVAL_TOP1]), _floats(results[m.LATENCY_MS])])
-    objectives[~ok] = np.nan  # only trained, measured trials compete
+    objectives[~competing(results)] = np.nan  # NaN rows are never on the front and dominate nothing
     regimes = _floats(results[m.EPOCHS])
     return pareto_mask_by_group(objectives, (True, False), regimes)
 
 
+def _front(results: pd.DataFrame) -> pd.DataFrame:
+    """The Pareto-front rows, by regime then latency."""
+    return results[pareto_flags(results)].sort_values([m.EPOCHS, m.LATENCY_MS], kind="stable")
+
+
 def front_summary(results: pd.DataFrame) -> pd.DataFrame:
     """The Pareto front of each regime, by regime then latency, for printing."""
-    front = results[pareto_flags(results)]
+    front = _front(results)
     columns = [c for c in FRONT_COLUMNS if c in front.columns]
-    return front.sort_values([m.EPOCHS, m.LATENCY_MS], kind="stable")[columns].reset_index(drop=True)
+    return front[columns].reset_index(drop=True)
+
+
+def front_ties(results: pd.DataFrame, z: float = NOISE_Z) -> pd.DataFrame:
+    """The Pareto front of each regime (all columns, by regime then latency), plus which
+    members cannot be told apart from a neighbouring member.
+
+    Neighbours are adjacent in latency within a regime; a and b are tied when
+    |acc_a - acc_b| <= z * sqrt(se_a^2 + se_b^2) with se = minival_top1_se. Added columns:
+    `tied` True / False, or <NA> when a neighbour's comparison lacks an SE and no tie was
+    found (noise unknown); `tied_with` the trial ids of the tied neighbours (a list).
+    """
+    front = _front(results).reset_index(drop=True)
+    acc = _floats(front[m.MINIVAL_TOP1])
+    se = _floats(front[m.MINIVAL_TOP1_SE]) if m.MINIVAL_TOP1_SE in front.columns else minival_se(front)
+    regime = _floats(front[m.EPOCHS])
+    # pair[i]: members i and i+1 (1 tied, 0 apart, NaN unknown); none across two regimes.
+    pair = within_noise(acc[:-1], se[:-1], acc[1:], se[1:], z)
+    pair[regime[:-1] != regime[1:]] = 0.0
+    ids = front[m.TRIAL_ID].tolist()
+    tied, tied_with = [], []
+    for i in range(len(front)):
+        sides = [(j, pair[k]) for j, k in ((i - 1, i - 1), (i + 1, i)) if 0 <= j < len(front)]
+        tied_with.append([ids[j] for j, within in sides if within == 1.0])
+        unknown = any(np.isnan(within) for _, within in sides)
+        tied.append(True if tied_with[-1] else pd.NA if unknown else False)
+    front[m.TIED] = pd.array(tied, dtype="boolean")
+    front[m.TIED_WITH] = pd.Series(tied_with, index=front.index, dtype=object)
+    return front
 
 
 def _record(row: pd.Series) -> dict:
@@ -329,12 +400,13 @@ def regimes(results: pd.DataFrame) -> list[int]:
 
 
 def best_under_budget(results: pd.DataFrame, budget_ms: float | None) -> dict[int, dict | None]:
-    """Per regime: the most accurate "ok" trial with latency <= budget (ties: the faster one).
+    """Per regime: the most accurate competing trial (trained original) with latency <= budget
+    (ties: the faster one).
 
     budget_ms None means no budget. A regime with no such trial maps to None.
     """
     best: dict[int, dict | None] = {}
-    ok = results[(results[m.STATUS] == m.STATUS_OK).fillna(False).astype(bool)]
+    ok = results[competing(results)]
     for regime in regimes(results):
         rows = ok[ok[m.EPOCHS] == regime]
         acc, lat = _floats(rows[m.MINIVAL_TOP1]), _floats(rows[m.LATENCY_MS])
@@ -352,12 +424,12 @@ def best_under_budget(results: pd.DataFrame, budget_ms: float | None) -> dict[in
 
 def hypervolume_by_regime(results: pd.DataFrame, budget_ms: float | None = None,
                           ref_latency_ms: float | None = None) -> dict[int, float]:
-    """Pareto hypervolume (accuracy x latency) of the "ok" trials of each regime.
+    """Pareto hypervolume (accuracy x latency) of the competing trials (trained originals) of each regime.
 
     The reference is accuracy 0 and `ref_latency_ms`, else the budget, else 1.1 x the
     slowest point; pass the same reference to compare two searches.
     """
-    ok = results[(results[m.STATUS] == m.STATUS_OK).fillna(False).astype(bool)]
+    ok = results[competing(results)]
     volumes = {}
     for regime in regimes(results):
         rows = ok[ok[m.EPOCHS] == regime]
@@ -369,6 +441,7 @@ def hypervolume_by_regime(results: pd.DataFrame, budget_ms: float | None = None,
 
 __all__ = [
     "Experiment", "create_experiment", "update_meta", "write_results", "write_curves", "read_experiment",
-    "front_summary", "best_under_budget", "hypervolume_by_regime", "pareto_flags", "regimes",
+    "front_summary", "front_ties", "best_under_budget", "hypervolume_by_regime", "pareto_flags", "regimes",
+    "competing", "minival_se",
     "write_file_atomic", "RESULT_COLUMNS", "CURVE_COLUMNS", "REGULARIZATION_COLUMNS",
 ]

@@ -3,10 +3,11 @@ import itertools
 import json
 import math
 
+import numpy as np
 import pytest
 
 from rsearch import metrics as m
-from rsearch.analysis import analyze
+from rsearch.analysis import analyze, confirmation_summary, ties_statement, winner_statement
 from rsearch.results import create_experiment, write_results
 
 # Each step along an axis doubles latency, so a step's accuracy gain is its slope.
@@ -170,11 +171,13 @@ def test_cli_text_and_json(tmp_path, capsys):
                   [row(10, c, SHORT) for c in axis_lines()])
     assert main(["analyze", str(tmp_path / "exp")]) == 0
     text = capsys.readouterr().out
-    assert "== 10 epochs" in text and "! regime:" in text and "run-to-run noise unknown" in text
+    assert "== 10 epochs" in text and "! regime:" in text and "noise unknown (no repeated configs" in text
+    assert "Confirmation reruns" not in text  # none were run
     assert main(["analyze", str(tmp_path / "exp"), "--json", "--target-epochs", "1000"]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert [r["winner"] for r in payload["regimes"]] == [m.WIDTH, m.DEPTH]
     assert [w["kind"] for w in payload["warnings"]].count("regime") == 2
+    assert payload["confirmation"] == [] and payload["confirmation_order"] == []
 
 
 @pytest.mark.parametrize("make, argv_tail, message", [
@@ -199,3 +202,145 @@ def exit_code(argv) -> int:
         return main(argv)
     except SystemExit as exc:
         return exc.code
+
+
+# --- noise: every statement carries its verdict ---
+
+def with_size(rows, n):
+    return [{**r, m.MINIVAL_SIZE: n} for r in rows]
+
+
+@pytest.mark.parametrize("n, verdict, exceeded", [(None, "noise unknown", None), (1_000_000, "exceeds noise", True),
+                                                  (50, "within noise", False)])
+def test_statements_carry_their_noise_verdict(n, verdict, exceeded):
+    rows = [row(350, c, LONG) for c in axis_lines()] + [row(10, c, SHORT) for c in axis_lines()]
+    result = analyze_frame(rows if n is None else with_size(rows, n))
+    for regime in result.regimes:
+        assert regime.noise_source == (None if n is None else "minival") and regime.noise_sd is None
+        assert regime.exceeds_noise is exceeded and f": {verdict} (" in winner_statement(regime)
+        for entry in regime.family[1:]:  # the fastest is alone under its budget
+            assert entry["runner_up"] is not None and entry["exceeds_noise"] in (exceeded, True if n else None)
+    regime_warning = next(w for w in result.warnings if w.kind == "regime")
+    assert regime_warning.measured and regime_warning.exceeds_noise is exceeded
+    assert regime_warning.message.endswith(f"[{verdict}]")
+    one_base = [w for w in result.warnings if w.kind == "base"]
+    assert one_base and not any(w.measured for w in one_base)  # a fact about coverage: no verdict
+
+
+def test_slope_standard_error_comes_from_the_minival_ses():
+    n = 2000
+    rows = with_size([row(10, c, SHORT) for c in axis_lines()], n)
+    (regime,) = analyze_frame(rows).regimes
+    curve = regime.curves[m.WIDTH]
+    se = [math.sqrt(a * (1 - a) / n) for a in curve.accuracy]
+    # x = 0, 1, 2 (each step doubles latency): slope weights -1/2, 0, +1/2.
+    assert curve.slope_se == pytest.approx(math.sqrt((se[0] / 2) ** 2 + (se[2] / 2) ** 2))
+    assert curve.first_step_se == pytest.approx(math.hypot(se[0], se[1]))
+    top, second = regime.curves[regime.ranking[0]], regime.curves[regime.ranking[1]]
+    assert regime.effect_se == pytest.approx(math.hypot(top.slope_se, second.slope_se))
+
+
+def test_model_size_warning_carries_its_verdict():
+    gains = {m.DEPTH: [0.08, 0.005], m.WIDTH: [0.03, 0.03], m.RESOLUTION: [0.02, 0.02]}
+    for n, exceeded in ((1_000_000, True), (100, False)):
+        result = analyze_frame(with_size([row(100, c, gains) for c in full_grid()], n))
+        (size,) = [w for w in result.warnings if w.kind == "model_size"]
+        assert size.measured and size.exceeds_noise is exceeded
+
+
+def test_front_lists_accuracy_se_and_ties():
+    n = 2500
+    rows = [row(10, c, SHORT) for c in axis_lines()]
+    rows.append({**row(10, (50, 0.5, 128), SHORT, trial_id="near-base"), m.MINIVAL_TOP1: 0.405, m.LATENCY_MS: 1.5})
+    (regime,) = analyze_frame(with_size(rows, n)).regimes
+    ids = [r[m.TRIAL_ID] for r in regime.front]
+    assert ids[:2] == ["10-26-0.5-128-0.0", "near-base"]
+    assert [r[m.TIED] for r in regime.front][:3] == [True, True, False]
+    assert regime.front[0][m.MINIVAL_TOP1_SE] == pytest.approx(math.sqrt(0.4 * 0.6 / n))
+    assert ties_statement(regime.front) == "indistinguishable within 2 SE: 10-26-0.5-128-0.0 = near-base"
+    (unknown,) = analyze_frame([row(10, c, SHORT) for c in axis_lines()]).regimes
+    assert "noise unknown" in ties_statement(unknown.front)
+
+
+# --- confirmation reruns ---
+
+def confirmed_rows(rerun_accs):
+    """A 10-epoch front a < b < c, and reruns {original: [accuracies]} with seeds 1, 2, ..."""
+    rows = [row(10, c, SHORT, trial_id=t, **{m.SEED: 0}) for t, c in
+            zip("abc", [BASE, (26, 1.0, 128), (26, 2.0, 128)])]
+    acc = {r[m.TRIAL_ID]: r[m.MINIVAL_TOP1] for r in rows}
+    config = {r[m.TRIAL_ID]: r for r in rows}
+    for original, accs in rerun_accs.items():
+        for seed, a in enumerate(accs, start=1):
+            rows.append({**config[original], m.TRIAL_ID: f"{original}-s{seed}", m.SEED: seed, m.CONFIRMS: original,
+                         m.MINIVAL_TOP1: a})
+    return rows, acc
+
+
+def test_confirmation_summary_gives_mean_sd_and_that_the_order_held():
+    rows, acc = confirmed_rows({"a": [0.41, 0.42], "b": [0.44]})
+    result = analyze_frame(rows)
+    (order,) = result.confirmation_order
+    assert order["epochs"] == 10 and order["front_order_held"] is True
+    assert order["original_order"] == order["confirmed_order"] == ["a", "b"]
+    a, b = result.confirmation
+    assert (a["trial_id"], a["epochs"], a["seeds"], a["n"], a["on_front"]) == ("a", 10, [0, 1, 2], 3, True)
+    assert a["original_top1"] == pytest.approx(acc["a"])
+    assert a["mean_top1"] == pytest.approx(np.mean([acc["a"], 0.41, 0.42]))
+    assert a["std_top1"] == pytest.approx(np.std([acc["a"], 0.41, 0.42], ddof=1))
+    assert (b["seeds"], b["n"]) == ([0, 1], 2) and b["mean_top1"] == pytest.approx((acc["b"] + 0.44) / 2)
+    # The reruns are repeats of their configs: they also measure the run-to-run noise.
+    assert result.regimes[0].noise_repeats == 2 and result.regimes[0].noise_source == "run-to-run"
+    assert [f[m.TRIAL_ID] for f in result.regimes[0].front] == ["a", "b", "c"]  # reruns stay off the front
+
+
+def test_confirmation_summary_says_when_the_order_did_not_hold():
+    rows, _ = confirmed_rows({"a": [0.50, 0.52], "b": [0.40], "c": [0.55]})
+    (order,) = analyze_frame(rows).confirmation_order
+    assert order["front_order_held"] is False
+    assert order["original_order"] == ["a", "b", "c"] and order["confirmed_order"] == ["b", "a", "c"]
+    rows, _ = confirmed_rows({"a": [0.41]})
+    (single,) = analyze_frame(rows).confirmation_order
+    assert single["front_order_held"] is None  # one confirmed member: no order to check
+
+
+def test_no_confirmation_rows_give_an_empty_summary():
+    rows, _ = confirmed_rows({})
+    result = analyze_frame(rows)
+    assert result.confirmation == [] and result.confirmation_order == []
+    import pandas as pd
+    empty = {"configurations": [], "regimes": []}
+    assert confirmation_summary(pd.DataFrame({m.TRIAL_ID: ["a"], m.STATUS: ["ok"]})) == empty
+
+
+def test_cli_shows_front_ties_and_confirmation(tmp_path, capsys):
+    from rsearch.cli import main
+
+    rows, _ = confirmed_rows({"a": [0.50, 0.52], "b": [0.40]})
+    create_experiment(tmp_path / "exp", {}, {})
+    write_results(tmp_path / "exp", with_size(rows, 400))
+    assert main(["analyze", str(tmp_path / "exp")]) == 0
+    text = capsys.readouterr().out
+    assert "Pareto front (minival top-1 ± SE" in text and "0.4000 ± 0.0245" in text
+    assert "Confirmation reruns" in text and "front order NOT held: a < b on the front, b < a by mean" in text
+    assert "+0.0500 over a: within noise" in text  # the 2-SE margin is 2 x hypot(0.0245, 0.0249) = 0.07
+    assert main(["analyze", str(tmp_path / "exp"), "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["confirmation_order"][0]["front_order_held"] is False
+    assert [c["trial_id"] for c in payload["confirmation"]] == ["a", "b"] and payload["confirmation"][0]["n"] == 3
+    front = payload["regimes"][0]["front"]
+    assert [f[m.TRIAL_ID] for f in front] == ["a", "b", "c"] and all(f[m.MINIVAL_TOP1_SE] for f in front)
+    assert all(isinstance(f[m.TIED], bool) for f in front)
+    assert all("exceeds_noise" in entry and "lead" in entry for entry in payload["regimes"][0]["family"])
+    assert all("measured" in w and "exceeds_noise" in w for w in payload["warnings"])
+
+
+def test_run_to_run_noise_is_never_below_the_minival_se():
+    # Two runs of the base agree to 0.001, but each was measured on only 400 images (SE 0.0245):
+    # that agreement is luck, not evidence of a 0.001 noise.
+    rows = [row(350, c, LONG) for c in axis_lines()] + [row(350, BASE, LONG, jitter=0.001)]
+    (tight,) = analyze_frame(rows).regimes
+    assert tight.noise_source == "run-to-run" and tight.exceeds_noise is True
+    (floored,) = analyze_frame(with_size(rows, 400)).regimes
+    assert floored.noise_source == "run-to-run+minival" and floored.noise_sd == tight.noise_sd
+    assert floored.exceeds_noise is False and "never below a config's minival SE" in winner_statement(floored)

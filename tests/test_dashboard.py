@@ -3,6 +3,7 @@
 Set RSEARCH_UPDATE_SCREENSHOT=1 to rewrite docs/report.png from this test's report.
 """
 import contextlib
+import html
 import io
 import math
 import os
@@ -15,16 +16,21 @@ import pytest
 
 from dashboards import browser
 from dashboards.curves import curves_figure
-from dashboards.front import pareto_figure
+from dashboards.front import TIED_SYMBOL, pareto_figure
+from dashboards.page import sections
 from dashboards.scaling import regularization_figure, scaling_figure
 from dashboards.table import SORT_SCRIPT, trials_table
 from rsearch import metrics as m
-from rsearch.analysis import analyze
+from rsearch.analysis import analyze, order_statement, winner_statement
+from rsearch.noise import verdict
 from rsearch.cli import main
-from rsearch.results import create_experiment, pareto_flags, read_experiment, update_meta, write_curves, write_results
+from rsearch.results import (
+    create_experiment, front_ties, pareto_flags, read_experiment, update_meta, write_curves, write_results,
+)
 
 FIGURES = {"fig-pareto", "fig-flops", "fig-scaling", "fig-regularization", "fig-curves"}
 BUDGET_MS = 6.0
+MINIVAL_SIZE = 25_600  # 2% of ImageNet: SE about 0.003, so the front has tied and separated members
 needs_chromium = pytest.mark.skipif(browser.find_chromium() is None,
                                     reason="chromium not installed (Debian: apt-get install chromium; CI installs it)")
 
@@ -51,6 +57,8 @@ def _trial(i, regime, depth, width, resolution, rng):
         m.MINIVAL_TOP1: acc + rng.normal(0, 0.004), m.MINIVAL_LOSS: 2.5 - 2 * acc, m.TEST_TOP1: acc - 0.01,
         m.LATENCY_MS: latency, m.LATENCY_P95_MS: latency * 1.08, m.PARAMS: int(25e6 * (depth / 50) * width ** 2),
         m.FLOPS: flops, m.TRAIN_SECONDS: 3.0 * regime * flops / 1e9, m.EPOCHS_DONE: regime, m.IMG_PER_S: 1e12 / flops,
+        m.MINIVAL_SIZE: MINIVAL_SIZE, m.SEED: 0, m.LATENCY_SPREAD_MS: latency * 0.04, m.LATENCY_RUNS: 7,
+        m.LATENCY_NOISE: 0.04, m.LATENCY_BORDERLINE: abs(latency - BUDGET_MS) < 0.04 * BUDGET_MS,
     }
     if latency > BUDGET_MS:
         row.update({m.STATUS: m.STATUS_INFEASIBLE, m.MINIVAL_TOP1: None, m.MINIVAL_LOSS: None,
@@ -58,8 +66,26 @@ def _trial(i, regime, depth, width, resolution, rng):
     return row
 
 
-def make_experiment(path, finished=True):
-    """A 2-regime grid with infeasible, failed, running and repeated trials, and curves."""
+def confirmations(rows, regime, rng, count=2):
+    """Reruns with another seed of the `count` fastest front members of a regime."""
+    frame = write_results_frame(rows)
+    front = frame[pareto_flags(frame) & (frame[m.EPOCHS] == regime).to_numpy(dtype=bool)].sort_values(m.LATENCY_MS)
+    by_id = {r[m.TRIAL_ID]: r for r in rows}
+    return [dict(by_id[trial_id], trial_id=f"{trial_id}_seed{seed}", seed=seed, confirms=trial_id,
+                 minival_top1=by_id[trial_id][m.MINIVAL_TOP1] + rng.normal(0, 0.004))
+            for trial_id in front[m.TRIAL_ID][:count] for seed in (1, 2)]
+
+
+def write_results_frame(rows):
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        create_experiment(tmp, {}, {})
+        return write_results(tmp, rows)
+
+
+def make_experiment(path, finished=True, confirm=True):
+    """A 2-regime grid with infeasible, failed, running, repeated and confirmation trials, and curves."""
     rng = np.random.default_rng(0)
     create_experiment(path, {"epochs": [10, 100], "latency_budget_ms": BUDGET_MS, "planned_trials": 78,
                              "latency_method": {"batch_size": 1, "dtype": "bf16", "compile": "none",
@@ -78,6 +104,8 @@ def make_experiment(path, finished=True):
                    failure="NaN loss at epoch 3", minival_top1=None)]
     running = [dict(_trial(len(rows) + 2, 100, 50, 1.5, 160, rng), status=m.STATUS_RUNNING, minival_top1=None)]
     rows += failed + running
+    if confirm:
+        rows += confirmations(rows, 100, rng)
     curves = []
     for row in rows:
         if row[m.STATUS] != m.STATUS_OK:
@@ -262,7 +290,8 @@ def test_scaling_figure_follows_the_analysis(experiment):
         for axis in (m.DEPTH, m.WIDTH, m.RESOLUTION):
             np.testing.assert_allclose(traces[f"scale {axis}"].y, regime.curves[axis].accuracy)
     titles = [a.text for a in fig.layout.annotations]
-    assert titles == ["10 epochs: width wins", "100 epochs: depth wins"]
+    verdicts = [verdict(r.exceeds_noise) for r in analysis.regimes]
+    assert titles == [f"10 epochs: width wins ({verdicts[0]})", f"100 epochs: depth wins ({verdicts[1]})"]
 
 
 def test_curves_figure_highlights_exactly_the_front(experiment):
@@ -288,6 +317,55 @@ def test_report_lists_every_trial_and_failure(experiment, report):
         assert f">{trial_id}<" in text
     assert "CUDA out of memory at batch 256" in text and "NaN loss at epoch 3" in text
     assert "10 epochs: width gives the most top-1" in text and "100 epochs: depth gives the most top-1" in text
+    for regime in analyze(exp.results).regimes:  # the analysis' own sentence, noise verdict included
+        assert html.escape(f"{regime.epochs} epochs: {winner_statement(regime)}") in text
+
+
+# --------------------------------------------------------------------------- noise in the report
+
+
+def test_front_marks_members_within_noise_of_a_neighbour(experiment):
+    results = read_experiment(experiment).results
+    ties = front_ties(results)
+    fig = pareto_figure(results, BUDGET_MS, front=ties)
+    traces = {t.name: t for t in fig.data}
+    seen = set()
+    for regime in (10, 100):
+        members = ties[(ties[m.EPOCHS] == regime).to_numpy(dtype=bool)]
+        line = traces[f"{regime} epochs: Pareto front"]
+        tied = members[m.TIED].fillna(False).to_numpy(dtype=bool)
+        assert [s == TIED_SYMBOL for s in line.marker.symbol] == tied.tolist()
+        np.testing.assert_allclose(line.error_y.array, members[m.MINIVAL_TOP1_SE].to_numpy(float))
+        for text, within, others in zip(line.hovertext, tied, members[m.TIED_WITH]):
+            assert ("within noise of " + ", ".join(others) in text) == within
+            assert f"{m.MINIVAL_TOP1_SE}: " in text
+        seen |= set(tied.tolist())
+    assert seen == {True, False}  # the demo front has tied and clearly separated members
+
+
+def test_report_has_the_front_table_and_the_confirmation_section(experiment, report):
+    exp = read_experiment(experiment)
+    text = report.read_text()
+    ties = front_ties(exp.results)
+    front_html = text.split('id="front-table"')[1].split("</table>")[0]
+    assert front_html.count("<tr>") == len(ties) + 1  # a header and one row per member
+    for _, member in ties[ties[m.TIED].fillna(False).to_numpy(dtype=bool)].iterrows():
+        assert "&#8776; " + ", ".join(member[m.TIED_WITH]) in front_html
+    assert "indistinguishable within 2 SE: " in text
+    analysis = analyze(exp.results)
+    confirmation = text.split('<section id="confirmation">')[1].split("</section>")[0]
+    table = confirmation.split('id="confirmation-table"')[1].split("</table>")[0]
+    assert table.count("<tr>") == len(analysis.confirmation) + 1 == 3  # two confirmed front members
+    (order,) = analysis.confirmation_order
+    assert html.escape(f"100 epochs: {order_statement(order)}") in confirmation
+    for config in analysis.confirmation:
+        assert f">{config['trial_id']}<" in table and f">{config['mean_top1']:.4g}<" in table
+
+
+def test_no_confirmation_rows_no_confirmation_section(tmp_path):
+    exp = read_experiment(make_experiment(tmp_path / "plain", confirm=False))
+    keys = [s.key for s in sections(exp)]
+    assert "confirmation" not in keys and keys[0] == "pareto"
 
 
 # --------------------------------------------------------------------------- the command

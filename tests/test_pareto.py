@@ -1,5 +1,6 @@
 """Pareto front and hypervolume: checked against brute force and hand-computed areas."""
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -138,3 +139,27 @@ def test_ranks_peel_fronts_by_the_definition(seed):
 def test_ranks_by_hand():
     # (accuracy max, latency min): A(0.9, 5) B(0.5, 1) front; C(0.4, 2) behind B; D(0.3, 6) behind all
     assert pareto_ranks([[0.9, 5], [0.5, 1], [0.4, 2], [0.3, 6]], (True, False)).tolist() == [0, 0, 1, 2]
+
+
+# --- rsearch.noise: the shared standard-error maths (numpy only, like this module) ---
+
+def test_binomial_se_and_its_unknowns():
+    from rsearch.noise import binomial_se, minival_noise
+
+    assert binomial_se(0.9, 2500) == pytest.approx(math.sqrt(0.9 * 0.1 / 2500))
+    se = binomial_se([0.5, 0.5, np.nan, 0.5, 1.2], [100, 0, 100, np.nan, 100])
+    assert se[0] == pytest.approx(0.05) and np.isnan(se[1:]).all()  # empty split, missing values, no proportion
+    assert minival_noise(25_600) == binomial_se(0.5, 25_600)  # the worst case of the same formula
+    from rsearch.tune.pareto_asha import minival_noise as scheduler_noise
+    assert scheduler_noise is minival_noise  # the scheduler keeps its name, from one place
+
+
+def test_within_noise_exceeds_and_their_combination():
+    from rsearch.noise import all_exceed, exceeds, verdict, within_noise
+
+    np.testing.assert_array_equal(within_noise([0.50, 0.50, 0.50], [0.01, 0.01, np.nan],
+                                               [0.52, 0.60, 0.50], [0.01, 0.01, 0.01]), [1.0, 0.0, np.nan])
+    assert exceeds(0.03, 0.01) is True and exceeds(0.01, 0.01) is False and exceeds(0.03, None) is None
+    assert all_exceed([True, True]) is True and all_exceed([True, None]) is None
+    assert all_exceed([None, False]) is False and all_exceed([]) is None
+    assert [verdict(v) for v in (True, False, None)] == ["exceeds noise", "within noise", "noise unknown"]

@@ -1,5 +1,6 @@
 """The results store: real Parquet files in a temporary experiment folder."""
 import json
+import math
 import threading
 
 import numpy as np
@@ -15,6 +16,7 @@ from rsearch.results import (
     best_under_budget,
     create_experiment,
     front_summary,
+    front_ties,
     hypervolume_by_regime,
     read_experiment,
     update_meta,
@@ -63,9 +65,9 @@ def test_columns_and_dtypes_do_not_depend_on_which_values_rows_carry(exp):
 
 
 def test_extra_keys_are_kept_after_the_known_columns(exp):
-    frame = write_results(exp, [trial("a", seed=3, note={"x": 1}), trial("b")])
-    assert list(frame.columns[-2:]) == ["note", "seed"]
-    assert read_experiment(exp).results["seed"].tolist()[0] == 3
+    frame = write_results(exp, [trial("a", host=3, note={"x": 1}), trial("b")])
+    assert list(frame.columns[-2:]) == ["host", "note"]
+    assert read_experiment(exp).results["host"].tolist()[0] == 3
 
 
 @pytest.mark.parametrize("row, message", [
@@ -202,9 +204,95 @@ def test_front_summary_and_best_under_budget(exp):
     front = front_summary(frame)
     assert front[m.TRIAL_ID].tolist() == ["fast", "twin", "slow", "long"]
     assert front[m.EPOCHS].tolist() == [10, 10, 10, 100]
+    assert list(front.columns[5:8]) == [m.MINIVAL_TOP1, m.MINIVAL_TOP1_SE, m.LATENCY_MS]
     best = best_under_budget(frame, 2.0)
     assert best[10][m.TRIAL_ID] in ("fast", "twin") and best[100] is None
     assert best_under_budget(frame, None)[100][m.TRIAL_ID] == "long"
     volumes = hypervolume_by_regime(frame, budget_ms=4.0)
     assert volumes[10] == pytest.approx((3 - 1) * 0.6 + (4 - 3) * 0.9)
     assert volumes[100] == pytest.approx((4 - 2.5) * 0.7)
+
+
+# --- noise: minival SE, confirmation reruns, ties on the front ---
+
+def test_minival_se_is_computed_from_minival_size_never_taken_from_rows(exp):
+    frame = write_results(exp, [
+        trial("half", acc=0.5, minival_size=100, minival_top1_se=123.0),  # a row's own SE is ignored
+        trial("high", acc=0.9, minival_size=2500),
+        trial("no-size", acc=0.9),
+        trial("empty-split", acc=0.9, minival_size=0),
+        trial("no-acc", status="running", acc=None, minival_size=100),
+    ])
+    se = frame[m.MINIVAL_TOP1_SE].tolist()
+    assert se[0] == pytest.approx(math.sqrt(0.5 * 0.5 / 100)) == pytest.approx(0.05)
+    assert se[1] == pytest.approx(math.sqrt(0.9 * 0.1 / 2500))
+    assert all(math.isnan(v) for v in se[2:])
+    back = read_experiment(exp).results
+    np.testing.assert_allclose(back[m.MINIVAL_TOP1_SE].to_numpy(float), frame[m.MINIVAL_TOP1_SE].to_numpy(float))
+    assert pq.read_table(exp / "results.parquet").column(m.MINIVAL_TOP1_SE).null_count == 3  # nulls, not NaN
+
+
+def test_noise_columns_round_trip_with_their_types(exp):
+    write_results(exp, [
+        trial("a", seed=0, minival_size=80, latency_spread_ms=0.1, latency_runs=7, latency_noise=0.05,
+              latency_ratio=1.2, latency_borderline=True),
+        trial("b", seed=np.int64(1), confirms="a", latency_runs=7.0, latency_borderline=None),
+    ])
+    back = read_experiment(exp).results
+    assert back[m.SEED].tolist() == [0, 1] and back[m.CONFIRMS].isna().tolist() == [True, False]
+    assert back.loc[1, m.CONFIRMS] == "a"
+    assert str(back[m.SEED].dtype) == str(back[m.MINIVAL_SIZE].dtype) == str(back[m.LATENCY_RUNS].dtype) == "Int64"
+    assert str(back[m.LATENCY_BORDERLINE].dtype) == "boolean"
+    assert back[m.LATENCY_BORDERLINE].isna().tolist() == [False, True]
+    assert back.loc[0, m.LATENCY_RATIO] == 1.2 and back.loc[0, m.LATENCY_NOISE] == 0.05
+    schema = pq.read_schema(exp / "results.parquet")
+    assert schema.field(m.LATENCY_BORDERLINE).type == pa.bool_() and schema.field(m.CONFIRMS).type == pa.string()
+
+
+def test_file_written_before_the_noise_columns_reads_them_as_null(exp):
+    pq.write_table(pa.table({m.TRIAL_ID: ["a", "b"], m.STATUS: ["ok", "ok"], m.DEPTH: [50, 50], m.WIDTH: [1.0, 2.0],
+                             m.RESOLUTION: [160, 160], m.EPOCHS: [10, 10], m.MINIVAL_TOP1: [0.5, 0.6],
+                             m.LATENCY_MS: [1.0, 2.0], m.PARETO: [True, True]}), exp / "results.parquet")
+    results = read_experiment(exp).results
+    assert list(results.columns) == [name for name, _ in RESULT_COLUMNS]
+    for column in (m.MINIVAL_TOP1_SE, m.MINIVAL_SIZE, m.SEED, m.CONFIRMS, m.LATENCY_SPREAD_MS, m.LATENCY_RUNS,
+                   m.LATENCY_NOISE, m.LATENCY_RATIO, m.LATENCY_BORDERLINE):
+        assert results[column].isna().all(), column
+    assert str(results[m.LATENCY_BORDERLINE].dtype) == "boolean"  # null, not False
+    ties = front_ties(results)
+    assert ties[m.TRIAL_ID].tolist() == ["a", "b"] and ties[m.TIED].isna().all()  # noise unknown
+
+
+def test_confirmation_reruns_never_compete_for_the_front(exp):
+    frame = write_results(exp, [
+        trial("a", acc=0.6, latency=1.0, seed=0),
+        trial("b", acc=0.7, latency=2.0, seed=0),
+        # A lucky rerun of a: it would dominate both originals if it competed.
+        trial("a-rerun", acc=0.9, latency=1.0, seed=1, confirms="a"),
+    ])
+    assert frame[m.PARETO].tolist() == [True, True, False]
+    assert front_summary(frame)[m.TRIAL_ID].tolist() == ["a", "b"]
+    assert best_under_budget(frame, 1.5)[10][m.TRIAL_ID] == "a"
+    assert hypervolume_by_regime(frame, budget_ms=3.0)[10] == pytest.approx((2 - 1) * 0.6 + (3 - 2) * 0.7)
+
+
+def test_front_ties_mark_neighbours_within_two_standard_errors(exp):
+    n = 2500  # se about 0.01 near 0.5
+    frame = write_results(exp, [
+        trial("a", acc=0.50, latency=1.0, minival_size=n),
+        trial("b", acc=0.52, latency=2.0, minival_size=n),  # 0.02 from a: within 2 x 0.0141
+        trial("c", acc=0.60, latency=3.0, minival_size=n),  # 0.08 from b: told apart
+        trial("d", acc=0.61, latency=0.5, epochs=100, minival_size=n),  # close to c, but another regime
+        trial("e", acc=0.62, latency=1.0, epochs=100),  # no minival size: SE unknown
+        trial("dominated", acc=0.51, latency=2.5, minival_size=n),
+    ])
+    ties = front_ties(frame)
+    assert ties[m.TRIAL_ID].tolist() == ["a", "b", "c", "d", "e"]
+    se = ties[m.MINIVAL_TOP1_SE].to_numpy(float)
+    acc = ties[m.MINIVAL_TOP1].to_numpy(float)
+    assert abs(acc[0] - acc[1]) <= 2 * math.hypot(se[0], se[1])  # the formula, as the brief states it
+    assert abs(acc[1] - acc[2]) > 2 * math.hypot(se[1], se[2])
+    assert ties[m.TIED].tolist()[:3] == [True, True, False]
+    assert ties[m.TIED_WITH].tolist()[:3] == [["b"], ["a"], []]
+    assert ties[m.TIED].isna().tolist()[3:] == [True, True]  # d's only neighbour has no SE
+    assert front_ties(frame, z=0.5)[m.TIED].tolist()[:3] == [False, False, False]

@@ -10,6 +10,7 @@ import json
 import math
 
 from rsearch import metrics as m
+from rsearch.noise import NOISE_Z, verdict
 
 
 def _budgets(text: str) -> list[float]:
@@ -93,36 +94,86 @@ def _axis_lines(regime) -> list[str]:
     return lines
 
 
-def _verdict(regime) -> str:
-    if regime.winner is None:
-        return "  no axis could be followed from a base (need two or more sizes along an axis)"
-    if regime.effect is None:
-        return f"  only {regime.winner} could be followed from the base: no comparison"
-    runner_up = regime.ranking[1]
-    text = f"  {regime.winner} beats {runner_up} by {regime.effect:+.4f} top-1 per doubling of latency; "
-    if regime.noise_sd is None:
-        return text + "run-to-run noise unknown (no repeated configs)"
-    verdict = "exceeds" if regime.exceeds_noise else "does NOT exceed"
-    return (text + f"noise sd {regime.noise_sd:.4f} from {regime.noise_repeats} repeated config(s): "
-                   f"{verdict} noise (2 x se = {2 * regime.effect_se:.4f})")
+def _pm(acc, se) -> str:
+    """accuracy +- SE ("SE ?" when unknown)."""
+    return f"{_num(acc, '.4f')} ± {_num(se, '.4f')}" if se is not None else f"{_num(acc, '.4f')} ± SE ?"
+
+
+def _front_lines(regime) -> list[str]:
+    """The regime's Pareto front with top-1 +- SE, and which neighbours cannot be told apart."""
+    from rsearch.analysis import ties_statement  # the same words as the dashboard's
+
+    if not regime.front:
+        return ["  Pareto front: none yet (no trained trial with a measured latency)"]
+    width = _id_width(regime.front)
+    lines = [f"  Pareto front (minival top-1 ± SE; tied: within {NOISE_Z:g} SE of a neighbour):",
+             f"  {'latency ms':>10}  {'top-1 ± SE':<18}{'model':<22}{'depth':>6}{'width':>7}{'res':>6}  "
+             f"{'trial':<{width}}tied"]
+    for row in regime.front:
+        tied = ("tied with " + ", ".join(row[m.TIED_WITH]) if row[m.TIED] else "-" if row[m.TIED] is False
+                else "noise unknown")
+        accuracy = _pm(row[m.MINIVAL_TOP1], row.get(m.MINIVAL_TOP1_SE))
+        lines.append(f"  {_num(row[m.LATENCY_MS], '.3g'):>10}  {accuracy:<18}"
+                     f"{str(row.get(m.MODEL) or '-'):<22}{row[m.DEPTH]:>6}{row[m.WIDTH]:>7g}{row[m.RESOLUTION]:>6}  "
+                     f"{str(row[m.TRIAL_ID]):<{width}}{tied}")
+    lines.append("  " + ties_statement(regime.front))
+    return lines
+
+
+def _id_width(rows: list[dict], key: str = m.TRIAL_ID) -> int:
+    return max([len("trial")] + [len(str(row[key])) for row in rows]) + 2
+
+
+def _lead(row) -> str:
+    """A budget pick's lead over the best other architecture under its budget, with the verdict."""
+    if row.get("runner_up") is None:
+        return "alone under its budget"
+    return f"{row['lead']:+.4f} over {row['runner_up']}: {verdict(row['exceeds_noise'])}"
 
 
 def _family_lines(regime) -> list[str]:
-    lines = [f"  {'budget ms':>10}  {'model':<22}{'depth':>6}{'width':>7}{'res':>6}{'top-1':>9}{'latency ms':>12}"]
+    lines = [f"  {'budget ms':>10}  {'model':<22}{'depth':>6}{'width':>7}{'res':>6}{'top-1 ± SE':>19}"
+             f"{'latency ms':>12}  lead over the best other architecture"]
     for row in regime.family:
         if row.get(m.TRIAL_ID) is None:
             lines.append(f"  {_num(row['budget_ms']):>10}  (nothing measured fits)")
             continue
+        accuracy = _pm(row[m.MINIVAL_TOP1], row.get(m.MINIVAL_TOP1_SE))
         lines.append(f"  {_num(row['budget_ms']):>10}  {str(row.get(m.MODEL) or '-'):<22}{row[m.DEPTH]:>6}"
-                     f"{row[m.WIDTH]:>7g}{row[m.RESOLUTION]:>6}{_num(row[m.MINIVAL_TOP1], '.4f'):>9}"
-                     f"{_num(row[m.LATENCY_MS], '.3g'):>12}")
+                     f"{row[m.WIDTH]:>7g}{row[m.RESOLUTION]:>6}{accuracy:>19}"
+                     f"{_num(row[m.LATENCY_MS], '.3g'):>12}  {_lead(row)}")
+    return lines
+
+
+def _confirmation_lines(result) -> list[str]:
+    """The confirmation reruns per regime; nothing when there were none."""
+    from rsearch.analysis import order_statement  # the same words as the dashboard's
+
+    if not result.confirmation:
+        return []
+    lines = ["", "Confirmation reruns (each original and its reruns with other seeds):"]
+    for order in result.confirmation_order:
+        lines.append(f"== {order['epochs']} epochs: {order_statement(order)}")
+        configs = [c for c in result.confirmation if c[m.EPOCHS] == order["epochs"]]
+        width = _id_width(configs, "trial_id")
+        lines.append(f"  {'trial':<{width}}{'model':<22}{'front':>6}{'n':>4}  {'seeds':<14}{'original':>9}"
+                     f"{'mean ± sd':>19}")
+        for c in configs:
+            seeds = ",".join("-" if s is None else str(s) for s in c["seeds"]) or "-"
+            lines.append(f"  {str(c['trial_id']):<{width}}{str(c.get(m.MODEL) or '-'):<22}"
+                         f"{'yes' if c['on_front'] else 'no':>6}{c['n']:>4}  {seeds:<14}"
+                         f"{_num(c['original_top1'], '.4f'):>9}"
+                         f"{_num(c['mean_top1'], '.4f') + ' ± ' + _num(c['std_top1'], '.4f'):>19}")
     return lines
 
 
 def format_analysis(result, experiment) -> str:
+    from rsearch.analysis import winner_statement  # the same words as the dashboard's
+
     results = experiment.results
     lines = [f"Experiment {experiment.name}: {len(results)} trials ({_counts(results)})",
-             "Scaling from a common base: top-1 gained per doubling of measured latency along each axis."]
+             "Scaling from a common base: top-1 gained per doubling of measured latency along each axis.",
+             f"A difference exceeds noise when it is larger than {NOISE_Z:g} standard errors."]
     for regime in result.regimes:
         lines.append("")
         base = regime.base
@@ -131,9 +182,11 @@ def format_analysis(result, experiment) -> str:
         lines.append(f"== {regime.epochs} epochs ({regime.trials_ok} ok trials){where}")
         if regime.curves:
             lines += _axis_lines(regime)
-        lines.append(_verdict(regime))
+        lines.append("  " + winner_statement(regime))
+        lines += _front_lines(regime)
         lines.append("  Best config per latency budget:")
         lines += _family_lines(regime)
+    lines += _confirmation_lines(result)
     lines.append("")
     if result.warnings:
         lines.append("Warnings (conclusions that would be extrapolated):")

@@ -28,6 +28,7 @@ import numpy as np
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from rsearch import metrics as M
+from rsearch.noise import minival_noise  # noqa: F401 -- the SE formula lives in rsearch.noise; kept importable here
 from rsearch.pareto import pareto_ranks
 
 
@@ -103,11 +104,6 @@ class ParetoASHA(FIFOScheduler):
     def debug_string(self) -> str:
         counts = ", ".join(f"{rung} ep: {len(seen)}" for rung, seen in self.recorded.items())
         return f"ParetoASHA: rungs {self.rungs} (trials seen: {counts or 'none'})"
-
-
-def minival_noise(minival_size: int) -> float:
-    """The largest standard error of an accuracy measured on `minival_size` images."""
-    return 0.5 / math.sqrt(minival_size) if minival_size > 0 else 0.0
 
 
 def _on_front_within_noise(points: np.ndarray, i: int, noise: float) -> bool:
