@@ -354,8 +354,37 @@ BAD = [
      "constraints.latency_ms.device: expected cpu when resources.gpus_per_worker is 0, got 'cuda'"),
     ([("constraints.latency_ms.cuda_graphs", True)], "constraints.latency_ms.cuda_graphs: expected false with device cpu"),
     ([("constraints.latency_ms.threads", 0)], "constraints.latency_ms.threads: expected an integer >= 1, got 0"),
-    ([("constraints.latency_ms.unit", "ms")], "constraints.latency_ms.unit: unknown key; expected one of max, device"),
+    ([("constraints.latency_ms.unit", "ms")], "constraints.latency_ms.unit: unknown key; expected one of max, max_ratio, device"),
     ([("constraints.latency_ms", 4.0)], "constraints.latency_ms: expected a mapping, got 4.0"),
+    # relative budgets: the reference must be a buildable architecture
+    ([("constraints.latency_ms.max_ratio", 1.5)],
+     "constraints.latency_ms.max_ratio: expected either max (ms) or max_ratio (relative), not both"),
+    ([("constraints.latency_ms.max", DELETE), ("constraints.latency_ms.max_ratio", 1.5)],
+     "constraints.latency_ms.reference: missing; expected the architecture max_ratio is relative to"),
+    ([("constraints.latency_ms.max", DELETE), ("constraints.latency_ms.max_ratio", 1.5),
+      ("constraints.latency_ms.reference", {"depth": 13, "width": 0.25, "resolution": 48})],
+     "constraints.latency_ms.reference.depth: not a buildable architecture: must be at least 14"),
+    ([("constraints.latency_ms.max", DELETE), ("constraints.latency_ms.max_ratio", 1.5),
+      ("constraints.latency_ms.reference", {"depth": 26, "width": 0.25, "resolution": 16})],
+     "constraints.latency_ms.reference.resolution: not a buildable architecture: must be an integer >= 32"),
+    ([("constraints.latency_ms.max", DELETE), ("constraints.latency_ms.max_ratio", 1.5),
+      ("constraints.latency_ms.reference", {"depth": 26, "width": 0.25, "resolution": 48, "classes": 3})],
+     "constraints.latency_ms.reference.classes: unknown key; expected one of depth, width, resolution"),
+    ([("constraints.latency_ms.max", DELETE), ("constraints.latency_ms.max_ratio", 1.5),
+      ("constraints.latency_ms.reference", {"depth": 26, "width": 0.25})],
+     "constraints.latency_ms.reference.resolution: missing"),
+    ([("constraints.latency_ms.max", DELETE), ("constraints.latency_ms.max_ratio", 0),
+      ("constraints.latency_ms.reference", {"depth": 26, "width": 0.25, "resolution": 48})],
+     "constraints.latency_ms.max_ratio: expected a number > 0, got 0"),
+    ([("constraints.latency_ms.reference", {"depth": 26, "width": 0.25, "resolution": 48})],
+     "constraints.latency_ms.reference: expected no reference with an absolute `max`"),
+    # confirmation runs
+    ([("search.confirm", {"top": 0, "seeds": [1]})], "search.confirm.top: expected an integer >= 1, got 0"),
+    ([("search.confirm", {"top": 2, "seeds": []})], "search.confirm.seeds: expected a non-empty list of integer seeds, got []"),
+    ([("search.confirm", {"top": 2})], "search.confirm.seeds: missing"),
+    ([("search.confirm", {"top": 2, "seeds": [1, -1]})], "search.confirm.seeds[1]: expected an integer >= 0, got -1"),
+    ([("search.confirm", {"top": 2, "seeds": [1, 1]})], "search.confirm.seeds: expected distinct seeds"),
+    ([("search.confirm", {"top": 2, "seeds": [1], "runs": 3})], "search.confirm.runs: unknown key"),
     ([("constraints.max_params", -5)], "constraints.max_params: expected a number > 0, got -5"),
     ([("data.source", "imagenet")],
      "data.source: unknown 'imagenet'; expected one of synthetic, fashion-mnist, imagefolder, parquet"),
@@ -399,7 +428,7 @@ def test_minimal_space_gets_every_default(tmp_path):
     assert space.name == "tiny-run" and space.epochs == [3]
     assert DataConfig(**space.data) == DataConfig()
     assert space.search == {"algorithm": "grid", "num_samples": 1, "max_concurrent": None, "seed": 0,
-                            "scheduler": {"kind": "fifo"}}
+                            "scheduler": {"kind": "fifo"}, "confirm": None}
     assert space.resources == {"workers": 1, "cpus_per_worker": 1, "gpus_per_worker": 0}
     assert space.storage == {"path": "~/rsearch_results"}
     assert space.objective == {"metric": "minival_top1", "mode": "max"}
@@ -410,8 +439,9 @@ def test_minimal_space_gets_every_default(tmp_path):
 
 def test_latency_defaults_are_latency_methods():
     space = parse_space(changed(("constraints.latency_ms", {"max": 5})))
-    method = {k: v for k, v in space.latency.items() if k != "max"}
+    method = {k: v for k, v in space.latency.items() if k not in ("max", "max_ratio", "reference")}
     assert LatencyMethod(**method) == LatencyMethod()
+    assert space.latency["max"] == 5 and space.latency["max_ratio"] is None and space.latency["reference"] is None
 
 
 def test_asha_defaults_and_shorthand():
@@ -423,7 +453,7 @@ def test_keys_follow_the_dataclasses_they_feed():
     """A field added to DataConfig or LatencyMethod must be settable (and validated) here."""
     data_keys = {"dir" if f.name == "data_dir" else f.name for f in dataclasses.fields(DataConfig)}
     assert data_keys == set(schema._DATA)
-    assert {f.name for f in dataclasses.fields(LatencyMethod)} | {"max"} == set(schema._LATENCY)
+    assert {f.name for f in dataclasses.fields(LatencyMethod)} | {"max", "max_ratio"} == set(schema._LATENCY)
 
 
 def test_parquet_and_imagefolder_options_pass_to_data_config():

@@ -1,6 +1,7 @@
 """`rsearch tune` end to end on local Ray: results, Pareto flags, infeasible configs, faults, resume."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -69,6 +70,51 @@ def test_smoke_search_end_to_end(tmp_path, ray_local):
     assert_pareto_flags_correct(frame)
     assert set(exp.curves[M.TRIAL_ID]) == set(ok[M.TRIAL_ID])
     assert (tmp_path / "smoke" / "space.yaml").exists()
+    # every latency figure carries its noise; every accuracy its standard error
+    assert frame[M.LATENCY_NOISE].notna().all() and frame[M.LATENCY_RUNS].gt(0).all()
+    assert (frame[M.LATENCY_BORDERLINE] == False).all()  # noqa: E712  (10 ms is far from every figure)
+    assert (frame[M.MINIVAL_SIZE] == 30).all() and ok[M.MINIVAL_TOP1_SE].gt(0).all()
+    assert exp.meta["latency_survey"]["cache"] == "empty" and exp.meta["latency_survey"]["measured"] == 3
+
+
+@pytest.mark.slow
+def test_confirmation_reruns_the_best_front_member_with_the_other_seeds(tmp_path, ray_local):
+    from rsearch.analysis import confirmation_summary
+    from rsearch.cli import main
+
+    space = smoke_space(tmp_path, "confirm", scaling={"depth": [26], "width": [0.25, 0.5], "resolution": [32]},
+                        search={"confirm": {"top": 1, "seeds": [0, 1]}})
+    assert main(["tune", "--space", str(space), "--storage", str(tmp_path), "--quiet"]) == 0
+    exp = results.read_experiment(tmp_path / "confirm")
+    frame = exp.results
+    reruns = frame[frame[M.CONFIRMS].notna()]
+    originals = frame[frame[M.CONFIRMS].isna()]
+    assert len(originals) == 2 and len(reruns) == 1  # seed 0 is the original's own: one rerun, seed 1
+    rerun = reruns.iloc[0]
+    best = originals[originals[M.PARETO] == True].sort_values(M.MINIVAL_TOP1).iloc[-1]  # noqa: E712
+    assert rerun[M.CONFIRMS] == best[M.TRIAL_ID] and rerun[M.SEED] == 1 and rerun[M.STATUS] == M.STATUS_OK
+    assert (rerun[M.DEPTH], rerun[M.WIDTH]) == (best[M.DEPTH], best[M.WIDTH]) and not rerun[M.PARETO]
+    assert exp.meta["confirm"] == {"top": 1, "seeds": [0, 1]}
+    summary = confirmation_summary(frame)
+    assert len(summary["configurations"]) == 1 and summary["configurations"][0]["n"] == 2
+
+
+def test_dry_run_json_lists_every_architecture_with_its_latency_and_feasibility(tmp_path):
+    relative = {"max_ratio": 3.0, "reference": {"depth": 26, "width": 0.25, "resolution": 32},
+                "device": "cpu", "threads": 1, "repeats": 3}
+    space = smoke_space(tmp_path, "rel", constraints={"latency_ms": relative})
+    proc = rsearch("tune", "--space", str(space), "--storage", str(tmp_path / "store"), "--dry-run", "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)  # one JSON object, nothing else on stdout
+    archs = {a["width"]: a for a in report["architectures"]}
+    assert set(archs) == {0.25, 0.5, 2.0}
+    for a in archs.values():
+        assert {"depth", "width", "resolution", "latency_ms", "latency_noise", "feasible"} <= set(a)
+        assert a["latency_ms"] > 0 and a["latency_noise"] >= 0
+    assert archs[0.25]["latency_ratio"] == 1.0 and archs[0.25]["feasible"] and archs[0.5]["feasible"]
+    assert not archs[2.0]["feasible"] and archs[2.0]["latency_ratio"] > 3.0
+    assert report["feasible"] == 2 and report["latency_survey"]["cache"] == "off"
+    assert not (tmp_path / "store").exists()
 
 
 @pytest.mark.slow
@@ -200,6 +246,13 @@ BAD_SPACES = [
     ({"surprise": 1}, "surprise"),
     ({"scaling": {"resolution": [16]}}, "scaling.resolution"),
     ({"resources": {"workers": 3}}, "batch_size"),
+    # a relative budget whose reference is no buildable architecture; confirmation runs
+    ({"constraints": {"latency_ms": {"max_ratio": 1.5, "reference": {"depth": 10, "width": 0.25, "resolution": 32}}}},
+     "constraints.latency_ms.reference.depth: not a buildable architecture"),
+    ({"constraints": {"latency_ms": {"max_ratio": 1.5, "reference": {"depth": 26, "width": 0.25, "resolution": 8}}}},
+     "constraints.latency_ms.reference.resolution: not a buildable architecture"),
+    ({"search": {"confirm": {"top": 0, "seeds": [1]}}}, "search.confirm.top: expected an integer >= 1"),
+    ({"search": {"confirm": {"top": 1, "seeds": []}}}, "search.confirm.seeds: expected a non-empty list"),
 ]
 
 
@@ -257,7 +310,8 @@ def test_yaml_object_tag_never_executes(tmp_path):
 def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path):
     proc = rsearch("tune", "--space", str(SMOKE), "--storage", str(tmp_path / "store"), "--dry-run")
     assert proc.returncode == 0, proc.stderr
-    assert "trials per regime: 3" in proc.stdout and "architectures: 3" in proc.stdout
+    assert "trials per regime: 2 trained + 1 over the budget" in proc.stdout and "architectures: 3" in proc.stdout
+    assert "latency budget 10 ms: 2 of 3 architectures feasible" in proc.stdout
     assert not (tmp_path / "store").exists()
 
 

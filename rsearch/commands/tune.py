@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import sys
 
 from rsearch import storage
@@ -16,8 +16,11 @@ def register(subparsers) -> None:
                     "cluster). Results go to <storage>/<name>/: results.parquet, curves.parquet, space.yaml.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--space", help="search-space YAML (see search_spaces/); required unless --resume")
-    p.add_argument("--dry-run", action="store_true", help="validate the space and print the plan; train nothing, "
-                                                           "write nothing")
+    p.add_argument("--dry-run", action="store_true",
+                   help="validate the space, measure every architecture's latency in this process (or validate "
+                        "the cached figures), print the plan and the feasible set; no Ray, trains nothing, "
+                        "writes nothing")
+    p.add_argument("--json", action="store_true", help="with --dry-run: print one JSON object instead of text")
     p.add_argument("--name", help="experiment name (default: the space's name)")
     p.add_argument("--storage", help="results root: a local or shared path, or a pyarrow filesystem URI such as "
                                      "s3://bucket/prefix or gs://bucket/prefix (default: the space's storage.path)")
@@ -67,12 +70,17 @@ def _resume_location(resume: str, storage_root: str | None) -> str:
 def run(args) -> int:
     from rsearch.tune.plan import describe_plan, make_plan
 
+    if args.json and not args.dry_run:
+        raise UserError("--json: only with --dry-run (a search's results are in results.parquet)")
     space, exp_dir = _load(args)
     plan = make_plan(space)
     if args.dry_run:
-        costs, budget = _known_latencies(space, exp_dir, plan)
-        print(describe_plan(space, plan, costs, budget))
-        print(f"results would go to {exp_dir}")
+        costs, survey = _measure_latencies(space, exp_dir, plan, progress=not args.json)
+        if args.json:
+            print(json.dumps(dry_run_report(space, plan, costs, survey, exp_dir)))
+        else:
+            print(describe_plan(space, plan, costs))
+            print(f"results would go to {exp_dir}")
         return 0
     from rsearch.tune.driver import run_search
 
@@ -82,27 +90,40 @@ def run(args) -> int:
     return 0
 
 
-def _known_latencies(space, exp_dir: str, plan):
-    """Latencies already in the latency table (a dry run measures nothing)."""
+def _measure_latencies(space, exp_dir: str, plan, progress: bool):
+    """Every architecture's cost and feasibility, measured here (no Ray), validated against the
+    latency table when it has them; the table is read, never written (a dry run writes nothing)."""
     if space.latency is None or not plan.architectures:
         return None, None
-    from rsearch.cost import LatencyCache, LatencyMethod
-    from rsearch.models import model_config
-    from rsearch.tune.driver import latency_method, latency_table
+    import dataclasses
+
+    from rsearch.tune.costs import measure_costs
+    from rsearch.tune.driver import dry_run_context, latency_table
 
     table = latency_table(exp_dir)
-    if not os.path.exists(table):
-        return {}, space.latency["max"]
-    cache, method = LatencyCache(table), LatencyMethod(**latency_method(space.latency))
-    in_chans = 1 if space.data.get("source") == "fashion-mnist" else 3
-    costs = {}
-    for depth, width, resolution in plan.architectures:
-        cfg = model_config(depth=depth, width=width, num_classes=int(space.data.get("num_classes", 10)),
-                           in_chans=in_chans)
-        hit = cache.get(cfg, resolution, method)
-        if hit is not None:
-            costs[(depth, width, resolution)] = hit["latency_ms"]
-    return costs, space.latency["max"]
+    ctx = dry_run_context(space, exp_dir)
+    ctx = dataclasses.replace(ctx, latency_cache=table if storage.exists(table) else None)
+    return measure_costs(plan.architectures, ctx, progress=progress, read_only_cache=True)
+
+
+def dry_run_report(space, plan, costs: dict | None, survey: dict | None, exp_dir: str) -> dict:
+    from rsearch.tune.trial import arch_key
+
+    archs = []
+    for depth, width, resolution in plan.architectures or []:
+        cost = (costs or {}).get(arch_key(depth, width, resolution), {})
+        archs.append({"depth": depth, "width": width, "resolution": resolution,
+                      "params": cost.get("params"), "flops": cost.get("flops"),
+                      "latency_ms": cost.get("latency_ms"), "latency_noise": cost.get("latency_noise"),
+                      "latency_ratio": cost.get("latency_ratio"), "latency_margin": cost.get("latency_margin"),
+                      "borderline": cost.get("latency_borderline"), "cached": cost.get("latency_cached"),
+                      "feasible": cost.get("latency_feasible", True) if costs else None})
+    latency = space.latency
+    return {"experiment": space.name, "results_dir": exp_dir, "regimes": plan.regimes,
+            "trials_per_regime": plan.trials_per_regime,
+            "budget": None if latency is None else {k: latency[k] for k in ("max", "max_ratio", "reference")},
+            "latency_survey": survey, "architectures": archs,
+            "feasible": sum(1 for a in archs if a["feasible"]) if costs else None}
 
 
 def _print_summary(exp_dir: str) -> None:

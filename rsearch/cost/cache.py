@@ -1,6 +1,9 @@
 """A Parquet cache of measured latencies, shared by every trial on a machine.
 
-One row per (model config, resolution, method, device name, software versions).  The
+One row per (model config, resolution, method, device name, software versions). Each
+row keeps its figure's noise (latency_noise, the rounds' relative IQR) and the conditions
+it was measured under (time, load average, CPU count) inside its result JSON, so a search
+can check a cached figure against a fresh one before it trusts it (survey.py). The
 file is rewritten whole on every put: written to a temporary file beside it and moved
 into place with os.replace, under an exclusive lock on `<path>.lock`, so readers never
 see a half-written table and concurrent writers (Ray trials) never lose each other's rows.
@@ -40,6 +43,7 @@ COLUMNS = (
     ("software", "string"),
     ("latency_ms", "float64"),
     ("latency_p95_ms", "float64"),
+    ("latency_noise", "float64"),  # relative IQR of the rounds (null in rows of older versions)
     ("measured_at", "float64"),  # unix time
     ("result", "string"),  # the full result dict, JSON
 )
@@ -141,14 +145,21 @@ class LatencyCache:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def put(self, cfg: ResNetConfig, resolution: int, method: LatencyMethod, result: dict) -> None:
-        parts = cache_key(cfg, resolution, method)
-        row = {**parts, "latency_ms": float(result["latency_ms"]),
-               "latency_p95_ms": float(result.get("latency_p95_ms", result["latency_ms"])),
-               "measured_at": time.time(), "result": json.dumps(result, sort_keys=True)}
+        self.put_many([(cfg, resolution, method, result)])
+
+    def put_many(self, entries) -> None:
+        """Store (cfg, resolution, method, result) entries with one rewrite of the file."""
+        new_rows = []
+        for cfg, resolution, method, result in entries:
+            parts = cache_key(cfg, resolution, method)
+            new_rows.append({**parts, "latency_ms": float(result["latency_ms"]),
+                             "latency_p95_ms": float(result.get("latency_p95_ms", result["latency_ms"])),
+                             "latency_noise": result.get("latency_noise"),
+                             "measured_at": time.time(), "result": json.dumps(result, sort_keys=True)})
         with self._locked():
             self._rows = None  # re-read under the lock: another process may have written
             rows = self._load()
-            rows[row["key"]] = row
+            rows.update({row["key"]: row for row in new_rows})
             import pyarrow as pa
             import pyarrow.parquet as pq
 

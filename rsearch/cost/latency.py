@@ -13,16 +13,23 @@ Method (LatencyMethod):
   Inductor's CUDA graphs - when cuda_graphs is also set);
 - cuda_graphs without compile captures the eager forward once in a torch.cuda.CUDAGraph
   and replays it (static input buffer, copied into before each call);
-- `warmup` untimed calls, then `repeats` timed calls; each call is timed on its own
-  with time.perf_counter(), with torch.cuda.synchronize() before and after on CUDA,
-  so a figure is the wall time a caller waits for one batch;
-- latency_ms is the median, latency_p95_ms the 95th percentile (linear interpolation);
+- `warmup` untimed calls after the model is built;
+- then `repeats` rounds, each one `torch.utils.benchmark.Timer.blocked_autorange` of at
+  least `min_run_time` seconds: calls are timed in blocks long enough that the timer's
+  own overhead is negligible, and the Timer synchronises the GPU around each block. One
+  figure per round is the median per-call time of its blocks (rounds.py interleaves the
+  rounds of many architectures, so a burst of load hits them alike);
+- latency_ms is the median of the round figures; latency_spread_ms their interquartile
+  range (the spread of one block when there is one round), latency_noise the spread
+  relative to the median; latency_p95_ms and latency_min_ms are over every block;
 - threads sets torch.set_num_threads for the measurement (restored afterwards), which
   makes CPU figures comparable between machines; threads_used records what ran.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 import platform
 import time
 from dataclasses import asdict, dataclass
@@ -46,7 +53,8 @@ class LatencyMethod:
     dtype: str = "float32"  # "float32" | "bfloat16" (autocast)
     batch_size: int = 1  # images per forward call
     warmup: int = 3  # untimed calls before timing (compilation happens here)
-    repeats: int = 10  # timed calls; median and p95 are taken over these
+    repeats: int = 10  # timed rounds (interleaved across architectures); the median is over these
+    min_run_time: float = 0.05  # seconds of timed calls per round (Timer.blocked_autorange)
     channels_last: bool = False  # model and input in channels-last memory format
     compile: bool = False  # torch.compile the model
     cuda_graphs: bool = False  # replay a captured CUDA graph ("reduce-overhead" when compiled)
@@ -62,6 +70,9 @@ class LatencyMethod:
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 flag = "--batch" if name == "batch_size" else f"--{name}"
                 raise UserError(f"{flag}: must be an integer >= {low}, got {value!r}")
+        if isinstance(self.min_run_time, bool) or not isinstance(self.min_run_time, (int, float)) \
+                or not 0 < self.min_run_time <= 60:
+            raise UserError(f"--min-run-time: must be a number of seconds in (0, 60], got {self.min_run_time!r}")
         if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int)
                                          or self.threads < 1):
             raise UserError(f"--threads: must be an integer >= 1, got {self.threads!r}")
@@ -77,13 +88,20 @@ class LatencyMethod:
             return None
         return "reduce-overhead" if self.cuda_graphs else "default"
 
+    @property
+    def clock(self) -> str:
+        """"thread_cpu" for one CPU thread: the calling thread's CPU time (time.thread_time), which
+        time slices given to other processes do not inflate; "wall" otherwise (threads of a pool,
+        or a GPU, whose work the calling thread's CPU time does not see)."""
+        return "thread_cpu" if self.device == "cpu" and self.threads == 1 else "wall"
+
     def key(self) -> str:
         """Stable, human-readable string: every field, in declaration order."""
         return ";".join(f"{k}={'' if v is None else v}" for k, v in asdict(self).items())
 
     def describe(self) -> dict:
         """The method as a flat dict (plus the resolved compile mode), for storing beside a figure."""
-        return {**asdict(self), "compile_mode": self.compile_mode}
+        return {**asdict(self), "compile_mode": self.compile_mode, "clock": self.clock}
 
 
 def check_device(device: str) -> None:
@@ -112,7 +130,8 @@ def device_name(device: str) -> str:
     return torch.cuda.get_device_name() if device == "cuda" else _cpu_name()
 
 
-def _percentile(values: list[float], q: float) -> float:
+def percentile(values, q: float) -> float:
+    """The q-quantile of `values` with linear interpolation (numpy's default)."""
     ordered = sorted(values)
     pos = (len(ordered) - 1) * q
     lo = int(pos)
@@ -141,19 +160,39 @@ def _graphed(model: torch.nn.Module, example: torch.Tensor, warmup: int, autocas
     return run
 
 
-def measure_latency(cfg: ResNetConfig, resolution: int, method: LatencyMethod) -> dict:
-    """Time inference of `cfg` at `resolution` with `method`; see the module docstring."""
-    resolution = check_resolution(resolution)
-    check_device(method.device)
-    device = torch.device(method.device)
-    cuda = device.type == "cuda"
-    old_threads = torch.get_num_threads()
-    if method.threads is not None:
-        torch.set_num_threads(method.threads)
+@contextlib.contextmanager
+def _torch_threads(threads: int | None):
+    old = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
     try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+class Runner:
+    """One architecture built, warmed up and ready to be timed round after round."""
+
+    def __init__(self, cfg: ResNetConfig, resolution: int, method: LatencyMethod):
+        self.resolution = check_resolution(resolution)
+        check_device(method.device)
+        self.method = method
+        self.params = 0
+        self.calls_per_block = 1
+        with _torch_threads(method.threads):
+            self._call = self._build(cfg)
+            with torch.inference_mode():
+                for _ in range(method.warmup):
+                    self._call()
+            self.threads_used = torch.get_num_threads()
+
+    def _build(self, cfg: ResNetConfig):
+        method, device = self.method, torch.device(self.method.device)
         memory_format = torch.channels_last if method.channels_last else torch.contiguous_format
         model = build(cfg, device).eval().to(memory_format=memory_format)
-        x = torch.randn(method.batch_size, cfg.in_chans, resolution, resolution, device=device)
+        self.params = sum(p.numel() for p in model.parameters())
+        x = torch.randn(method.batch_size, cfg.in_chans, self.resolution, self.resolution, device=device)
         x = x.contiguous(memory_format=memory_format)
         use_autocast = method.dtype != "float32"
 
@@ -170,33 +209,63 @@ def measure_latency(cfg: ResNetConfig, resolution: int, method: LatencyMethod) -
             else:
                 forward = model
 
-            def call():
-                with autocast():
-                    return forward(x)
+        def call():
+            with torch.inference_mode(), autocast():
+                return forward(x)
 
-            for _ in range(method.warmup):
-                call()
-            times = []
-            for _ in range(method.repeats):
-                if cuda:
-                    torch.cuda.synchronize(device)
-                start = time.perf_counter()
-                call()
-                if cuda:
-                    torch.cuda.synchronize(device)
-                times.append((time.perf_counter() - start) * 1e3)
-        threads_used = torch.get_num_threads()
-    finally:
-        torch.set_num_threads(old_threads)
-    median = _percentile(times, 0.5)
-    return {
-        "latency_ms": median,
-        "latency_p95_ms": _percentile(times, 0.95),
-        "latency_min_ms": min(times),
-        "images_per_s": method.batch_size * 1e3 / median,
-        "resolution": resolution,
-        "device_name": device_name(method.device),
-        "torch": torch.__version__,
-        "threads_used": threads_used if not cuda else None,
-        **method.describe(),
-    }
+        return call
+
+    def release(self) -> None:
+        """Free the model; what describes the measurement stays."""
+        self._call = None
+
+    def time_round(self) -> list[float]:
+        """Per-call milliseconds of each block of one blocked_autorange round."""
+        from torch.utils.benchmark import Timer
+
+        clock = {"timer": time.thread_time} if self.method.clock == "thread_cpu" else {}
+        timer = Timer(stmt="call()", globals={"call": self._call},
+                      num_threads=self.method.threads or torch.get_num_threads(), **clock)
+        measurement = timer.blocked_autorange(min_run_time=self.method.min_run_time)
+        self.calls_per_block = measurement.number_per_run
+        return [t * 1e3 for t in measurement.times]
+
+
+def round_figure(block_ms: list[float]) -> float:
+    """One round's figure: the median per-call time of its blocks."""
+    return percentile(block_ms, 0.5)
+
+
+def summarize(rounds: list[list[float]], calls_per_block: int = 1) -> dict:
+    """Statistics of one architecture's rounds (each a list of per-call block times in ms)."""
+    figures = [round_figure(r) for r in rounds]
+    blocks = [t for r in rounds for t in r]
+    median = percentile(figures, 0.5)
+    spread = (percentile(figures, 0.75) - percentile(figures, 0.25) if len(figures) > 1
+              else percentile(blocks, 0.75) - percentile(blocks, 0.25))
+    return {"latency_ms": median, "latency_p95_ms": percentile(blocks, 0.95), "latency_min_ms": min(blocks),
+            "latency_spread_ms": spread, "latency_noise": spread / median if median > 0 else 0.0,
+            "latency_rounds": len(rounds), "latency_runs": len(blocks) * calls_per_block}
+
+
+def conditions(method: LatencyMethod) -> dict:
+    """What the machine was doing when a figure was measured (stored with it in the cache)."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return {"device_name": device_name(method.device), "torch": torch.__version__, "measured_at": time.time(),
+            "load_1m": load, "cpu_count": os.cpu_count()}
+
+
+def describe_result(rounds: list[list[float]], runner: Runner) -> dict:
+    """A storable result: the statistics of `runner`'s rounds, its method, the conditions."""
+    method = runner.method
+    stats = summarize(rounds, runner.calls_per_block)
+    return {**stats, "images_per_s": method.batch_size * 1e3 / stats["latency_ms"],
+            "resolution": runner.resolution, "threads_used": None if method.device == "cuda" else runner.threads_used,
+            **conditions(method), **method.describe()}
+
+
+def measure_latency(cfg: ResNetConfig, resolution: int, method: LatencyMethod) -> dict:
+    """Time inference of `cfg` at `resolution` with `method` (`repeats` rounds); see the module docstring."""
+    runner = Runner(cfg, resolution, method)
+    rounds = [runner.time_round() for _ in range(method.repeats)]
+    return describe_result(rounds, runner)

@@ -186,20 +186,27 @@ def parse_objective(raw: Any) -> dict:
 
 
 # --- constraints --------------------------------------------------------------------------
-# A latency figure means nothing without its method: the keys besides `max` are the
+# A latency figure means nothing without its method: the keys besides the budget are the
 # fields of rsearch.cost.LatencyMethod (defaults taken from it), recorded with every figure.
+# The budget is absolute (`max`, in ms: right on a known deployment device) or relative
+# (`max_ratio` of a `reference` architecture measured in the same interleaved rounds: the
+# feasible set then does not depend on how fast this machine is).
+_BUDGET_KEYS = ("max", "max_ratio", "reference")
 _LATENCY: dict[str, Validator] = {
-    "max": number(),  # the budget in ms (required)
+    "max": optional(number()),  # the absolute budget in ms
+    "max_ratio": optional(number()),  # the relative budget: at most this many times the reference
     "device": one_of("cpu", "cuda"),  # the trials' kind of device (checked against resources)
     "dtype": one_of("float32", "bfloat16"),
     "batch_size": integer(1),
     "warmup": integer(0),
-    "repeats": integer(1),
+    "repeats": integer(1),  # interleaved rounds
+    "min_run_time": number(0.0, 60.0),  # seconds of timed calls per round
     "channels_last": boolean(),
     "compile": boolean(),
     "cuda_graphs": boolean(),  # needs device cuda
     "threads": optional(integer(1)),  # torch threads while measuring (CPU)
 }
+_REFERENCE_KEYS = ("depth", "width", "resolution")
 
 
 def parse_constraints(raw: Any) -> dict:
@@ -215,11 +222,25 @@ def _parse_latency(raw: Any) -> dict | None:
     path = "constraints.latency_ms"
     if raw is None:
         return None
-    raw = strict_mapping(raw, path, tuple(_LATENCY))
-    if "max" not in raw:
-        raise UserError(f"{path}.max: missing; expected the latency budget in ms (> 0)")
+    raw = strict_mapping(raw, path, (*_LATENCY, "reference"))
+    raw = {k: v for k, v in raw.items() if v is not None}  # a resolved space writes unset keys as null
+    if "max" not in raw and "max_ratio" not in raw:
+        raise UserError(f"{path}.max: missing; expected the latency budget in ms (> 0), or max_ratio with a "
+                        "reference architecture for a relative budget")
+    if "max" in raw and "max_ratio" in raw:
+        raise UserError(f"{path}.max_ratio: expected either max (ms) or max_ratio (relative), not both")
     defaults = {f.name: f.default for f in dataclasses.fields(LatencyMethod)}
     latency = {key: check(raw.get(key, defaults.get(key)), f"{path}.{key}") for key, check in _LATENCY.items()}
+    if "max_ratio" in raw:
+        if "reference" not in raw:
+            raise UserError(f"{path}.reference: missing; expected the architecture max_ratio is relative to, "
+                            "e.g. {depth: 26, width: 0.25, resolution: 48}")
+        latency["reference"] = _parse_reference(raw["reference"], f"{path}.reference")
+    elif "reference" in raw:
+        _fail(f"{path}.reference", "no reference with an absolute `max` (use max_ratio for a relative budget)",
+              raw["reference"])
+    else:
+        latency["reference"] = None
     if latency["cuda_graphs"] and latency["device"] != "cuda":
         _fail(f"{path}.cuda_graphs", "false with device cpu (CUDA graphs need device cuda)", True)
     if (latency["compile"] or latency["cuda_graphs"]) and latency["warmup"] < 3:
@@ -228,8 +249,37 @@ def _parse_latency(raw: Any) -> dict | None:
     return latency
 
 
+def _parse_reference(raw: Any, path: str) -> dict:
+    """{depth, width, resolution} of a buildable ResNet-RS (the model registry decides)."""
+    from rsearch.cost.static import check_resolution
+    from rsearch.models import model_config
+
+    raw = strict_mapping(raw, path, _REFERENCE_KEYS)
+    missing = [k for k in _REFERENCE_KEYS if k not in raw]
+    if missing:
+        raise UserError(f"{path}.{missing[0]}: missing; expected a buildable architecture "
+                        "{depth: >= 14, width: > 0, resolution: >= 32}")
+    depth, width, resolution = (raw[k] for k in _REFERENCE_KEYS)
+    if not is_integer(depth):
+        _fail(f"{path}.depth", "an integer >= 14", depth)
+    if not (is_number(width) and math.isfinite(width)):
+        _fail(f"{path}.width", "a number > 0", width)
+    if not is_integer(resolution):
+        _fail(f"{path}.resolution", "an integer >= 32", resolution)
+    for key, check in (("depth", lambda: model_config(depth=depth, width=width)),
+                       ("resolution", lambda: check_resolution(resolution))):
+        try:
+            check()
+        except UserError as exc:  # the registry's reason, under this key path
+            reason = str(exc).split(": ", 1)[-1]
+            field = "width" if str(exc).startswith("--width") else key
+            raise UserError(f"{path}.{field}: not a buildable architecture: {reason}") from None
+    return {"depth": int(depth), "width": float(width), "resolution": int(resolution)}
+
+
 # --- search -------------------------------------------------------------------------------
 ALGORITHMS = ("grid", "random", "hyperopt")
+MAX_CONFIRM_TOP, MAX_CONFIRM_SEEDS = 100, 100  # bounds: a typo must not plan a million reruns
 # scheduler kind -> its options (default, validator); max_t is the regime's epochs.
 SCHEDULERS: dict[str, dict[str, tuple[Any, Validator]]] = {
     "fifo": {},
@@ -240,7 +290,8 @@ SCHEDULERS: dict[str, dict[str, tuple[Any, Validator]]] = {
 
 
 def parse_search(raw: Any, epochs: list[int]) -> dict:
-    raw = strict_mapping(raw, "search", ("algorithm", "num_samples", "scheduler", "max_concurrent", "seed"))
+    raw = strict_mapping(raw, "search", ("algorithm", "num_samples", "scheduler", "max_concurrent", "seed",
+                                         "confirm"))
     search = fill(raw, "search", {
         "algorithm": ("grid", one_of(*ALGORITHMS)),
         "num_samples": (1, integer(1)),
@@ -248,7 +299,32 @@ def parse_search(raw: Any, epochs: list[int]) -> dict:
         "seed": (0, optional(integer(0))),  # None: unseeded
     })
     search["scheduler"] = _parse_scheduler(raw.get("scheduler", "fifo"), epochs)
+    search["confirm"] = _parse_confirm(raw.get("confirm"))
     return search
+
+
+def _parse_confirm(raw: Any) -> dict | None:
+    """Confirmation runs: after each regime, re-train the `top` best front members with each
+    of `seeds` (except the seed a member was trained with)."""
+    path = "search.confirm"
+    if raw is None:
+        return None
+    raw = strict_mapping(raw, path, ("top", "seeds"))
+    for key in ("top", "seeds"):
+        if key not in raw:
+            raise UserError(f"{path}.{key}: missing; expected e.g. confirm: {{top: 2, seeds: [1, 2]}}")
+    top = integer(1)(raw["top"], f"{path}.top")
+    seeds = raw["seeds"]
+    if not isinstance(seeds, list) or not seeds:
+        _fail(f"{path}.seeds", "a non-empty list of integer seeds", seeds)
+    for i, seed in enumerate(seeds):
+        integer(0)(seed, f"{path}.seeds[{i}]")
+    if len(set(seeds)) != len(seeds):
+        _fail(f"{path}.seeds", "distinct seeds", seeds)
+    if len(seeds) > MAX_CONFIRM_SEEDS or top > MAX_CONFIRM_TOP:
+        _fail(path, f"top <= {MAX_CONFIRM_TOP} and at most {MAX_CONFIRM_SEEDS} seeds",
+              {"top": top, "seeds": f"{len(seeds)} seeds"})
+    return {"top": int(top), "seeds": [int(s) for s in seeds]}
 
 
 def _parse_scheduler(raw: Any, epochs: list[int]) -> dict:

@@ -1,7 +1,9 @@
 """The search driver: SearchSpace -> cost table -> one Ray Tune run per epoch regime -> results store.
 
-    space (validated) --> costs: params, FLOPs, measured latency per architecture (cached)
-        --> per regime: Tuner(grid | random | HyperOpt TPE, FIFO | ASHA) over run_trial
+    space (validated) --> costs: params, FLOPs, latency measured in interleaved rounds
+                          (cache validated first), feasibility under the budget
+        --> per regime: Tuner(grid | random | HyperOpt TPE, FIFO | ASHA | Pareto ASHA) over run_trial
+            --> with search.confirm: the regime's best front members re-trained with other seeds
         --> ResultsRecorder keeps results.parquet / curves.parquet current
 """
 from __future__ import annotations
@@ -13,9 +15,14 @@ import time
 
 from rsearch import metrics as M
 from rsearch import results, storage
+from rsearch.cost.budget import LatencyBudget
 from rsearch.errors import UserError
+from rsearch.noise import binomial_se
 from rsearch.tune.plan import Plan, make_plan
-from rsearch.tune.trial import TrialContext, arch_key, build_train_config, over_budget
+from rsearch.tune.trial import TrialContext, arch_key, build_train_config, confirmed_trial, over_budget, trial_settings
+
+# Warn when one minival accuracy's standard error (at 50% accuracy) exceeds this.
+NOISY_MINIVAL_SE = 0.025
 
 LATENCY_TABLE = "latency.parquet"  # shared by every experiment under one storage root
 
@@ -50,6 +57,8 @@ def run_search(space, *, exp_dir: str, resume: bool = False, address: str | None
     data_info, _ = preflight(probe, local_gpu=not (address or os.environ.get("RAY_ADDRESS")))
     ctx = _context(space, data_info, exp_dir)
     plan = make_plan(space)
+    if not quiet:
+        warn_small_minival(ctx.minival_size)
 
     from rsearch.ray_session import init_ray
 
@@ -66,9 +75,14 @@ def run_search(space, *, exp_dir: str, resume: bool = False, address: str | None
     if not quiet:
         print(f"[rsearch] experiment {exp_dir} (if interrupted: rsearch tune --resume {shlex.quote(exp_dir)})",
               file=sys.stderr, flush=True)
-    ctx = _with_costs(ctx, plan, quiet)
+    ctx = _with_costs(ctx, plan, quiet, exp_dir)
     for regime in space.epochs:
-        _run_regime(space, plan, regime, ctx, exp_dir, resume, quiet)
+        finished = _run_regime(space, plan, regime, ctx, exp_dir, resume, quiet)
+        if space.search["confirm"] and finished:
+            from rsearch.tune.confirm import run_confirmation
+
+            run_confirmation(space, regime, finished, ctx, exp_dir, resume, quiet, _trainable(ctx),
+                             lambda config: _describe(config, ctx))
     results.update_meta(exp_dir, status="finished", finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
     return exp_dir
 
@@ -82,14 +96,31 @@ def _context(space, data_info: dict, exp_dir: str) -> TrialContext:
         minival_size=int(data_info.get("minival_size", 0)),
         workers=int(res["workers"]), cpus_per_worker=float(res["cpus_per_worker"]),
         gpus_per_worker=float(res["gpus_per_worker"]),
-        latency_budget_ms=latency["max"] if latency else None, max_params=space.max_params,
+        latency_budget=LatencyBudget.from_space(latency), max_params=space.max_params,
         max_flops=space.max_flops, latency_method=method,
         latency_cache=latency_table(exp_dir), train_storage=storage.join(exp_dir, "train"))
 
 
+def dry_run_context(space, exp_dir: str) -> TrialContext:
+    """The trial context a dry run measures with, without loading the data: the class count
+    and channels the space's data source gives (imagefolder/parquet: as declared)."""
+    in_chans = 1 if space.data.get("source") == "fashion-mnist" else 3
+    return _context(space, {"num_classes": int(space.data.get("num_classes", 10)), "in_chans": in_chans}, exp_dir)
+
+
 def latency_method(latency: dict) -> dict:
     """LatencyMethod fields from the space's constraints.latency_ms mapping."""
-    return {k: v for k, v in latency.items() if k != "max" and v is not None}
+    return {k: v for k, v in latency.items() if k not in ("max", "max_ratio", "reference") and v is not None}
+
+
+def warn_small_minival(minival_size: int) -> None:
+    """Say so when the minival is too small to rank models (its accuracies' standard error)."""
+    se = binomial_se(0.5, minival_size) if minival_size else None
+    if se is not None and se > NOISY_MINIVAL_SE:
+        print(f"[rsearch] warning: the minival split holds {minival_size} images, so one accuracy's standard "
+              f"error is up to {100 * se:.1f} points (> {100 * NOISY_MINIVAL_SE:g}); differences smaller than "
+              f"about {200 * se:.0f} points cannot rank models. Raise data.train_size or "
+              "data.minival_fraction.", file=sys.stderr, flush=True)
 
 
 def _first_config(space) -> dict:
@@ -108,10 +139,11 @@ def _meta(space, plan: Plan, space_file: str | None) -> dict:
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "space_file": space_file,
             "epochs": list(space.epochs), "latency_budget_ms": space.latency["max"] if space.latency else None,
             "latency_method": dict(space.latency) if space.latency else None, "objective": M.OBJECTIVE,
+            "confirm": space.search["confirm"],
             "planned_trials": plan.total_trials, "status": "running"}
 
 
-def _with_costs(ctx: TrialContext, plan: Plan, quiet: bool) -> TrialContext:
+def _with_costs(ctx: TrialContext, plan: Plan, quiet: bool, exp_dir: str) -> TrialContext:
     import dataclasses
 
     from rsearch.tune.costs import measure_costs_remote
@@ -119,17 +151,37 @@ def _with_costs(ctx: TrialContext, plan: Plan, quiet: bool) -> TrialContext:
     if not plan.architectures:
         return ctx  # continuous scaling dimensions: each trial measures its own (cached)
     if not quiet:
-        print(f"[rsearch] measuring cost of {len(plan.architectures)} architectures "
+        print(f"[rsearch] measuring cost of {len(plan.architectures)} architectures in interleaved rounds "
               f"(latency method: {ctx.latency_method})", file=sys.stderr, flush=True)
-    costs = measure_costs_remote(plan.architectures, ctx)
+    costs, survey = measure_costs_remote(plan.architectures, ctx)
+    if survey is not None:
+        _record_survey(exp_dir, ctx, costs, survey, quiet)
     return dataclasses.replace(ctx, costs=costs)
+
+
+def _record_survey(exp_dir: str, ctx: TrialContext, costs: dict, survey: dict, quiet: bool) -> None:
+    """experiment.json keeps how the latency figures came about; a relative budget also gets its
+    equivalent in ms on this machine (for the views' budget line)."""
+    budget = ctx.latency_budget
+    extra = {"latency_survey": survey}
+    if budget is not None and budget.relative:
+        extra["latency_budget_ms"] = budget.max_ratio * survey["reference_ms"]
+        extra["latency_reference_ms"] = survey["reference_ms"]
+    results.update_meta(exp_dir, **extra)
+    if quiet:
+        return
+    feasible = sum(1 for c in costs.values() if c.get("latency_feasible"))
+    borderline = sum(1 for c in costs.values() if c.get("latency_borderline"))
+    print(f"[rsearch] latency cache {survey['cache']}; {survey['measured']} measured, "
+          f"{len(survey['remeasured'])} re-measured (borderline); {feasible} of {len(costs)} architectures within "
+          f"the budget ({budget.describe() if budget else 'none'}){f', {borderline} borderline' if borderline else ''}",
+          file=sys.stderr, flush=True)
 
 
 def _run_regime(space, plan: Plan, regime: int, ctx: TrialContext, exp_dir: str, resume: bool, quiet: bool):
     from ray import tune
 
     from rsearch.tune.recorder import ResultsRecorder
-    from rsearch.tune.trial import run_trial
     from rsearch.tune.tuner import make_tuner_parts
 
     feasible, infeasible = _split_by_budget(plan, ctx)
@@ -138,11 +190,11 @@ def _run_regime(space, plan: Plan, regime: int, ctx: TrialContext, exp_dir: str,
               file=sys.stderr)
     extra = [_infeasible_row(ctx.costs[k], regime, ctx) for k in infeasible] if space.search["algorithm"] == "grid" else []
     recorder = ResultsRecorder(exp_dir, ctx.costs, lambda config: _describe(config, ctx), extra, quiet)
-    trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx), _trial_resources(ctx))
+    trainable = _trainable(ctx)
     path = storage.join(exp_dir, "tune", f"regime_{regime}")
     if space.search["algorithm"] == "grid" and not feasible:
         recorder.setup()
-        return
+        return {}
     where = storage.ray_storage(path)  # Tune reads and writes the regime's folder through pyarrow
     restore = {"path": where["storage_path"], "storage_filesystem": where.get("storage_filesystem")}
     if resume and tune.Tuner.can_restore(**restore):
@@ -153,7 +205,16 @@ def _run_regime(space, plan: Plan, regime: int, ctx: TrialContext, exp_dir: str,
         tuner = tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)
     if not quiet:
         print(f"[rsearch] regime {regime} epochs: {plan.trials_per_regime} trials planned", file=sys.stderr, flush=True)
-    tuner.fit()
+    grid = tuner.fit()
+    return {r.metrics["trial_id"]: r.config for r in grid if r.metrics and r.metrics.get("trial_id")}
+
+
+def _trainable(ctx: TrialContext):
+    from ray import tune
+
+    from rsearch.tune.trial import run_trial
+
+    return tune.with_resources(tune.with_parameters(run_trial, ctx=ctx), _trial_resources(ctx))
 
 
 def _split_by_budget(plan: Plan, ctx: TrialContext) -> tuple[list, list]:
@@ -169,7 +230,7 @@ def _split_by_budget(plan: Plan, ctx: TrialContext) -> tuple[list, list]:
 
 
 def _infeasible_row(cost: dict, regime: int, ctx: TrialContext) -> dict:
-    return {M.TRIAL_ID: f"infeasible_{regime}ep_{cost[M.DEPTH]}_{cost[M.WIDTH]:g}_{cost[M.RESOLUTION]}",
+    return {M.MINIVAL_SIZE: ctx.minival_size, M.TRIAL_ID: f"infeasible_{regime}ep_{cost[M.DEPTH]}_{cost[M.WIDTH]:g}_{cost[M.RESOLUTION]}",
             **cost, M.EPOCHS: regime, M.STATUS: M.STATUS_INFEASIBLE, M.FAILURE: over_budget(cost, ctx),
             M.TRAIN_SECONDS: 0.0, "epochs_done": 0}
 
@@ -177,11 +238,10 @@ def _infeasible_row(cost: dict, regime: int, ctx: TrialContext) -> dict:
 def _describe(config: dict, ctx: TrialContext) -> dict:
     """The columns a trial's config contributes to its results row."""
     cfg = build_train_config(config, ctx)
-    from rsearch.tune.trial import trial_settings
-
     _, _, preset_name = trial_settings(config)
     r = cfg.recipe
     return {M.DEPTH: cfg.depth, M.WIDTH: cfg.width, M.RESOLUTION: cfg.resolution, M.EPOCHS: cfg.epochs,
+            M.SEED: cfg.seed, M.CONFIRMS: confirmed_trial(config), M.MINIVAL_SIZE: ctx.minival_size,
             "recipe": preset_name, "dropout": r.dropout, "stochastic_depth": r.stochastic_depth,
             "label_smoothing": r.label_smoothing, "randaugment_magnitude": r.randaugment_magnitude,
             "randaugment_ops": r.randaugment_ops, "weight_decay": r.weight_decay, "ema_decay": r.ema_decay,

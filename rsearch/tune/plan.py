@@ -31,23 +31,51 @@ def make_plan(space) -> Plan:
                 regimes=list(space.epochs))
 
 
-def describe_plan(space, plan: Plan, costs: dict | None = None, budget_ms: float | None = None) -> str:
-    """Human-readable plan; `costs` (from the latency cache, where known) marks excluded configs."""
+def describe_plan(space, plan: Plan, costs: dict | None = None) -> str:
+    """Human-readable plan; `costs` (arch key -> cost row with the latency decision) adds the
+    feasible set with each figure, its noise and its margin to the budget."""
     lines = [f"experiment {space.name}: {space.search['algorithm']} search, scheduler "
              f"{_describe_scheduler(space.search['scheduler'], plan.regimes)}, regimes {plan.regimes} epochs",
              f"data: {space.data.get('source')}, resources per trial: {space.resources}"]
     if plan.architectures is not None:
         lines.append(f"architectures: {len(plan.architectures)} (depth x width x resolution)")
-        if costs is not None and budget_ms is not None:
-            known = [a for a in plan.architectures if costs.get(a) is not None]
-            over = [a for a in known if costs[a] > budget_ms]
-            lines.append(f"latency budget {budget_ms:g} ms: {len(over)} of {len(known)} measured architectures "
-                         f"excluded, {len(plan.architectures) - len(known)} not measured yet")
-            for a in over:
-                lines.append(f"  excluded: depth {a[0]} width {a[1]:g} resolution {a[2]} ({costs[a]:.3g} ms)")
-    lines.append(f"trials per regime: {plan.trials_per_regime} (at most; grid minus excluded), "
-                 f"total {plan.total_trials}")
+        if costs:
+            lines += _feasible_table(space, plan, costs)
+    if costs and space.search["algorithm"] == "grid":
+        trained = sum(1 for c in costs.values() if c.get("latency_feasible", True))
+        lines.append(f"trials per regime: {trained} trained + {plan.trials_per_regime - trained} over the budget "
+                     f"(recorded, never trained), total {plan.total_trials}")
+    else:
+        lines.append(f"trials per regime: {plan.trials_per_regime} (at most; grid minus excluded), "
+                     f"total {plan.total_trials}")
+    confirm = space.search.get("confirm")
+    if confirm:
+        lines.append(f"confirmation: after each regime, the {confirm['top']} most accurate front members "
+                     f"re-trained with seeds {confirm['seeds']}")
     return "\n".join(lines)
+
+
+def _feasible_table(space, plan: Plan, costs: dict) -> list[str]:
+    from rsearch.cost.budget import LatencyBudget
+    from rsearch.tune.trial import arch_key
+
+    budget = LatencyBudget.from_space(space.latency)
+    rows = [costs[arch_key(*a)] for a in plan.architectures]
+    feasible = [r for r in rows if r.get("latency_feasible", True)]
+    lines = [f"latency budget {budget.describe()}: {len(feasible)} of {len(rows)} architectures feasible",
+             f"  {'depth':>5} {'width':>5} {'res':>4} {'latency ms':>10} {'noise':>6} "
+             f"{'ratio':>6} {'margin':>7}  decision"]
+    for r in rows:
+        ratio = f"{r['latency_ratio']:6.3f}" if r.get("latency_ratio") is not None else f"{'-':>6}"
+        noise = r.get("latency_ratio_noise" if budget.relative else "latency_noise", 0.0)
+        decision = "feasible" if r.get("latency_feasible", True) else "over budget"
+        if r.get("latency_borderline"):
+            decision += " (borderline, re-measured)"
+        elif r.get("latency_remeasured"):
+            decision += " (re-measured)"
+        lines.append(f"  {r['depth']:>5} {r['width']:>5g} {r['resolution']:>4} {r['latency_ms']:>10.3f} "
+                     f"{noise:>6.1%} {ratio} {r.get('latency_margin', 0):>+7.1%}  {decision}")
+    return lines
 
 
 def _describe_scheduler(sched: dict, regimes: list[int]) -> str:

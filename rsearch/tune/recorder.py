@@ -13,6 +13,7 @@ from ray.tune import Callback
 
 from rsearch import metrics as M
 from rsearch import results
+from rsearch.tune.costs import LATENCY_COLUMNS
 from rsearch.tune.trial import arch_key
 
 # Recipe values recorded for every trial (searched or fixed).
@@ -55,7 +56,7 @@ class ResultsRecorder(Callback):
         status = result.get(M.STATUS, M.STATUS_RUNNING)
         row[M.STATUS] = status
         for key in (M.FAILURE, M.MINIVAL_TOP1, M.MINIVAL_LOSS, M.TEST_TOP1, M.TEST_LOSS, M.IMG_PER_S,
-                    M.PARAMS, M.FLOPS, M.LATENCY_MS, "latency_p95_ms", "model"):
+                    M.PARAMS, M.FLOPS, M.LATENCY_MS, M.MODEL, *LATENCY_COLUMNS):
             if key in result:
                 row[key] = result[key]
         if status in (M.STATUS_INFEASIBLE, M.STATUS_FAILED):

@@ -20,15 +20,12 @@ import torch
 from ray import tune
 
 from rsearch import metrics as M
+from rsearch.cost.budget import LatencyBudget
 from rsearch.data import DataConfig
 from rsearch.recipe import preset
 from rsearch.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from rsearch.train.config import TrainConfig
 from rsearch.train.loop import DIVERGED, TrainingDiverged, train_epochs
-
-# Recipe knobs a space may search or fix (everything else in the trial config is scaling).
-ARCH_KEYS = (M.DEPTH, M.WIDTH, M.RESOLUTION)
-
 
 @dataclass(frozen=True)
 class TrialContext:
@@ -40,7 +37,7 @@ class TrialContext:
     workers: int = 1
     cpus_per_worker: float = 1
     gpus_per_worker: float = 0
-    latency_budget_ms: float | None = None
+    latency_budget: "LatencyBudget | None" = None  # absolute ms, or a ratio to a reference architecture
     max_params: int | None = None
     max_flops: int | None = None
     latency_method: dict | None = None  # LatencyMethod fields
@@ -56,8 +53,25 @@ def arch_key(depth, width, resolution) -> str:
     return f"{int(depth)},{float(width):g},{int(resolution)}"
 
 
+# A confirmation rerun's config: {CONFIRMATION: {"of": original trial id, "seed": s, "config": original}}.
+CONFIRMATION = "confirmation"
+
+
+def unwrap(config: dict) -> dict:
+    """The config a trial trains: a confirmation rerun's is its original's with another seed."""
+    job = config.get(CONFIRMATION)
+    return config if job is None else {**job["config"], "seed": job["seed"]}
+
+
+def confirmed_trial(config: dict) -> str | None:
+    """The original trial id of a confirmation rerun; None for an original trial."""
+    job = config.get(CONFIRMATION)
+    return None if job is None else job["of"]
+
+
 def trial_settings(config: dict) -> tuple[tuple[int, float, int], dict, str]:
     """Split a trial config into (architecture, recipe values, preset)."""
+    config = unwrap(config)
     if "arch" in config:  # grid searches enumerate feasible architectures as one dimension
         depth, width, resolution = config["arch"]
     else:
@@ -69,6 +83,7 @@ def trial_settings(config: dict) -> tuple[tuple[int, float, int], dict, str]:
 
 
 def build_train_config(config: dict, ctx: TrialContext) -> TrainConfig:
+    config = unwrap(config)
     (depth, width, resolution), recipe_values, name = trial_settings(config)
     for key in ("randaugment_magnitude", "randaugment_ops", "batch_size"):
         if key in recipe_values:  # quniform/randint may yield floats; these fields are ints
@@ -89,14 +104,15 @@ def trial_cost(cfg: TrainConfig, ctx: TrialContext) -> dict:
         return dict(ctx.costs[key])
     from rsearch.tune.costs import measure_costs
 
-    return measure_costs([(cfg.depth, cfg.width, cfg.resolution)], ctx,
-                         resnet_d=cfg.recipe.resnet_d, se=cfg.recipe.se)[key]
+    costs, _ = measure_costs([(cfg.depth, cfg.width, cfg.resolution)], ctx,
+                             resnet_d=cfg.recipe.resnet_d, se=cfg.recipe.se)
+    return costs[key]
 
 
 def over_budget(cost: dict, ctx: TrialContext) -> str | None:
     """Why this configuration is infeasible, or None."""
-    if ctx.latency_budget_ms is not None and cost.get(M.LATENCY_MS, 0) > ctx.latency_budget_ms:
-        return f"latency {cost[M.LATENCY_MS]:.3g} ms > budget {ctx.latency_budget_ms:g} ms"
+    if ctx.latency_budget is not None and cost.get("latency_feasible") is False:
+        return ctx.latency_budget.why_over(cost)
     if ctx.max_params is not None and cost[M.PARAMS] > ctx.max_params:
         return f"params {cost[M.PARAMS]:,} > max_params {ctx.max_params:,}"
     if ctx.max_flops is not None and cost[M.FLOPS] > ctx.max_flops:

@@ -78,9 +78,13 @@ def make_tuner_parts(space, regime: int, feasible: list, ctx, path: str, recorde
         scheduler=scheduler(space, regime, ctx, recorder.exp_dir), num_samples=int(search["num_samples"]),
         max_concurrent_trials=search.get("max_concurrent"),
         reuse_actors=True)  # a finished trial's process takes the next trial: no new Python + torch import
-    run_config = tune.RunConfig(
+    return param_space(space, regime, feasible), tune_config, run_config(path, recorder)
+
+
+def run_config(path: str, recorder) -> tune.RunConfig:
+    """Where a Tune run keeps its state, how it retries, and the results recorder."""
+    return tune.RunConfig(
         name=storage.basename(path), **storage.ray_storage(storage.parent(path)),
         failure_config=tune.FailureConfig(max_failures=2),  # a killed trial resumes from its checkpoint
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         callbacks=[recorder], verbose=0)
-    return param_space(space, regime, feasible), tune_config, run_config

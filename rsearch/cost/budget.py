@@ -1,0 +1,72 @@
+"""A latency budget and the feasibility decision it makes on a measured figure.
+
+Absolute budgets (`max_ms`) compare an architecture's median latency with a time: right
+on a known deployment device, wrong on a machine of unknown speed. Relative budgets
+(`max_ratio` of a `reference` architecture) compare the median of the per-round ratios to
+the reference, measured in the same interleaved rounds (rounds.py): the feasible set then
+does not depend on how fast, or how loaded, the machine is.
+
+Noise: a figure's spread is the interquartile range of its rounds; the uncertainty of its
+median is about IQR / sqrt(rounds) (1.07 standard errors for normally spread rounds). A
+decision is *borderline* when the figure lies within BORDERLINE_Z of those of the budget.
+A borderline architecture is measured again with more rounds (survey.py); if it is still
+borderline, the re-measured median decides, like any other (so the decision does not
+depend on how noisy the machine was), and the row records that it was borderline.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+BORDERLINE_Z = 2.0  # uncertainties of the median within which a decision is borderline
+REMEASURE_FACTOR = 3  # a borderline architecture is re-measured with this many times the rounds
+
+
+@dataclass(frozen=True)
+class LatencyBudget:
+    max_ms: float | None = None  # absolute budget
+    max_ratio: float | None = None  # relative budget ...
+    reference: tuple[int, float, int] | None = None  # ... to this (depth, width, resolution)
+
+    @classmethod
+    def from_space(cls, latency: dict | None) -> "LatencyBudget | None":
+        """From a space's validated constraints.latency_ms mapping (None: no latency budget)."""
+        if latency is None:
+            return None
+        ref = latency.get("reference")
+        return cls(max_ms=latency.get("max"), max_ratio=latency.get("max_ratio"),
+                   reference=None if ref is None else (int(ref["depth"]), float(ref["width"]), int(ref["resolution"])))
+
+    @property
+    def relative(self) -> bool:
+        return self.max_ratio is not None
+
+    @property
+    def limit(self) -> float:
+        return self.max_ratio if self.relative else self.max_ms
+
+    def value(self, figure: dict) -> tuple[float, float]:
+        """(the figure compared with the limit, its relative spread) of a measured result."""
+        if self.relative:
+            return figure["latency_ratio"], figure.get("latency_ratio_noise", 0.0)
+        return figure["latency_ms"], figure.get("latency_noise", 0.0)
+
+    def decide(self, figure: dict) -> dict:
+        """latency_feasible, latency_margin (value / limit - 1) and latency_borderline."""
+        value, noise = self.value(figure)
+        uncertainty = value * noise / math.sqrt(max(1, figure.get("latency_rounds", 1)))
+        return {"latency_feasible": bool(value <= self.limit), "latency_margin": value / self.limit - 1,
+                "latency_borderline": bool(abs(value - self.limit) <= BORDERLINE_Z * uncertainty)}
+
+    def describe(self) -> str:
+        if self.relative:
+            d, w, r = self.reference
+            return f"{self.max_ratio:g}x the latency of depth {d} width {w:g} resolution {r}"
+        return f"{self.max_ms:g} ms"
+
+    def why_over(self, figure: dict) -> str:
+        """The failure text of an architecture over the budget."""
+        if self.relative:
+            return (f"latency {figure['latency_ms']:.3g} ms = {figure['latency_ratio']:.3g}x the reference "
+                    f"> budget {self.max_ratio:g}x")
+        return f"latency {figure['latency_ms']:.3g} ms > budget {self.max_ms:g} ms"
