@@ -11,8 +11,9 @@ For each architecture it prints its ratio to the space's reference architecture 
 condition and the spread of that ratio across the conditions ((max - min) / min; target
 <= 10%), the same spread of the old method's absolute figures, and whether the feasible set
 (ratio <= max_ratio) is the same in all three conditions. It also compares combining rules
-on the same raw rounds (median of rounds vs minimum of rounds; a round's figure as the
-median vs the minimum of its blocks), which is how rsearch's rule was chosen.
+on the same raw rounds (medians or minima of blocks and rounds, per-round ratios or ratios
+of each architecture's own figure), which is how rsearch's rule (the ratio of the two
+fastest blocks, rsearch/cost/rounds.py) was chosen.
 
     python benchmarks/latency_stability.py [--space search_spaces/quickstart.yaml] [--json out.json]
 """
@@ -32,11 +33,29 @@ from rsearch.models import build, model_config
 from rsearch.space import load_space
 
 CONDITIONS = (("idle", 0), ("1 busy process", 1), ("2 busy processes", 2))
-RULES = {  # (round figure from its blocks, figure from its rounds)
-    "median of rounds, median block (rsearch)": (lambda b: percentile(b, 0.5), lambda r: percentile(r, 0.5)),
-    "median of rounds, fastest block": (min, lambda r: percentile(r, 0.5)),
-    "fastest round, median block": (lambda b: percentile(b, 0.5), min),
+def _median(values):
+    return percentile(values, 0.5)
+
+
+def per_round_ratios(of_round, of_ratios):
+    """Ratio rule: each round's figure (of its blocks) over the reference's, combined over rounds."""
+    return lambda arch, ref: of_ratios([of_round(a) / of_round(b) for a, b in zip(arch, ref)])
+
+
+def ratio_of_figures(of_round, of_rounds):
+    """Ratio rule: each architecture's own figure (combined over its rounds) over the reference's."""
+    return lambda arch, ref: of_rounds([of_round(a) for a in arch]) / of_rounds([of_round(b) for b in ref])
+
+
+RULES = {  # name -> f(architecture's rounds of blocks, reference's rounds of blocks) -> ratio
+    "median of per-round ratios (median block)": per_round_ratios(_median, _median),
+    "median of per-round ratios (fastest block)": per_round_ratios(min, _median),
+    "fastest per-round ratio": per_round_ratios(_median, min),
+    "ratio of medians of rounds": ratio_of_figures(_median, _median),
+    "ratio of fastest rounds": ratio_of_figures(_median, min),
+    "ratio of fastest blocks": ratio_of_figures(min, min),
 }
+RSEARCH_RULE = "ratio of fastest blocks"
 
 
 @contextlib.contextmanager
@@ -105,16 +124,10 @@ def main() -> int:
         print(f"{name}: measured {len(items)} architectures in {seconds:.1f} s", file=sys.stderr, flush=True)
 
     report = {"space": args.space, "max_ratio": latency.get("max_ratio"), "reference": ref_key, "rules": {}}
-    for rule, (of_round, of_rounds) in RULES.items():
-        rows = {}
-        for key in items:
-            ratios = []
-            for name, _ in CONDITIONS:
-                arch, base = raw[name]["new"][key]["blocks"], raw[name]["new"][ref_key]["blocks"]
-                ratios.append(of_rounds([of_round(a) / of_round(b) for a, b in zip(arch, base)]))
-            rows[key] = ratios
-        report["rules"][rule] = rows
-    table = report["rules"][next(iter(RULES))]
+    for rule, ratio in RULES.items():
+        report["rules"][rule] = {key: [ratio(raw[name]["new"][key]["blocks"], raw[name]["new"][ref_key]["blocks"])
+                                       for name, _ in CONDITIONS] for key in items}
+    table = report["rules"][RSEARCH_RULE]
     old_abs = {key: [raw[name]["old"][key] for name, _ in CONDITIONS] for key in items}
     new_abs = {key: [raw[name]["new"][key]["latency_ms"] for name, _ in CONDITIONS] for key in items}
     budget = latency.get("max_ratio")
@@ -128,11 +141,11 @@ def main() -> int:
               f"{'/'.join('y' if f else 'n' for f in feasible)}")
     print("\nlargest spread across the conditions, per rule (target <= 10%):")
     for rule, rows in report["rules"].items():
-        print(f"  {rule:<45} max {max(spread(v) for v in rows.values()):6.1%}  "
+        print(f"  {rule + (' (rsearch)' if rule == RSEARCH_RULE else ''):<52} max {max(spread(v) for v in rows.values()):6.1%}  "
               f"median {percentile([spread(v) for v in rows.values()], 0.5):6.1%}")
-    print(f"  {'new method, absolute ms':<45} max {max(spread(v) for v in new_abs.values()):6.1%}  "
+    print(f"  {'new method, absolute ms':<52} max {max(spread(v) for v in new_abs.values()):6.1%}  "
           f"median {percentile([spread(v) for v in new_abs.values()], 0.5):6.1%}")
-    print(f"  {'old method, absolute ms':<45} max {max(spread(v) for v in old_abs.values()):6.1%}  "
+    print(f"  {'old method, absolute ms':<52} max {max(spread(v) for v in old_abs.values()):6.1%}  "
           f"median {percentile([spread(v) for v in old_abs.values()], 0.5):6.1%}")
     if budget:
         sets = [frozenset(k for k in items if table[k][i] <= budget) for i in range(len(CONDITIONS))]

@@ -40,6 +40,16 @@ def _width(text: str) -> float:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 60:  # also rejects nan
+        raise argparse.ArgumentTypeError(f"must be a number of seconds in (0, 60], got {text!r}")
+    return value
+
+
 def _batch_list(text: str) -> list[int]:
     sizes = []
     for part in text.split(","):
@@ -82,7 +92,10 @@ def register(subparsers) -> None:
     lat.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
                      help="bfloat16 runs under autocast (default float32)")
     lat.add_argument("--warmup", type=_int_at_least(0), default=3, help="untimed calls (default 3)")
-    lat.add_argument("--repeats", type=_int_at_least(1), default=10, help="timed calls (default 10)")
+    lat.add_argument("--repeats", type=_int_at_least(1), default=10,
+                     help="timed rounds, each a torch.utils.benchmark blocked_autorange (default 10)")
+    lat.add_argument("--min-run-time", type=_seconds, default=0.05,
+                     help="seconds of timed calls per round (default 0.05)")
     lat.add_argument("--channels-last", action="store_true", help="channels-last memory format")
     lat.add_argument("--compile", action="store_true", help="torch.compile the model")
     lat.add_argument("--cuda-graphs", action="store_true",
@@ -116,7 +129,8 @@ def _resolve(args):
         check_device(args.device)
     if args.latency:
         methods = [LatencyMethod(device=args.device, dtype=args.dtype, batch_size=b, warmup=args.warmup,
-                                 repeats=args.repeats, channels_last=args.channels_last,
+                                 repeats=args.repeats, min_run_time=args.min_run_time,
+                                 channels_last=args.channels_last,
                                  compile=args.compile, cuda_graphs=args.cuda_graphs, threads=args.threads)
                    for b in args.batch]
     return cfg, depth, resolution, methods
@@ -159,9 +173,11 @@ def format_table(report: dict) -> str:
         threads = f", {first['threads_used']} threads" if first.get("threads_used") else ""
         lines += ["", f"latency: {first['device']} ({first['device_name']}{threads}), {first['dtype']}, {mode}"
                       f"{', channels_last' if first['channels_last'] else ''}, warmup {first['warmup']}, "
-                      f"{first['repeats']} repeats, torch {first['torch']}",
-                  f"{'batch':>6} {'median ms':>10} {'p95 ms':>10} {'img/s':>10}  cached"]
+                      f"{first['repeats']} rounds of >= {first.get('min_run_time', 0):g} s, "
+                      f"{first.get('clock', 'wall')} clock, torch {first['torch']}",
+                  f"{'batch':>6} {'median ms':>10} {'IQR ms':>8} {'noise':>6} {'p95 ms':>10} {'img/s':>10}  cached"]
         for r in report["latency"]:
-            lines.append(f"{r['batch_size']:>6} {r['latency_ms']:>10.2f} {r['latency_p95_ms']:>10.2f} "
+            lines.append(f"{r['batch_size']:>6} {r['latency_ms']:>10.3f} {r.get('latency_spread_ms', 0):>8.3f} "
+                         f"{r.get('latency_noise', 0):>6.1%} {r['latency_p95_ms']:>10.3f} "
                          f"{r['images_per_s']:>10.1f}  {'yes' if r['cached'] else 'no'}")
     return "\n".join(lines)

@@ -17,11 +17,12 @@ Method (LatencyMethod):
 - then `repeats` rounds, each one `torch.utils.benchmark.Timer.blocked_autorange` of at
   least `min_run_time` seconds: calls are timed in blocks long enough that the timer's
   own overhead is negligible, and the Timer synchronises the GPU around each block. One
-  figure per round is the median per-call time of its blocks (rounds.py interleaves the
+  figure per round is the per-call time of its fastest block (rounds.py interleaves the
   rounds of many architectures, so a burst of load hits them alike);
-- latency_ms is the median of the round figures; latency_spread_ms their interquartile
-  range (the spread of one block when there is one round), latency_noise the spread
-  relative to the median; latency_p95_ms and latency_min_ms are over every block;
+- latency_ms is the fastest round's figure (load only adds time; see `summarize`),
+  latency_median_ms the median round, latency_spread_ms the rounds' interquartile range
+  (the spread of the blocks when there is one round) and latency_noise that spread
+  relative to the median; latency_p95_ms is over every block;
 - threads sets torch.set_num_threads for the measurement (restored afterwards), which
   makes CPU figures comparable between machines; threads_used records what ran.
 """
@@ -232,19 +233,24 @@ class Runner:
 
 
 def round_figure(block_ms: list[float]) -> float:
-    """One round's figure: the median per-call time of its blocks."""
-    return percentile(block_ms, 0.5)
+    """One round's figure: the per-call time of its fastest block (the least disturbed one)."""
+    return min(block_ms)
 
 
 def summarize(rounds: list[list[float]], calls_per_block: int = 1) -> dict:
-    """Statistics of one architecture's rounds (each a list of per-call block times in ms)."""
+    """Statistics of one architecture's rounds (each a list of per-call block times in ms).
+
+    latency_ms is the fastest round's figure: load only ever adds time, so the fastest of
+    many short blocks is the figure least moved by other processes (the rule timeit's docs
+    give, and the one benchmarks/latency_stability.py measured as the most stable)."""
     figures = [round_figure(r) for r in rounds]
     blocks = [t for r in rounds for t in r]
     median = percentile(figures, 0.5)
     spread = (percentile(figures, 0.75) - percentile(figures, 0.25) if len(figures) > 1
               else percentile(blocks, 0.75) - percentile(blocks, 0.25))
-    return {"latency_ms": median, "latency_p95_ms": percentile(blocks, 0.95), "latency_min_ms": min(blocks),
-            "latency_spread_ms": spread, "latency_noise": spread / median if median > 0 else 0.0,
+    return {"latency_ms": min(figures), "latency_median_ms": median, "latency_p95_ms": percentile(blocks, 0.95),
+            "latency_min_ms": min(blocks), "latency_spread_ms": spread,
+            "latency_noise": spread / median if median > 0 else 0.0,
             "latency_rounds": len(rounds), "latency_runs": len(blocks) * calls_per_block}
 
 

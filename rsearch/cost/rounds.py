@@ -7,18 +7,21 @@ for `method.repeats` rounds, so a burst falls on one round of several architectu
 sustained load slows every architecture alike.
 
 Combining rule (chosen by measurement, benchmarks/latency_stability.py): an architecture's
-figure is the median of its round figures, and its ratio to a reference architecture is the
-median of the per-round ratios (architecture / reference, both timed in the same round,
-seconds apart). Per-round ratios cancel a load that changes between rounds; the median
-discards a round that a burst hit. The alternative, the minimum of the rounds, moved more
-under load in that benchmark (it rewards the one lucky round).
+figure is its fastest block over all rounds (latency.summarize), and its ratio to a
+reference architecture is the ratio of the two figures, both taken from the same
+interleaved rounds. Beside one and two CPU-bound processes that ratio moved at most
+3.5-4.3% on this project's 2-core machine; the median of the per-round ratios moved up to
+21%: a machine whose cores are shared slows a large model (whose weights no longer stay
+in cache between time slices) more than a small one in most rounds, and the fastest block
+is the one a time slice did not cut.
 """
 from __future__ import annotations
 
+import math
 import random
 import sys
 
-from rsearch.cost.latency import LatencyMethod, Runner, describe_result, percentile, round_figure
+from rsearch.cost.latency import LatencyMethod, Runner, describe_result
 
 # Built models stay in memory between rounds while their parameters add up to no more than
 # this (about 1.2 GB in float32); beyond it each round rebuilds (and re-warms) the model.
@@ -30,8 +33,8 @@ def measure_interleaved(items: dict, method: LatencyMethod, *, reference: str | 
                         keep_blocks: bool = False) -> dict[str, dict]:
     """{key: result} for items {key: (ResNetConfig, resolution)}, timed in interleaved rounds.
 
-    With `reference` (a key of `items`), every result also gets latency_ratio (the median of
-    its per-round ratios to the reference), latency_ratio_spread and latency_ratio_noise.
+    With `reference` (a key of `items`), every result also gets latency_ratio (its figure over
+    the reference's), latency_ratio_spread and latency_ratio_noise.
     `keep_blocks` adds every round's block times under "blocks" (for benchmarks)."""
     rounds = rounds or method.repeats
     order = list(items)
@@ -63,14 +66,14 @@ def measure_interleaved(items: dict, method: LatencyMethod, *, reference: str | 
             out[key]["blocks"] = blocks[key]
     if reference is not None:
         for key in items:
-            out[key].update(_ratio(blocks[key], blocks[reference]))
+            out[key].update(ratio_to(out[key], out[reference], same=key == reference))
     return out
 
 
-def _ratio(arch_rounds: list[list[float]], ref_rounds: list[list[float]]) -> dict:
-    """The median of the per-round ratios, with their interquartile range."""
-    ratios = [round_figure(a) / round_figure(b) for a, b in zip(arch_rounds, ref_rounds)]
-    median = percentile(ratios, 0.5)
-    spread = percentile(ratios, 0.75) - percentile(ratios, 0.25)
-    return {"latency_ratio": median, "latency_ratio_spread": spread,
-            "latency_ratio_noise": spread / median if median > 0 else 0.0}
+def ratio_to(figure: dict, reference: dict, same: bool = False) -> dict:
+    """latency_ratio of a figure to the reference's, with the noise of the two combined."""
+    if same:
+        return {"latency_ratio": 1.0, "latency_ratio_spread": 0.0, "latency_ratio_noise": 0.0}
+    ratio = figure["latency_ms"] / reference["latency_ms"]
+    noise = math.hypot(figure.get("latency_noise", 0.0), reference.get("latency_noise", 0.0))
+    return {"latency_ratio": ratio, "latency_ratio_spread": ratio * noise, "latency_ratio_noise": noise}

@@ -18,7 +18,7 @@ import random
 from dataclasses import dataclass, field
 
 from rsearch.cost.budget import REMEASURE_FACTOR, LatencyBudget
-from rsearch.cost.rounds import measure_interleaved
+from rsearch.cost.rounds import measure_interleaved, ratio_to
 
 VALIDATE_SAMPLE = 3  # cached architectures re-measured (besides the reference) before the cache is used
 VALIDATE_Z = 3.0
@@ -105,15 +105,9 @@ def _median_uncertainty(figure: dict) -> float:
 
 def _ratios_from_cache(figures: dict, hits: dict, ref: str) -> None:
     """Ratios of cached figures: cached figure over cached reference (both validated)."""
-    base = figures[ref]
     for key, fig in figures.items():
         if fig["latency_cached"] or "latency_ratio" not in fig:
-            if key == ref:
-                fig.update(latency_ratio=1.0, latency_ratio_spread=0.0, latency_ratio_noise=0.0)
-                continue
-            ratio = fig["latency_ms"] / base["latency_ms"]
-            noise = math.hypot(fig.get("latency_noise", 0.0), base.get("latency_noise", 0.0))
-            fig.update(latency_ratio=ratio, latency_ratio_spread=ratio * noise, latency_ratio_noise=noise)
+            fig.update(ratio_to(fig, figures[ref], same=key == ref))
 
 
 def _decide(items, method, budget: LatencyBudget, cache, ref, seed, progress, measure, result: Survey) -> None:
