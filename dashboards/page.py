@@ -99,7 +99,22 @@ def _front_body(experiment: Experiment, front, analysis: Analysis) -> str:  # fr
     if front.empty:
         return figure
     ties = _items([f"{r.epochs} epochs: {ties_statement(r.front)}" for r in analysis.regimes if r.front])
-    return figure + ties + front_table(front)
+    return figure + ties + _borderline_note(experiment.results) + front_table(front)
+
+
+def _borderline_note(results) -> str:
+    """Architectures whose feasibility was decided within the latency figure's noise."""
+    if m.LATENCY_BORDERLINE not in results or results.empty:
+        return ""
+    rows = results[results[m.LATENCY_BORDERLINE].fillna(False).astype(bool)]
+    archs = rows.drop_duplicates([m.DEPTH, m.WIDTH, m.RESOLUTION])
+    if archs.empty:
+        return ""
+    names = [f"depth {r[m.DEPTH]} width {r[m.WIDTH]:g} @{r[m.RESOLUTION]} "
+             f"({'over the budget' if r[m.STATUS] == m.STATUS_INFEASIBLE else 'within the budget'})"
+             for r in archs.to_dict("records")]
+    return _note("Borderline latency (within noise of the budget after re-measurement; its figure decided): "
+                 + "; ".join(names) + ".")
 
 
 def _confirmation_body(analysis: Analysis) -> str:
@@ -151,6 +166,16 @@ def sections(experiment: Experiment) -> list[Section]:
     ]
 
 
+def _budget_text(method, budget_ms) -> str:
+    """An absolute budget in ms; a relative one as its ratio and reference (and ms here)."""
+    if isinstance(method, dict) and method.get("max_ratio") is not None and method.get("reference"):
+        ref = method["reference"]
+        here = f" = {budget_ms:.3g} ms here" if budget_ms is not None else ""
+        return (f"{method['max_ratio']:g}x depth {ref['depth']} width {ref['width']:g} "
+                f"@{ref['resolution']}{here}")
+    return f"{budget_ms:g} ms" if budget_ms is not None else "none"
+
+
 def _fact(label: str, value) -> str:
     return f"<span><b>{html.escape(label)}</b> {html.escape(str(value))}</span>"
 
@@ -167,7 +192,7 @@ def _header(experiment: Experiment) -> str:
         _fact("trials", f"{len(results)}" + (f" of {meta['planned_trials']}" if meta.get("planned_trials") else "")
               + f" ({recorded})"),
         _fact("regimes", ", ".join(f"{e} epochs" for e in meta.get("epochs") or []) or "-"),
-        _fact("latency budget", f"{budget:g} ms" if budget is not None else "none"),
+        _fact("latency budget", _budget_text(method, budget)),
         _fact("latency measured", method_text or "-"),
         _fact("objective", meta.get("objective", m.OBJECTIVE)),
         _fact("created", meta.get("created", "-")),

@@ -362,6 +362,21 @@ def test_report_has_the_front_table_and_the_confirmation_section(experiment, rep
         assert f">{config['trial_id']}<" in table and f">{config['mean_top1']:.4g}<" in table
 
 
+def test_report_names_borderline_architectures_and_a_relative_budget(experiment, report):
+    exp = read_experiment(experiment)
+    borderline = exp.results[exp.results[m.LATENCY_BORDERLINE].fillna(False).astype(bool)]
+    assert len(borderline)  # the demo has figures within 4% of the budget
+    text = html.unescape(report.read_text())
+    note = text.split("Borderline latency")[1].split("</")[0]
+    for row in borderline.drop_duplicates([m.DEPTH, m.WIDTH, m.RESOLUTION]).to_dict("records"):
+        assert f"depth {row[m.DEPTH]} width {row[m.WIDTH]:g} @{row[m.RESOLUTION]}" in note
+    from dashboards.page import _budget_text
+
+    relative = {"max_ratio": 1.6, "reference": {"depth": 26, "width": 0.25, "resolution": 48}}
+    assert _budget_text(relative, 2.85) == "1.6x depth 26 width 0.25 @48 = 2.85 ms here"
+    assert _budget_text({"max": 4.0}, 4.0) == "4 ms" and _budget_text(None, None) == "none"
+
+
 def test_no_confirmation_rows_no_confirmation_section(tmp_path):
     exp = read_experiment(make_experiment(tmp_path / "plain", confirm=False))
     keys = [s.key for s in sections(exp)]
