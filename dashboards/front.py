@@ -73,7 +73,7 @@ def pareto_figure(results: pd.DataFrame, budget_ms: float | None, front: pd.Data
     if budget_ms is not None:
         fig.add_vline(x=budget_ms, line=dict(color="#444", dash="dash", width=1.5), row="all", col=1)
         fig.add_annotation(x=np.log10(budget_ms), y=1, yref="paper", xref="x", showarrow=False,
-                           text=f"latency budget {budget_ms:g} ms", xanchor="left", yanchor="bottom",
+                           text=f"latency budget {budget_ms:.3g} ms", xanchor="left", yanchor="bottom",
                            font=dict(size=11, color="#444"))
     fig.update_layout(**BASE_LAYOUT)
     fig.update_layout(height=560, margin=dict(t=70))

@@ -186,7 +186,9 @@ def _header(experiment: Experiment) -> str:
     counts = results[m.STATUS].value_counts()
     recorded = ", ".join(f"{int(n)} {s}" for s, n in counts.items()) or "none"
     method = meta.get("latency_method")
-    method_text = ", ".join(f"{k} {v}" for k, v in method.items()) if isinstance(method, dict) else method
+    method_text = (", ".join(f"{k} {v}" for k, v in method.items()
+                             if v is not None and k not in ("max", "max_ratio", "reference"))  # budget: its own fact
+                   if isinstance(method, dict) else method)
     budget = experiment.latency_budget_ms
     facts = [
         _fact("trials", f"{len(results)}" + (f" of {meta['planned_trials']}" if meta.get("planned_trials") else "")
