@@ -37,6 +37,22 @@ def minival_noise(minival_size: int) -> float:
     return binomial_se(0.5, minival_size) if minival_size > 0 else 0.0
 
 
+# A minival whose accuracies' standard error (at p = 0.5) exceeds this cannot rank models that
+# differ by a few points: the user is warned at the start of a run.
+NOISY_MINIVAL_SE = 0.025
+
+
+def small_minival_warning(minival_size: int) -> str | None:
+    """The warning for a minival too small to rank models, or None."""
+    se = minival_noise(minival_size)
+    if not minival_size or se <= NOISY_MINIVAL_SE:
+        return None
+    return (f"warning: the minival split holds {minival_size} images, so one accuracy's standard error is up "
+            f"to {100 * se:.1f} points (> {100 * NOISY_MINIVAL_SE:g}); differences smaller than about "
+            f"{200 * se:.0f} points cannot rank models. Raise the training set size or the minival fraction "
+            "(data.train_size, data.minival_fraction; --train-size, --minival-fraction).")
+
+
 def within_noise(acc_a, se_a, acc_b, se_b, z: float = NOISE_Z) -> np.ndarray:
     """1.0 where |acc_a - acc_b| <= z * sqrt(se_a^2 + se_b^2) (cannot be told apart), 0.0 where
     they differ by more, NaN where an accuracy or SE is unknown. Elementwise."""

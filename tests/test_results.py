@@ -296,3 +296,11 @@ def test_front_ties_mark_neighbours_within_two_standard_errors(exp):
     assert ties[m.TIED_WITH].tolist()[:3] == [["b"], ["a"], []]
     assert ties[m.TIED].isna().tolist()[3:] == [True, True]  # d's only neighbour has no SE
     assert front_ties(frame, z=0.5)[m.TIED].tolist()[:3] == [False, False, False]
+
+
+def test_a_minival_too_small_to_rank_models_is_warned_about():
+    from rsearch.noise import small_minival_warning
+
+    assert small_minival_warning(1000) is None and small_minival_warning(0) is None  # 1.6 points
+    text = small_minival_warning(80)  # the old quickstart: 2% of 4,000
+    assert "80 images" in text and "5.6 points" in text and "data.minival_fraction" in text

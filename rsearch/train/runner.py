@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 
 from rsearch import metrics as M
 from rsearch.errors import UserError
+from rsearch.noise import small_minival_warning
 from rsearch.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from rsearch.train.config import TrainConfig
 from rsearch.train.loop import load_splits, train_epochs
@@ -62,6 +63,9 @@ def run_training(cfg: TrainConfig, output: str | os.PathLike, *, resume: bool = 
     output = Path(output).expanduser()
     on_cluster = cfg.workers > 1 and bool(ray_address or os.environ.get("RAY_ADDRESS"))
     data_info, splits = preflight(cfg, local_gpu=not on_cluster)
+    warning = small_minival_warning(int(data_info.get("minival_size", 0)))
+    if warning and show_progress:
+        print(warning, file=sys.stderr, flush=True)
     state = prepare_output(output, resume)
     if state is not None and _same_run(state["config"]) != _same_run(cfg.to_dict()):
         raise UserError("--resume: the arguments differ from the interrupted run's; pass the same arguments")

@@ -17,12 +17,9 @@ from rsearch import metrics as M
 from rsearch import results, storage
 from rsearch.cost.budget import LatencyBudget
 from rsearch.errors import UserError
-from rsearch.noise import binomial_se
+from rsearch.noise import small_minival_warning
 from rsearch.tune.plan import Plan, make_plan
 from rsearch.tune.trial import TrialContext, arch_key, build_train_config, confirmed_trial, over_budget, trial_settings
-
-# Warn when one minival accuracy's standard error (at 50% accuracy) exceeds this.
-NOISY_MINIVAL_SE = 0.025
 
 LATENCY_TABLE = "latency.parquet"  # shared by every experiment under one storage root
 
@@ -57,8 +54,9 @@ def run_search(space, *, exp_dir: str, resume: bool = False, address: str | None
     data_info, _ = preflight(probe, local_gpu=not (address or os.environ.get("RAY_ADDRESS")))
     ctx = _context(space, data_info, exp_dir)
     plan = make_plan(space)
-    if not quiet:
-        warn_small_minival(ctx.minival_size)
+    warning = small_minival_warning(ctx.minival_size)
+    if warning and not quiet:
+        print(f"[rsearch] {warning}", file=sys.stderr, flush=True)
 
     from rsearch.ray_session import init_ray
 
@@ -111,16 +109,6 @@ def dry_run_context(space, exp_dir: str) -> TrialContext:
 def latency_method(latency: dict) -> dict:
     """LatencyMethod fields from the space's constraints.latency_ms mapping."""
     return {k: v for k, v in latency.items() if k not in ("max", "max_ratio", "reference") and v is not None}
-
-
-def warn_small_minival(minival_size: int) -> None:
-    """Say so when the minival is too small to rank models (its accuracies' standard error)."""
-    se = binomial_se(0.5, minival_size) if minival_size else None
-    if se is not None and se > NOISY_MINIVAL_SE:
-        print(f"[rsearch] warning: the minival split holds {minival_size} images, so one accuracy's standard "
-              f"error is up to {100 * se:.1f} points (> {100 * NOISY_MINIVAL_SE:g}); differences smaller than "
-              f"about {200 * se:.0f} points cannot rank models. Raise data.train_size or "
-              "data.minival_fraction.", file=sys.stderr, flush=True)
 
 
 def _first_config(space) -> dict:
