@@ -50,7 +50,7 @@ def small_minival_warning(minival_size: int) -> str | None:
     return (f"warning: the minival split holds {minival_size} images, so one accuracy's standard error is up "
             f"to {100 * se:.1f} points (> {100 * NOISY_MINIVAL_SE:g}); differences smaller than about "
             f"{200 * se:.0f} points cannot rank models. Raise the training set size or the minival fraction "
-            "(data.train_size, data.minival_fraction; --train-size, --minival-fraction).")
+            "(a space's data.train_size and data.minival_fraction; --train-size).")
 
 
 def within_noise(acc_a, se_a, acc_b, se_b, z: float = NOISE_Z) -> np.ndarray:
