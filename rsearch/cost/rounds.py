@@ -9,11 +9,12 @@ sustained load slows every architecture alike.
 Combining rule (chosen by measurement, benchmarks/latency_stability.py): an architecture's
 figure is its fastest block over all rounds (latency.summarize), and its ratio to a
 reference architecture is the ratio of the two figures, both taken from the same
-interleaved rounds. Beside one and two CPU-bound processes that ratio moved at most
-3.5-4.3% on this project's 2-core machine; the median of the per-round ratios moved up to
-21%: a machine whose cores are shared slows a large model (whose weights no longer stay
-in cache between time slices) more than a small one in most rounds, and the fastest block
-is the one a time slice did not cut.
+interleaved rounds. Idle, beside one and beside two CPU-bound processes, that ratio moved
+at most 2.2-4.3% (three runs of the benchmark on this project's 2-core machine); the ratio
+of the median rounds moved 8-15%, the median of per-round ratios 5-21%: a machine whose
+cores are shared slows a large model (whose weights no longer stay in cache between time
+slices) more than a small one in most rounds, and the fastest block is the one a time
+slice did not cut.
 """
 from __future__ import annotations
 

@@ -63,7 +63,7 @@ def survey(items: dict, method, budget: LatencyBudget | None, cache=None, *, ref
         result.figures[key] = ({**fresh[key], "latency_cached": False} if key in fresh and key in missing
                                else {**hits[key], "latency_cached": True})
     if ref is not None:
-        _ratios_from_cache(result.figures, hits, ref)
+        _ratios_from_cache(result.figures, ref)
     if budget is not None:
         _decide(items, method, budget, writable, ref, seed, progress, measure, result)
     return result
@@ -103,7 +103,7 @@ def _median_uncertainty(figure: dict) -> float:
     return figure.get("latency_noise", 0.0) / math.sqrt(max(1, figure.get("latency_rounds", 1)))
 
 
-def _ratios_from_cache(figures: dict, hits: dict, ref: str) -> None:
+def _ratios_from_cache(figures: dict, ref: str) -> None:
     """Ratios of cached figures: cached figure over cached reference (both validated)."""
     for key, fig in figures.items():
         if fig["latency_cached"] or "latency_ratio" not in fig:

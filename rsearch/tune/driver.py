@@ -192,7 +192,9 @@ def _run_regime(space, plan: Plan, regime: int, ctx: TrialContext, exp_dir: str,
         param_space, tune_config, run_config = make_tuner_parts(space, regime, feasible, ctx, path, recorder)
         tuner = tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)
     if not quiet:
-        print(f"[rsearch] regime {regime} epochs: {plan.trials_per_regime} trials planned", file=sys.stderr, flush=True)
+        over = f" ({len(infeasible)} over the budget: recorded, not trained)" if infeasible else ""
+        print(f"[rsearch] regime {regime} epochs: {plan.trials_per_regime} trials planned{over}", file=sys.stderr,
+              flush=True)
     grid = tuner.fit()
     return {r.metrics["trial_id"]: r.config for r in grid if r.metrics and r.metrics.get("trial_id")}
 
