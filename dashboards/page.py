@@ -46,6 +46,7 @@ ul.warnings li { color: #8a4b00; font-size: 13px; margin: 3px 0; }
 ul.verdicts li { font-size: 13px; margin: 3px 0; }
 .status { display: inline-block; padding: 1px 8px; border-radius: 10px; background: #e6a700; color: #222; }
 .status.finished { background: #52b788; }
+.status.interrupted { background: #e76f51; }
 .table-wrap { max-height: 520px; overflow: auto; }
 table.sortable { border-collapse: collapse; font-size: 12px; width: 100%; }
 table.sortable th { position: sticky; top: 0; background: #f0f3f7; cursor: pointer; padding: 4px 6px;

@@ -75,6 +75,16 @@ def has_entries(location) -> bool:
     return bool(fs.get_file_info(FileSelector(path, allow_not_found=True)))
 
 
+def entry_names(location) -> list[str]:
+    """Names of what a folder (or object prefix) holds; [] when it does not exist."""
+    from pyarrow.fs import FileSelector, FileType
+
+    fs, path = filesystem(location)
+    if fs.get_file_info(path).type != FileType.Directory:
+        return []
+    return [info.base_name for info in fs.get_file_info(FileSelector(path, allow_not_found=True))]
+
+
 def ray_storage(location) -> dict:
     """RunConfig keywords that make Ray Tune / Ray Train write under `location`."""
     if not is_uri(location):

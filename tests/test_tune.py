@@ -237,6 +237,47 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path):
     assert len(exp.curves) == 3 * 2
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_the_whole_search_and_marks_it_interrupted(tmp_path, signum):
+    # Before: Tune caught SIGINT and returned, the driver went on with the next regime, exited 0
+    # and wrote "finished" while trials were still running.
+    space = smoke_space(tmp_path, "stop", epochs=[3, 4],
+                        scaling={"depth": [26], "width": [0.25, 0.5], "resolution": [32]})
+    exp_dir = tmp_path / "stop"
+    driver = start_driver(space, tmp_path)
+    try:
+        _wait_for(lambda: _curve_epochs(exp_dir) >= 1, 300, "the first reported epoch of regime 3")
+        os.kill(driver.pid, signum)  # the driver only, as `kill` or a job manager would
+        out, _ = driver.communicate(timeout=120)
+    finally:
+        _kill_group(driver)
+    assert driver.returncode == 128 + signum, out[-3000:]
+    last = out.strip().splitlines()[-1]
+    assert "interrupted" in last and f"rsearch tune --resume {exp_dir}" in last, last
+    exp = results.read_experiment(exp_dir, allow_empty=True)
+    assert exp.meta["status"] == "interrupted"
+    assert not (exp_dir / "tune" / "regime_4").exists()  # no further regime started
+    assert set(exp.results[M.EPOCHS]) == {3}
+    # The interrupted experiment resumes to exactly the planned trials.
+    proc = rsearch("tune", "--resume", str(exp_dir), "--quiet")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    exp = results.read_experiment(exp_dir)
+    assert exp.meta["status"] == "finished" and len(exp.results) == 4
+    assert (exp.results[M.STATUS] == M.STATUS_OK).all()
+
+
+def test_dashboard_watch_stops_on_an_interrupted_experiment(tmp_path, capsys):
+    from rsearch.cli import main
+
+    exp_dir = tmp_path / "exp"
+    results.create_experiment(exp_dir, {"status": "interrupted", "epochs": [1]}, {})
+    results.write_results(exp_dir, [{M.TRIAL_ID: "t", M.STATUS: M.STATUS_RUNNING, M.DEPTH: 26, M.WIDTH: 0.25,
+                                     M.RESOLUTION: 32, M.EPOCHS: 1}])
+    assert main(["dashboard", str(exp_dir), "--watch", "3600"]) == 0  # returns at once, no second pass
+    assert capsys.readouterr().out.count("report.html") == 1
+
+
 BAD_SPACES = [
     ({"scaling": {"width": [0.25, -0.5]}}, "scaling.width[1]"),
     ({"search": {"algorithm": "bayes"}}, "search.algorithm"),

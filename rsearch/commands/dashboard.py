@@ -10,6 +10,9 @@ import math
 import os
 import time
 
+# experiment.json statuses after which the search writes nothing more (`--watch` stops).
+FINAL_STATUSES = ("finished", "interrupted")
+
 
 def _seconds(text: str) -> float:
     try:
@@ -31,7 +34,7 @@ def register(subparsers) -> None:
     p.add_argument("experiment", metavar="EXPERIMENT", help="experiment folder (<storage>/<name>)")
     p.add_argument("-o", "--output", metavar="HTML", help="where to write the report (default: EXPERIMENT/report.html)")
     p.add_argument("--watch", type=_seconds, metavar="SECONDS",
-                   help="rewrite the report every SECONDS until the experiment is finished (Ctrl-C stops); "
+                   help="rewrite the report every SECONDS until the experiment is finished or interrupted (Ctrl-C stops); "
                         "the page then reloads itself in the browser")
     p.set_defaults(func=run)
 
@@ -43,7 +46,8 @@ def write_report(experiment_dir, output=None, refresh_s: float | None = None) ->
     from rsearch.results import read_experiment, write_file_atomic
 
     experiment = read_experiment(experiment_dir, allow_empty=True)
-    text = build_report(experiment, refresh_s=refresh_s if experiment.meta.get("status") != "finished" else None)
+    final = experiment.meta.get("status") in FINAL_STATUSES
+    text = build_report(experiment, refresh_s=None if final else refresh_s)
     if output is None:
         path = write_file_atomic(experiment_dir, "report.html", text.encode())
     else:
@@ -61,6 +65,6 @@ def run(args) -> int:
     while True:
         path, status = write_report(args.experiment, args.output, refresh_s=args.watch)
         print(path, flush=True)
-        if not args.watch or status == "finished":
+        if not args.watch or status in FINAL_STATUSES:
             return 0
         time.sleep(args.watch)

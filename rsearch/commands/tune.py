@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 
 from rsearch import storage
@@ -84,8 +85,15 @@ def run(args) -> int:
         return 0
     from rsearch.tune.driver import run_search
 
-    run_search(space, exp_dir=exp_dir, resume=bool(args.resume), address=args.address, quiet=args.quiet,
-               space_file=storage.normalize(args.space) if args.space else None)
+    from rsearch.tune.interrupt import Interrupted
+
+    try:
+        run_search(space, exp_dir=exp_dir, resume=bool(args.resume), address=args.address, quiet=args.quiet,
+                   space_file=storage.normalize(args.space) if args.space else None)
+    except Interrupted as stop:
+        print(f"rsearch tune: {stop}; experiment marked interrupted. Resume with: "
+              f"rsearch tune --resume {shlex.quote(stop.exp_dir)}", file=sys.stderr, flush=True)
+        return stop.exit_code
     _print_summary(exp_dir)
     return 0
 

@@ -39,7 +39,7 @@ def confirmation_jobs(trial_ids: list[str], configs: dict, seeds: list[int]) -> 
 
 
 def run_confirmation(space, regime: int, configs: dict, ctx, exp_dir: str, resume: bool, quiet: bool,
-                     trainable, describe) -> None:
+                     trainable, describe, fit) -> None:
     from ray import tune
 
     from rsearch.tune.recorder import ResultsRecorder
@@ -64,4 +64,4 @@ def run_confirmation(space, regime: int, configs: dict, ctx, exp_dir: str, resum
         if not quiet:
             print(f"[rsearch] regime {regime} epochs: confirming {len({j['of'] for j in jobs})} front members "
                   f"with {len(jobs)} reruns (seeds {confirm['seeds']})", file=sys.stderr, flush=True)
-    tuner.fit()
+    fit(tuner)

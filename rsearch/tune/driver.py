@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import sys
 import time
 
@@ -18,6 +19,8 @@ from rsearch import results, storage
 from rsearch.cost.budget import LatencyBudget
 from rsearch.errors import UserError
 from rsearch.noise import small_minival_warning
+from rsearch.tune.interrupt import Interrupted, StopSignals
+from rsearch.tune.lock import LOCK_FILE, DriverLock
 from rsearch.tune.plan import Plan, make_plan
 from rsearch.tune.trial import TrialContext, arch_key, build_train_config, confirmed_trial, over_budget, trial_settings
 
@@ -46,12 +49,26 @@ def run_search(space, *, exp_dir: str, resume: bool = False, address: str | None
 
     if resume and not storage.exists(storage.join(exp_dir, results.EXPERIMENT_FILE)):
         raise UserError(f"--resume: no experiment at {exp_dir}; expected a folder written by `rsearch tune`")
-    if not resume and storage.has_entries(exp_dir):
-        raise UserError(f"--name: experiment {exp_dir} already exists; pass --resume to continue it, "
-                        "or choose another --name")
+    lock = DriverLock(exp_dir, "--resume" if resume else "--name")
+    lock.check()  # a running driver is named before any slow work
+    _check_new(exp_dir, resume)
     # Everything that can be wrong with the input is found before Ray starts or a folder is written.
     probe = build_train_config(_first_config(space), _context(space, {"num_classes": 2, "in_chans": 3}, exp_dir))
     data_info, _ = preflight(probe, local_gpu=not (address or os.environ.get("RAY_ADDRESS")))
+    with lock:  # atomic: of two drivers started together, exactly one gets here
+        _check_new(exp_dir, resume)
+        return _run_locked(space, exp_dir, resume, address, quiet, space_file, data_info)
+
+
+def _check_new(exp_dir: str, resume: bool) -> None:
+    """A new experiment's folder must hold nothing but (our own) driver lock."""
+    if not resume and any(name != LOCK_FILE for name in storage.entry_names(exp_dir)):
+        raise UserError(f"--name: experiment {exp_dir} already exists; pass --resume to continue it, "
+                        "or choose another --name")
+
+
+def _run_locked(space, exp_dir: str, resume: bool, address: str | None, quiet: bool, space_file: str | None,
+                data_info: dict) -> str:
     ctx = _context(space, data_info, exp_dir)
     plan = make_plan(space)
     warning = small_minival_warning(ctx.minival_size)
@@ -67,20 +84,28 @@ def run_search(space, *, exp_dir: str, resume: bool = False, address: str | None
     # recorder's live table is rsearch's progress display.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     init_ray(address)
-    _check_fits(ctx, address)
-    if not resume:
-        results.create_experiment(exp_dir, _meta(space, plan, space_file), space.resolved())
-    if not quiet:
-        print(f"[rsearch] experiment {exp_dir} (if interrupted: rsearch tune --resume {shlex.quote(exp_dir)})",
-              file=sys.stderr, flush=True)
-    ctx = _with_costs(ctx, plan, quiet, exp_dir)
-    for regime in space.epochs:
-        finished = _run_regime(space, plan, regime, ctx, exp_dir, resume, quiet)
-        if space.search["confirm"] and finished:
-            from rsearch.tune.confirm import run_confirmation
+    # After ray.init: Ray's core worker installs its own SIGTERM handler (log and abort), which
+    # must not be the one that answers a SIGTERM of the driver.
+    with StopSignals() as stops:
+        try:
+            _check_fits(ctx, address)
+            if not resume:
+                results.create_experiment(exp_dir, _meta(space, plan, space_file), space.resolved())
+            if not quiet:
+                print(f"[rsearch] experiment {exp_dir} (if interrupted: rsearch tune --resume "
+                      f"{shlex.quote(exp_dir)})", file=sys.stderr, flush=True)
+            ctx = _with_costs(ctx, plan, quiet, exp_dir)
+            for regime in space.epochs:
+                finished = _run_regime(space, plan, regime, ctx, exp_dir, resume, quiet, stops.fit)
+                if space.search["confirm"] and finished:
+                    from rsearch.tune.confirm import run_confirmation
 
-            run_confirmation(space, regime, finished, ctx, exp_dir, resume, quiet, _trainable(ctx),
-                             lambda config: _describe(config, ctx))
+                    run_confirmation(space, regime, finished, ctx, exp_dir, resume, quiet, _trainable(ctx),
+                                     lambda config: _describe(config, ctx), stops.fit)
+        except KeyboardInterrupt:
+            if storage.exists(storage.join(exp_dir, results.EXPERIMENT_FILE)):
+                results.update_meta(exp_dir, status="interrupted", interrupted=time.strftime("%Y-%m-%dT%H:%M:%S"))
+            raise Interrupted(stops.received or signal.SIGINT, exp_dir) from None
     results.update_meta(exp_dir, status="finished", finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
     return exp_dir
 
@@ -166,7 +191,7 @@ def _record_survey(exp_dir: str, ctx: TrialContext, costs: dict, survey: dict, q
           file=sys.stderr, flush=True)
 
 
-def _run_regime(space, plan: Plan, regime: int, ctx: TrialContext, exp_dir: str, resume: bool, quiet: bool):
+def _run_regime(space, plan: Plan, regime: int, ctx: TrialContext, exp_dir: str, resume: bool, quiet: bool, fit):
     from ray import tune
 
     from rsearch.tune.recorder import ResultsRecorder
@@ -195,7 +220,7 @@ def _run_regime(space, plan: Plan, regime: int, ctx: TrialContext, exp_dir: str,
         over = f" ({len(infeasible)} over the budget: recorded, not trained)" if infeasible else ""
         print(f"[rsearch] regime {regime} epochs: {plan.trials_per_regime} trials planned{over}", file=sys.stderr,
               flush=True)
-    grid = tuner.fit()
+    grid = fit(tuner)
     return {r.metrics["trial_id"]: r.config for r in grid if r.metrics and r.metrics.get("trial_id")}
 
 
