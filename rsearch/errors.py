@@ -9,6 +9,10 @@ class UserError(Exception):
     """
 
     exit_code = 2
+    MAX_CHARS = 500  # an error message never prints an unbounded value
 
     def __init__(self, message: str):
-        super().__init__(" ".join(str(message).split()))  # force one line
+        text = " ".join(str(message).split())  # force one line
+        if len(text) > self.MAX_CHARS:
+            text = text[:self.MAX_CHARS - 25] + f" ... ({len(text):,} characters)"
+        super().__init__(text)

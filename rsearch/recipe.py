@@ -20,7 +20,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from rsearch.errors import UserError
-from rsearch.models.registry import regularization_defaults
+from rsearch.models.registry import MAX_BATCH, regularization_defaults
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,8 @@ class Recipe:
     def __post_init__(self):
         check = _Checker("recipe")
         check.positive_int("batch_size", self.batch_size)
+        if self.batch_size > MAX_BATCH:
+            check._fail("batch_size", f"a positive integer <= {MAX_BATCH:,}", self.batch_size)
         check.range("base_lr", self.base_lr, 0, 10, low_open=True)
         check.range("momentum", self.momentum, 0, 1, high_open=True)
         check.range("weight_decay", self.weight_decay, 0, 1)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import time
 from pathlib import Path
 
 import numpy as np
@@ -226,8 +227,23 @@ def test_distribution_draws_stay_inside_what_it_declares(raw, values):
 def test_huge_integer_ranges_are_not_listed():
     assert parse_dimension({"kind": "randint", "low": 0, "high": 10**9}, "x").values() is None
     assert parse_dimension({"kind": "quniform", "low": 0.0, "high": 1.0, "q": 1e-6}, "x").values() is None
-    space = parse_space(changed(("scaling.depth", {"kind": "randint", "low": 14, "high": 10**8})))
-    assert space.architectures() is None
+    space = parse_space(changed(("scaling.depth", {"kind": "randint", "low": 14, "high": 1000})))
+    assert space.architectures() is None  # a sampled range is never enumerated for the cost phase
+    with pytest.raises(UserError, match=r"^scaling\.depth\.high: expected an integer in \[14, 1000\]"):
+        parse_space(changed(("scaling.depth", {"kind": "randint", "low": 14, "high": 10**8})))
+
+
+@pytest.mark.parametrize("edits,message", [
+    ([("search.num_samples", 10**29), ("search.algorithm", "random")],
+     "search.num_samples: the plan has 200,000,000,000,000,000,000,000,000,000 trials"),
+    ([("scaling.depth", list(range(14, 1000))), ("scaling.width", [0.25, 0.5, 1.0, 2.0]),
+      ("scaling.resolution", list(range(32, 1024, 8)))],
+     "search.num_samples: the plan has 978,112 trials (grid 489,056 x num_samples 1 x 2 regimes)"),
+])
+def test_a_plan_too_large_to_be_meant_is_refused_with_its_size(edits, message):
+    with pytest.raises(UserError) as caught:
+        parse_space(changed(*edits))
+    assert str(caught.value).startswith(message) and "expected at most 100,000" in str(caught.value)
 
 
 def test_plain_values_and_lists():
@@ -257,12 +273,12 @@ BAD = [
     ([("scaling.width", True)], "scaling.width: expected a number, got True"),
     ([("scaling.width", [])], "scaling.width: expected a non-empty list, got []"),
     ([("scaling.width", [0.25, 0.25])], "scaling.width[1]: expected distinct values, got 0.25 twice"),
-    ([("scaling.depth", [26, 10])], "scaling.depth[1]: expected an integer >= 14, got 10"),
+    ([("scaling.depth", [26, 10])], "scaling.depth[1]: expected an integer in [14, 1000], got 10"),
     ([("scaling.depth", [26.5])], "scaling.depth[0]: expected an integer, got 26.5"),
-    ([("scaling.resolution", 16)], "scaling.resolution: expected an integer >= 32, got 16"),
+    ([("scaling.resolution", 16)], "scaling.resolution: expected an integer in [32, 1024], got 16"),
     ([("scaling.resolution", {"kind": "uniform", "low": 32, "high": 64})],
      "scaling.resolution.kind: expected one of fixed, grid, choice, randint (the field takes integers), got 'uniform'"),
-    ([("scaling.depth", {"kind": "choice", "values": [26, 12]})], "scaling.depth.values[1]: expected an integer >= 14"),
+    ([("scaling.depth", {"kind": "choice", "values": [26, 12]})], "scaling.depth.values[1]: expected an integer in [14, 1000]"),
     ([("regularization.dropout", 1.0)], "regularization.dropout: expected a number in [0, 1), got 1.0"),
     ([("regularization.dropout", {"kind": "uniform", "low": 0.0, "high": 1.5})],
      "regularization.dropout.high: expected a number in [0, 1), got 1.5"),
@@ -317,7 +333,7 @@ BAD = [
     ([("resources.workers", 3)], "recipe.batch_size: expected a multiple of resources.workers (3), got 64"),
     ([("resources.workers", 2), ("recipe.batch_size", {"kind": "randint", "low": 32, "high": 64})],
      "recipe.batch_size: expected a multiple of resources.workers (2), got 33"),
-    ([("resources.workers", 2), ("recipe.batch_size", {"kind": "randint", "low": 32, "high": 10**6})],
+    ([("resources.workers", 2), ("recipe.batch_size", {"kind": "randint", "low": 32, "high": 60_000})],
      "recipe.batch_size: expected a list of batch sizes with resources.workers 2"),
     ([("resources.gpus_per_worker", -1)], "resources.gpus_per_worker: expected a number >= 0, got -1"),
     ([("resources.cpus_per_worker", 0)], "resources.cpus_per_worker: expected a number > 0, got 0"),
@@ -505,3 +521,38 @@ def test_exponent_floats_read_as_numbers(tmp_path):
                     "regularization: {weight_decay: {kind: loguniform, low: 1e-5, high: 1E-3}}\n")
     wd = load_space(path).regularization["weight_decay"]
     assert (wd.low, wd.high) == (1e-5, 1e-3)
+
+
+# -- hostile files: bounded before anything is built -------------------------------------------
+
+def _bomb(levels: int = 9) -> str:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, levels):
+        prev = f"*a{i - 1}"
+        lines.append(f"a{i}: &a{i} [{', '.join([prev] * 9)}]")
+    lines.append(f"name: *a{levels - 1}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("text,message", [
+    (_bomb(), "more than 100,000 values once its aliases are expanded"),  # 9^9 nodes if expanded
+    ("x: " + "[" * 200 + "]" * 200 + "\n", "nested more than 32 levels deep"),
+    ("x: &r [*r]\n", "nested more than 32 levels deep (or a recursive alias)"),
+    ("x: [" + ", ".join(["1"] * 400_000) + "]\n", "larger than 1,000,000 bytes"),
+])
+def test_hostile_yaml_is_refused_in_one_bounded_line(tmp_path, text, message):
+    path = tmp_path / "hostile.yaml"
+    path.write_text(text)
+    start = time.perf_counter()
+    with pytest.raises(UserError) as caught:
+        load_space(path)
+    assert message in str(caught.value) and str(caught.value).startswith(f"{path}: ")
+    assert time.perf_counter() - start < 10  # refused from the node graph, never expanded
+
+
+def test_no_error_message_prints_an_unbounded_value():
+    with pytest.raises(UserError) as caught:
+        parse_space(changed(("name", "../" + "x" * 200_000)))
+    text = str(caught.value)
+    assert text.startswith("name: expected a name matching") and len(text) <= UserError.MAX_CHARS
+    assert "characters)" in text

@@ -39,6 +39,7 @@ import torch
 
 from rsearch.errors import UserError
 from rsearch.models import ResNetConfig, build
+from rsearch.models.registry import MAX_BATCH
 
 from rsearch.cost.static import check_resolution
 
@@ -66,11 +67,11 @@ class LatencyMethod:
             raise UserError(f"--device: must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if self.dtype not in DTYPES:
             raise UserError(f"--dtype: must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
-        for name, low in (("batch_size", 1), ("warmup", 0), ("repeats", 1)):
+        for name, low, high in (("batch_size", 1, MAX_BATCH), ("warmup", 0, 10_000), ("repeats", 1, 10_000)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 flag = "--batch" if name == "batch_size" else f"--{name}"
-                raise UserError(f"{flag}: must be an integer >= {low}, got {value!r}")
+                raise UserError(f"{flag}: must be an integer in [{low}, {high:,}], got {value!r}")
         if isinstance(self.min_run_time, bool) or not isinstance(self.min_run_time, (int, float)) \
                 or not 0 < self.min_run_time <= 60:
             raise UserError(f"--min-run-time: must be a number of seconds in (0, 60], got {self.min_run_time!r}")

@@ -22,10 +22,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from rsearch.errors import UserError
 from rsearch.models import TOTAL_STRIDE, ResNetConfig, build
+from rsearch.models.registry import MAX_RESOLUTION
 
 
 def check_resolution(resolution) -> int:
-    """`resolution` as an int >= TOTAL_STRIDE, or UserError naming --resolution."""
+    """`resolution` as an int in [TOTAL_STRIDE, MAX_RESOLUTION], or UserError naming --resolution."""
     value = resolution
     if isinstance(value, str):
         try:
@@ -35,6 +36,8 @@ def check_resolution(resolution) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < TOTAL_STRIDE:
         raise UserError(f"--resolution: must be an integer >= {TOTAL_STRIDE} (the network's total "
                         f"stride), got {resolution!r}")
+    if value > MAX_RESOLUTION:
+        raise UserError(f"--resolution: must be at most {MAX_RESOLUTION}, got {resolution!r}")
     return int(value)
 
 

@@ -27,6 +27,7 @@ from rsearch.data.images import decode_rgb
 from rsearch.data.loader import LOCALITY_WINDOW
 from rsearch.data.source import ImageSource
 from rsearch.errors import UserError
+from rsearch.models.registry import MAX_CLASSES
 
 CACHED_GROUPS = 2 * LOCALITY_WINDOW  # row groups kept decoded from Parquet per process
 TEST_NAMES = ("val", "test", "validation")
@@ -153,6 +154,9 @@ def open_parquet(cfg) -> tuple[ParquetSource, ParquetSource | None]:
     train = ParquetSource(train_files, cfg.image_column, cfg.label_column)
     if len(train) == 0:
         raise UserError(f"--data-dir: the Parquet files under {root} have no rows")
+    if train.num_classes > MAX_CLASSES:  # a stray label would build a classifier of that many outputs
+        raise UserError(f"data.label_column: {root} has label {train.num_classes - 1}; expected labels in "
+                        f"[0, {MAX_CLASSES - 1:,}] (at most {MAX_CLASSES:,} classes)")
     if train.num_classes < 2:
         raise UserError(f"data.label_column: {root} has {train.num_classes} class; a classifier needs at least 2")
     train.read(0)  # fail now if the image column does not hold images

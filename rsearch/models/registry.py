@@ -41,7 +41,14 @@ RS_DEFAULTS: dict[int, tuple[int, float, float, int]] = {
 }
 
 MIN_DEPTH = 14  # one block per stage
+# Upper bounds, checked before anything is allocated: far beyond the paper's largest
+# models (depth 420, width 2, 448 px, ImageNet-21k's 21,841 classes), small enough that a
+# typo (depth 10^9, a label of 10^9) is an error instead of hours of work or terabytes.
+MAX_DEPTH = 1000
 MAX_WIDTH = 8.0
+MAX_RESOLUTION = 1024
+MAX_CLASSES = 100_000
+MAX_BATCH = 65_536
 _NAME = re.compile(r"^(resnetrs|resnet)[-_]?(\d+)$")
 
 
@@ -51,6 +58,8 @@ def layers_for_depth(depth: int) -> tuple[int, int, int, int]:
         return RS_LAYERS[depth]
     if depth < MIN_DEPTH:
         raise UserError(f"--depth: must be at least {MIN_DEPTH} (one bottleneck per stage), got {depth}")
+    if depth > MAX_DEPTH:
+        raise UserError(f"--depth: must be at most {MAX_DEPTH}, got {depth}")
     n = round((depth - 2) / 3)
     if n < 12:
         base, extra = divmod(n, 4)
@@ -94,8 +103,8 @@ def model_config(*, model: str | None = None, depth: int | None = None, width: f
         raise UserError("--model or --depth: one is required")
     if not isinstance(width, (int, float)) or not 0 < width <= MAX_WIDTH:
         raise UserError(f"--width: must be a number in (0, {MAX_WIDTH}], got {width!r}")
-    if num_classes < 2:
-        raise UserError(f"--classes: must be at least 2, got {num_classes}")
+    if not 2 <= num_classes <= MAX_CLASSES:
+        raise UserError(f"--classes: must be an integer in [2, {MAX_CLASSES:,}], got {num_classes}")
     if in_chans not in (1, 3):
         raise UserError(f"in_chans: must be 1 or 3, got {in_chans}")
     try:

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from rsearch.errors import UserError
 from rsearch.models import TOTAL_STRIDE
-from rsearch.models.registry import MAX_WIDTH, MIN_DEPTH
+from rsearch.models.registry import MAX_DEPTH, MAX_RESOLUTION, MAX_WIDTH, MIN_DEPTH
 from rsearch.recipe import PRESETS, Recipe
 from rsearch.space.distributions import Dimension, RandInt, Range, is_integer, is_number
 
@@ -60,15 +60,17 @@ def check_dimension(dim: Dimension, rule: Rule, path: str) -> None:
             raise UserError(f"{point.path}: {expected}, got {shown!r}{point.note}")
 
 
-def _at_least(low: int, what: str) -> Check:
-    return lambda v: None if v >= low else f"expected {what} >= {low}"
+def _at_least(low: int, what: str, high: int | None = None) -> Check:
+    if high is None:
+        return lambda v: None if v >= low else f"expected {what} >= {low}"
+    return lambda v: None if low <= v <= high else f"expected {what} in [{low}, {high}]"
 
 
 # --- scaling: the three dimensions of the paper's study (all required) ---
 SCALING: dict[str, Rule] = {
-    "depth": Rule("int", _at_least(MIN_DEPTH, "an integer")),  # one bottleneck per stage
+    "depth": Rule("int", _at_least(MIN_DEPTH, "an integer", MAX_DEPTH)),  # >= one bottleneck per stage
     "width": Rule("float", lambda v: None if 0 < v <= MAX_WIDTH else f"expected a number in (0, {MAX_WIDTH:g}]"),
-    "resolution": Rule("int", _at_least(TOTAL_STRIDE, "an integer")),  # at least one pixel after the stem + 4 stages
+    "resolution": Rule("int", _at_least(TOTAL_STRIDE, "an integer", MAX_RESOLUTION)),  # >= 1 pixel after 5 strides
 }
 
 # --- recipe: every Recipe field, plus `preset` (the additive-study step) ---

@@ -3,6 +3,12 @@
 The loader is PyYAML's SafeLoader (no tag ever constructs a Python object) with two
 changes: `1e-5` is read as a float (YAML 1.2; YAML 1.1 reads it as a string), and a
 key given twice in one mapping is an error instead of silently keeping the last.
+
+A space file is small, and a hostile one must not take the machine's memory: the file
+may hold at most MAX_SPACE_BYTES, nest at most MAX_NESTING levels, and expand to at most
+MAX_NODES nodes once its aliases are followed (a "billion laughs" file is a few lines of
+anchors, each a list of nine aliases of the last, and expands to 9^9 nodes). The node
+count is taken on the composed node graph, before any Python object is built.
 """
 from __future__ import annotations
 
@@ -17,8 +23,24 @@ from rsearch import storage
 from rsearch.errors import UserError
 
 
+MAX_SPACE_BYTES = 1_000_000
+MAX_NESTING = 32
+MAX_NODES = 100_000
+
+
+class SpaceTooLarge(Exception):
+    """The composed document is nested too deeply or expands to too many nodes."""
+
+
 class SpaceLoader(yaml.SafeLoader):
-    """SafeLoader + YAML 1.2 floats + duplicate-key errors."""
+    """SafeLoader + YAML 1.2 floats + duplicate-key errors + size limits."""
+
+    def get_single_data(self):
+        node = self.get_single_node()
+        if node is None:
+            return None
+        _expanded_size(node, {}, 0)
+        return self.construct_document(node)
 
     def construct_mapping(self, node, deep=False):
         seen = set()
@@ -38,6 +60,25 @@ SpaceLoader.add_implicit_resolver(
 )
 
 
+def _expanded_size(node, sizes: dict, depth: int) -> int:
+    """Nodes in `node` with every alias followed (shared nodes counted each time they are used)."""
+    if depth > MAX_NESTING:
+        raise SpaceTooLarge(f"nested more than {MAX_NESTING} levels deep (or a recursive alias)")
+    if id(node) in sizes:
+        return sizes[id(node)]
+    if isinstance(node, yaml.SequenceNode):
+        children = node.value
+    elif isinstance(node, yaml.MappingNode):
+        children = [n for pair in node.value for n in pair]
+    else:
+        children = []
+    total = 1 + sum(_expanded_size(child, sizes, depth + 1) for child in children)
+    if total > MAX_NODES:
+        raise SpaceTooLarge(f"more than {MAX_NODES:,} values once its aliases are expanded")
+    sizes[id(node)] = total
+    return total
+
+
 def read_yaml(path: str | os.PathLike) -> dict:
     """The top-level mapping of the YAML file at `path` (a local path or a pyarrow URI)."""
     try:
@@ -52,6 +93,10 @@ def read_yaml(path: str | os.PathLike) -> dict:
         mapping: Any = yaml.load(text, Loader=SpaceLoader)  # noqa: S506 -- SpaceLoader is a SafeLoader
     except yaml.YAMLError as exc:
         raise UserError(f"{path}: invalid YAML: {_describe(exc)}") from None
+    except SpaceTooLarge as exc:
+        raise UserError(f"{path}: too large for a space file: {exc}") from None
+    except RecursionError:  # PyYAML composes recursively: a very deep file ends here first
+        raise UserError(f"{path}: too large for a space file: nested more than {MAX_NESTING} levels deep") from None
     if mapping is None:
         raise UserError(f"{path}: empty file; expected a mapping of search-space sections")
     if not isinstance(mapping, dict):
@@ -60,11 +105,17 @@ def read_yaml(path: str | os.PathLike) -> dict:
 
 
 def _read_text(path) -> str:
+    """The file's text; at most MAX_SPACE_BYTES of it are ever read."""
     if storage.is_uri(path):  # a resumed experiment's space.yaml in an object store
         fs, inner = storage.filesystem(path)
         with fs.open_input_stream(inner) as stream:
-            return stream.read().decode("utf-8")
-    return Path(path).expanduser().read_text(encoding="utf-8")
+            data = stream.read(MAX_SPACE_BYTES + 1)
+    else:
+        with open(Path(path).expanduser(), "rb") as f:
+            data = f.read(MAX_SPACE_BYTES + 1)
+    if len(data) > MAX_SPACE_BYTES:
+        raise ValueError(f"larger than {MAX_SPACE_BYTES:,} bytes; a space file is a few kB")
+    return data.decode("utf-8")
 
 
 def _describe(exc: yaml.YAMLError) -> str:

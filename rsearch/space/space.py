@@ -21,8 +21,11 @@ from typing import Any
 from rsearch.errors import UserError
 from rsearch.recipe import Recipe
 from rsearch.space import fields, schema
-from rsearch.space.distributions import MAX_ENUMERATED, Dimension, Fixed, Grid, parse_dimension
+from rsearch.space.distributions import MAX_ENUMERATED, Dimension, Fixed, Grid, Range, parse_dimension
 from rsearch.space.loader import read_yaml
+
+# Trials a space may plan over all its regimes (a 10,000-trial study is large; 10^29 a typo).
+MAX_PLANNED_TRIALS = 100_000
 
 SECTIONS = ("name", "data", "epochs", "scaling", "regularization", "recipe", "objective",
             "constraints", "search", "resources", "storage")
@@ -66,11 +69,13 @@ class SearchSpace:
         return self.grid_size() * self.search["num_samples"]
 
     def architectures(self) -> list[tuple[int, float, int]] | None:
-        """Every (depth, width, resolution) a trial can get, when each has finitely many values."""
-        values = [self.scaling[key].values() for key in ("depth", "width", "resolution")]
-        if any(v is None for v in values):
+        """Every (depth, width, resolution) a trial can get, when each is a value or a list the
+        user wrote. A sampled range (randint, quniform, ...) is never enumerated: a 1-trial search
+        over randint(14, 1000) must not measure 986 architectures; its trials cost themselves."""
+        dims = [self.scaling[key] for key in ("depth", "width", "resolution")]
+        if any(isinstance(dim, Range) for dim in dims):
             return None
-        return list(itertools.product(*values))
+        return list(itertools.product(*(dim.values() for dim in dims)))
 
     def resolved(self) -> dict:
         """The whole space with every default filled, as YAML (saved beside the results)."""
@@ -163,6 +168,7 @@ def _check_across_sections(space: SearchSpace) -> None:
         if key in space.regularization:
             raise UserError(f"recipe.{key}: already set in regularization.{key}; expected it in one section")
     _check_batch_split(space)
+    _check_plan_size(space)
     latency = space.latency
     if latency and latency["device"] == "cuda" and not space.resources["gpus_per_worker"]:
         # Latency is measured on the kind of device the trials use (a Ray task with their resources).
@@ -170,6 +176,15 @@ def _check_across_sections(space: SearchSpace) -> None:
     if space.search["algorithm"] != "grid" and all(isinstance(d, Fixed) for d in space.dimensions().values()):
         raise UserError(f"search.algorithm: {space.search['algorithm']} needs at least one searched dimension "
                         "(a list or a distribution); every value is fixed -- use algorithm grid")
+
+
+def _check_plan_size(space: SearchSpace) -> None:
+    """A plan larger than MAX_PLANNED_TRIALS is a typo more often than a study: refuse it."""
+    total = space.trial_count(space.epochs[0]) * len(space.epochs)
+    if total > MAX_PLANNED_TRIALS:
+        raise UserError(f"search.num_samples: the plan has {total:,} trials (grid {space.grid_size():,} x "
+                        f"num_samples {space.search['num_samples']:,} x {len(space.epochs)} regimes); expected at "
+                        f"most {MAX_PLANNED_TRIALS:,}: split the study into several spaces")
 
 
 def _check_batch_split(space: SearchSpace) -> None:
