@@ -9,6 +9,7 @@ helpers give pyarrow: storage_path=<path>, storage_filesystem=<filesystem>.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from rsearch.errors import UserError
 
@@ -97,12 +98,35 @@ def ray_storage(location) -> dict:
 _BUCKET_SCHEMES = ("s3", "gs", "gcs", "abfs", "abfss")
 
 
+def check_writable_folder(path, where: str) -> None:
+    """A local folder that exists and takes files, or can be created: else a one-line
+    UserError naming `where`, before any work. A file is created and removed to prove it
+    (permission bits say nothing to root, nor about a read-only mount)."""
+    import tempfile
+
+    target = Path(os.path.expanduser(os.fspath(path))).absolute()
+    if target.exists() and not target.is_dir():
+        raise UserError(f"{where}: {target} is a file; expected a folder")
+    existing = target
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"{where}: {target} lies under the file {existing}; expected a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".rsearch-write-check-", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UserError(f"{where}: cannot write in {existing} ({exc.strerror or type(exc).__name__})") from None
+
+
 def check_reachable(location, where: str) -> None:
     """Fail early (before Ray starts, before anything is written) on a store that can't be
-    opened or a bucket that does not exist; local paths are created as needed."""
+    opened or a bucket that does not exist, or a local folder that can't be written."""
     from pyarrow.fs import FileType
 
     if not is_uri(location):
+        check_writable_folder(location, where)
         return
     scheme = os.fspath(location).split("://", 1)[0]
     try:

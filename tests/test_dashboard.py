@@ -415,3 +415,13 @@ def test_watch_rewrites_until_the_search_finishes(tmp_path, capsys):
     assert len(written) >= 2 and set(written) == {str(path / "report.html")}
     final = (path / "report.html").read_text()
     assert 'http-equiv="refresh"' not in final  # the finished report stops reloading itself
+
+
+def test_dashboard_output_onto_a_folder_or_under_a_file_is_one_line(experiment, tmp_path, capsys):
+    afile = tmp_path / "afile.txt"
+    afile.write_text("x")
+    for target, message in ((tmp_path, "is a folder; expected the path of an .html file"),
+                            (afile / "r.html", "afile.txt is a file; expected a folder")):
+        assert main(["dashboard", str(experiment), "-o", str(target)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("rsearch dashboard: error: -o: ") and message in err[0]

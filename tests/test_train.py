@@ -156,3 +156,14 @@ def test_an_empty_imagefolder_split_is_refused(tmp_path, capsys):
                  "--data-dir", str(tmp_path / "data"), "--output", str(tmp_path / "out")])
     assert code == 2 and len(capsys.readouterr().err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_training(tmp_path, capsys):
+    from rsearch.cli import main
+
+    afile = tmp_path / "afile.txt"
+    afile.write_text("x")
+    code = main(["train", "--depth", "26", "--width", "0.25", "--resolution", "32", "--train-size", "200",
+                 "--output", str(afile / "run")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and f"--output: {afile / 'run'} lies under the file {afile}" in err[0]

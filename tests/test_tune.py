@@ -430,3 +430,21 @@ def test_pareto_asha_stops_trials_behind_the_front_at_its_rung(tmp_path):
     assert len(stopped) >= 1 and (stopped["epochs_done"] == 1).all() and not stopped[M.PARETO].any()
     assert (frame[frame[M.STATUS] == M.STATUS_OK]["epochs_done"] == 2).all()
     assert_pareto_flags_correct(frame)
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--storage", "{file}"], "--storage: {file} is a file; expected a folder"),
+    (["--storage", "{file}/sub"], "--storage: {file}/sub lies under the file {file}; expected a folder"),
+    (["--storage", ""], "--storage: expected a local path or a URI"),
+    (["--name", ""], "--name: expected a name matching"),
+])
+def test_unusable_storage_and_empty_flags_are_refused_up_front(tmp_path, flags, message):
+    # Before: --storage on a file passed the dry run, and the real run failed after Ray started;
+    # --name "" and --storage "" were silently ignored.
+    afile = tmp_path / "afile.txt"
+    afile.write_text("x")
+    flags = [f.format(file=afile) for f in flags]
+    proc = rsearch("tune", "--space", str(SMOKE), *flags, "--dry-run")
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert message.format(file=afile) in lines[0]

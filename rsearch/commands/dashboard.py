@@ -59,9 +59,16 @@ def write_report(experiment_dir, output=None, refresh_s: float | None = None) ->
 def run(args) -> int:
     from rsearch.results import read_experiment
 
+    from rsearch import storage
+    from rsearch.errors import UserError
+
     # Refuse an empty experiment up front unless watching a search that is still starting.
     if not args.watch:
         read_experiment(args.experiment)
+    if args.output is not None:  # the report's own folder is checked by writing the report
+        if os.path.isdir(os.path.expanduser(args.output)):
+            raise UserError(f"-o: {args.output} is a folder; expected the path of an .html file")
+        storage.check_writable_folder(os.path.dirname(os.path.abspath(os.path.expanduser(args.output))), "-o")
     while True:
         path, status = write_report(args.experiment, args.output, refresh_s=args.watch)
         print(path, flush=True)

@@ -39,9 +39,9 @@ def _load(args):
     from rsearch.space.schema import check_storage_path, parse_name
     from rsearch.tune.driver import experiment_dir
 
-    if args.name:
+    if args.name is not None:  # --name "" is an error, not "no name"
         parse_name(args.name, "--name")
-    if args.storage:
+    if args.storage is not None:
         storage.check_reachable(check_storage_path(args.storage, "--storage"), "--storage")
     if args.resume:
         if args.space:

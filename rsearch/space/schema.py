@@ -370,6 +370,8 @@ def parse_storage(raw: Any) -> dict:
 
 def check_storage_path(path: str, where: str) -> str:
     """A local path, or a URI with a scheme pyarrow opens and something after the ://."""
+    if not isinstance(path, str) or not path.strip():
+        _fail(where, "a local path or a URI such as s3://bucket/prefix", path)
     uri = _URI.fullmatch(path)
     if uri and uri.group(1) not in STORAGE_SCHEMES:
         raise UserError(f"{where}: unknown scheme {uri.group(1)!r}; expected a local path "

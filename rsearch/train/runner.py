@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rsearch import metrics as M
+from rsearch import storage
 from rsearch.errors import UserError
 from rsearch.noise import small_minival_warning
 from rsearch.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
@@ -45,8 +46,7 @@ def preflight(cfg: TrainConfig, *, local_gpu: bool = True):
 def prepare_output(output: Path, resume: bool) -> dict | None:
     """Refuse to overwrite a finished or interrupted run; return the checkpoint to resume from."""
     ckpt = output / CHECKPOINT_FILE
-    if output.exists() and not output.is_dir():
-        raise UserError(f"--output: {output} is a file; expected a folder")
+    storage.check_writable_folder(output, "--output")  # before an epoch is trained, not after
     if resume and not ckpt.exists() and (output / RAY_TRAIN_RUN).is_dir():
         return None  # an interrupted N-worker run: Ray Train restores it from its own storage
     if resume:
@@ -63,12 +63,12 @@ def run_training(cfg: TrainConfig, output: str | os.PathLike, *, resume: bool = 
     output = Path(output).expanduser()
     on_cluster = cfg.workers > 1 and bool(ray_address or os.environ.get("RAY_ADDRESS"))
     data_info, splits = preflight(cfg, local_gpu=not on_cluster)
-    warning = small_minival_warning(int(data_info.get("minival_size", 0)))
-    if warning and show_progress:
-        print(warning, file=sys.stderr, flush=True)
     state = prepare_output(output, resume)
     if state is not None and _same_run(state["config"]) != _same_run(cfg.to_dict()):
         raise UserError("--resume: the arguments differ from the interrupted run's; pass the same arguments")
+    warning = small_minival_warning(int(data_info.get("minival_size", 0)))  # after every input check
+    if warning and show_progress:
+        print(warning, file=sys.stderr, flush=True)
     output.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     if cfg.workers == 1:
