@@ -6,7 +6,10 @@ import os
 
 def init_ray(address: str | None = None, *, num_cpus: int | None = None) -> None:
     """Join the cluster at `address` ("auto", "ray://...", "host:port"), or start a local Ray
-    whose services bind to 127.0.0.1 only (DESIGN.md section 4)."""
+    asked to use 127.0.0.1 as its node address. Measured on Ray 2.60 (issue #10): that does
+    not keep its gRPC servers (GCS, raylet, workers, dashboard agent) and the autoscaler
+    monitor from listening on every interface, with token authentication on; binding them
+    all to loopback is still open."""
     import ray
 
     if ray.is_initialized():
