@@ -167,3 +167,16 @@ def test_an_output_that_cannot_be_written_is_refused_before_training(tmp_path, c
                  "--output", str(afile / "run")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and f"--output: {afile / 'run'} lies under the file {afile}" in err[0]
+
+
+def test_resume_with_other_arguments_names_what_changed(tmp_path, capsys):
+    from rsearch.cli import main
+
+    args = ["train", "--depth", "26", "--width", "0.25", "--resolution", "32", "--train-size", "200",
+            "--epochs", "1", "--output", str(tmp_path / "run")]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main([*args[:-2], "--epochs", "2", "--width", "0.5", "--output", str(tmp_path / "run"), "--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "the arguments differ from the interrupted run's (" in err[0]
+    assert "width: 0.25 -> 0.5" in err[0] and "epochs: 1 -> 2" in err[0]

@@ -65,7 +65,9 @@ def run_training(cfg: TrainConfig, output: str | os.PathLike, *, resume: bool = 
     data_info, splits = preflight(cfg, local_gpu=not on_cluster)
     state = prepare_output(output, resume)
     if state is not None and _same_run(state["config"]) != _same_run(cfg.to_dict()):
-        raise UserError("--resume: the arguments differ from the interrupted run's; pass the same arguments")
+        changed = ", ".join(_differences(_same_run(state["config"]), _same_run(cfg.to_dict()))[:3])
+        raise UserError(f"--resume: the arguments differ from the interrupted run's ({changed}); "
+                        "pass the same arguments")
     warning = small_minival_warning(int(data_info.get("minival_size", 0)))  # after every input check
     if warning and show_progress:
         print(warning, file=sys.stderr, flush=True)
@@ -78,6 +80,18 @@ def run_training(cfg: TrainConfig, output: str | os.PathLike, *, resume: bool = 
     summary = _summary(cfg, data_info, history, time.perf_counter() - started)
     _write_json(output / SUMMARY_FILE, summary)
     return summary
+
+
+def _differences(before: dict, now: dict, prefix: str = "") -> list[str]:
+    """'key: old -> new' for every (nested) setting that differs."""
+    out = []
+    for key in sorted(set(before) | set(now)):
+        a, b = before.get(key), now.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return out
 
 
 def _same_run(config: dict) -> dict:
