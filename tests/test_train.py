@@ -180,3 +180,16 @@ def test_resume_with_other_arguments_names_what_changed(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "the arguments differ from the interrupted run's (" in err[0]
     assert "width: 0.25 -> 0.5" in err[0] and "epochs: 1 -> 2" in err[0]
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 truncated zip", b"\x80\x04\x95 not a torch file"])
+def test_a_broken_checkpoint_on_resume_is_one_line(tmp_path, capsys, content):
+    from rsearch.cli import main
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "checkpoint.pt").write_bytes(content)
+    code = main(["train", "--depth", "26", "--width", "0.25", "--resolution", "32", "--train-size", "200",
+                 "--output", str(run), "--resume"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "is not a readable rsearch checkpoint" in err[0], err

@@ -292,7 +292,7 @@ BAD_SPACES = [
      "constraints.latency_ms.reference.depth: not a buildable architecture"),
     ({"constraints": {"latency_ms": {"max_ratio": 1.5, "reference": {"depth": 26, "width": 0.25, "resolution": 8}}}},
      "constraints.latency_ms.reference.resolution: not a buildable architecture"),
-    ({"search": {"confirm": {"top": 0, "seeds": [1]}}}, "search.confirm.top: expected an integer >= 1"),
+    ({"search": {"confirm": {"top": 0, "seeds": [1]}}}, "search.confirm.top: expected an integer in [1, 100]"),
     ({"search": {"confirm": {"top": 1, "seeds": []}}}, "search.confirm.seeds: expected a non-empty list"),
 ]
 
@@ -351,8 +351,8 @@ def test_yaml_object_tag_never_executes(tmp_path):
 def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path):
     proc = rsearch("tune", "--space", str(SMOKE), "--storage", str(tmp_path / "store"), "--dry-run")
     assert proc.returncode == 0, proc.stderr
-    assert "trials per regime: 2 trained + 1 over the budget" in proc.stdout and "architectures: 3" in proc.stdout
-    assert "latency budget 10 ms: 2 of 3 architectures feasible" in proc.stdout
+    assert "trials per regime: 3 (configs over a budget are recorded, never trained)" in proc.stdout and "architectures: 3" in proc.stdout
+    assert "budget 10 ms: 2 of 3 architectures feasible" in proc.stdout
     assert not (tmp_path / "store").exists()
 
 

@@ -175,7 +175,7 @@ def format_table(report: dict) -> str:
                       f"{', channels_last' if first['channels_last'] else ''}, warmup {first['warmup']}, "
                       f"{first['repeats']} rounds of >= {first.get('min_run_time', 0):g} s, "
                       f"{first.get('clock', 'wall')} clock, torch {first['torch']}",
-                  f"{'batch':>6} {'median ms':>10} {'IQR ms':>8} {'noise':>6} {'p95 ms':>10} {'img/s':>10}  cached"]
+                  f"{'batch':>6} {'latency ms':>10} {'IQR ms':>8} {'noise':>6} {'p95 ms':>10} {'img/s':>10}  cached"]
         for r in report["latency"]:
             lines.append(f"{r['batch_size']:>6} {r['latency_ms']:>10.3f} {r.get('latency_spread_ms', 0):>8.3f} "
                          f"{r.get('latency_noise', 0):>6.1%} {r['latency_p95_ms']:>10.3f} "

@@ -77,11 +77,14 @@ def run(args) -> int:
     plan = make_plan(space)
     if args.dry_run:
         costs, survey = _measure_latencies(space, exp_dir, plan, progress=not args.json)
+        exists = storage.exists(storage.join(exp_dir, "experiment.json"))
         if args.json:
-            print(json.dumps(dry_run_report(space, plan, costs, survey, exp_dir)))
+            print(json.dumps({**dry_run_report(space, plan, costs, survey, exp_dir), "results_dir_exists": exists}))
         else:
-            print(describe_plan(space, plan, costs))
-            print(f"results would go to {exp_dir}")
+            print(describe_plan(space, plan, costs, survey))
+            note = (" (it exists: continue it with --resume, or choose another --name)"
+                    if exists and not args.resume else "")
+            print(f"results would go to {exp_dir}{note}")
         return 0
     from rsearch.tune.driver import run_search
 
@@ -101,17 +104,26 @@ def run(args) -> int:
 def _measure_latencies(space, exp_dir: str, plan, progress: bool):
     """Every architecture's cost and feasibility, measured here (no Ray), validated against the
     latency table when it has them; the table is read, never written (a dry run writes nothing)."""
-    if space.latency is None or not plan.architectures:
+    if not plan.architectures:
         return None, None
     import dataclasses
 
+    import torch
+
     from rsearch.tune.costs import measure_costs
     from rsearch.tune.driver import dry_run_context, latency_table
+    from rsearch.tune.trial import over_budget
 
     table = latency_table(exp_dir)
     ctx = dry_run_context(space, exp_dir)
     ctx = dataclasses.replace(ctx, latency_cache=table if storage.exists(table) else None)
-    return measure_costs(plan.architectures, ctx, progress=progress, read_only_cache=True)
+    # The real run measures in a Ray task holding one trial's CPUs, where torch runs that many
+    # threads: measure with the same, or figures of `threads: null` spaces would differ.
+    torch.set_num_threads(max(1, int(ctx.cpus_per_worker)))
+    costs, survey = measure_costs(plan.architectures, ctx, progress=progress, read_only_cache=True)
+    for cost in costs.values():  # every budget decides: latency, max_params, max_flops
+        cost["over_budget"] = over_budget(cost, ctx)
+    return costs, survey
 
 
 def dry_run_report(space, plan, costs: dict | None, survey: dict | None, exp_dir: str) -> dict:
@@ -124,8 +136,10 @@ def dry_run_report(space, plan, costs: dict | None, survey: dict | None, exp_dir
                       "params": cost.get("params"), "flops": cost.get("flops"),
                       "latency_ms": cost.get("latency_ms"), "latency_noise": cost.get("latency_noise"),
                       "latency_ratio": cost.get("latency_ratio"), "latency_margin": cost.get("latency_margin"),
+                      "latency_ratio_noise": cost.get("latency_ratio_noise"),
                       "borderline": cost.get("latency_borderline"), "cached": cost.get("latency_cached"),
-                      "feasible": cost.get("latency_feasible", True) if costs else None})
+                      "feasible": cost.get("over_budget") is None if costs else None,
+                      "over_budget": cost.get("over_budget")})
     latency = space.latency
     return {"experiment": space.name, "results_dir": exp_dir, "regimes": plan.regimes,
             "trials_per_regime": plan.trials_per_regime,

@@ -79,8 +79,9 @@ def cache_key(cfg: ResNetConfig, resolution: int, method: LatencyMethod) -> dict
 class LatencyCache:
     """get / put / get_or_measure latency results in one Parquet file."""
 
-    def __init__(self, path):
+    def __init__(self, path, flag: str = "--cache"):
         self.path = Path(path).expanduser()
+        self.flag = flag  # what the user calls this file in error messages
         self._rows: dict[str, dict] | None = None
         self._stamp = None
 
@@ -117,7 +118,7 @@ class LatencyCache:
                 if missing:
                     problem = f"is not a latency cache (no {', '.join(sorted(missing))} column)"
         if problem:
-            raise UserError(f"--cache: {self.path} {problem}; pass another path or delete it")
+            raise UserError(f"{self.flag}: {self.path} {problem}; pass another path or delete it")
         return table.to_pylist()
 
     def get(self, cfg: ResNetConfig, resolution: int, method: LatencyMethod) -> dict | None:

@@ -5,11 +5,13 @@
     every figure --> LatencyBudget.decide --> borderline ones re-measured with more rounds
 
 The cache must not freeze a bad figure (one measured under a burst of load, or on a
-machine that has since changed). So before a search uses cached figures it re-measures
-the reference and a seeded sample of the cached architectures in interleaved rounds; if
-any of them disagrees with its cached figure by more than the noise of the two
-(VALIDATE_Z uncertainties of the medians, at least VALIDATE_FLOOR), the cache is stale
-and every architecture is measured again.
+machine that has since changed). So before a search uses cached figures it re-measures,
+in interleaved rounds, the reference and every cached architecture (up to VALIDATE_ALL;
+beyond that a fresh random sample of that many, a different one each run); if any of them
+disagrees with its cached figure by more than the noise of the two (VALIDATE_Z
+uncertainties, at least VALIDATE_FLOOR), the cache is stale and every architecture is
+measured again. Under a relative budget the figures compared are the ratios to the
+reference, which a load shared by both does not move; under an absolute budget, the ms.
 """
 from __future__ import annotations
 
@@ -20,9 +22,9 @@ from dataclasses import dataclass, field
 from rsearch.cost.budget import REMEASURE_FACTOR, LatencyBudget
 from rsearch.cost.rounds import measure_interleaved, ratio_to
 
-VALIDATE_SAMPLE = 3  # cached architectures re-measured (besides the reference) before the cache is used
+VALIDATE_ALL = 16  # cached architectures re-measured (besides the reference) before the cache is used
 VALIDATE_Z = 3.0
-VALIDATE_FLOOR = 0.05  # a cached figure within 5% of a fresh one always agrees
+VALIDATE_FLOOR = 0.08  # a cached figure within 8% of a fresh one always agrees (runs differ by a few %)
 
 
 @dataclass
@@ -80,22 +82,28 @@ def _cached(items, method, cache, ref, result: Survey) -> dict:
 
 
 def _validate(items, method, hits: dict, ref, seed: int, progress: bool, measure, result: Survey) -> dict:
-    """The hits if a fresh sample agrees with them, else {} (the cache is stale)."""
+    """The hits if a fresh measurement of them agrees, else {} (the cache is stale)."""
     others = sorted(k for k in hits if k != ref)
-    sample = ([ref] if ref is not None else []) + random.Random(seed).sample(others, min(VALIDATE_SAMPLE, len(others)))
-    fresh = measure({k: items[k] for k in sample}, method, seed=seed + 1, progress=progress)
+    if len(others) > VALIDATE_ALL:  # a different sample each run: no row escapes every check
+        others = random.SystemRandom().sample(others, VALIDATE_ALL)
+    sample = ([ref] if ref is not None else []) + others
+    fresh = measure({k: items[k] for k in sample}, method, reference=ref, seed=seed + 1, progress=progress)
     result.validated = sample
-    result.disagreed = [k for k in sample if not agrees(hits[k], fresh[k])]
+    if ref is not None:  # compare ratios: a load on the machine moves both figures alike
+        cached = {k: {**hits[k], **ratio_to(hits[k], hits[ref], same=k == ref)} for k in sample}
+        result.disagreed = [k for k in sample if k != ref and not agrees(cached[k], fresh[k], "latency_ratio")]
+    else:
+        result.disagreed = [k for k in sample if not agrees(hits[k], fresh[k])]
     if result.disagreed:
         result.cache = "stale"
         return {}
     return hits
 
 
-def agrees(cached: dict, fresh: dict) -> bool:
-    """Whether two figures of one architecture agree within their noise."""
+def agrees(cached: dict, fresh: dict, key: str = "latency_ms") -> bool:
+    """Whether two figures (ms, or ratios) of one architecture agree within their noise."""
     uncertainty = math.hypot(_median_uncertainty(cached), _median_uncertainty(fresh))
-    return abs(fresh["latency_ms"] / cached["latency_ms"] - 1) <= max(VALIDATE_FLOOR, VALIDATE_Z * uncertainty)
+    return abs(fresh[key] / cached[key] - 1) <= max(VALIDATE_FLOOR, VALIDATE_Z * uncertainty)
 
 
 def _median_uncertainty(figure: dict) -> float:

@@ -15,6 +15,7 @@ from rsearch import metrics
 from rsearch.cost.latency import LatencyMethod
 from rsearch.data.config import MAX_MINIVAL_FRACTION, SOURCES as DATA_SOURCES, DataConfig
 from rsearch.errors import UserError
+from rsearch.models.registry import MAX_BATCH
 from rsearch.storage import DEFAULT_STORAGE_PATH
 from rsearch.space.distributions import is_integer, is_number
 
@@ -48,10 +49,12 @@ def _fail(path: str, expected: str, value: Any):
     raise UserError(f"{path}: expected {expected}, got {value!r}")
 
 
-def integer(low: int = 0) -> Validator:
+def integer(low: int = 0, high: int | None = None) -> Validator:
+    expected = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high:,}]"
+
     def check(value, path):
-        if not is_integer(value) or value < low:
-            _fail(path, f"an integer >= {low}", value)
+        if not is_integer(value) or value < low or (high is not None and value > high):
+            _fail(path, expected, value)
         return value
     return check
 
@@ -197,9 +200,9 @@ _LATENCY: dict[str, Validator] = {
     "max_ratio": optional(number()),  # the relative budget: at most this many times the reference
     "device": one_of("cpu", "cuda"),  # the trials' kind of device (checked against resources)
     "dtype": one_of("float32", "bfloat16"),
-    "batch_size": integer(1),
-    "warmup": integer(0),
-    "repeats": integer(1),  # interleaved rounds
+    "batch_size": integer(1, MAX_BATCH),
+    "warmup": integer(0, 10_000),
+    "repeats": integer(1, 10_000),  # interleaved rounds
     "min_run_time": number(0.0, 60.0),  # seconds of timed calls per round
     "channels_last": boolean(),
     "compile": boolean(),
@@ -299,11 +302,11 @@ def parse_search(raw: Any, epochs: list[int]) -> dict:
         "seed": (0, optional(integer(0))),  # None: unseeded
     })
     search["scheduler"] = _parse_scheduler(raw.get("scheduler", "fifo"), epochs)
-    search["confirm"] = _parse_confirm(raw.get("confirm"))
+    search["confirm"] = _parse_confirm(raw.get("confirm"), search["seed"] or 0)
     return search
 
 
-def _parse_confirm(raw: Any) -> dict | None:
+def _parse_confirm(raw: Any, search_seed: int) -> dict | None:
     """Confirmation runs: after each regime, re-train the `top` best front members with each
     of `seeds` (except the seed a member was trained with)."""
     path = "search.confirm"
@@ -313,17 +316,18 @@ def _parse_confirm(raw: Any) -> dict | None:
     for key in ("top", "seeds"):
         if key not in raw:
             raise UserError(f"{path}.{key}: missing; expected e.g. confirm: {{top: 2, seeds: [1, 2]}}")
-    top = integer(1)(raw["top"], f"{path}.top")
+    top = integer(1, MAX_CONFIRM_TOP)(raw["top"], f"{path}.top")
     seeds = raw["seeds"]
     if not isinstance(seeds, list) or not seeds:
         _fail(f"{path}.seeds", "a non-empty list of integer seeds", seeds)
+    if len(seeds) > MAX_CONFIRM_SEEDS:
+        _fail(f"{path}.seeds", f"at most {MAX_CONFIRM_SEEDS} seeds", f"{len(seeds)} seeds")
     for i, seed in enumerate(seeds):
-        integer(0)(seed, f"{path}.seeds[{i}]")
+        integer(0, 2**32 - 1)(seed, f"{path}.seeds[{i}]")  # torch and numpy take 32-bit seeds
     if len(set(seeds)) != len(seeds):
         _fail(f"{path}.seeds", "distinct seeds", seeds)
-    if len(seeds) > MAX_CONFIRM_SEEDS or top > MAX_CONFIRM_TOP:
-        _fail(path, f"top <= {MAX_CONFIRM_TOP} and at most {MAX_CONFIRM_SEEDS} seeds",
-              {"top": top, "seeds": f"{len(seeds)} seeds"})
+    if set(seeds) == {search_seed}:  # every trial already has this seed: nothing would be rerun
+        _fail(f"{path}.seeds", f"at least one seed other than search.seed ({search_seed})", seeds)
     return {"top": int(top), "seeds": [int(s) for s in seeds]}
 
 

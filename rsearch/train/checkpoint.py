@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
 from pathlib import Path
 
 import torch
+
+from rsearch.errors import UserError
 
 CHECKPOINT_FILE = "checkpoint.pt"
 
@@ -26,5 +29,14 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
-    # weights_only: a checkpoint is data, never code (DESIGN.md section 4).
-    return torch.load(Path(path), map_location="cpu", weights_only=True)
+    """The checkpoint's state; a file that is not one (truncated, foreign, or holding
+    anything but tensors and plain values) is a one-line UserError naming it."""
+    try:
+        # weights_only: a checkpoint is data, never code (DESIGN.md section 4).
+        state = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"--resume: {path} is not a readable rsearch checkpoint ({reason[:200]})") from None
+    if not isinstance(state, dict):
+        raise UserError(f"--resume: {path} is not an rsearch checkpoint (holds {type(state).__name__})")
+    return state

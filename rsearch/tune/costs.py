@@ -45,7 +45,7 @@ def measure_costs(archs, ctx, *, resnet_d: bool = True, se: bool = True, progres
     items = dict(configs)
     if ref is not None and ref not in items:  # the reference is timed in the same rounds
         items[ref] = (_model(ctx.latency_budget.reference, ctx, True, True), ctx.latency_budget.reference[2])
-    cache = LatencyCache(ctx.latency_cache) if ctx.latency_cache else None
+    cache = LatencyCache(ctx.latency_cache, flag="latency table") if ctx.latency_cache else None
     found = survey(items, LatencyMethod(**ctx.latency_method), ctx.latency_budget, cache, reference=ref,
                    progress=progress, store=not read_only_cache)
     for key in out:

@@ -55,9 +55,19 @@ def run_search(space, *, exp_dir: str, resume: bool = False, address: str | None
     # Everything that can be wrong with the input is found before Ray starts or a folder is written.
     probe = build_train_config(_first_config(space), _context(space, {"num_classes": 2, "in_chans": 3}, exp_dir))
     data_info, _ = preflight(probe, local_gpu=not (address or os.environ.get("RAY_ADDRESS")))
+    _check_latency_table(space, exp_dir)
     with lock:  # atomic: of two drivers started together, exactly one gets here
         _check_new(exp_dir, resume)
         return _run_locked(space, exp_dir, resume, address, quiet, space_file, data_info)
+
+
+def _check_latency_table(space, exp_dir: str) -> None:
+    """A latency table that cannot be read fails here, not inside the Ray task that measures."""
+    table = latency_table(exp_dir)
+    if space.latency is not None and storage.exists(table):
+        from rsearch.cost import LatencyCache
+
+        len(LatencyCache(table, flag="latency table"))  # reads it; UserError if unreadable
 
 
 def _check_new(exp_dir: str, resume: bool) -> None:
@@ -153,7 +163,16 @@ def _meta(space, plan: Plan, space_file: str | None) -> dict:
             "epochs": list(space.epochs), "latency_budget_ms": space.latency["max"] if space.latency else None,
             "latency_method": dict(space.latency) if space.latency else None, "objective": M.OBJECTIVE,
             "confirm": space.search["confirm"],
-            "planned_trials": plan.total_trials, "status": "running"}
+            "planned_trials": plan.total_trials + _planned_reruns(space), "status": "running"}
+
+
+def _planned_reruns(space) -> int:
+    """Confirmation reruns at most: top x the seeds other than the search's, per regime."""
+    confirm = space.search["confirm"]
+    if not confirm:
+        return 0
+    others = [s for s in confirm["seeds"] if s != (space.search["seed"] or 0)]
+    return confirm["top"] * len(others) * len(space.epochs)
 
 
 def _with_costs(ctx: TrialContext, plan: Plan, quiet: bool, exp_dir: str) -> TrialContext:

@@ -31,7 +31,7 @@ def make_plan(space) -> Plan:
                 regimes=list(space.epochs))
 
 
-def describe_plan(space, plan: Plan, costs: dict | None = None) -> str:
+def describe_plan(space, plan: Plan, costs: dict | None = None, survey: dict | None = None) -> str:
     """Human-readable plan; `costs` (arch key -> cost row with the latency decision) adds the
     feasible set with each figure, its noise and its margin to the budget."""
     lines = [f"experiment {space.name}: {space.search['algorithm']} search, scheduler "
@@ -40,14 +40,9 @@ def describe_plan(space, plan: Plan, costs: dict | None = None) -> str:
     if plan.architectures is not None:
         lines.append(f"architectures: {len(plan.architectures)} (depth x width x resolution)")
         if costs:
-            lines += _feasible_table(space, plan, costs)
-    if costs and space.search["algorithm"] == "grid":
-        trained = sum(1 for c in costs.values() if c.get("latency_feasible", True))
-        lines.append(f"trials per regime: {trained} trained + {plan.trials_per_regime - trained} over the budget "
-                     f"(recorded, never trained), total {plan.total_trials}")
-    else:
-        lines.append(f"trials per regime: {plan.trials_per_regime} (at most; grid minus excluded), "
-                     f"total {plan.total_trials}")
+            lines += _feasible_table(space, plan, costs, survey)
+    lines.append(f"trials per regime: {plan.trials_per_regime} (configs over a budget are recorded, never "
+                 f"trained), total {plan.total_trials}")
     confirm = space.search.get("confirm")
     if confirm:
         lines.append(f"confirmation: after each regime, the {confirm['top']} most accurate front members "
@@ -55,25 +50,34 @@ def describe_plan(space, plan: Plan, costs: dict | None = None) -> str:
     return "\n".join(lines)
 
 
-def _feasible_table(space, plan: Plan, costs: dict) -> list[str]:
+def _feasible_table(space, plan: Plan, costs: dict, survey: dict | None) -> list[str]:
     from rsearch.cost.budget import LatencyBudget
     from rsearch.tune.trial import arch_key
 
     budget = LatencyBudget.from_space(space.latency)
     rows = [costs[arch_key(*a)] for a in plan.architectures]
-    feasible = [r for r in rows if r.get("latency_feasible", True)]
-    lines = [f"latency budget {budget.describe()}: {len(feasible)} of {len(rows)} architectures feasible",
-             f"  {'depth':>5} {'width':>5} {'res':>4} {'latency ms':>10} {'noise':>6} "
-             f"{'ratio':>6} {'margin':>7}  decision"]
+    feasible = [r for r in rows if r.get("over_budget") is None]
+    limits = [budget.describe()] if budget else []
+    limits += [f"max_params {space.max_params:,.0f}"] if space.max_params else []
+    limits += [f"max_flops {space.max_flops:,.0f}"] if space.max_flops else []
+    lines = [f"budget {', '.join(limits) or 'none'}: {len(feasible)} of {len(rows)} architectures feasible"]
+    if survey:
+        lines.append(f"latency: cache {survey['cache']}, {survey['measured']} measured, "
+                     f"{len(survey['validated'])} re-measured to validate the cache"
+                     f"{' (disagreed: ' + ', '.join(survey['disagreed']) + ')' if survey['disagreed'] else ''}, "
+                     f"{len(survey['remeasured'])} borderline re-measured")
+    lines.append(f"  {'depth':>5} {'width':>5} {'res':>4} {'params':>11} {'latency ms':>10} {'noise':>6} "
+                 f"{'ratio':>6} {'margin':>7}  decision")
     for r in rows:
         ratio = f"{r['latency_ratio']:6.3f}" if r.get("latency_ratio") is not None else f"{'-':>6}"
-        noise = r.get("latency_ratio_noise" if budget.relative else "latency_noise", 0.0)
-        decision = "feasible" if r.get("latency_feasible", True) else "over budget"
+        noise = r.get("latency_ratio_noise" if budget and budget.relative else "latency_noise") or 0.0
+        latency = f"{r['latency_ms']:10.3f}" if r.get("latency_ms") is not None else f"{'-':>10}"
+        decision = "feasible" if r.get("over_budget") is None else f"over budget: {r['over_budget']}"
         if r.get("latency_borderline"):
             decision += " (borderline, re-measured)"
         elif r.get("latency_remeasured"):
             decision += " (re-measured)"
-        lines.append(f"  {r['depth']:>5} {r['width']:>5g} {r['resolution']:>4} {r['latency_ms']:>10.3f} "
+        lines.append(f"  {r['depth']:>5} {r['width']:>5g} {r['resolution']:>4} {r['params']:>11,} {latency} "
                      f"{noise:>6.1%} {ratio} {r.get('latency_margin', 0):>+7.1%}  {decision}")
     return lines
 
