@@ -10,7 +10,7 @@ import importlib
 import sys
 
 from rsearch import __version__
-from rsearch.errors import UserError
+from rsearch.errors import UserError, bounded
 
 # Module names under rsearch.commands, in the order `--help` lists them.
 COMMANDS = ("train", "tune", "cost", "dashboard", "analyze")
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except UserError as exc:
-        print(f"rsearch {args.command}: error: {exc}", file=sys.stderr)
+        print(f"rsearch {args.command}: error: {bounded(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"rsearch {args.command}: interrupted", file=sys.stderr)

@@ -9,10 +9,17 @@ class UserError(Exception):
     """
 
     exit_code = 2
-    MAX_CHARS = 500  # an error message never prints an unbounded value
 
     def __init__(self, message: str):
-        text = " ".join(str(message).split())  # force one line
-        if len(text) > self.MAX_CHARS:
-            text = text[:self.MAX_CHARS - 25] + f" ... ({len(text):,} characters)"
-        super().__init__(text)
+        super().__init__(" ".join(str(message).split()))  # force one line
+
+
+MAX_MESSAGE_CHARS = 500  # an error message never prints an unbounded value
+
+
+def bounded(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """`text` cut in the middle to at most `limit` characters: both ends say what went wrong."""
+    if len(text) <= limit:
+        return text
+    head, tail = limit * 2 // 3, limit // 3 - 30
+    return f"{text[:head]} ...({len(text) - head - tail:,} characters cut)... {text[-tail:]}"

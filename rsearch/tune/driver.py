@@ -113,6 +113,9 @@ def _run_locked(space, exp_dir: str, resume: bool, address: str | None, quiet: b
                     run_confirmation(space, regime, finished, ctx, exp_dir, resume, quiet, _trainable(ctx),
                                      lambda config: _describe(config, ctx), stops.fit)
         except KeyboardInterrupt:
+            import ray
+
+            ray.shutdown()  # no trial's log line may come after the resume command the CLI prints
             if storage.exists(storage.join(exp_dir, results.EXPERIMENT_FILE)):
                 results.update_meta(exp_dir, status="interrupted", interrupted=time.strftime("%Y-%m-%dT%H:%M:%S"))
             raise Interrupted(stops.received or signal.SIGINT, exp_dir) from None
