@@ -202,6 +202,11 @@ def start_driver(space: Path, storage: Path) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
+def start_driver_resume(exp_dir: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "rsearch", "tune", "--resume", str(exp_dir), "--quiet"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
 def _kill_group(proc: subprocess.Popen):
     if proc.poll() is None:
         try:
@@ -259,9 +264,15 @@ def test_a_signal_stops_the_whole_search_and_marks_it_interrupted(tmp_path, sign
     assert exp.meta["status"] == "interrupted"
     assert not (exp_dir / "tune" / "regime_4").exists()  # no further regime started
     assert set(exp.results[M.EPOCHS]) == {3}
-    # The interrupted experiment resumes to exactly the planned trials.
-    proc = rsearch("tune", "--resume", str(exp_dir), "--quiet")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    # The interrupted experiment resumes to exactly the planned trials, marked running meanwhile.
+    resumed = start_driver_resume(exp_dir)
+    try:
+        _wait_for(lambda: results.read_experiment(exp_dir, allow_empty=True).meta["status"] == "running", 120,
+                  "the resumed experiment marked running")
+        _, err = resumed.communicate(timeout=600)
+    finally:
+        _kill_group(resumed)
+    assert resumed.returncode == 0, err[-3000:]
     exp = results.read_experiment(exp_dir)
     assert exp.meta["status"] == "finished" and len(exp.results) == 4
     assert (exp.results[M.STATUS] == M.STATUS_OK).all()

@@ -101,6 +101,8 @@ def _run_locked(space, exp_dir: str, resume: bool, address: str | None, quiet: b
             _check_fits(ctx, address)
             if not resume:
                 results.create_experiment(exp_dir, _meta(space, plan, space_file), space.resolved())
+            else:  # an interrupted experiment runs again: views must not take it for final
+                results.update_meta(exp_dir, status="running")
             if not quiet:
                 print(f"[rsearch] experiment {exp_dir} (if interrupted: rsearch tune --resume "
                       f"{shlex.quote(exp_dir)})", file=sys.stderr, flush=True)
