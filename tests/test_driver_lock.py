@@ -13,7 +13,7 @@ import pytest
 from rsearch import results
 from rsearch.errors import UserError
 from rsearch.tune.lock import LOCK_FILE, DriverLock
-from test_tune import ROOT, _kill_group, _wait_for, rsearch, smoke_space
+from test_tune import _kill_group, _wait_for, rsearch, smoke_space, start_driver
 
 
 def dead_pid() -> int:
@@ -56,9 +56,7 @@ def test_a_lock_from_another_host_is_never_taken_over(tmp_path):
 
 
 def start(space, storage):
-    return subprocess.Popen([sys.executable, "-m", "rsearch", "tune", "--space", str(space), "--storage",
-                             str(storage), "--quiet"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+    return start_driver(space, storage, merge_output=False)  # stderr apart: the refusal is checked alone
 
 
 @pytest.mark.slow

@@ -195,16 +195,16 @@ def test_killed_trial_worker_resumes_from_its_checkpoint(tmp_path):
     assert 1 in restored[1:], restored  # a restore happened after the first report
 
 
-def start_driver(space: Path, storage: Path) -> subprocess.Popen:
-    """`rsearch tune` in its own session, so the test can kill it with the Ray it starts."""
-    return subprocess.Popen([sys.executable, "-m", "rsearch", "tune", "--space", str(space), "--storage",
-                             str(storage), "--quiet"], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+def spawn_rsearch(*args: str, merge_output: bool = True) -> subprocess.Popen:
+    """`rsearch ARGS` in its own session, so the test can kill it with the Ray it starts."""
+    return subprocess.Popen([sys.executable, "-m", "rsearch", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT if merge_output else subprocess.PIPE, text=True,
+                            start_new_session=True)
 
 
-def start_driver_resume(exp_dir: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "rsearch", "tune", "--resume", str(exp_dir), "--quiet"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+def start_driver(space: Path, storage: Path, merge_output: bool = True) -> subprocess.Popen:
+    return spawn_rsearch("tune", "--space", str(space), "--storage", str(storage), "--quiet",
+                         merge_output=merge_output)
 
 
 def _kill_group(proc: subprocess.Popen):
@@ -265,7 +265,7 @@ def test_a_signal_stops_the_whole_search_and_marks_it_interrupted(tmp_path, sign
     assert not (exp_dir / "tune" / "regime_4").exists()  # no further regime started
     assert set(exp.results[M.EPOCHS]) == {3}
     # The interrupted experiment resumes to exactly the planned trials, marked running meanwhile.
-    resumed = start_driver_resume(exp_dir)
+    resumed = spawn_rsearch("tune", "--resume", str(exp_dir), "--quiet", merge_output=False)
     try:
         _wait_for(lambda: results.read_experiment(exp_dir, allow_empty=True).meta["status"] == "running", 120,
                   "the resumed experiment marked running")

@@ -87,7 +87,6 @@ def run(args) -> int:
             print(f"results would go to {exp_dir}{note}")
         return 0
     from rsearch.tune.driver import run_search
-
     from rsearch.tune.interrupt import Interrupted
 
     try:

@@ -55,7 +55,7 @@ class LatencyMethod:
     dtype: str = "float32"  # "float32" | "bfloat16" (autocast)
     batch_size: int = 1  # images per forward call
     warmup: int = 3  # untimed calls before timing (compilation happens here)
-    repeats: int = 10  # timed rounds (interleaved across architectures); the median is over these
+    repeats: int = 10  # timed rounds (interleaved across architectures); the figure is the fastest
     min_run_time: float = 0.05  # seconds of timed calls per round (Timer.blocked_autorange)
     channels_last: bool = False  # model and input in channels-last memory format
     compile: bool = False  # torch.compile the model
