@@ -73,5 +73,7 @@ LATENCY_RATIO = "latency_ratio"  # latency / the space's reference architecture;
 LATENCY_BORDERLINE = "latency_borderline"  # the feasibility decision was within noise of the budget
 
 # Derived by the readers (rsearch.results.front_ties), never stored.
+TRIAL_CONFIG = "trial_config"  # the trial's Tune config as JSON: what --resume re-runs
+CHECKPOINT = "checkpoint"  # the trial's latest checkpoint folder (a weights-only checkpoint.pt)
 TIED = "tied"  # a front member that cannot be told apart from a neighbouring member
 TIED_WITH = "tied_with"  # the neighbouring members it is tied to (trial ids)

@@ -73,6 +73,8 @@ RESULT_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     (m.PARAMS, _INT), (m.FLOPS, _INT),
     (m.TRAIN_SECONDS, _FLOAT), (m.EPOCHS_DONE, _INT), (m.IMG_PER_S, _FLOAT),
     (m.PARETO, _BOOL),  # computed by write_results, never taken from the rows
+    # what `rsearch tune --resume` needs: data only (JSON text and a path), never a pickle
+    (m.TRIAL_CONFIG, _STR), (m.CHECKPOINT, _STR),
 )
 REQUIRED_RESULT_COLUMNS = (m.TRIAL_ID, m.STATUS, m.DEPTH, m.WIDTH, m.RESOLUTION, m.EPOCHS)
 

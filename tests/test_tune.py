@@ -217,10 +217,13 @@ def _kill_group(proc: subprocess.Popen):
 
 
 @pytest.mark.slow
-def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path):
+@pytest.mark.parametrize("algorithm", ["grid", "hyperopt"])
+def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path, algorithm):
+    # grid: the jobs drawn when it started; hyperopt: unfinished trials continue, then a TPE
+    # that has seen the finished ones samples the rest.
     space = smoke_space(tmp_path, "killdriver", epochs=[2],
                         scaling={"depth": [26], "width": [0.25, 0.375, 0.5], "resolution": [32]},
-                        search={"max_concurrent": 1})
+                        search={"max_concurrent": 1, "algorithm": algorithm, "num_samples": 1 if algorithm == "grid" else 3})
     exp_dir = tmp_path / "killdriver"
     driver = start_driver(space, tmp_path)
     try:

@@ -96,8 +96,7 @@ def run(args) -> int:
         print(f"rsearch tune: {stop}; experiment marked interrupted. Resume with: "
               f"rsearch tune --resume {shlex.quote(stop.exp_dir)}", file=sys.stderr, flush=True)
         return stop.exit_code
-    _print_summary(exp_dir)
-    return 0
+    return _print_summary(exp_dir)
 
 
 def _measure_latencies(space, exp_dir: str, plan, progress: bool):
@@ -147,16 +146,24 @@ def dry_run_report(space, plan, costs: dict | None, survey: dict | None, exp_dir
             "feasible": sum(1 for a in archs if a["feasible"]) if costs else None}
 
 
-def _print_summary(exp_dir: str) -> None:
+def _print_summary(exp_dir: str) -> int:
+    """The study's outcome; exit code 1 when trials ran and every one of them failed."""
+    from rsearch import metrics as M
     from rsearch import results
 
     exp = results.read_experiment(exp_dir, allow_empty=True)
     print(f"\nexperiment: {exp_dir}")
     if exp.results.empty:
         print("no trials recorded")
-        return
+        return 0
     counts = exp.results["status"].value_counts().to_dict()
     print("trials: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+    failed = exp.results[exp.results[M.STATUS] == M.STATUS_FAILED]
+    if len(failed) and not (exp.results[M.STATUS] == M.STATUS_OK).any():
+        first = failed.iloc[0]
+        print(f"rsearch tune: error: no trial finished: {len(failed)} failed (trial {first[M.TRIAL_ID]}: "
+              f"{first[M.FAILURE]})", file=sys.stderr)
+        return 1
     front = results.front_summary(exp.results)
     if not front.empty:
         print("\nPareto front (minival top-1 vs latency) per regime:")
@@ -169,3 +176,4 @@ def _print_summary(exp_dir: str) -> None:
                 print(f"  {regime} epochs: depth {row['depth']} width {row['width']:g} resolution "
                       f"{row['resolution']}  minival {row['minival_top1']:.4f}  latency {row['latency_ms']:.3g} ms")
     print(f"\ndashboard: rsearch dashboard {exp_dir}", file=sys.stdout)
+    return 0

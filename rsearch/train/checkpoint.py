@@ -36,7 +36,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         state = torch.load(Path(path), map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"--resume: {path} is not a readable rsearch checkpoint ({reason[:200]})") from None
+        raise UserError(f"--resume: {path} is not a readable rsearch checkpoint ({reason[:100]})") from None
     if not isinstance(state, dict):
         raise UserError(f"--resume: {path} is not an rsearch checkpoint (holds {type(state).__name__})")
     return state

@@ -3,7 +3,8 @@
 One seed's minival accuracy can put a model on the front by luck. With
 `search.confirm: {top: K, seeds: [...]}` the K most accurate members of the regime's
 Pareto front are trained again with each listed seed (except the one they were trained
-with), as one more Tune run (`tune/regime_<E>_confirm`, resumable like the regime's own).
+with), as one more Tune run (`tune/regime_<E>_confirm`, its jobs listed in
+plans/regime_<E>_confirm.json, resumable like the regime's own).
 Each rerun is a row of results.parquet whose `confirms` column names its original trial;
 reruns are never on the front themselves. The analysis reports mean +- standard
 deviation per configuration and whether the front's order held.
@@ -13,55 +14,45 @@ from __future__ import annotations
 import sys
 
 from rsearch import metrics as M
-from rsearch import results, storage
-from rsearch.tune.trial import CONFIRMATION
+from rsearch import results
+from rsearch.tune import jobs as J
 
 
-def front_to_confirm(exp_dir: str, regime: int, top: int) -> list[str]:
-    """Trial ids of the `top` most accurate original front members of a regime."""
+def front_to_confirm(exp_dir: str, regime: int, top: int) -> list[dict]:
+    """Rows of the `top` most accurate original front members of a regime."""
     df = results.read_experiment(exp_dir, allow_empty=True).results
     if df.empty:
         return []
-    original = df[M.CONFIRMS].isna() if M.CONFIRMS in df else True
+    original = df[M.CONFIRMS].isna()
     members = df[(df[M.EPOCHS] == regime) & (df[M.STATUS] == M.STATUS_OK) & original & (df[M.PARETO] == True)]  # noqa: E712
-    return list(members.sort_values(M.MINIVAL_TOP1, ascending=False)[M.TRIAL_ID].head(top))
+    return members.sort_values(M.MINIVAL_TOP1, ascending=False).head(top).to_dict("records")
 
 
-def confirmation_jobs(trial_ids: list[str], configs: dict, seeds: list[int]) -> list[dict]:
-    """One job per (front member, seed other than its own)."""
-    jobs = []
-    for trial_id in trial_ids:
-        config = configs[trial_id]
+def confirmation_jobs(members: list[dict], seeds: list[int]) -> list[dict]:
+    """One job per (front member, seed other than its own): the member's config, another seed."""
+    out = []
+    for row in members:
+        config = J.row_config(row)
         for seed in seeds:
             if seed != int(config.get("seed", 0)):
-                jobs.append({"of": trial_id, "seed": seed, "config": config})
-    return jobs
+                out.append(J.make_job(f"{row[M.TRIAL_ID]}-seed{seed}", {**config, "seed": seed}, of=row[M.TRIAL_ID]))
+    return out
 
 
-def run_confirmation(space, regime: int, configs: dict, ctx, exp_dir: str, resume: bool, quiet: bool,
-                     trainable, describe, fit) -> None:
-    from ray import tune
-
-    from rsearch.tune.recorder import ResultsRecorder
-    from rsearch.tune.tuner import run_config
-
+def run_confirmation(space, regime: int, ctx, exp_dir: str, resume: bool, quiet: bool, run_jobs) -> None:
+    """`run_jobs(run name, jobs, scheduler?)` runs a list of jobs as one Tune run (the driver's)."""
     confirm = space.search["confirm"]
-    path = storage.join(exp_dir, "tune", f"regime_{regime}_confirm")
-    where = storage.ray_storage(path)
-    restore = {"path": where["storage_path"], "storage_filesystem": where.get("storage_filesystem")}
-    recorder = ResultsRecorder(exp_dir, ctx.costs, describe, quiet=quiet)
-    if resume and tune.Tuner.can_restore(**restore):
-        tuner = tune.Tuner.restore(**restore, trainable=trainable, resume_unfinished=True, resume_errored=False,
-                                   restart_errored=False)
-    else:
-        jobs = confirmation_jobs(front_to_confirm(exp_dir, regime, confirm["top"]), configs, confirm["seeds"])
-        if not jobs:
+    run = f"regime_{regime}_confirm"
+    planned = J.load_plan(exp_dir, run) if resume else None
+    if planned is None:
+        planned = confirmation_jobs(front_to_confirm(exp_dir, regime, confirm["top"]), confirm["seeds"])
+        if not planned:
             return
-        tune_config = tune.TuneConfig(metric=M.OBJECTIVE, mode=M.OBJECTIVE_MODE,
-                                      max_concurrent_trials=space.search.get("max_concurrent"), reuse_actors=True)
-        tuner = tune.Tuner(trainable, param_space={CONFIRMATION: tune.grid_search(jobs)}, tune_config=tune_config,
-                           run_config=run_config(path, recorder))
-        if not quiet:
-            print(f"[rsearch] regime {regime} epochs: confirming {len({j['of'] for j in jobs})} front members "
-                  f"with {len(jobs)} reruns (seeds {confirm['seeds']})", file=sys.stderr, flush=True)
-    fit(tuner)
+        J.save_plan(exp_dir, run, planned)
+    todo = J.pending(planned, J.recorded_trials(exp_dir, regime, confirmations=True), exp_dir)
+    if not todo:
+        return
+    if not quiet:
+        print(f"[rsearch] regime {regime} epochs: confirming {len({j['of'] for j in planned})} front members "
+              f"with {len(todo)} reruns (seeds {confirm['seeds']})", file=sys.stderr, flush=True)
+    run_jobs(run, todo, scheduled=False)

@@ -52,6 +52,10 @@ def run_search(space, *, exp_dir: str, resume: bool = False, address: str | None
     lock = DriverLock(exp_dir, "--resume" if resume else "--name")
     lock.check()  # a running driver is named before any slow work
     _check_new(exp_dir, resume)
+    if resume:  # the records a resume runs from are data, and are checked as data
+        from rsearch.tune.jobs import check_records
+
+        check_records(exp_dir)
     # Everything that can be wrong with the input is found before Ray starts or a folder is written.
     probe = build_train_config(_first_config(space), _context(space, {"num_classes": 2, "in_chans": 3}, exp_dir))
     data_info, _ = preflight(probe, local_gpu=not (address or os.environ.get("RAY_ADDRESS")))
@@ -108,12 +112,12 @@ def _run_locked(space, exp_dir: str, resume: bool, address: str | None, quiet: b
                       f"{shlex.quote(exp_dir)})", file=sys.stderr, flush=True)
             ctx = _with_costs(ctx, plan, quiet, exp_dir)
             for regime in space.epochs:
-                finished = _run_regime(space, plan, regime, ctx, exp_dir, resume, quiet, stops.fit)
-                if space.search["confirm"] and finished:
+                _run_regime(space, plan, regime, ctx, exp_dir, resume, quiet, stops.fit)
+                if space.search["confirm"]:
                     from rsearch.tune.confirm import run_confirmation
 
-                    run_confirmation(space, regime, finished, ctx, exp_dir, resume, quiet, _trainable(ctx),
-                                     lambda config: _describe(config, ctx), stops.fit)
+                    run_confirmation(space, regime, ctx, exp_dir, resume, quiet,
+                                     _RunTune(space, regime, ctx, exp_dir, quiet, stops.fit).jobs)
         except KeyboardInterrupt:
             import ray
 
@@ -216,36 +220,92 @@ def _record_survey(exp_dir: str, ctx: TrialContext, costs: dict, survey: dict, q
 
 
 def _run_regime(space, plan: Plan, regime: int, ctx: TrialContext, exp_dir: str, resume: bool, quiet: bool, fit):
-    from ray import tune
-
-    from rsearch.tune.recorder import ResultsRecorder
-    from rsearch.tune.tuner import make_tuner_parts
+    from rsearch.tune import jobs as J
+    from rsearch.tune.tuner import param_space, search_algorithm
 
     feasible, infeasible = _split_by_budget(plan, ctx)
     if plan.architectures and not feasible:
         print(f"[rsearch] regime {regime} epochs: every architecture is over the budget; nothing to train",
               file=sys.stderr)
-    extra = [_infeasible_row(ctx.costs[k], regime, ctx) for k in infeasible] if space.search["algorithm"] == "grid" else []
-    recorder = ResultsRecorder(exp_dir, ctx.costs, lambda config: _describe(config, ctx), extra, quiet)
-    trainable = _trainable(ctx)
-    path = storage.join(exp_dir, "tune", f"regime_{regime}")
-    if space.search["algorithm"] == "grid" and not feasible:
-        recorder.setup()
-        return {}
-    where = storage.ray_storage(path)  # Tune reads and writes the regime's folder through pyarrow
-    restore = {"path": where["storage_path"], "storage_filesystem": where.get("storage_filesystem")}
-    if resume and tune.Tuner.can_restore(**restore):
-        tuner = tune.Tuner.restore(**restore, trainable=trainable, resume_unfinished=True, resume_errored=False,
-                                   restart_errored=False)
-    else:
-        param_space, tune_config, run_config = make_tuner_parts(space, regime, feasible, ctx, path, recorder)
-        tuner = tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)
+    grid = space.search["algorithm"] == "grid"
+    extra = [_infeasible_row(ctx.costs[k], regime, ctx) for k in infeasible] if grid else []
+    run = _RunTune(space, regime, ctx, exp_dir, quiet, fit, extra)
+    if grid and not feasible:
+        run.record_only()
+        return
+    run_name, samples = f"regime_{regime}", int(space.search["num_samples"])
+    recorded = J.recorded_trials(exp_dir, regime, confirmations=False) if resume else {}
     if not quiet:
         over = f" ({len(infeasible)} over the budget: recorded, not trained)" if infeasible else ""
-        print(f"[rsearch] regime {regime} epochs: {plan.trials_per_regime} trials planned{over}", file=sys.stderr,
-              flush=True)
-    grid = fit(tuner)
-    return {r.metrics["trial_id"]: r.config for r in grid if r.metrics and r.metrics.get("trial_id")}
+        done = f"; resumed: {len(recorded)} started before" if recorded else ""
+        print(f"[rsearch] regime {regime} epochs: {plan.trials_per_regime} trials planned{over}{done}",
+              file=sys.stderr, flush=True)
+    space_of_regime = param_space(space, regime, feasible)
+    if space.search["algorithm"] == "hyperopt":
+        again = J.unfinished_jobs(recorded, exp_dir)
+        if again:  # trials a stop interrupted continue from their checkpoints, then TPE goes on
+            run.jobs(run_name, again)
+            recorded = J.recorded_trials(exp_dir, regime, confirmations=False)
+        if samples > len(recorded):
+            algo = search_algorithm(space, space_of_regime, J.finished_points(recorded))
+            run.tune(run_name, space_of_regime, search_alg=algo, num_samples=samples - len(recorded))
+        return
+    planned = J.load_plan(exp_dir, run_name) if resume else None
+    if planned is None:  # drawn once, before the first trial: a resume runs the same jobs
+        planned = J.draw(space_of_regime, samples, int(space.search.get("seed") or 0), f"{regime}ep")
+        J.save_plan(exp_dir, run_name, planned)
+    todo = J.pending(planned, recorded, exp_dir)
+    if todo:
+        run.jobs(run_name, todo)
+    else:
+        run.record_only()
+
+
+class _RunTune:
+    """One Tune run of a regime (or of its confirmation reruns) at a fresh path under tune/,
+    recorded into the experiment's results store."""
+
+    def __init__(self, space, regime: int, ctx: TrialContext, exp_dir: str, quiet: bool, fit, extra_rows=()):
+        self.space, self.regime, self.ctx, self.exp_dir, self.quiet, self.fit = space, regime, ctx, exp_dir, quiet, fit
+        self.extra_rows = list(extra_rows)
+
+    def _recorder(self):
+        from rsearch.tune.recorder import ResultsRecorder
+
+        return ResultsRecorder(self.exp_dir, self.ctx.costs, lambda config: _describe(config, self.ctx),
+                               self.extra_rows, self.quiet)
+
+    def record_only(self) -> None:
+        self._recorder().setup()
+
+    def jobs(self, run_name: str, jobs: list[dict], scheduled: bool = True) -> None:
+        from rsearch.tune.jobs import job_space
+
+        self.tune(run_name, job_space(jobs), scheduled=scheduled)
+
+    def tune(self, run_name: str, param_space: dict, *, search_alg=None, num_samples: int = 1,
+             scheduled: bool = True) -> None:
+        from ray import tune
+
+        from rsearch.tune.tuner import run_config, tune_config
+
+        recorder = self._recorder()
+        config = tune_config(self.space, self.regime, self.ctx, recorder, search_alg=search_alg,
+                             num_samples=num_samples, scheduled=scheduled)
+        tuner = tune.Tuner(_trainable(self.ctx), param_space=param_space, tune_config=config,
+                           run_config=run_config(_fresh_run_path(self.exp_dir, run_name), recorder))
+        self.fit(tuner)
+
+
+def _fresh_run_path(exp_dir: str, run_name: str) -> str:
+    """tune/<run>, or tune/<run>.resume<k> when an earlier attempt left that folder: a new
+    Tune run never reads (unpickles) another run's state."""
+    path = storage.join(exp_dir, "tune", run_name)
+    attempt = 0
+    while storage.exists(path):
+        attempt += 1
+        path = storage.join(exp_dir, "tune", f"{run_name}.resume{attempt}")
+    return path
 
 
 def _trainable(ctx: TrialContext):

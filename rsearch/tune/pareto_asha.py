@@ -30,6 +30,7 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from rsearch import metrics as M
 from rsearch.noise import minival_noise  # noqa: F401 -- the SE formula lives in rsearch.noise; kept importable here
 from rsearch.pareto import pareto_ranks
+from rsearch.tune.jobs import row_key
 
 
 def rung_epochs(regime: int, grace_fraction: float, reduction_factor: float) -> list[int]:
@@ -51,9 +52,8 @@ class ParetoASHA(FIFOScheduler):
                  reduction_factor: float = 3, noise: float = 0.0, metric: str = M.OBJECTIVE,
                  mode: str = M.OBJECTIVE_MODE, exp_dir: str | None = None):
         super().__init__()
-        # Tune pickles the scheduler once, when the Tuner is created, and never saves its state:
-        # a resumed search starts with empty rungs. They are refilled from the experiment's
-        # results store (exp_dir) before the first decision.
+        # A resumed search starts a new Tune run, with empty rungs. They are refilled from the
+        # experiment's results store (exp_dir) before the first decision.
         self.regime, self.exp_dir, self._seeded = regime, exp_dir, exp_dir is None
         self._metric, self._mode = metric, mode
         self.cost_of = cost_of
@@ -74,8 +74,9 @@ class ParetoASHA(FIFOScheduler):
             self._seed_from_results()
         accuracy = float(result[self._metric]) * (1 if self._mode == "max" else -1)
         cost = self.cost_of(trial, result)
-        self.recorded[epoch][trial.trial_id] = (accuracy, float("nan") if cost is None else float(cost))
-        return TrialScheduler.CONTINUE if self._promotes(epoch, trial.trial_id) else TrialScheduler.STOP
+        key = row_key(trial)  # the results row's id, which a resumed trial keeps (rungs seeded from results)
+        self.recorded[epoch][key] = (accuracy, float("nan") if cost is None else float(cost))
+        return TrialScheduler.CONTINUE if self._promotes(epoch, key) else TrialScheduler.STOP
 
     def _seed_from_results(self) -> None:
         """The rung results already in results.parquet / curves.parquet (a resumed search)."""

@@ -1,8 +1,10 @@
 """A Tune callback that keeps results.parquet and curves.parquet current while the search runs.
 
-Rows are keyed by trial id and rewritten atomically after every reported epoch, so the
-dashboard can read the experiment mid-run, and a resumed driver picks the rows up again
-(`setup` reloads them) instead of starting from an empty table.
+Rows are keyed by the trial's job id (stable across resumes; Tune's trial id for a HyperOpt
+suggestion) and rewritten atomically after every reported epoch, so the dashboard can read
+the experiment mid-run, and a resumed driver picks the rows up again (`setup` reloads them)
+instead of starting from an empty table. Each row keeps what a resume needs: the trial's
+config (JSON) and its latest checkpoint folder.
 """
 from __future__ import annotations
 
@@ -13,14 +15,15 @@ from ray.tune import Callback
 
 from rsearch import metrics as M
 from rsearch import results
+from rsearch.errors import bounded
 from rsearch.tune.costs import LATENCY_COLUMNS
+from rsearch.tune.jobs import FINAL, checkpoint_relative, clean_row, config_json, row_key
 from rsearch.tune.trial import arch_key
 
 # Recipe values recorded for every trial (searched or fixed).
 RECIPE_COLUMNS = ("recipe", "dropout", "stochastic_depth", "label_smoothing", "randaugment_magnitude",
                   "randaugment_ops", "weight_decay", "ema_decay", "base_lr", "batch_size")
 CURVE_COLUMNS = (M.EPOCH, M.TRAIN_LOSS, M.MINIVAL_TOP1, M.MINIVAL_LOSS, M.LR, M.IMG_PER_S, M.EPOCH_SECONDS)
-FINAL = (M.STATUS_OK, M.STATUS_INFEASIBLE, M.STATUS_FAILED, M.STATUS_STOPPED)
 
 
 class ResultsRecorder(Callback):
@@ -39,9 +42,9 @@ class ResultsRecorder(Callback):
     def setup(self, **info):
         existing = results.read_experiment(self.exp_dir, allow_empty=True)
         for row in existing.results.to_dict("records"):
-            self.rows[row[M.TRIAL_ID]] = _clean(row)
+            self.rows[row[M.TRIAL_ID]] = clean_row(row)
         for row in existing.curves.to_dict("records"):
-            self.curves[(row[M.TRIAL_ID], int(row[M.EPOCH]))] = _clean(row)
+            self.curves[(row[M.TRIAL_ID], int(row[M.EPOCH]))] = clean_row(row)
         for row in self.extra_rows:
             self.rows.setdefault(row[M.TRIAL_ID], row)
         self._flush()
@@ -62,14 +65,20 @@ class ResultsRecorder(Callback):
         if status in (M.STATUS_INFEASIBLE, M.STATUS_FAILED):
             row[M.MINIVAL_TOP1] = None  # the 0.0 reported to the searcher is not an accuracy
         if result.get(M.EPOCH):
-            curve = {M.TRIAL_ID: trial.trial_id, **{k: result.get(k) for k in CURVE_COLUMNS}}
+            key = row[M.TRIAL_ID]
+            curve = {M.TRIAL_ID: key, **{k: result.get(k) for k in CURVE_COLUMNS}}
             curve.update({k: row[k] for k in (M.DEPTH, M.WIDTH, M.RESOLUTION, M.EPOCHS)})
-            self.curves[(trial.trial_id, int(result[M.EPOCH]))] = curve
+            self.curves[(key, int(result[M.EPOCH]))] = curve
             row["epochs_done"] = int(result[M.EPOCH])
             row[M.TRAIN_SECONDS] = sum(c.get(M.EPOCH_SECONDS) or 0.0 for (t, _), c in self.curves.items()
-                                       if t == trial.trial_id)
+                                       if t == key)
         self._flush()
         self._progress(trials)
+
+    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
+        # Where a resumed search continues this trial from (Tune keeps only the latest).
+        self._row(trial)[M.CHECKPOINT] = checkpoint_relative(self.exp_dir, checkpoint)
+        self._flush()
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         row = self._row(trial)
@@ -90,12 +99,14 @@ class ResultsRecorder(Callback):
 
     # --- helpers ---
     def _row(self, trial) -> dict:
-        row = self.rows.get(trial.trial_id)
+        trial_key = row_key(trial)
+        row = self.rows.get(trial_key)
         if row is None:
             described = self.describe_trial(trial.config)
             key = arch_key(described[M.DEPTH], described[M.WIDTH], described[M.RESOLUTION])
-            row = {M.TRIAL_ID: trial.trial_id, **self.costs.get(key, {}), **described, M.TRAIN_SECONDS: 0.0}
-            self.rows[trial.trial_id] = row
+            row = {M.TRIAL_ID: trial_key, **self.costs.get(key, {}), **described, M.TRAIN_SECONDS: 0.0,
+                   M.TRIAL_CONFIG: config_json(trial.config)}
+            self.rows[trial_key] = row
         return row
 
     def _flush(self) -> None:
@@ -120,11 +131,19 @@ class ResultsRecorder(Callback):
 
 
 def _error_line(trial) -> str:
-    message = getattr(trial, "error_msg", None) or ""
-    lines = [line for line in str(message).splitlines() if line.strip()]
-    return lines[-1][:300] if lines else "trial raised an error (see the trial's error.txt)"
+    """The error itself: the last line of the trial's error.txt (Ray's traceback, text; the
+    pickled error beside it is never loaded)."""
+    lines = [line for line in str(getattr(trial, "error_msg", None) or "").splitlines() if line.strip()]
+    if not lines:
+        lines = [line for line in _error_text(trial).splitlines() if line.strip()]
+    return bounded(lines[-1].strip()) if lines else "trial raised an error (no error.txt was written)"
 
 
-def _clean(row: dict) -> dict:
-    """NaN -> None for rows read back from Parquet through pandas."""
-    return {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+def _error_text(trial) -> str:
+    from pathlib import Path
+
+    path = getattr(trial, "error_file", None)
+    try:
+        return Path(path).read_text(errors="replace")[-20000:] if path else ""
+    except OSError:
+        return ""

@@ -26,6 +26,7 @@ from rsearch.recipe import preset
 from rsearch.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from rsearch.train.config import TrainConfig
 from rsearch.train.loop import DIVERGED, TrainingDiverged, train_epochs
+from rsearch.tune.jobs import job_field, unwrap
 
 @dataclass(frozen=True)
 class TrialContext:
@@ -53,20 +54,9 @@ def arch_key(depth, width, resolution) -> str:
     return f"{int(depth)},{float(width):g},{int(resolution)}"
 
 
-# A confirmation rerun's config: {CONFIRMATION: {"of": original trial id, "seed": s, "config": original}}.
-CONFIRMATION = "confirmation"
-
-
-def unwrap(config: dict) -> dict:
-    """The config a trial trains: a confirmation rerun's is its original's with another seed."""
-    job = config.get(CONFIRMATION)
-    return config if job is None else {**job["config"], "seed": job["seed"]}
-
-
 def confirmed_trial(config: dict) -> str | None:
     """The original trial id of a confirmation rerun; None for an original trial."""
-    job = config.get(CONFIRMATION)
-    return None if job is None else job["of"]
+    return job_field(config, "of")
 
 
 def trial_settings(config: dict) -> tuple[tuple[int, float, int], dict, str]:
@@ -142,9 +132,9 @@ def run_trial(config: dict, ctx: TrialContext) -> None:
         return
     try:
         if cfg.workers == 1:
-            _train_in_process(cfg, base)
+            _train_in_process(cfg, base, job_field(config, "checkpoint"))
         else:
-            _train_on_ray_train(cfg, ctx, base)
+            _train_on_ray_train(cfg, ctx, base, config)
     except TrainingDiverged as exc:
         _report_failure(base, f"{DIVERGED}{exc}")
     except torch.OutOfMemoryError as exc:  # the trial is recorded as failed; the search goes on
@@ -155,12 +145,14 @@ def _report_failure(base: dict, reason: str) -> None:
     tune.report({**base, M.STATUS: M.STATUS_FAILED, M.FAILURE: reason, M.MINIVAL_TOP1: 0.0})
 
 
-def _train_in_process(cfg: TrainConfig, base: dict) -> None:
+def _train_in_process(cfg: TrainConfig, base: dict, resumed_from: str | None) -> None:
     resume = None
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:  # a restarted trial continues from its last epoch
+    # Tune's own checkpoint when Tune restarted the trial (a worker died), else the one a
+    # resumed search handed over: the trial continues from its last epoch.
+    checkpoint = tune.get_checkpoint() or _recorded_checkpoint(resumed_from)
+    if checkpoint is not None:
         with checkpoint.as_directory() as d:
-            resume = load_checkpoint(Path(d) / CHECKPOINT_FILE)
+            resume = _matching(load_checkpoint(Path(d) / CHECKPOINT_FILE), cfg)
     train_seconds = sum(r.get(M.EPOCH_SECONDS, 0.0) for r in (resume or {}).get("history", []))
     for epoch in train_epochs(cfg, resume=resume):
         train_seconds += epoch.metrics[M.EPOCH_SECONDS]
@@ -171,11 +163,35 @@ def _train_in_process(cfg: TrainConfig, base: dict) -> None:
                         checkpoint=tune.Checkpoint.from_directory(tmp))
 
 
-def _train_on_ray_train(cfg: TrainConfig, ctx: TrialContext, base: dict) -> None:
+def _recorded_checkpoint(location: str | None):
+    """The checkpoint folder a resumed search recorded for this trial; None when it is gone
+    (the trial then starts over: epochs repeated, nothing lost)."""
+    if not location:
+        return None
+    from rsearch import storage
+
+    if not storage.exists(storage.join(location, CHECKPOINT_FILE)):
+        logging.getLogger(__name__).warning("checkpoint %s is gone; the trial starts over", location)
+        return None
+    fs, path = storage.filesystem(location)
+    return tune.Checkpoint(path, filesystem=fs)
+
+
+def _matching(state: dict, cfg: TrainConfig) -> dict | None:
+    """A checkpoint of this very configuration, else None (start over): a results row edited
+    by hand must not load another run's weights into this trial."""
+    def same(config: dict) -> dict:
+        return {k: v for k, v in config.items() if k != "device"}
+
+    return state if same(state.get("config") or {}) == same(cfg.to_dict()) else None
+
+
+def _train_on_ray_train(cfg: TrainConfig, ctx: TrialContext, base: dict, config: dict) -> None:
     from rsearch.train.distributed import fit_torch_trainer
 
-    # Named after the trial id: a retried trial finds its Ray Train run and resumes its checkpoint.
-    trial_id = tune.get_context().get_trial_id()
+    # Named after the trial's row (its job id, stable across resumes), else Tune's trial id:
+    # a retried or resumed trial finds its Ray Train run and continues from its checkpoint.
+    trial_id = job_field(config, "id") or tune.get_context().get_trial_id()
     fit_torch_trainer(cfg, name=trial_id, storage_path=ctx.train_storage, in_tune=True, report_with=base,
                       cpus_per_worker=ctx.cpus_per_worker, gpus_per_worker=ctx.gpus_per_worker)
 

@@ -1,5 +1,6 @@
 """Tune's parts for one regime: param space (nesting mirrors the trial config), search
-algorithm (grid | random | HyperOpt TPE), scheduler (FIFO | ASHA | Pareto ASHA) and run config."""
+algorithm (rsearch's drawn jobs for grid | random; HyperOpt TPE, warm-started on resume),
+scheduler (FIFO | ASHA | Pareto ASHA) and run config."""
 from __future__ import annotations
 
 import functools
@@ -7,6 +8,7 @@ import functools
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import ConcurrencyLimiter
+from ray.tune.search.hyperopt import HyperOptSearch
 
 from rsearch import metrics as M
 from rsearch import storage
@@ -28,19 +30,69 @@ def param_space(space, regime: int, feasible: list) -> dict:
     return ps
 
 
-def search_algorithm(space):
+def search_algorithm(space, param_space: dict, observed: list[tuple[dict, float]] = ()):
+    """HyperOpt TPE for `hyperopt` searches (None: the jobs rsearch drew run as a grid).
+    `observed`: (config, objective) of trials finished before a resume, which TPE learns from."""
     search = space.search
     if search["algorithm"] != "hyperopt":
-        return None  # Tune's BasicVariantGenerator: grid x num_samples, random sampling
-    from ray.tune.search.hyperopt import HyperOptSearch
-
+        return None
     # TPE starts from a few random points (Ray's default of 20 would make a short search random).
     initial = max(3, int(search["num_samples"]) // 4)
-    algo = HyperOptSearch(metric=M.OBJECTIVE, mode=M.OBJECTIVE_MODE, n_initial_points=initial,
-                          random_state_seed=search.get("seed"))
+    algo = WarmStartHyperOpt(metric=M.OBJECTIVE, mode=M.OBJECTIVE_MODE, n_initial_points=initial,
+                             random_state_seed=search.get("seed"),
+                             observed=[(searched_values(param_space, c), v) for c, v in observed])
     if search.get("max_concurrent"):
         return ConcurrencyLimiter(algo, max_concurrent=int(search["max_concurrent"]))
     return algo
+
+
+def searched_values(param_space: dict, config: dict) -> dict:
+    """The config's values of the dimensions a searcher samples (constants left out)."""
+    from ray.tune.search.sample import Domain
+
+    out = {}
+    for key, dim in param_space.items():
+        if isinstance(dim, dict):
+            nested = searched_values(dim, config.get(key) or {})
+            if nested:
+                out[key] = nested
+        elif isinstance(dim, Domain) and key in config:
+            out[key] = config[key]
+    return out
+
+
+class WarmStartHyperOpt(HyperOptSearch):
+    """HyperOpt TPE that starts having seen `observed` (config, objective) points: Ray's
+    HyperOptSearch takes points to evaluate, not points already evaluated (its
+    add_evaluated_point is not implemented). They enter as hyperopt trials marked done with
+    their loss, so TPE models them and none is suggested to be run again."""
+
+    def __init__(self, *args, observed: list[tuple[dict, float]] = (), **kwargs):
+        self._observed = [(dict(c), float(v)) for c, v in observed]
+        super().__init__(*args, **kwargs)
+
+    def _setup_hyperopt(self) -> None:
+        super()._setup_hyperopt()
+        if not self._observed:
+            return
+        import copy
+
+        from hyperopt import JOB_STATE_DONE, STATUS_OK
+        from hyperopt.fmin import generate_trials_to_calculate
+        from ray.tune.utils.util import flatten_dict
+
+        points = []
+        for config, _ in self._observed:
+            config = copy.deepcopy(config)
+            self._convert_categories_to_indices(config)  # a choice is known to hyperopt by its index
+            points.append(flatten_dict(config, delimiter="/"))  # hyperopt's labels: "regularization/dropout"
+        trials = generate_trials_to_calculate(points)
+        trials.refresh()  # its docs become visible as trials.trials
+        for doc, (_, value) in zip(trials.trials, self._observed):
+            doc["state"] = JOB_STATE_DONE
+            doc["result"] = {"loss": self.metric_op * value, "status": STATUS_OK}
+        trials.refresh()
+        self._hpopt_trials = trials
 
 
 def scheduler(space, regime: int, ctx, exp_dir: str | None = None):
@@ -62,7 +114,7 @@ def scheduler(space, regime: int, ctx, exp_dir: str | None = None):
 def trial_latency(costs: dict, trial, result: dict) -> float | None:
     """A trial's latency: reported by 1-worker trials, else from the pre-search cost table
     (FLOPs where the space sets no latency budget)."""
-    (depth, width, resolution), _, _ = trial_settings(trial.config)
+    (depth, width, resolution), _, _ = trial_settings(trial.config)  # a job's config, unwrapped
     known = costs.get(arch_key(depth, width, resolution), {})
     for key in (M.LATENCY_MS, M.FLOPS):
         for source in (result, known):
@@ -71,14 +123,15 @@ def trial_latency(costs: dict, trial, result: dict) -> float | None:
     return None
 
 
-def make_tuner_parts(space, regime: int, feasible: list, ctx, path: str, recorder):
-    search = space.search
-    tune_config = tune.TuneConfig(
-        metric=M.OBJECTIVE, mode=M.OBJECTIVE_MODE, search_alg=search_algorithm(space),
-        scheduler=scheduler(space, regime, ctx, recorder.exp_dir), num_samples=int(search["num_samples"]),
-        max_concurrent_trials=search.get("max_concurrent"),
+def tune_config(space, regime: int, ctx, recorder, *, search_alg=None, num_samples: int = 1,
+                scheduled: bool = True) -> tune.TuneConfig:
+    """A Tune run's config: rsearch's jobs as a grid (search_alg None, one sample each), or
+    HyperOpt sampling `num_samples` trials; with the space's scheduler unless `scheduled` is off."""
+    return tune.TuneConfig(
+        metric=M.OBJECTIVE, mode=M.OBJECTIVE_MODE, search_alg=search_alg,
+        scheduler=scheduler(space, regime, ctx, recorder.exp_dir) if scheduled else None,
+        num_samples=num_samples, max_concurrent_trials=space.search.get("max_concurrent"),
         reuse_actors=True)  # a finished trial's process takes the next trial: no new Python + torch import
-    return param_space(space, regime, feasible), tune_config, run_config(path, recorder)
 
 
 def run_config(path: str, recorder) -> tune.RunConfig:

@@ -1,0 +1,184 @@
+"""`rsearch tune --resume` runs nothing from the experiment folder: it resumes from rsearch's own
+records (plans/*.json, results.parquet, weights-only checkpoints), never from Ray's pickles."""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+
+from rsearch import metrics as M
+from rsearch import results
+from rsearch.errors import UserError
+from rsearch.tune import jobs as J
+from test_tune import _curve_epochs, _kill_group, _wait_for, rsearch, smoke_space, start_driver
+
+
+class _Payload:
+    """Unpickling this runs a shell command: what a hostile tuner.pkl would hold."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _plant_payloads(exp_dir: Path, marker: Path) -> list[Path]:
+    """A payload in every file of tune/ that Ray unpickles on Tuner.restore, and in the trial states
+    that experiment_state-*.json holds as hex-encoded cloudpickles."""
+    blob = pickle.dumps(_Payload(marker))
+    planted = []
+    for path in list(exp_dir.glob("tune/**/*.pkl")) + [exp_dir / "tune" / "regime_3" / "tuner.pkl"]:
+        path.write_bytes(blob)
+        planted.append(path)
+    for state in exp_dir.glob("tune/**/experiment_state-*.json"):
+        data = json.loads(state.read_text())
+        data["trial_data"] = [[blob.hex(), blob.hex()] for _ in data.get("trial_data", [])] or [[blob.hex()] * 2]
+        state.write_text(json.dumps(data))
+        planted.append(state)
+    return planted
+
+
+@pytest.mark.slow
+def test_resume_never_unpickles_the_folder_and_continues_each_trial_from_its_checkpoint(tmp_path):
+    space = smoke_space(tmp_path, "tampered", epochs=[3],
+                        scaling={"depth": [26], "width": [0.25, 0.5], "resolution": [32]},
+                        search={"max_concurrent": 1})
+    exp_dir, marker = tmp_path / "tampered", tmp_path / "payload-ran"
+    driver = start_driver(space, tmp_path)
+    try:
+        _wait_for(lambda: _curve_epochs(exp_dir) >= 1, 300, "the first reported epoch")
+    finally:
+        _kill_group(driver)  # the driver and its Ray, at once: no graceful save of anything
+    before = results.read_experiment(exp_dir)
+    started = before.results[before.results[M.STATUS] == M.STATUS_RUNNING]
+    assert len(started) == 1 and started[M.CHECKPOINT].notna().all(), before.results.to_dict("records")
+    planted = _plant_payloads(exp_dir, marker)
+    assert any(p.name == "tuner.pkl" for p in planted)
+
+    proc = rsearch("tune", "--resume", str(exp_dir), "--quiet")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not marker.exists(), "a pickle from the experiment folder was loaded"
+    exp = results.read_experiment(exp_dir)
+    assert len(exp.results) == 2 and (exp.results[M.STATUS] == M.STATUS_OK).all()
+    assert sorted(exp.curves.groupby(M.TRIAL_ID)[M.EPOCH].apply(list).tolist()) == [[1, 2, 3], [1, 2, 3]]
+    # The interrupted trial continued after its checkpoint in the resumed run: that run's first
+    # report is an epoch after the checkpointed ones, none before it was trained again.
+    trial_id = started[M.TRIAL_ID].iloc[0]
+    checkpointed = int(started[M.EPOCHS_DONE].iloc[0])
+    resumed = [p for p in exp_dir.glob("tune/regime_3.resume1/*/result.json") if trial_id in p.read_text()]
+    assert len(resumed) == 1, list(exp_dir.glob("tune/*/*"))
+    epochs = [json.loads(line)[M.EPOCH] for line in resumed[0].read_text().splitlines()]
+    assert epochs == list(range(checkpointed + 1, 4)), epochs
+
+
+@pytest.mark.slow
+def test_an_unreadable_checkpoint_fails_its_trial_with_the_reason_and_the_search_exits_1(tmp_path):
+    space = smoke_space(tmp_path, "broken", epochs=[3], scaling={"depth": [26], "width": [0.25], "resolution": [32]})
+    exp_dir = tmp_path / "broken"
+    driver = start_driver(space, tmp_path)
+    try:
+        _wait_for(lambda: _curve_epochs(exp_dir) >= 1, 300, "the first reported epoch")
+    finally:
+        _kill_group(driver)
+    row = results.read_experiment(exp_dir).results.iloc[0]
+    checkpoint = exp_dir / row[M.CHECKPOINT] / "checkpoint.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:100])  # truncated
+    proc = rsearch("tune", "--resume", str(exp_dir), "--quiet")
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    row = results.read_experiment(exp_dir).results.iloc[0]
+    assert row[M.STATUS] == M.STATUS_FAILED and "not a readable rsearch checkpoint" in row[M.FAILURE], row[M.FAILURE]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "no trial finished: 1 failed" in last and "not a readable rsearch checkpoint" in last, last
+
+
+def _experiment_with_a_running_trial(tmp_path: Path, **row) -> Path:
+    exp_dir = tmp_path / "exp"
+    results.create_experiment(exp_dir, {"status": "interrupted", "epochs": [3]}, {})
+    results.write_results(exp_dir, [{M.TRIAL_ID: "3ep-00000", M.STATUS: M.STATUS_RUNNING, M.DEPTH: 26, M.WIDTH: 0.25,
+                                     M.RESOLUTION: 32, M.EPOCHS: 3, M.TRIAL_CONFIG: json.dumps({"epochs": 3}),
+                                     **row}])
+    return exp_dir
+
+
+@pytest.mark.parametrize("row, message", [
+    ({M.CHECKPOINT: "../../elsewhere"}, "expected a folder inside the experiment"),
+    ({M.CHECKPOINT: "/etc"}, "expected a folder inside the experiment"),
+    ({M.TRIAL_CONFIG: "{not json"}, "no readable trial_config for trial 3ep-00000"),
+    ({M.TRIAL_CONFIG: "[1, 2]"}, "no readable trial_config for trial 3ep-00000"),
+])
+def test_hostile_resume_records_are_refused_as_data(tmp_path, row, message):
+    exp_dir = _experiment_with_a_running_trial(tmp_path, **row)
+    with pytest.raises(UserError, match=message):
+        J.check_records(str(exp_dir))
+
+
+@pytest.mark.parametrize("text", ["{not json", '{"id": "x"}', '[{"id": 3, "config": {}}]', '[{"id": "a"}]'])
+def test_a_job_list_that_is_not_rsearch_s_is_refused(tmp_path, text):
+    exp_dir = _experiment_with_a_running_trial(tmp_path)
+    (exp_dir / J.PLANS).mkdir()
+    (exp_dir / J.PLANS / "regime_3.json").write_text(text)
+    with pytest.raises(UserError, match="regime_3.json"):
+        J.check_records(str(exp_dir))
+
+
+def test_hostile_records_are_one_line_exit_2_before_ray_starts(tmp_path):
+    space = smoke_space(tmp_path, "exp")
+    exp_dir = _experiment_with_a_running_trial(tmp_path, **{M.CHECKPOINT: "../../elsewhere"})
+    (exp_dir / "space.yaml").write_text(space.read_text())
+    proc = rsearch("tune", "--resume", str(exp_dir), "--quiet")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "expected a folder inside the experiment" in proc.stderr
+    assert results.read_experiment(exp_dir).meta["status"] == "interrupted"  # nothing changed
+
+
+def test_drawn_jobs_are_the_grid_times_the_samples_and_the_same_for_the_same_seed():
+    from ray import tune
+
+    space = {"epochs": 3, "arch": tune.grid_search([[26, 0.25, 32], [50, 0.5, 48]]),
+             "regularization": {"dropout": tune.uniform(0, 0.3), "ops": tune.choice([1, 2])}}
+    first, again = J.draw(space, 3, 7, "3ep"), J.draw(space, 3, 7, "3ep")
+    assert first == again and len(first) == 6
+    assert [j["id"] for j in first] == [f"3ep-{i:05d}" for i in range(6)]
+    assert json.loads(json.dumps(first)) == first  # plain JSON: what plans/*.json holds
+    assert J.draw(space, 3, 8, "3ep") != first  # another seed, other samples
+    assert sorted(tuple(j["config"]["arch"]) for j in first).count((26, 0.25, 32)) == 3
+
+
+def test_pending_keeps_unstarted_and_unfinished_jobs_and_hands_over_the_checkpoint(tmp_path):
+    jobs = [J.make_job(f"j{i}", {"i": i}) for i in range(4)]
+    recorded = {"j0": {M.STATUS: M.STATUS_OK}, "j1": {M.STATUS: M.STATUS_FAILED},
+                "j2": {M.STATUS: M.STATUS_RUNNING, M.CHECKPOINT: "tune/regime_3/t/checkpoint_000001"}}
+    todo = J.pending(jobs, recorded, str(tmp_path))
+    assert [j["id"] for j in todo] == ["j2", "j3"]
+    assert todo[0]["checkpoint"] == str(tmp_path / "tune/regime_3/t/checkpoint_000001")
+    assert "checkpoint" not in todo[1]
+
+
+def test_warm_started_hyperopt_has_seen_the_finished_trials_and_suggests_new_points():
+    from ray import tune
+
+    from rsearch.tune.tuner import WarmStartHyperOpt
+
+    space = {"epochs": 3, "regularization": {"dropout": tune.uniform(0.0, 0.5), "ops": tune.choice([1, 2, 3])}}
+    observed = [({"regularization": {"dropout": d, "ops": o}}, acc)
+                for d, o, acc in [(0.1, 1, 0.30), (0.2, 2, 0.50), (0.3, 3, 0.40), (0.45, 2, 0.20)]]
+    algo = WarmStartHyperOpt(space=space, metric=M.OBJECTIVE, mode="max", n_initial_points=2,
+                             random_state_seed=0, observed=observed)
+    trials = algo._hpopt_trials
+    assert sorted(trials.losses()) == sorted(-acc for _, acc in observed)  # done, with their objectives
+    suggestion = algo.suggest("t1")
+    assert suggestion["epochs"] == 3 and 0.0 <= suggestion["regularization"]["dropout"] <= 0.5
+    assert suggestion["regularization"] not in [c["regularization"] for c, _ in observed]
+    assert len(algo._hpopt_trials.trials) == len(observed) + 1  # none of the observed was queued to run
+
+
+def test_checkpoint_folders_are_recorded_relative_to_the_experiment(tmp_path):
+    from types import SimpleNamespace
+
+    inside = SimpleNamespace(path=str(tmp_path / "exp" / "tune" / "regime_3" / "t" / "checkpoint_000002"))
+    assert J.checkpoint_relative(str(tmp_path / "exp"), inside) == "tune/regime_3/t/checkpoint_000002"
+    assert J.checkpoint_relative(str(tmp_path / "exp"), SimpleNamespace(path="/elsewhere/c")) is None
