@@ -224,16 +224,21 @@ def _run_regime(space, plan: Plan, regime: int, ctx: TrialContext, exp_dir: str,
     from rsearch.tune.tuner import param_space, search_algorithm
 
     feasible, infeasible = _split_by_budget(plan, ctx)
-    if plan.architectures and not feasible:
-        print(f"[rsearch] regime {regime} epochs: every architecture is over the budget; nothing to train",
-              file=sys.stderr)
-    grid = space.search["algorithm"] == "grid"
+    run_name, samples = f"regime_{regime}", int(space.search["num_samples"])
+    hyperopt, grid = space.search["algorithm"] == "hyperopt", space.search["algorithm"] == "grid"
+    # A resumed grid/random regime runs the jobs drawn when it started: latency re-measured
+    # today must not add or drop any of them.
+    planned = J.load_plan(exp_dir, run_name) if resume and not hyperopt else None
+    if planned is not None:
+        drawn = {arch_key(*trial_settings(job["config"])[0]) for job in planned}
+        infeasible = [k for k in infeasible if k not in drawn]
     extra = [_infeasible_row(ctx.costs[k], regime, ctx) for k in infeasible] if grid else []
     run = _RunTune(space, regime, ctx, exp_dir, quiet, fit, extra)
-    if grid and not feasible:
+    if grid and not feasible and planned is None:
+        print(f"[rsearch] regime {regime} epochs: every architecture is over the budget; nothing to train",
+              file=sys.stderr)
         run.record_only()
         return
-    run_name, samples = f"regime_{regime}", int(space.search["num_samples"])
     recorded = J.recorded_trials(exp_dir, regime, confirmations=False) if resume else {}
     if not quiet:
         over = f" ({len(infeasible)} over the budget: recorded, not trained)" if infeasible else ""
@@ -241,7 +246,7 @@ def _run_regime(space, plan: Plan, regime: int, ctx: TrialContext, exp_dir: str,
         print(f"[rsearch] regime {regime} epochs: {plan.trials_per_regime} trials planned{over}{done}",
               file=sys.stderr, flush=True)
     space_of_regime = param_space(space, regime, feasible)
-    if space.search["algorithm"] == "hyperopt":
+    if hyperopt:
         again = J.unfinished_jobs(recorded, exp_dir)
         if again:  # trials a stop interrupted continue from their checkpoints, then TPE goes on
             run.jobs(run_name, again)
@@ -250,7 +255,6 @@ def _run_regime(space, plan: Plan, regime: int, ctx: TrialContext, exp_dir: str,
             algo = search_algorithm(space, space_of_regime, J.finished_points(recorded))
             run.tune(run_name, space_of_regime, search_alg=algo, num_samples=samples - len(recorded))
         return
-    planned = J.load_plan(exp_dir, run_name) if resume else None
     if planned is None:  # drawn once, before the first trial: a resume runs the same jobs
         planned = J.draw(space_of_regime, samples, int(space.search.get("seed") or 0), f"{regime}ep")
         J.save_plan(exp_dir, run_name, planned)
