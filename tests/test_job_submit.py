@@ -51,7 +51,10 @@ def ray_head():
                    "--metrics-export-port", str(free_port()), "--ray-client-server-port", str(free_port())]
     # A short temp dir: Ray's socket paths must stay under the kernel's 107-byte limit.
     temp_dir = tempfile.mkdtemp(prefix="rsj", dir="/tmp")
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "PATH": f"{BIN}:{os.environ['PATH']}"}
+    # RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0: Ray 2.60 keeps --node-ip-address 127.0.0.1 (else it
+    # swaps in the external address and binds there): the head really is on loopback.
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "PATH": f"{BIN}:{os.environ['PATH']}",
+           "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     env.pop("RAY_ADDRESS", None)
     subprocess.run([str(BIN / "ray"), "get-auth-token", "--generate"], env=env, capture_output=True, timeout=60)
     head = subprocess.Popen(
