@@ -186,6 +186,50 @@ def _parse_meta(raw: bytes | None, root: str) -> dict:
     return meta
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # JSON true is not a number
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# The experiment.json fields the views read: (what is expected, the test). null means unset
+# and is always accepted. Checked once, where the file is read, so no view meets a wrong type.
+_META_FIELDS = {
+    "name": ("a string", lambda v: isinstance(v, str)),
+    "status": ("a string", lambda v: isinstance(v, str)),
+    "created": ("a string", lambda v: isinstance(v, str)),
+    "objective": ("a string", lambda v: isinstance(v, str)),
+    "epochs": ("a list of integers > 0", lambda v: isinstance(v, list) and all(_is_int(e) and e > 0 for e in v)),
+    "latency_budget_ms": ("a number > 0", lambda v: _is_number(v) and v > 0),
+    "planned_trials": ("an integer >= 0", lambda v: _is_int(v) and v >= 0),
+    "latency_method": ("an object", lambda v: isinstance(v, dict)),
+}
+_METHOD_FIELDS = {  # inside latency_method: the report prints a relative budget from these
+    "max_ratio": ("a number > 0", lambda v: _is_number(v) and v > 0),
+    "reference": ("an object with depth, width and resolution",
+                  lambda v: isinstance(v, dict) and {"depth", "width", "resolution"} <= set(v)),
+}
+_REFERENCE_FIELDS = {
+    "depth": ("an integer", _is_int), "width": ("a number", _is_number), "resolution": ("an integer", _is_int),
+}
+
+
+def _check_meta(meta: dict, where: str) -> None:
+    """A UserError naming the first field of experiment.json whose value has the wrong type."""
+    def check(values: dict, fields: dict, prefix: str) -> None:
+        for key, (expected, test) in fields.items():
+            value = values.get(key)
+            if value is not None and not test(value):
+                raise UserError(f"EXPERIMENT: {prefix}{key} in {where}: expected {expected} (or null), got {value!r}")
+
+    check(meta, _META_FIELDS, "")
+    method = meta.get("latency_method") or {}
+    check(method, _METHOD_FIELDS, "latency_method.")
+    check(method.get("reference") or {}, _REFERENCE_FIELDS, "latency_method.reference.")
+
+
 def _check_version(version, where: str) -> None:
     if not isinstance(version, int) or isinstance(version, bool):
         raise UserError(f"EXPERIMENT: expected an integer schema_version in {where}, got {version!r}")
@@ -268,17 +312,52 @@ def write_curves(exp_dir, rows: list[dict]) -> None:
     _write_parquet(exp_dir, CURVES_FILE, _table(rows, CURVE_COLUMNS, REQUIRED_CURVE_COLUMNS))
 
 
-def _read_table(fs: pafs.FileSystem, path: str, columns) -> pd.DataFrame:
+def _read_table(fs: pafs.FileSystem, path: str, columns, required) -> pd.DataFrame:
     raw = _read_bytes(fs, path)
     if raw is None:
         return _to_frame(_table([], columns, ()))
     try:
-        table = pq.read_table(pa.BufferReader(raw))
+        # use_threads=False: a threaded read leaves work behind that can abort the process
+        # ("terminate called without an active exception", apache/arrow#34314) when it exits
+        # right after, as a command refusing the file does. The files are small.
+        table = pq.read_table(pa.BufferReader(raw), use_threads=False)
     except (pa.ArrowInvalid, OSError) as exc:
         raise UserError(f"EXPERIMENT: expected a Parquet file at {path}, got an unreadable file: {exc}") from None
     version = (table.schema.metadata or {}).get(_VERSION_KEY, b"1")
     _check_version(int(version) if version.isdigit() else version.decode(errors="replace"), path)
-    return _conform(_to_frame(table), columns)
+    return _conform(_to_frame(_checked_types(table, columns, required, path)), columns)
+
+
+# The Arrow types a file may hold for each schema type: the schema's own, or narrower ones
+# that convert exactly (int32 for int64, an integer for a float). Never text for a number.
+_ACCEPTED = {_STR: pa.types.is_string, _INT: pa.types.is_integer, _BOOL: pa.types.is_boolean,
+             _FLOAT: lambda t: pa.types.is_floating(t) or pa.types.is_integer(t)}
+_HOLDS = {_STR: "strings", _INT: "integers", _FLOAT: "numbers", _BOOL: "true/false"}
+
+
+def _checked_types(table: pa.Table, columns, required, path: str) -> pa.Table:
+    """`table` with the known columns in their schema types; a UserError naming the file and
+    the columns when a required one is missing or empty in a row, or a column holds another type."""
+    missing = [name for name in required if name not in table.column_names]
+    if missing:
+        raise UserError(f"EXPERIMENT: expected the columns {', '.join(required)} in {path}, "
+                        f"missing {', '.join(missing)}")
+    for name, kind in columns:
+        if name not in table.column_names:
+            continue  # written before the column existed: _conform adds it as nulls
+        column = table[name]
+        stored = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
+        if not (pa.types.is_null(stored) or _ACCEPTED[kind](stored)):
+            raise UserError(f"EXPERIMENT: column {name} in {path}: expected {_HOLDS[kind]}, got {column.type}")
+        if name in required and column.null_count:
+            raise UserError(f"EXPERIMENT: column {name} in {path}: expected a value in every row, "
+                            f"got {column.null_count} empty")
+        try:
+            table = _replace_column(table, name, column.cast(kind))  # safe cast: refuses a value that would change
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise UserError(f"EXPERIMENT: column {name} in {path}: expected {_HOLDS[kind]} "
+                            f"that fit {kind}, got {exc}") from None
+    return table
 
 
 def _conform(frame: pd.DataFrame, columns) -> pd.DataFrame:
@@ -303,11 +382,12 @@ def read_experiment(exp_dir, allow_empty: bool = False) -> Experiment:
     if kind != pafs.FileType.Directory:
         raise UserError(f"EXPERIMENT: expected an experiment folder, got '{root}' (not a folder)")
     meta = _parse_meta(_read_bytes(fs, f"{root}/{EXPERIMENT_FILE}"), root)
-    results = _read_table(fs, f"{root}/{RESULTS_FILE}", RESULT_COLUMNS)
+    _check_meta(meta, f"{root}/{EXPERIMENT_FILE}")
+    results = _read_table(fs, f"{root}/{RESULTS_FILE}", RESULT_COLUMNS, REQUIRED_RESULT_COLUMNS)
     if results.empty and not allow_empty:
         raise UserError(f"EXPERIMENT: expected at least one trial in {RESULTS_FILE}, got none in '{root}' "
                         "(the search has not recorded a trial yet)")
-    curves = _read_table(fs, f"{root}/{CURVES_FILE}", CURVE_COLUMNS)
+    curves = _read_table(fs, f"{root}/{CURVES_FILE}", CURVE_COLUMNS, REQUIRED_CURVE_COLUMNS)
     return Experiment(meta=meta, results=results, curves=curves, path=root)
 
 

@@ -358,3 +358,169 @@ def test_cost_and_models_import_neither_ray_nor_pyarrow():
     code = ("import sys, rsearch.cost, rsearch.models, rsearch.commands.cost; "
             "sys.exit(1 if {'ray', 'pyarrow'} & set(sys.modules) else 0)")
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
+
+
+# -- memory: estimated before allocating, refused with one line -----------------------------
+
+# The peak RSS of this process image: /proc's VmHWM (getrusage's ru_maxrss survives exec, so a
+# child forked from pytest would report pytest's own size).
+_PEAK_RSS = """
+def peak_rss():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
+"""
+
+# What a capped `rsearch` reports: its exit code, stderr, and peak RSS.
+_CAPPED = _PEAK_RSS + """
+import resource, sys
+cap = int(float(sys.argv[1]) * 2**30)
+resource.setrlimit(resource.RLIMIT_AS, (cap, cap))  # a regression fails fast here, not in the OOM killer
+from rsearch.cli import main
+code = main(sys.argv[2:])
+print("maxrss", peak_rss(), file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def capped_rsearch(argv, tmp_path, cap_gib=6.0):
+    """`rsearch argv` in a fresh process whose address space is capped (torch needs ~3.5 GiB of it)."""
+    env = dict(os.environ, HOME=str(tmp_path), RSEARCH_CACHE=str(tmp_path / "cache"))
+    done = subprocess.run([sys.executable, "-c", _CAPPED, str(cap_gib), *argv], capture_output=True, text=True,
+                          env=env, timeout=300)
+    lines = done.stderr.strip().splitlines()
+    rss = int(lines[-1].split()[1]) if lines and lines[-1].startswith("maxrss") else None
+    return done.returncode, lines[:-1] if rss is not None else lines, rss
+
+
+_MEASURE = _PEAK_RSS + """
+import copy, os, sys
+import torch
+from rsearch import memory
+from rsearch.models import build, model_config
+
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+kind, depth, width, resolution, batch = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+torch.set_num_threads(1)
+cfg = model_config(depth=depth, width=width, num_classes=10)
+warm = build(model_config(depth=14, width=0.25, num_classes=10))  # the runtime's own first-use allocations
+warm(torch.randn(2, 3, 32, 32)).sum().backward()
+del warm
+estimate = (memory.training_estimate if kind == "train" else memory.inference_estimate)(cfg, resolution, batch)
+before = rss()
+model = build(cfg)
+x = torch.randn(batch, 3, resolution, resolution)
+if kind == "train":  # as the trainer: SGD momentum and an EMA copy; the second step is the steady state
+    ema = copy.deepcopy(model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    for _ in range(2):
+        loss = torch.nn.functional.cross_entropy(model(x), torch.zeros(batch, dtype=torch.long))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        del loss
+else:
+    with torch.inference_mode():
+        model.eval()(x)
+print(estimate.total, peak_rss() - before)
+"""
+
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self")
+
+
+@linux_only
+@pytest.mark.parametrize("kind, model", [("train", ["26", "0.5", "128", "8"]), ("infer", ["26", "0.5", "256", "8"])])
+def test_memory_estimate_is_close_to_a_measured_peak(kind, model):
+    """The meta-device estimate against the peak RSS of the real CPU run. A fixed mmap threshold
+    makes glibc return every freed tensor at once, so RSS follows the bytes alive."""
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
+    done = subprocess.run([sys.executable, "-c", _MEASURE, kind, *model], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    estimate, measured = (int(v) for v in done.stdout.split())
+    assert measured > 50 * 2**20  # the run itself, not noise
+    assert measured / 2 <= estimate <= measured * 1.1, (estimate, measured)  # errs low, within 2x
+
+
+@linux_only
+def test_latency_that_cannot_fit_is_refused_before_allocating(tmp_path):
+    code, err, rss = capped_rsearch(["cost", "--model", "resnetrs-50", "--resolution", "1000", "--latency",
+                                     "--batch", "1,64", "--no-cache"], tmp_path)
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith("rsearch cost: error: --batch: measuring the latency of resnetrs-50 at 1000 px "
+                             "in batches of 64 needs about 14.2 GiB of memory"), err
+    assert "available on this machine; expected a batch of at most" in err[0]
+    assert rss < 1.5 * 2**30  # torch and the meta-device count; no weights, no batch
+    code, err, _ = capped_rsearch(["cost", "--depth", "26", "--width", "0.25", "--resolution", "64", "--latency",
+                                   "--batch", "1,8", "--repeats", "1", "--warmup", "0", "--no-cache"], tmp_path)
+    assert code == 0, err  # a tiny model passes under the same cap
+
+
+def test_a_cached_latency_needs_no_memory(tmp_path, capsys, monkeypatch):
+    from rsearch import memory
+
+    argv = ["cost", "--depth", "14", "--width", "0.25", "--resolution", "32", "--latency", "--repeats", "1",
+            "--warmup", "0", "--json", "--batch", "4", "--cache", str(tmp_path / "lat.parquet")]
+    assert run_cli(argv, capsys)[0] == 0
+    monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": 2**20)
+    code, out, _ = run_cli(argv, capsys)
+    assert code == 0 and json.loads(out)["latency"][0]["cached"]
+    code, _, err = run_cli([*argv[:-4], "--batch", "5", "--no-cache"], capsys)
+    assert code == 2 and "--batch: measuring the latency of resnetrs-14-w0.25 at 32 px in batches of 5" in err
+    assert "more than the 1.0 MiB available on this machine; expected a lower --resolution or a smaller model" in err
+
+
+@linux_only
+def test_a_training_run_that_cannot_fit_is_refused_before_anything_is_written(tmp_path):
+    small = ["train", "--depth", "26", "--width", "0.25", "--output", str(tmp_path / "run")]
+    code, err, rss = capped_rsearch([*small, "--resolution", "1024", "--batch-size", "4096"], tmp_path)
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith("rsearch train: error: --batch-size: training depth 26 width 0.25 at 1024 px in "
+                             "batches of 4096 needs about 1.5 TiB of memory (382.0 MiB per image x 4096"), err
+    assert rss < 1.5 * 2**30
+    # The synthetic split is rendered in memory before it is cached: 5,000 images at 1171 px do not fit.
+    code, err, rss = capped_rsearch([*small, "--resolution", "1024", "--batch-size", "1"], tmp_path)
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith("rsearch train: error: data.train_size (--train-size): rendering the synthetic "
+                             "train split (5,000 images of 1171 x 1171 px) needs about 19.4 GiB"), err
+    assert rss < 1.5 * 2**30
+    assert not (tmp_path / "run").exists() and not list((tmp_path / "cache").glob("synthetic/*px*"))
+    code, err, _ = capped_rsearch([*small, "--resolution", "32", "--batch-size", "32", "--train-size", "200",
+                                   "--epochs", "1"], tmp_path)
+    assert code == 0, err  # a tiny run trains under the same cap
+
+
+def test_check_fits_names_the_need_what_is_free_and_the_largest_batch(monkeypatch):
+    from rsearch import memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": 100 * 2**20)
+    estimate = memory.Estimate(fixed=10 * 2**20, per_image=2**20, batch_size=256, fixed_is="weights")
+    memory.check_fits(memory.Estimate(fixed=10 * 2**20, per_image=2**20, batch_size=90), "cpu", doing="x",
+                      batch_flag="--batch")
+    with pytest.raises(UserError) as info:
+        memory.check_fits(estimate, "cpu", doing="training x", batch_flag="--batch-size", processes=2)
+    assert str(info.value) == ("--batch-size: training x needs about 532.0 MiB of memory (1.0 MiB per image x 256 "
+                               "+ 10.0 MiB of weights in each of 2 processes), more than the 100.0 MiB available "
+                               "on this machine; expected a batch of at most 80 at this resolution, or a lower "
+                               "--resolution")
+    monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": None)
+    memory.check_fits(estimate, "cpu", doing="x", batch_flag="--batch")  # unknown: not refused
+
+
+def test_available_memory_is_bounded_by_the_cgroup_limit(tmp_path, monkeypatch):
+    from rsearch import memory
+
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    (v2 / "memory.max").write_text("1073741824\n")
+    (v2 / "memory.current").write_text(str(900 * 2**20))
+    (v2 / "memory.stat").write_text(f"anon 1\ninactive_file {100 * 2**20}\nactive_file 5\n")
+    monkeypatch.setattr(memory, "_CGROUPS", ((str(v2 / "memory.max"), str(v2 / "memory.current"), "inactive_file"),))
+    assert memory._cgroup_available() == (1024 - 900 + 100) * 2**20  # inactive file cache is reclaimable
+    assert memory.available_bytes("cpu") <= 224 * 2**20
+    (v2 / "memory.max").write_text("max\n")
+    assert memory._cgroup_available() is None
+    assert memory.available_bytes("cpu") > 0

@@ -138,7 +138,9 @@ def test_uri_storage(exp):
 
 
 def test_older_file_missing_columns_is_conformed(exp):
-    pq.write_table(pa.table({m.TRIAL_ID: ["a"], m.STATUS: ["ok"], m.EPOCHS: [10]}), exp / "results.parquet")
+    # Every file rsearch wrote has the required columns (REQUIRED_RESULT_COLUMNS); later columns may be missing.
+    pq.write_table(pa.table({m.TRIAL_ID: ["a"], m.STATUS: ["ok"], m.DEPTH: [50], m.WIDTH: [1.0], m.RESOLUTION: [160],
+                             m.EPOCHS: [10]}), exp / "results.parquet")
     results = read_experiment(exp).results
     assert list(results.columns) == [name for name, _ in RESULT_COLUMNS]
     assert results[m.LATENCY_MS].isna().all() and str(results[m.PARAMS].dtype) == "Int64"
@@ -188,6 +190,136 @@ def test_corrupt_files(exp):
     (exp / "experiment.json").write_text("{")
     with pytest.raises(UserError, match="expected valid JSON"):
         read_experiment(exp)
+
+
+# --- hostile files: a wrong type in experiment.json or results.parquet is a one-line error
+# naming the file and the field, exit 2 from both views, and no report written.
+
+def _retype(column, values, kind=None):
+    """results.parquet with `column` replaced by `values` (e.g. numbers as strings)."""
+    def edit(table):
+        array = pa.array(values(table[column].to_pylist()), type=kind)
+        return table.set_column(table.schema.get_field_index(column), column, array)
+    return edit
+
+
+_AS_TEXT = _retype(m.MINIVAL_TOP1, lambda v: [None if x is None else f"{x:.3f}" for x in v])
+_BAD_META = [
+    ({"epochs": "three"}, "epochs", "a list of integers > 0"),
+    ({"epochs": 3}, "epochs", "a list of integers > 0"),
+    ({"epochs": [10, "100"]}, "epochs", "a list of integers > 0"),
+    ({"latency_budget_ms": "fast"}, "latency_budget_ms", "a number > 0"),
+    ({"latency_budget_ms": True}, "latency_budget_ms", "a number > 0"),
+    ({"latency_method": [1, 2]}, "latency_method", "an object"),
+    ({"latency_method": {"max_ratio": 2, "reference": {"depth": 26, "width": "wide", "resolution": 64}}},
+     "latency_method.reference.width", "a number"),
+    ({"latency_method": {"max_ratio": "2x", "reference": None}}, "latency_method.max_ratio", "a number > 0"),
+    ({"planned_trials": [4]}, "planned_trials", "an integer >= 0"),
+    ({"name": ["exp"]}, "name", "a string"),
+    ({"status": {"done": True}}, "status", "a string"),
+]
+_BAD_TABLES = [
+    (_AS_TEXT, "minival_top1", "numbers"),
+    (_retype(m.LATENCY_MS, lambda v: [str(x) for x in v]), "latency_ms", "numbers"),
+    (_retype(m.DEPTH, lambda v: [float(x) for x in v]), "depth", "integers"),
+    (_retype(m.STATUS, lambda v: list(range(len(v)))), "status", "strings"),
+    (_retype(m.PARETO, lambda v: [int(bool(x)) for x in v]), "pareto", "true/false"),
+    (lambda table: table.drop([m.STATUS]), "missing status", "expected the columns"),
+    (lambda table: pa.table({"a": [1, 2], "b": ["x", "y"]}),  # a foreign Parquet file
+     "missing trial_id, status, depth, width, resolution, epochs", "expected the columns"),
+    (_retype(m.TRIAL_ID, lambda v: [None] + v[1:]), "trial_id", "a value in every row"),
+]
+
+
+def _views(exp, tmp_path, capsys) -> list[tuple[int, str]]:
+    """(exit code, stderr) of `rsearch analyze` and `rsearch dashboard` on `exp`."""
+    from rsearch.cli import main
+
+    outcomes = []
+    for argv in (["analyze", str(exp)], ["analyze", str(exp), "--json"],
+                 ["dashboard", str(exp), "-o", str(tmp_path / "report.html")]):
+        code = main(argv)
+        outcomes.append((code, capsys.readouterr().err))
+    assert not (tmp_path / "report.html").exists()
+    return outcomes
+
+
+@pytest.fixture
+def written(exp):
+    write_results(exp, [trial("a"), trial("b", depth=101, acc=0.6, latency=1.5)])
+    write_curves(exp, [{m.TRIAL_ID: "a", m.EPOCH: 1, m.MINIVAL_TOP1: 0.4}])
+    return exp
+
+
+@pytest.mark.parametrize("change, field, expected", _BAD_META, ids=[str(c) for c, _, _ in _BAD_META])
+def test_wrong_types_in_experiment_json_are_one_line_errors(written, tmp_path, capsys, change, field, expected):
+    meta = json.loads((written / "experiment.json").read_text())
+    (written / "experiment.json").write_text(json.dumps({**meta, **change}))
+    with pytest.raises(UserError) as info:
+        read_experiment(written)
+    assert f"{field} in {written}/experiment.json: expected {expected}" in str(info.value)
+    for code, err in _views(written, tmp_path, capsys):
+        assert code == 2 and err.count("\n") == 1 and "Traceback" not in err and str(info.value) in err
+
+
+@pytest.mark.parametrize("text, expected", [("[1, 2]", "a JSON object"), ("not json", "valid JSON"),
+                                            ('"experiment"', "a JSON object")])
+def test_experiment_json_that_is_not_an_object(written, tmp_path, capsys, text, expected):
+    (written / "experiment.json").write_text(text)
+    for code, err in _views(written, tmp_path, capsys):
+        assert code == 2 and err.count("\n") == 1 and f"expected {expected}" in err and "experiment.json" in err
+
+
+@pytest.mark.parametrize("edit, field, expected", _BAD_TABLES, ids=[f for _, f, _ in _BAD_TABLES])
+def test_wrong_types_in_results_parquet_are_one_line_errors(written, tmp_path, capsys, edit, field, expected):
+    path = written / "results.parquet"
+    pq.write_table(edit(pq.read_table(path)), path)
+    with pytest.raises(UserError) as info:
+        read_experiment(written)
+    assert str(path) in str(info.value) and field in str(info.value) and expected in str(info.value)
+    for code, err in _views(written, tmp_path, capsys):
+        assert code == 2 and err.count("\n") == 1 and "Traceback" not in err and str(info.value) in err
+
+
+def test_wrong_types_in_curves_parquet_are_one_line_errors(written):
+    path = written / "curves.parquet"
+    pq.write_table(_retype(m.MINIVAL_TOP1, lambda v: [str(x) for x in v])(pq.read_table(path)), path)
+    with pytest.raises(UserError, match=f"minival_top1 in {path}: expected numbers"):
+        read_experiment(written)
+
+
+def test_compatible_parquet_types_read_back_as_the_schema_types(written):
+    """What another Parquet writer may use for the same values: int32, float32, dictionary
+    strings, all-null columns. They are exactly representable, so they read as the schema's types."""
+    path = written / "results.parquet"
+    table = pq.read_table(path)
+    for column, kind in ((m.DEPTH, pa.int32()), (m.LATENCY_MS, pa.float32()), (m.MINIVAL_TOP1, pa.int64())):
+        table = table.set_column(table.schema.get_field_index(column), column,
+                                 pa.array([round(x) for x in table[column].to_pylist()], type=pa.int64()).cast(kind))
+    table = table.set_column(table.schema.get_field_index(m.STATUS), m.STATUS, table[m.STATUS].dictionary_encode())
+    table = table.set_column(table.schema.get_field_index(m.MODEL), m.MODEL, pa.nulls(len(table)))
+    pq.write_table(table, path)
+    results = read_experiment(written).results
+    assert results[m.DEPTH].tolist() == [50, 101] and str(results[m.DEPTH].dtype) == "Int64"
+    assert results[m.LATENCY_MS].dtype == np.float64 and results[m.MINIVAL_TOP1].tolist() == [0.0, 1.0]
+    assert results[m.STATUS].tolist() == ["ok", "ok"] and results[m.MODEL].isna().all()
+
+
+def test_views_refuse_a_foreign_file_with_exit_2_in_a_fresh_process(written):
+    """As a user runs them: torch (which the views never need) loaded beside pyarrow made the
+    process abort now and then ("terminate called without an active exception", exit 134)
+    when it exited right after reading a Parquet file, as it does when refusing one."""
+    import subprocess
+    import sys
+
+    pq.write_table(pa.table({"a": [1, 2], "b": ["x", "y"]}), written / "results.parquet")
+    probe = ("import sys; from rsearch.cli import build_parser; from rsearch.results import read_experiment; "
+             "from dashboards.page import build_report; build_parser(); "
+             "sys.exit(0 if 'torch' not in sys.modules else 1)")
+    assert subprocess.run([sys.executable, "-c", probe]).returncode == 0
+    for command in (["analyze", str(written)], ["dashboard", str(written), "-o", str(written / "r.html")]) * 2:
+        done = subprocess.run([sys.executable, "-m", "rsearch", *command], capture_output=True, text=True)
+        assert done.returncode == 2 and "missing trial_id, status" in done.stderr, done.stderr
 
 
 # --- summaries ---

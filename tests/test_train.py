@@ -135,6 +135,9 @@ BAD_TRAIN_ARGS = [
     (["--depth", "26", "--resolution", "32", "--gpu"], "--gpu"),
     (["--depth", "26", "--resolution", "32", "--data", "imagefolder", "--data-dir", "/nonexistent/x"], "/nonexistent/x"),
     (["--depth", "26", "--resolution", "32", "--data", "imagefolder"], "data"),
+    # before the loader is built: not DataLoader's "num_workers", and no empty --output left behind
+    (["--depth", "26", "--width", "0.25", "--resolution", "32", "--train-size", "200", "--loader-workers", "-1"],
+     "rsearch train: error: --loader-workers: expected 0 or more, got -1"),
 ]
 
 

@@ -140,17 +140,29 @@ def run(args) -> int:
     cfg, depth, resolution, methods = _resolve(args)
     from rsearch.cost import LatencyCache, measure_latency, model_cost
 
+    cache = None if args.no_cache or not methods else LatencyCache(args.cache)
+    _check_memory(cfg, resolution, [m for m in methods if cache is None or cache.get(cfg, resolution, m) is None])
     report = {"model": cfg.name, "depth": depth, "layers": list(cfg.layers), "blocks": sum(cfg.layers),
               "width": cfg.width, "rs": cfg.rs, "resolution": resolution, "classes": cfg.num_classes,
               "in_chans": cfg.in_chans, **model_cost(cfg, resolution)}
     if methods:
-        cache = None if args.no_cache else LatencyCache(args.cache)
         report["latency"] = [
             cache.get_or_measure(cfg, resolution, m) if cache is not None
             else {**measure_latency(cfg, resolution, m), "cached": False}
             for m in methods]
     print(json.dumps(report, sort_keys=False) if args.json else format_table(report))
     return 0
+
+
+def _check_memory(cfg, resolution: int, to_measure) -> None:
+    """Before the first measurement: each batch still to be measured must fit in free memory."""
+    from rsearch import memory
+
+    for method in to_measure:
+        estimate = memory.inference_estimate(cfg, resolution, method.batch_size, bf16=method.dtype == "bfloat16")
+        memory.check_fits(estimate, method.device, batch_flag="--batch",
+                          doing=f"measuring the latency of {cfg.name} at {resolution} px in batches of "
+                                f"{method.batch_size}")
 
 
 def format_table(report: dict) -> str:

@@ -12,12 +12,18 @@ is done, so ResNet-RS-420 at 320 px is counted in a couple of seconds on a lapto
   forward, per image, in float32 (distinct storages of saved tensors, weights
   excluded).  That is the activation part of training memory; it scales with batch
   size and about 0.5x in bf16 autocast.
+- inference_activation_bytes: the most bytes of activations alive at once during one
+  image's inference forward (eval mode, inference_mode, float32): what measuring latency
+  needs beside the weights and the input (rsearch.memory).
 """
 from __future__ import annotations
 
 import numbers
+import weakref
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
 from rsearch.errors import UserError
@@ -65,3 +71,48 @@ def model_cost(cfg: ResNetConfig, resolution: int) -> dict:
         model(x)
     return {"params": int(params), "flops": int(counter.get_total_flops()) // batch,
             "activation_bytes": int(sum(saved.values())) // batch}
+
+
+class _LiveBytes(TorchDispatchMode):
+    """The peak of the bytes held by tensors that ops create, while the mode is on.
+
+    A storage counts from the op that allocates it until the last tensor on it is gone,
+    as the allocator frees it on a real device; a view adds no bytes. Meta tensors are freed
+    at the same points of the Python code as real ones, so the peak is the real run's."""
+
+    def __init__(self):
+        super().__init__()
+        self.live = self.peak = 0
+        self.tensors: dict[int, int] = {}  # storage -> tensors alive on it
+
+    def _gone(self, storage: int, nbytes: int) -> None:
+        self.tensors[storage] -= 1
+        if not self.tensors[storage]:
+            del self.tensors[storage]
+            self.live -= nbytes
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for tensor in tree_leaves(out):
+            if isinstance(tensor, torch.Tensor):
+                storage = tensor.untyped_storage()
+                key, nbytes = storage._cdata, storage.nbytes()
+                if key not in self.tensors:
+                    self.tensors[key] = 0
+                    self.live += nbytes
+                    self.peak = max(self.peak, self.live)
+                self.tensors[key] += 1
+                weakref.finalize(tensor, self._gone, key, nbytes)
+        return out
+
+
+def inference_activation_bytes(cfg: ResNetConfig, resolution: int) -> int:
+    """The peak bytes of live activations during one image's float32 inference forward
+    (weights and the input excluded; see the module docstring). Counted on the meta device."""
+    resolution = check_resolution(resolution)
+    model = build(cfg, "meta").eval()
+    x = torch.empty(1, cfg.in_chans, resolution, resolution, device="meta")
+    live = _LiveBytes()
+    with torch.inference_mode(), live:
+        model(x)
+    return live.peak

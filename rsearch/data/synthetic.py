@@ -62,6 +62,7 @@ TEXTURE_PERIOD = (0.35, 0.5)  # texture period / shape radius
 ROTATION = 0.15  # radians; shapes are tilted by up to this either way (full turns slow learning ~2x)
 SLOTS = N_LINES + MAX_DISTRACTORS + MAX_KEYS  # objects per scene, in drawing order
 PIXELS_PER_CHUNK = 1 << 23  # objects x pixels rendered at once (bounds memory to ~200 MB)
+RENDER_WORKING_BYTES = 256 << 20  # what rendering a chunk needs beside the split's own array
 SPLIT_STREAMS = {"train": 0, "test": 1}  # independent seed streams per split
 
 
@@ -240,11 +241,25 @@ def cached_render(cache: Path, n: int, num_classes: int, size: int, seed: int, s
     key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
     folder = cache / "synthetic" / f"{split}-{size}px-{key}"
     if not (folder / "labels.npy").exists():
+        _check_render_memory(n, size, split)
         with _render_lock(folder):  # trials starting together render once; the others wait for it
             if not (folder / "labels.npy").exists():
                 images, labels = render(n, num_classes, size, seed, split)
                 _write_atomically(folder, images, labels, params)
     return np.load(folder / "images.npy", mmap_mode="r"), np.load(folder / "labels.npy")
+
+
+def _check_render_memory(n: int, size: int, split: str) -> None:
+    """render() holds the whole split in memory before it is written to the cache: refuse a split
+    that cannot fit before allocating it (the OOM killer would end the run minutes later)."""
+    from rsearch.memory import available_bytes, human_size
+
+    needed, available = n * 3 * size * size + RENDER_WORKING_BYTES, available_bytes("cpu")
+    if available is not None and needed > available:
+        flag = "data.train_size (--train-size)" if split == "train" else "data.test_size"
+        raise UserError(f"{flag}: rendering the synthetic {split} split ({n:,} images of {size} x {size} px) "
+                        f"needs about {human_size(needed)} of memory, more than the {human_size(available)} "
+                        f"available on this machine; expected fewer images or a lower resolution")
 
 
 @contextlib.contextmanager

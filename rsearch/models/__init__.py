@@ -1,4 +1,9 @@
-"""The ResNet-RS model family: one generic class (resnet.py) and the names/depth rule (registry.py)."""
+"""The ResNet-RS model family: one generic class (resnet.py) and the names/depth rule (registry.py).
+
+resnet.py (torch) is imported on first use of one of its names: the CLI reads the registry's
+names and bounds for every command, and `rsearch analyze` / `dashboard` never build a model
+(torch loaded beside pyarrow also makes a quick exit abort now and then).
+"""
 from rsearch.models.registry import (
     RS_LAYERS,
     layers_for_depth,
@@ -6,7 +11,17 @@ from rsearch.models.registry import (
     parse_model_name,
     regularization_defaults,
 )
-from rsearch.models.resnet import TOTAL_STRIDE, ResNet, ResNetConfig, build
+
+_RESNET_NAMES = ("TOTAL_STRIDE", "ResNet", "ResNetConfig", "build")
+
+
+def __getattr__(name: str):
+    if name in _RESNET_NAMES:
+        from rsearch.models import resnet
+
+        return getattr(resnet, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "RS_LAYERS", "TOTAL_STRIDE", "ResNet", "ResNetConfig", "build", "layers_for_depth",

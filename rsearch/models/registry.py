@@ -13,9 +13,12 @@ entry.  Any other depth uses one rule (documented in README "Models"):
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from rsearch.errors import UserError
-from rsearch.models.resnet import ResNetConfig
+
+if TYPE_CHECKING:  # resnet.py imports torch: the names and bounds here are read by commands that never build a model
+    from rsearch.models.resnet import ResNetConfig
 
 # depth -> blocks per stage, as published for ResNet-RS.
 RS_LAYERS: dict[int, tuple[int, int, int, int]] = {
@@ -97,6 +100,8 @@ def model_config(*, model: str | None = None, depth: int | None = None, width: f
                  num_classes: int = 1000, in_chans: int = 3, rs: bool = True,
                  drop_rate: float = 0.0, drop_path_rate: float = 0.0) -> ResNetConfig:
     """Resolve a model name or a depth/width pair into a validated ResNetConfig."""
+    from rsearch.models.resnet import ResNetConfig
+
     if model is not None:
         depth, rs = parse_model_name(model)
     if depth is None:

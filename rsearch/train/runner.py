@@ -25,15 +25,21 @@ EPOCHS_FILE = "epochs.parquet"
 RAY_TRAIN_RUN = "ray_train"  # the N-worker run's folder in --output (Ray Train V2 restores by name)
 
 
-def preflight(cfg: TrainConfig, *, local_gpu: bool = True):
+def preflight(cfg: TrainConfig, *, local_gpu: bool = True, check_memory: bool = False):
     """Everything that can be wrong with the input, checked before any folder is written.
     Returns (data split info: sizes, minival fingerprint; the loaded splits, for reuse).  `local_gpu=False` where the
-    GPUs are on cluster workers, not on this (driver) machine."""
+    GPUs are on cluster workers, not on this (driver) machine. `check_memory`: refuse a run whose
+    estimated memory exceeds what this machine has free (it trains here)."""
+    workers = cfg.loader_workers
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise UserError(f"--loader-workers: expected 0 or more, got {workers!r}")
     if cfg.device.startswith("cuda") and local_gpu:
         import torch
 
         if not torch.cuda.is_available():
             raise UserError("--gpu: a GPU was requested but torch sees no CUDA device on this machine")
+    if check_memory:
+        _check_memory(cfg)  # before the data: rendering it may take long, and memory of its own
     splits = load_splits(cfg)
     if len(splits.train) < cfg.recipe.batch_size:
         raise UserError(f"--batch-size: {cfg.recipe.batch_size} exceeds the training split "
@@ -41,6 +47,25 @@ def preflight(cfg: TrainConfig, *, local_gpu: bool = True):
     info = dict(splits.info)
     info.update(num_classes=splits.num_classes, in_chans=splits.in_chans)
     return info, splits
+
+
+def _check_memory(cfg: TrainConfig) -> None:
+    """UserError when one training step would need more memory than is free (rsearch.memory)."""
+    from rsearch import memory
+
+    # The class count of a folder or Parquet source is known only once it is read: its head is
+    # counted at the smallest (2 classes), so this never refuses a run that fits.
+    classes = {"synthetic": cfg.data.num_classes, "fashion-mnist": 10}.get(cfg.data.source, 2)
+    in_chans = 1 if cfg.data.source == "fashion-mnist" else 3
+    gpu = cfg.device.startswith("cuda")
+    if gpu and cfg.workers > 1:
+        return  # Ray Train's workers each take a GPU; asking for free GPU memory here would hold one
+    estimate = memory.training_estimate(cfg.model(classes, in_chans), cfg.resolution, cfg.per_worker_batch,
+                                        momentum=cfg.recipe.momentum > 0, ema=cfg.recipe.ema_decay > 0,
+                                        bf16=gpu and cfg.recipe.bf16, ddp=cfg.workers > 1)
+    memory.check_fits(estimate, cfg.device, batch_flag="--batch-size", processes=1 if gpu else cfg.workers,
+                      doing=f"training depth {cfg.depth} width {cfg.width:g} at {cfg.resolution} px in batches "
+                            f"of {cfg.recipe.batch_size}" + (f" over {cfg.workers} workers" if cfg.workers > 1 else ""))
 
 
 def prepare_output(output: Path, resume: bool) -> dict | None:
@@ -62,7 +87,7 @@ def run_training(cfg: TrainConfig, output: str | os.PathLike, *, resume: bool = 
                  ray_address: str | None = None) -> dict:
     output = Path(output).expanduser()
     on_cluster = cfg.workers > 1 and bool(ray_address or os.environ.get("RAY_ADDRESS"))
-    data_info, splits = preflight(cfg, local_gpu=not on_cluster)
+    data_info, splits = preflight(cfg, local_gpu=not on_cluster, check_memory=not on_cluster)
     state = prepare_output(output, resume)
     if state is not None and _same_run(state["config"]) != _same_run(cfg.to_dict()):
         changed = ", ".join(_differences(_same_run(state["config"]), _same_run(cfg.to_dict()))[:3])
