@@ -180,3 +180,20 @@ def check_fits(estimate: Estimate, device: str, *, doing: str, batch_flag: str,
     raise UserError(f"{batch_flag}: {doing} needs about {human_size(needed)} of memory ({human_size(estimate.per_image)} "
                     f"per image x {estimate.batch_size} + {human_size(estimate.fixed)} of {estimate.fixed_is}{each}), "
                     f"more than the {human_size(available)} available on {where}; expected {lower}")
+
+
+def check_training(cfg, num_classes: int, in_chans: int, *, batch_flag: str = "--batch-size",
+                   resolution_flag: str = "--resolution") -> None:
+    """A UserError when one training step of `cfg` (a TrainConfig) needs more memory than this
+    machine (or its GPU) has free, counting every data-parallel worker that shares it."""
+    gpu = cfg.device.startswith("cuda")
+    if gpu and cfg.workers > 1:
+        return  # Ray Train's workers each take a GPU; asking for free GPU memory here would hold one
+    estimate = training_estimate(cfg.model(num_classes, in_chans), cfg.resolution, cfg.per_worker_batch,
+                                 momentum=cfg.recipe.momentum > 0, ema=cfg.recipe.ema_decay > 0,
+                                 bf16=gpu and cfg.recipe.bf16, ddp=cfg.workers > 1)
+    check_fits(estimate, cfg.device, batch_flag=batch_flag, resolution_flag=resolution_flag,
+               processes=1 if gpu else cfg.workers,
+               doing=f"training depth {cfg.depth} width {cfg.width:g} at {cfg.resolution} px in batches "
+                     f"of {cfg.recipe.batch_size}" + (f" over {cfg.workers} workers" if cfg.workers > 1 else ""))
+

@@ -462,3 +462,20 @@ def test_unusable_storage_and_empty_flags_are_refused_up_front(tmp_path, flags, 
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr
     assert message.format(file=afile) in lines[0]
+
+
+@pytest.mark.slow
+def test_a_trial_too_large_for_memory_fails_before_allocating_and_the_others_train(tmp_path):
+    # Before: a 1024 px trial in batches of 512 (~190 GiB by the estimate) went to the OOM killer.
+    space = smoke_space(tmp_path, "memory", constraints={"latency_ms": None}, recipe={"batch_size": 512},
+                        scaling={"depth": [26], "width": [0.25], "resolution": [32, 1024]},
+                        search={"max_concurrent": 1})
+    proc = rsearch("tune", "--space", str(space), "--storage", str(tmp_path), "--quiet")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    frame = results.read_experiment(tmp_path / "memory").results.set_index(M.RESOLUTION)
+    assert frame.loc[32, M.STATUS] == M.STATUS_OK
+    assert frame.loc[1024, M.STATUS] == M.STATUS_FAILED
+    assert frame.loc[1024, M.FAILURE].startswith("out of memory (estimated before training): recipe.batch_size: "
+                                                 "training depth 26 width 0.25 at 1024 px"), frame.loc[1024, M.FAILURE]
+    assert not (exp_curves := results.read_experiment(tmp_path / "memory").curves).empty
+    assert set(exp_curves[M.RESOLUTION]) == {32}  # the large trial trained no epoch

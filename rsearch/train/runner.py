@@ -56,16 +56,7 @@ def _check_memory(cfg: TrainConfig) -> None:
     # The class count of a folder or Parquet source is known only once it is read: its head is
     # counted at the smallest (2 classes), so this never refuses a run that fits.
     classes = {"synthetic": cfg.data.num_classes, "fashion-mnist": 10}.get(cfg.data.source, 2)
-    in_chans = 1 if cfg.data.source == "fashion-mnist" else 3
-    gpu = cfg.device.startswith("cuda")
-    if gpu and cfg.workers > 1:
-        return  # Ray Train's workers each take a GPU; asking for free GPU memory here would hold one
-    estimate = memory.training_estimate(cfg.model(classes, in_chans), cfg.resolution, cfg.per_worker_batch,
-                                        momentum=cfg.recipe.momentum > 0, ema=cfg.recipe.ema_decay > 0,
-                                        bf16=gpu and cfg.recipe.bf16, ddp=cfg.workers > 1)
-    memory.check_fits(estimate, cfg.device, batch_flag="--batch-size", processes=1 if gpu else cfg.workers,
-                      doing=f"training depth {cfg.depth} width {cfg.width:g} at {cfg.resolution} px in batches "
-                            f"of {cfg.recipe.batch_size}" + (f" over {cfg.workers} workers" if cfg.workers > 1 else ""))
+    memory.check_training(cfg, classes, 1 if cfg.data.source == "fashion-mnist" else 3)
 
 
 def prepare_output(output: Path, resume: bool) -> dict | None:

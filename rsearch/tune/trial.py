@@ -19,9 +19,11 @@ from pathlib import Path
 import torch
 from ray import tune
 
+from rsearch import memory
 from rsearch import metrics as M
 from rsearch.cost.budget import LatencyBudget
 from rsearch.data import DataConfig
+from rsearch.errors import UserError
 from rsearch.recipe import preset
 from rsearch.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from rsearch.train.config import TrainConfig
@@ -130,6 +132,10 @@ def run_trial(config: dict, ctx: TrialContext) -> None:
         tune.report({**base, M.STATUS: M.STATUS_INFEASIBLE, M.FAILURE: reason, M.MINIVAL_TOP1: 0.0,
                      M.TRAIN_SECONDS: 0.0, M.EPOCH: 0})
         return
+    shortfall = _memory_shortfall(cfg, ctx)
+    if shortfall is not None:  # estimated before allocating: the node's OOM killer never gets to act
+        _report_failure(base, shortfall)
+        return
     try:
         if cfg.workers == 1:
             _train_in_process(cfg, base, job_field(config, "checkpoint"))
@@ -139,6 +145,16 @@ def run_trial(config: dict, ctx: TrialContext) -> None:
         _report_failure(base, f"{DIVERGED}{exc}")
     except torch.OutOfMemoryError as exc:  # the trial is recorded as failed; the search goes on
         _report_failure(base, f"out of memory: {str(exc).splitlines()[0]}")
+
+
+def _memory_shortfall(cfg: TrainConfig, ctx: TrialContext) -> str | None:
+    """Why this trial cannot fit in the free memory of the node it landed on, or None."""
+    try:
+        memory.check_training(cfg, ctx.num_classes, ctx.in_chans, batch_flag="recipe.batch_size",
+                              resolution_flag="scaling.resolution")
+    except UserError as exc:
+        return f"out of memory (estimated before training): {exc}"
+    return None
 
 
 def _report_failure(base: dict, reason: str) -> None:
