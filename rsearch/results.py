@@ -330,7 +330,8 @@ def _read_table(fs: pafs.FileSystem, path: str, columns, required) -> pd.DataFra
 
 # The Arrow types a file may hold for each schema type: the schema's own, or narrower ones
 # that convert exactly (int32 for int64, an integer for a float). Never text for a number.
-_ACCEPTED = {_STR: pa.types.is_string, _INT: pa.types.is_integer, _BOOL: pa.types.is_boolean,
+_ACCEPTED = {_STR: lambda t: pa.types.is_string(t) or pa.types.is_large_string(t),  # pandas writes large_string
+             _INT: pa.types.is_integer, _BOOL: pa.types.is_boolean,
              _FLOAT: lambda t: pa.types.is_floating(t) or pa.types.is_integer(t)}
 _HOLDS = {_STR: "strings", _INT: "integers", _FLOAT: "numbers", _BOOL: "true/false"}
 

@@ -436,3 +436,18 @@ def test_a_minival_too_small_to_rank_models_is_warned_about():
     assert small_minival_warning(1000) is None and small_minival_warning(0) is None  # 1.6 points
     text = small_minival_warning(80)  # the old quickstart: 2% of 4,000
     assert "80 images" in text and "5.6 points" in text and "data.minival_fraction" in text
+
+
+def test_a_results_file_rewritten_by_pandas_still_reads(tmp_path):
+    # pandas writes text as large_string: it is still text, and an edited experiment stays readable.
+    exp_dir = tmp_path / "exp"
+    create_experiment(exp_dir, {"epochs": [1]}, {})
+    write_results(exp_dir, [{m.TRIAL_ID: "t", m.STATUS: m.STATUS_OK, m.DEPTH: 26, m.WIDTH: 0.25,
+                                     m.RESOLUTION: 32, m.EPOCHS: 1, m.MINIVAL_TOP1: 0.5, m.LATENCY_MS: 2.0}])
+    path = exp_dir / "results.parquet"
+    pa_table = pq.read_table(path)
+    pa_table = pa_table.cast(pa.schema([pa.field(f.name, pa.large_string() if pa.types.is_string(f.type) else f.type)
+                                        for f in pa_table.schema]))
+    pq.write_table(pa_table, path)
+    assert pq.read_schema(path).field(m.TRIAL_ID).type == pa.large_string()
+    assert read_experiment(exp_dir).results[m.TRIAL_ID].tolist() == ["t"]

@@ -98,10 +98,18 @@ def test_an_unreadable_checkpoint_fails_its_trial_with_the_reason_and_the_search
 def _experiment_with_a_running_trial(tmp_path: Path, **row) -> Path:
     exp_dir = tmp_path / "exp"
     results.create_experiment(exp_dir, {"status": "interrupted", "epochs": [3]}, {})
+    good = json.dumps({"epochs": 3, "seed": 0, "arch": [26, 0.25, 32]})
     results.write_results(exp_dir, [{M.TRIAL_ID: "3ep-00000", M.STATUS: M.STATUS_RUNNING, M.DEPTH: 26, M.WIDTH: 0.25,
-                                     M.RESOLUTION: 32, M.EPOCHS: 3, M.TRIAL_CONFIG: json.dumps({"epochs": 3}),
-                                     **row}])
+                                     M.RESOLUTION: 32, M.EPOCHS: 3, M.TRIAL_CONFIG: good, **row}])
     return exp_dir
+
+
+def _probe(config: dict):
+    """What the driver checks each recorded config with: the trial config it would build."""
+    from rsearch.tune.trial import TrialContext, build_train_config
+
+    ctx = TrialContext(data={"source": "synthetic", "num_classes": 10}, num_classes=10, in_chans=3)
+    return build_train_config(config, ctx)
 
 
 @pytest.mark.parametrize("row, message", [
@@ -109,20 +117,42 @@ def _experiment_with_a_running_trial(tmp_path: Path, **row) -> Path:
     ({M.CHECKPOINT: "/etc"}, "expected a folder inside the experiment"),
     ({M.TRIAL_CONFIG: "{not json"}, "no readable trial_config for trial 3ep-00000"),
     ({M.TRIAL_CONFIG: "[1, 2]"}, "no readable trial_config for trial 3ep-00000"),
+    ({M.TRIAL_CONFIG: json.dumps({"epochs": 3, "arch": [10**9, 0.5, 32]})}, "trial 3ep-00000: .*at most 1000"),
+    ({M.TRIAL_CONFIG: json.dumps({"foo": 1})}, "trial 3ep-00000: expected a trial config of this space"),
+    ({M.TRIAL_ID: "../../x"}, "trial id '../../x'"),
 ])
 def test_hostile_resume_records_are_refused_as_data(tmp_path, row, message):
     exp_dir = _experiment_with_a_running_trial(tmp_path, **row)
     with pytest.raises(UserError, match=message):
-        J.check_records(str(exp_dir))
+        J.check_records(str(exp_dir), _probe)
 
 
-@pytest.mark.parametrize("text", ["{not json", '{"id": "x"}', '[{"id": 3, "config": {}}]', '[{"id": "a"}]'])
+GOOD_JOB = {"epochs": 3, "seed": 0, "arch": [26, 0.25, 32]}
+
+
+@pytest.mark.parametrize("text", ["{not json", '{"id": "x"}', '[{"id": 3, "config": {}}]', '[{"id": "a"}]',
+                                  json.dumps([{"id": "a", "config": GOOD_JOB}, {"id": "a", "config": GOOD_JOB}]),
+                                  json.dumps([{"id": "../a", "config": GOOD_JOB}]),
+                                  json.dumps([{"id": "a", "config": {**GOOD_JOB, "arch": [10**9, 0.25, 32]}}])])
 def test_a_job_list_that_is_not_rsearch_s_is_refused(tmp_path, text):
     exp_dir = _experiment_with_a_running_trial(tmp_path)
     (exp_dir / J.PLANS).mkdir()
     (exp_dir / J.PLANS / "regime_3.json").write_text(text)
     with pytest.raises(UserError, match="regime_3.json"):
-        J.check_records(str(exp_dir))
+        J.check_records(str(exp_dir), _probe)
+
+
+def test_a_job_list_too_large_or_not_a_file_is_refused_without_reading_it(tmp_path, monkeypatch):
+    exp_dir = _experiment_with_a_running_trial(tmp_path)
+    (exp_dir / J.PLANS).mkdir()
+    (exp_dir / J.PLANS / "regime_3.json").mkdir()  # a folder (or FIFO) where the file should be
+    with pytest.raises(UserError, match="expected a file of at most"):
+        J.check_records(str(exp_dir), _probe)
+    (exp_dir / J.PLANS / "regime_3.json").rmdir()
+    (exp_dir / J.PLANS / "regime_3.json").write_text(json.dumps([{"id": "a", "config": GOOD_JOB}]) + " " * 2000)
+    monkeypatch.setattr(J, "MAX_PLAN_BYTES", 1000)
+    with pytest.raises(UserError, match="expected a file of at most"):
+        J.check_records(str(exp_dir), _probe)
 
 
 def test_hostile_records_are_one_line_exit_2_before_ray_starts(tmp_path):
@@ -174,6 +204,27 @@ def test_warm_started_hyperopt_has_seen_the_finished_trials_and_suggests_new_poi
     assert suggestion["epochs"] == 3 and 0.0 <= suggestion["regularization"]["dropout"] <= 0.5
     assert suggestion["regularization"] not in [c["regularization"] for c, _ in observed]
     assert len(algo._hpopt_trials.trials) == len(observed) + 1  # none of the observed was queued to run
+
+
+def test_a_resumed_hyperopt_search_does_not_replay_its_first_random_points():
+    # Before: the same seed replayed the first run's random start points, which had run already.
+    from types import SimpleNamespace
+
+    from ray import tune
+
+    from rsearch.tune.tuner import search_algorithm
+
+    space = SimpleNamespace(search={"algorithm": "hyperopt", "num_samples": 8, "seed": 0, "max_concurrent": None})
+    ps = {"epochs": 3, "regularization": {"dropout": tune.uniform(0.0, 0.3)}}
+
+    def first_suggestion(observed=()):
+        algo = search_algorithm(space, ps, observed)
+        algo.set_search_properties(M.OBJECTIVE, "max", ps)
+        return algo.suggest("t")
+
+    ran = first_suggestion()
+    assert first_suggestion() == ran  # seeded: the same search suggests the same first point
+    assert first_suggestion([(ran, 0.5)])["regularization"] != ran["regularization"]
 
 
 def test_checkpoint_folders_are_recorded_relative_to_the_experiment(tmp_path):

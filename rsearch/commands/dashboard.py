@@ -11,7 +11,7 @@ import os
 import time
 
 # experiment.json statuses after which the search writes nothing more (`--watch` stops).
-FINAL_STATUSES = ("finished", "interrupted")
+FINAL_STATUSES = ("finished", "interrupted", "failed")
 
 
 def _seconds(text: str) -> float:

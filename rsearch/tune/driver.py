@@ -52,12 +52,13 @@ def run_search(space, *, exp_dir: str, resume: bool = False, address: str | None
     lock = DriverLock(exp_dir, "--resume" if resume else "--name")
     lock.check()  # a running driver is named before any slow work
     _check_new(exp_dir, resume)
+    # Everything that can be wrong with the input is found before Ray starts or a folder is written.
+    probe_ctx = _context(space, {"num_classes": 2, "in_chans": 3}, exp_dir)
     if resume:  # the records a resume runs from are data, and are checked as data
         from rsearch.tune.jobs import check_records
 
-        check_records(exp_dir)
-    # Everything that can be wrong with the input is found before Ray starts or a folder is written.
-    probe = build_train_config(_first_config(space), _context(space, {"num_classes": 2, "in_chans": 3}, exp_dir))
+        check_records(exp_dir, lambda config: build_train_config(config, probe_ctx))
+    probe = build_train_config(_first_config(space), probe_ctx)
     data_info, _ = preflight(probe, local_gpu=not (address or os.environ.get("RAY_ADDRESS")))
     _check_latency_table(space, exp_dir)
     with lock:  # atomic: of two drivers started together, exactly one gets here
@@ -125,6 +126,12 @@ def _run_locked(space, exp_dir: str, resume: bool, address: str | None, quiet: b
             if storage.exists(storage.join(exp_dir, results.EXPERIMENT_FILE)):
                 results.update_meta(exp_dir, status="interrupted", interrupted=time.strftime("%Y-%m-%dT%H:%M:%S"))
             raise Interrupted(stops.received or signal.SIGINT, exp_dir) from None
+        except BaseException:
+            # Whatever went wrong, the experiment must not stay "running" (dashboard --watch
+            # waits on it); --resume continues it as it would an interrupted one.
+            if storage.exists(storage.join(exp_dir, results.EXPERIMENT_FILE)):
+                results.update_meta(exp_dir, status="failed", failed=time.strftime("%Y-%m-%dT%H:%M:%S"))
+            raise
     results.update_meta(exp_dir, status="finished", finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
     return exp_dir
 

@@ -22,6 +22,7 @@ with a TPE that has seen every finished one (tuner.WarmStartHyperOpt).
 from __future__ import annotations
 
 import json
+import re
 
 from rsearch import metrics as M
 from rsearch import results, storage
@@ -86,14 +87,26 @@ def save_plan(exp_dir: str, run: str, jobs: list[dict]) -> None:
     results.write_file_atomic(storage.join(exp_dir, PLANS), f"{run}.json", (json.dumps(jobs, indent=1) + "\n").encode())
 
 
+MAX_PLAN_BYTES = 256 * 2**20  # a plan of MAX_PLANNED_TRIALS jobs is well under this
+_JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")  # also a Ray Train run name under train/
+
+
 def load_plan(exp_dir: str, run: str) -> list[dict] | None:
     """The run's jobs as saved when it started; None when it never started."""
+    import pyarrow.fs as pafs
+
+    from rsearch.space.space import MAX_PLANNED_TRIALS
+
     location = storage.join(exp_dir, PLANS, f"{run}.json")
-    if not storage.exists(location):
-        return None
     fs, path = storage.filesystem(location)
+    info = fs.get_file_info(path)
+    if info.type == pafs.FileType.NotFound:
+        return None
+    if info.type != pafs.FileType.File or (info.size or 0) > MAX_PLAN_BYTES:
+        raise UserError(f"--resume: {location} is not an rsearch job list; expected a file of at most "
+                        f"{MAX_PLAN_BYTES // 2**20} MiB")
     with fs.open_input_stream(path) as stream:
-        raw = stream.read()
+        raw = stream.read(MAX_PLAN_BYTES + 1)
     try:
         jobs = json.loads(raw)
     except ValueError as exc:
@@ -101,12 +114,17 @@ def load_plan(exp_dir: str, run: str) -> list[dict] | None:
                         "rsearch wrote") from None
     if not isinstance(jobs, list) or not all(_is_job(j) for j in jobs):
         raise UserError(f"--resume: {location} is not an rsearch job list; expected a JSON list of "
-                        '{"id": text, "config": object}')
+                        '{"id": letters, digits, "_.-", "config": object}')
+    ids = [j["id"] for j in jobs]
+    if len(jobs) > MAX_PLANNED_TRIALS or len(set(ids)) != len(ids):
+        raise UserError(f"--resume: {location} is not an rsearch job list; expected at most "
+                        f"{MAX_PLANNED_TRIALS:,} jobs with distinct ids, got {len(jobs):,} ({len(set(ids)):,} distinct)")
     return jobs
 
 
 def _is_job(job) -> bool:
-    return isinstance(job, dict) and isinstance(job.get("id"), str) and isinstance(job.get("config"), dict)
+    return (isinstance(job, dict) and isinstance(job.get("id"), str) and bool(_JOB_ID.fullmatch(job["id"]))
+            and isinstance(job.get("config"), dict))
 
 
 # --------------------------------------------------------------------------- resuming
@@ -130,16 +148,32 @@ def clean_row(row: dict) -> dict:
     return {k: (None if v is pd.NA or (isinstance(v, float) and v != v) else v) for k, v in row.items()}
 
 
-def check_records(exp_dir: str) -> None:
+def check_records(exp_dir: str, trainable) -> None:
     """Everything a resume will read, read once before Ray starts: every job list, every
-    recorded trial config and checkpoint folder (UserError on the first that is not rsearch's)."""
+    recorded trial config and checkpoint folder; `trainable(config)` raises what the trial
+    would (UserError on the first record that is not rsearch's or not a trial of this space)."""
     for name in storage.entry_names(storage.join(exp_dir, PLANS)):
         if name.endswith(".json") and not name.startswith("."):
-            load_plan(exp_dir, name[:-len(".json")])
+            for job in load_plan(exp_dir, name[:-len(".json")]):
+                _check_config(trainable, job["config"], f"{PLANS}/{name}, job {job['id']}")
     frame = results.read_experiment(exp_dir, allow_empty=True).results
     for row in frame[frame[M.TRIAL_CONFIG].notna()].to_dict("records") if not frame.empty else []:
         row = clean_row(row)
-        with_checkpoint(make_job(row[M.TRIAL_ID], row_config(row)), row, exp_dir)
+        if not _JOB_ID.fullmatch(str(row[M.TRIAL_ID])):
+            raise UserError(f"--resume: results.parquet has trial id {str(row[M.TRIAL_ID])[:100]!r}; expected "
+                            "letters, digits and _.-")
+        job = with_checkpoint(make_job(row[M.TRIAL_ID], row_config(row)), row, exp_dir)
+        _check_config(trainable, job["config"], f"results.parquet, trial {job['id']}")
+
+
+def _check_config(trainable, config: dict, where: str) -> None:
+    try:
+        trainable(config)
+    except UserError as exc:
+        raise UserError(f"--resume: {where}: {exc}") from None
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise UserError(f"--resume: {where}: expected a trial config of this space, got "
+                        f"{type(exc).__name__}: {str(exc)[:100]}") from None
 
 
 def pending(jobs: list[dict], recorded: dict[str, dict], exp_dir: str) -> list[dict]:

@@ -94,6 +94,7 @@ class ResultsRecorder(Callback):
         row = self._row(trial)
         row[M.STATUS] = M.STATUS_FAILED
         row[M.FAILURE] = _error_line(trial)
+        row[M.MINIVAL_TOP1] = None  # an earlier epoch's accuracy is no result of a failed trial
         self._flush()
         self._progress(trials, force=True)
 

@@ -38,8 +38,11 @@ def search_algorithm(space, param_space: dict, observed: list[tuple[dict, float]
         return None
     # TPE starts from a few random points (Ray's default of 20 would make a short search random).
     initial = max(3, int(search["num_samples"]) // 4)
+    seed = search.get("seed")
+    # A resumed TPE with the first run's seed would replay that run's random start points,
+    # which have run already: the seed moves on by the points it has seen.
     algo = WarmStartHyperOpt(metric=M.OBJECTIVE, mode=M.OBJECTIVE_MODE, n_initial_points=initial,
-                             random_state_seed=search.get("seed"),
+                             random_state_seed=None if seed is None else int(seed) + len(observed),
                              observed=[(searched_values(param_space, c), v) for c, v in observed])
     if search.get("max_concurrent"):
         return ConcurrencyLimiter(algo, max_concurrent=int(search["max_concurrent"]))
@@ -81,14 +84,20 @@ class WarmStartHyperOpt(HyperOptSearch):
         from hyperopt.fmin import generate_trials_to_calculate
         from ray.tune.utils.util import flatten_dict
 
-        points = []
-        for config, _ in self._observed:
+        points, values = [], []
+        for config, value in self._observed:
             config = copy.deepcopy(config)
-            self._convert_categories_to_indices(config)  # a choice is known to hyperopt by its index
+            try:
+                self._convert_categories_to_indices(config)  # a choice is known to hyperopt by its index
+            except (ValueError, KeyError, TypeError):
+                continue  # a recorded value outside today's space: nothing TPE can model
             points.append(flatten_dict(config, delimiter="/"))  # hyperopt's labels: "regularization/dropout"
+            values.append(value)
+        if not points:
+            return
         trials = generate_trials_to_calculate(points)
         trials.refresh()  # its docs become visible as trials.trials
-        for doc, (_, value) in zip(trials.trials, self._observed):
+        for doc, value in zip(trials.trials, values):
             doc["state"] = JOB_STATE_DONE
             doc["result"] = {"loss": self.metric_op * value, "status": STATUS_OK}
         trials.refresh()
