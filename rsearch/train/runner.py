@@ -80,8 +80,8 @@ def run_training(cfg: TrainConfig, output: str | os.PathLike, *, resume: bool = 
     on_cluster = cfg.workers > 1 and bool(ray_address or os.environ.get("RAY_ADDRESS"))
     data_info, splits = preflight(cfg, local_gpu=not on_cluster, check_memory=not on_cluster)
     state = prepare_output(output, resume)
-    if state is not None and _same_run(state["config"]) != _same_run(cfg.to_dict()):
-        changed = ", ".join(_differences(_same_run(state["config"]), _same_run(cfg.to_dict()))[:3])
+    if state is not None and same_run(state["config"]) != same_run(cfg.to_dict()):
+        changed = ", ".join(_differences(same_run(state["config"]), same_run(cfg.to_dict()))[:3])
         raise UserError(f"--resume: the arguments differ from the interrupted run's ({changed}); "
                         "pass the same arguments")
     warning = small_minival_warning(int(data_info.get("minival_size", 0)))  # after every input check
@@ -110,7 +110,7 @@ def _differences(before: dict, now: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def _same_run(config: dict) -> dict:
+def same_run(config: dict) -> dict:
     """The config minus the device index (a Ray Train worker records "cuda:0" for "cuda")."""
     return {**config, "device": str(config.get("device", "")).split(":")[0]}
 

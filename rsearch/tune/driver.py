@@ -260,7 +260,7 @@ def _run_regime(space, plan: Plan, regime: int, ctx: TrialContext, exp_dir: str,
             recorded = J.recorded_trials(exp_dir, regime, confirmations=False)
         if samples > len(recorded):
             algo = search_algorithm(space, space_of_regime, J.finished_points(recorded))
-            run.tune(run_name, space_of_regime, search_alg=algo, num_samples=samples - len(recorded))
+            run.search(run_name, space_of_regime, search_alg=algo, num_samples=samples - len(recorded))
         return
     if planned is None:  # drawn once, before the first trial: a resume runs the same jobs
         planned = J.draw(space_of_regime, samples, int(space.search.get("seed") or 0), f"{regime}ep")
@@ -292,9 +292,9 @@ class _RunTune:
     def jobs(self, run_name: str, jobs: list[dict], scheduled: bool = True) -> None:
         from rsearch.tune.jobs import job_space
 
-        self.tune(run_name, job_space(jobs), scheduled=scheduled)
+        self.search(run_name, job_space(jobs), scheduled=scheduled)
 
-    def tune(self, run_name: str, param_space: dict, *, search_alg=None, num_samples: int = 1,
+    def search(self, run_name: str, param_space: dict, *, search_alg=None, num_samples: int = 1,
              scheduled: bool = True) -> None:
         from ray import tune
 

@@ -196,10 +196,9 @@ def _recorded_checkpoint(location: str | None):
 def _matching(state: dict, cfg: TrainConfig) -> dict | None:
     """A checkpoint of this very configuration, else None (start over): a results row edited
     by hand must not load another run's weights into this trial."""
-    def same(config: dict) -> dict:
-        return {k: v for k, v in config.items() if k != "device"}
+    from rsearch.train.runner import same_run
 
-    return state if same(state.get("config") or {}) == same(cfg.to_dict()) else None
+    return state if same_run(state.get("config") or {}) == same_run(cfg.to_dict()) else None
 
 
 def _train_on_ray_train(cfg: TrainConfig, ctx: TrialContext, base: dict, config: dict) -> None:
