@@ -23,6 +23,7 @@ batches so work the workers did before the clock started does not count.
 
 Needs torch and torchvision only; never imports Ray.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,32 +47,67 @@ from rsearch.models import build, model_config  # noqa: E402
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--source", default="synthetic", choices=("synthetic", "fashion-mnist", "imagefolder", "parquet"))
+    p.add_argument(
+        "--source",
+        default="synthetic",
+        choices=("synthetic", "fashion-mnist", "imagefolder", "parquet"),
+    )
     p.add_argument("--data-dir")
-    p.add_argument("--train-size", type=int, help="synthetic: images rendered (default: 512 CPU, 10240 CUDA)")
-    p.add_argument("--prepare-jpeg", metavar="DIR",
-                   help="write the synthetic training scenes as DIR/train/<class>/*.jpg (once) and read that "
-                        "ImageFolder, so JPEG decoding is part of the pipeline")
-    p.add_argument("--jpeg-size", type=int, default=320, help="--prepare-jpeg image side (default 320)")
+    p.add_argument(
+        "--train-size", type=int, help="synthetic: images rendered (default: 512 CPU, 10240 CUDA)"
+    )
+    p.add_argument(
+        "--prepare-jpeg",
+        metavar="DIR",
+        help="write the synthetic training scenes as DIR/train/<class>/*.jpg (once) and read that "
+        "ImageFolder, so JPEG decoding is part of the pipeline",
+    )
+    p.add_argument(
+        "--jpeg-size", type=int, default=320, help="--prepare-jpeg image side (default 320)"
+    )
     p.add_argument("--resolution", type=int, help="default: 32 on CPU, 160 on CUDA")
     p.add_argument("--batch", type=int, help="default: 32 on CPU, 256 on CUDA")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default 0)")
-    p.add_argument("--transfer", choices=("uint8", "float"), default="uint8",
-                   help="what crosses from workers to the device: uint8 (normalised on the device) or float")
-    p.add_argument("--randaugment", type=int, nargs=2, default=(2, 10), metavar=("OPS", "MAGNITUDE"))
-    p.add_argument("--model", default=None, help="default: resnetrs-26 (width 0.25) on CPU, resnetrs-50 on CUDA")
-    p.add_argument("--width", type=float, help="width multiplier (default 0.25 on CPU, 1.0 on CUDA)")
+    p.add_argument(
+        "--transfer",
+        choices=("uint8", "float"),
+        default="uint8",
+        help="what crosses from workers to the device: uint8 (normalised on the device) or float",
+    )
+    p.add_argument(
+        "--randaugment", type=int, nargs=2, default=(2, 10), metavar=("OPS", "MAGNITUDE")
+    )
+    p.add_argument(
+        "--model",
+        default=None,
+        help="default: resnetrs-26 (width 0.25) on CPU, resnetrs-50 on CUDA",
+    )
+    p.add_argument(
+        "--width", type=float, help="width multiplier (default 0.25 on CPU, 1.0 on CUDA)"
+    )
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
-                   help="bfloat16 = torch.autocast (weights stay float32)")
+    p.add_argument(
+        "--dtype",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="bfloat16 = torch.autocast (weights stay float32)",
+    )
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--steps", type=int, help="timed batches/steps per measurement (default: 8 CPU, 50 CUDA)")
+    p.add_argument(
+        "--steps", type=int, help="timed batches/steps per measurement (default: 8 CPU, 50 CUDA)"
+    )
     p.add_argument("--warmup", type=int, help="untimed steps first (default: 2 CPU, 10 CUDA)")
-    p.add_argument("--rounds", type=int, default=3, help="timed windows per measurement (default 3)")
+    p.add_argument(
+        "--rounds", type=int, default=3, help="timed windows per measurement (default 3)"
+    )
     p.add_argument("--threads", type=int, help="torch.set_num_threads in the main process")
-    p.add_argument("--e2e", action="store_true", help="real-loader training step vs synthetic-tensor step")
-    p.add_argument("--cache-dir", help="synthetic render cache (default: $RSEARCH_CACHE or ~/.cache/rsearch)")
+    p.add_argument(
+        "--e2e", action="store_true", help="real-loader training step vs synthetic-tensor step"
+    )
+    p.add_argument(
+        "--cache-dir", help="synthetic render cache (default: $RSEARCH_CACHE or ~/.cache/rsearch)"
+    )
     p.add_argument("--json", metavar="PATH", help="write every number and the config here")
     args = p.parse_args(argv)
     cuda = args.device == "cuda"
@@ -92,21 +128,29 @@ def prepare_jpeg(folder: Path, args) -> None:
     from torchvision.io import encode_jpeg
 
     from rsearch.data.synthetic import render
+
     if (folder / "train" / ".complete").exists():
         return
     images, labels = render(args.train_size, 10, args.jpeg_size, seed=0)
     for i, (image, label) in enumerate(zip(images, labels)):
         target = folder / "train" / f"class{label:02d}"
         target.mkdir(parents=True, exist_ok=True)
-        (target / f"{i:06d}.jpg").write_bytes(encode_jpeg(torch.from_numpy(image), quality=90).numpy().tobytes())
+        (target / f"{i:06d}.jpg").write_bytes(
+            encode_jpeg(torch.from_numpy(image), quality=90).numpy().tobytes()
+        )
     (folder / "train" / ".complete").write_text("")
 
 
 def data_config(args) -> DataConfig:
     if args.prepare_jpeg:
         return DataConfig(source="imagefolder", data_dir=args.prepare_jpeg, verify_images="none")
-    return DataConfig(source=args.source, data_dir=args.data_dir, train_size=args.train_size, test_size=0,
-                      cache_dir=args.cache_dir)
+    return DataConfig(
+        source=args.source,
+        data_dir=args.data_dir,
+        train_size=args.train_size,
+        test_size=0,
+        cache_dir=args.cache_dir,
+    )
 
 
 class Step:
@@ -115,10 +159,16 @@ class Step:
     def __init__(self, args, num_classes: int, in_chans: int, device: torch.device):
         self.fmt = torch.channels_last if args.channels_last else torch.contiguous_format
         torch.manual_seed(0)
-        model = build(model_config(model=args.model, width=args.width, num_classes=num_classes, in_chans=in_chans))
+        model = build(
+            model_config(
+                model=args.model, width=args.width, num_classes=num_classes, in_chans=in_chans
+            )
+        )
         self.model = model.to(device, memory_format=self.fmt).train()
         self.forward = torch.compile(self.model) if args.compile else self.model
-        self.opt = torch.optim.SGD(self.model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=4e-5)
+        self.opt = torch.optim.SGD(
+            self.model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=4e-5
+        )
         self.device, self.autocast = device, args.dtype == "bfloat16"
 
     def __call__(self, x, y):
@@ -138,10 +188,21 @@ class Measure:
     """The three rates, each over windows of `args.steps` batches, in images/s."""
 
     def __init__(self, step: Step, splits, args, device, normalize):
-        self.step, self.splits, self.args, self.device, self.normalize = step, splits, args, device, normalize
+        self.step, self.splits, self.args, self.device, self.normalize = (
+            step,
+            splits,
+            args,
+            device,
+            normalize,
+        )
         gen = torch.Generator().manual_seed(0)
-        x = torch.randint(0, 256, (args.batch, splits.in_chans, args.resolution, args.resolution),
-                          dtype=torch.uint8, generator=gen)
+        x = torch.randint(
+            0,
+            256,
+            (args.batch, splits.in_chans, args.resolution, args.resolution),
+            dtype=torch.uint8,
+            generator=gen,
+        )
         self.x = normalize(x.to(device)).contiguous(memory_format=step.fmt)
         self.y = torch.randint(0, splits.num_classes, (args.batch,), generator=gen).to(device)
         self.stream = None
@@ -162,8 +223,16 @@ class Measure:
         """One loader over many epochs (prefetching runs on across epoch boundaries, as a
         multi-epoch training loader does), warmed up long enough that the batches the workers
         prepared before the clock starts are used up: windows then measure the steady state."""
-        loader = make_loader(self.splits.train, self.args.batch, train=True, seed=0, epoch=0, epochs=10**6,
-                             num_workers=self.args.workers, pin_memory=self.device.type == "cuda")
+        loader = make_loader(
+            self.splits.train,
+            self.args.batch,
+            train=True,
+            seed=0,
+            epoch=0,
+            epochs=10**6,
+            num_workers=self.args.workers,
+            pin_memory=self.device.type == "cuda",
+        )
         self.stream = iter(loader)
         one = self._fed_step if fed else self._next_batch
         self._timed(one, self.args.warmup + 2 * self.args.workers)
@@ -174,7 +243,9 @@ class Measure:
     def _fed_step(self):
         x, y = next(self.stream)
         x = x.to(self.device, non_blocking=True)
-        x = (self.normalize(x) if x.dtype == torch.uint8 else x).contiguous(memory_format=self.step.fmt)
+        x = (self.normalize(x) if x.dtype == torch.uint8 else x).contiguous(
+            memory_format=self.step.fmt
+        )
         self.step(x, y.to(self.device, non_blocking=True))
 
     def pipeline(self) -> float:
@@ -194,9 +265,14 @@ def measure_all(measure: Measure, args) -> dict:
     first, second = ("e2e", "synthetic_step") if args.e2e else ("pipeline", "step")
     rates = {second: [measure.synthetic_step() for _ in range(args.rounds)]}
     measure.start_stream(fed=args.e2e)
-    rates[first] = [(measure.e2e_step if args.e2e else measure.pipeline)() for _ in range(args.rounds)]
+    rates[first] = [
+        (measure.e2e_step if args.e2e else measure.pipeline)() for _ in range(args.rounds)
+    ]
     for name in (second, first):
-        print(f"{name:>15} windows: " + "  ".join(f"{r:9.1f}" for r in rates[name]) + " img/s", flush=True)
+        print(
+            f"{name:>15} windows: " + "  ".join(f"{r:9.1f}" for r in rates[name]) + " img/s",
+            flush=True,
+        )
     result = {name: statistics.median(values) for name, values in rates.items()}
     result["ratio"] = result[first] / result[second]
     result["windows"] = rates
@@ -213,39 +289,65 @@ def main(argv=None) -> int:
     if args.prepare_jpeg:
         start = time.perf_counter()
         prepare_jpeg(Path(args.prepare_jpeg), args)
-        print(f"JPEG ImageFolder ready in {args.prepare_jpeg} ({time.perf_counter() - start:.1f} s)", flush=True)
+        print(
+            f"JPEG ImageFolder ready in {args.prepare_jpeg} ({time.perf_counter() - start:.1f} s)",
+            flush=True,
+        )
     start = time.perf_counter()
-    splits = load_data(data_config(args), resolution=args.resolution, randaugment_ops=args.randaugment[0],
-                       randaugment_magnitude=args.randaugment[1], normalize=args.transfer == "float")
+    splits = load_data(
+        data_config(args),
+        resolution=args.resolution,
+        randaugment_ops=args.randaugment[0],
+        randaugment_magnitude=args.randaugment[1],
+        normalize=args.transfer == "float",
+    )
     load_s = time.perf_counter() - start
     normalize = splits.normalizer()
     step = Step(args, splits.num_classes, splits.in_chans, device)
     source = "imagefolder (JPEG from --prepare-jpeg)" if args.prepare_jpeg else args.source
-    print(f"{source} @{args.resolution}: {len(splits.train)} training images (loaded in {load_s:.1f} s); "
-          f"{args.model} w{args.width:g}, batch {args.batch}, {args.device}, {args.dtype}"
-          f"{', channels_last' if args.channels_last else ''}{', compile' if args.compile else ''}; "
-          f"{args.workers} loader workers, {args.transfer} transfer, RandAugment {args.randaugment[0]}/"
-          f"{args.randaugment[1]}; {torch.get_num_threads()} torch threads, {os.cpu_count()} CPUs", flush=True)
+    print(
+        f"{source} @{args.resolution}: {len(splits.train)} training images (loaded in {load_s:.1f} s); "
+        f"{args.model} w{args.width:g}, batch {args.batch}, {args.device}, {args.dtype}"
+        f"{', channels_last' if args.channels_last else ''}{', compile' if args.compile else ''}; "
+        f"{args.workers} loader workers, {args.transfer} transfer, RandAugment {args.randaugment[0]}/"
+        f"{args.randaugment[1]}; {torch.get_num_threads()} torch threads, {os.cpu_count()} CPUs",
+        flush=True,
+    )
 
     measure = Measure(step, splits, args, device, normalize)
     result, first, second = measure_all(measure, args)
-    label = {"e2e": "end to end (real loader)", "synthetic_step": "step on synthetic tensors",
-             "pipeline": "input pipeline", "step": "training step"}
+    label = {
+        "e2e": "end to end (real loader)",
+        "synthetic_step": "step on synthetic tensors",
+        "pipeline": "input pipeline",
+        "step": "training step",
+    }
     print(f"median of {args.rounds} windows of {args.steps} batches:")
     for name in (first, second):
-        per_worker = f" ({result[name] / max(args.workers, 1):.1f} per worker)" if name == "pipeline" else ""
+        per_worker = (
+            f" ({result[name] / max(args.workers, 1):.1f} per worker)" if name == "pipeline" else ""
+        )
         print(f"  {label[name]:<27} {result[name]:10.1f} img/s{per_worker}")
     verdict = ""
     if not args.e2e and result["ratio"] < 1:
         verdict = "  (the pipeline is the bottleneck)"
     print(f"  ratio {first}/{second:<17} {result['ratio']:10.3f}{verdict}")
     if args.json:
-        record = {"config": {k: v for k, v in vars(args).items()}, "result": result, "load_s": load_s,
-                  "environment": {"device_name": torch.cuda.get_device_name() if device.type == "cuda" else
-                                  platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-                                  "torch": torch.__version__, "python": platform.python_version(),
-                                  "ray_imported": "ray" in sys.modules},
-                  "train_size": len(splits.train)}
+        record = {
+            "config": {k: v for k, v in vars(args).items()},
+            "result": result,
+            "load_s": load_s,
+            "environment": {
+                "device_name": torch.cuda.get_device_name()
+                if device.type == "cuda"
+                else platform.processor() or platform.machine(),
+                "cpu_count": os.cpu_count(),
+                "torch": torch.__version__,
+                "python": platform.python_version(),
+                "ray_imported": "ray" in sys.modules,
+            },
+            "train_size": len(splits.train),
+        }
         Path(args.json).write_text(json.dumps(record, indent=2, default=str))
     return 0
 

@@ -17,6 +17,7 @@ fastest blocks, rsearch/cost/rounds.py) was chosen.
 
     python benchmarks/latency_stability.py [--space search_spaces/quickstart.yaml] [--json out.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,6 +34,8 @@ from rsearch.models import build, model_config
 from rsearch.space import load_space
 
 CONDITIONS = (("idle", 0), ("1 busy process", 1), ("2 busy processes", 2))
+
+
 def _median(values):
     return percentile(values, 0.5)
 
@@ -44,7 +47,9 @@ def per_round_ratios(of_round, of_ratios):
 
 def ratio_of_figures(of_round, of_rounds):
     """Ratio rule: each architecture's own figure (combined over its rounds) over the reference's."""
-    return lambda arch, ref: of_rounds([of_round(a) for a in arch]) / of_rounds([of_round(b) for b in ref])
+    return lambda arch, ref: (
+        of_rounds([of_round(a) for a in arch]) / of_rounds([of_round(b) for b in ref])
+    )
 
 
 RULES = {  # name -> f(architecture's rounds of blocks, reference's rounds of blocks) -> ratio
@@ -104,60 +109,112 @@ def main() -> int:
     space = load_space(args.space)
     latency = space.latency
     if latency is None or latency.get("reference") is None:
-        raise SystemExit(f"{args.space}: constraints.latency_ms needs a reference (a relative budget)")
-    method = LatencyMethod(**{k: v for k, v in latency.items() if k in LatencyMethod.__dataclass_fields__})
+        raise SystemExit(
+            f"{args.space}: constraints.latency_ms needs a reference (a relative budget)"
+        )
+    method = LatencyMethod(
+        **{k: v for k, v in latency.items() if k in LatencyMethod.__dataclass_fields__}
+    )
     classes = int(space.data.get("num_classes", 10))
-    items = {f"{d},{w:g},{r}": (model_config(depth=d, width=w, num_classes=classes), r)
-             for d, w, r in space.architectures()}
+    items = {
+        f"{d},{w:g},{r}": (model_config(depth=d, width=w, num_classes=classes), r)
+        for d, w, r in space.architectures()
+    }
     ref = latency["reference"]
     ref_key = f"{ref['depth']},{ref['width']:g},{ref['resolution']}"
     if ref_key not in items:
-        items[ref_key] = (model_config(depth=ref["depth"], width=ref["width"], num_classes=classes), ref["resolution"])
+        items[ref_key] = (
+            model_config(depth=ref["depth"], width=ref["width"], num_classes=classes),
+            ref["resolution"],
+        )
     raw = {}
     for name, n in CONDITIONS:
         with busy(n):
             start = time.perf_counter()
             new = measure_interleaved(items, method, reference=ref_key, keep_blocks=True)
             seconds = time.perf_counter() - start
-            old = {key: old_method(cfg, res, method.threads or 1) for key, (cfg, res) in items.items()}
+            old = {
+                key: old_method(cfg, res, method.threads or 1) for key, (cfg, res) in items.items()
+            }
         raw[name] = {"seconds": seconds, "new": new, "old": old}
-        print(f"{name}: measured {len(items)} architectures in {seconds:.1f} s", file=sys.stderr, flush=True)
+        print(
+            f"{name}: measured {len(items)} architectures in {seconds:.1f} s",
+            file=sys.stderr,
+            flush=True,
+        )
 
-    report = {"space": args.space, "max_ratio": latency.get("max_ratio"), "reference": ref_key, "rules": {}}
+    report = {
+        "space": args.space,
+        "max_ratio": latency.get("max_ratio"),
+        "reference": ref_key,
+        "rules": {},
+    }
     for rule, ratio in RULES.items():
-        report["rules"][rule] = {key: [ratio(raw[name]["new"][key]["blocks"], raw[name]["new"][ref_key]["blocks"])
-                                       for name, _ in CONDITIONS] for key in items}
+        report["rules"][rule] = {
+            key: [
+                ratio(raw[name]["new"][key]["blocks"], raw[name]["new"][ref_key]["blocks"])
+                for name, _ in CONDITIONS
+            ]
+            for key in items
+        }
     table = report["rules"][RSEARCH_RULE]
     old_abs = {key: [raw[name]["old"][key] for name, _ in CONDITIONS] for key in items}
-    new_abs = {key: [raw[name]["new"][key]["latency_ms"] for name, _ in CONDITIONS] for key in items}
+    new_abs = {
+        key: [raw[name]["new"][key]["latency_ms"] for name, _ in CONDITIONS] for key in items
+    }
     budget = latency.get("max_ratio")
-    print(f"\nratio to {ref_key} (rsearch's rule), per condition: " + ", ".join(n for n, _ in CONDITIONS))
-    print(f"{'architecture':<14} {'ratios':>24} {'spread':>7} | {'old abs ms':>22} {'spread':>7} | feasible")
+    print(
+        f"\nratio to {ref_key} (rsearch's rule), per condition: "
+        + ", ".join(n for n, _ in CONDITIONS)
+    )
+    print(
+        f"{'architecture':<14} {'ratios':>24} {'spread':>7} | {'old abs ms':>22} {'spread':>7} | feasible"
+    )
     for key in items:
         ratios = table[key]
         feasible = [r <= budget for r in ratios] if budget else []
-        print(f"{key:<14} {' '.join(f'{r:7.3f}' for r in ratios):>24} {spread(ratios):7.1%} | "
-              f"{' '.join(f'{v:7.2f}' for v in old_abs[key]):>22} {spread(old_abs[key]):7.1%} | "
-              f"{'/'.join('y' if f else 'n' for f in feasible)}")
+        print(
+            f"{key:<14} {' '.join(f'{r:7.3f}' for r in ratios):>24} {spread(ratios):7.1%} | "
+            f"{' '.join(f'{v:7.2f}' for v in old_abs[key]):>22} {spread(old_abs[key]):7.1%} | "
+            f"{'/'.join('y' if f else 'n' for f in feasible)}"
+        )
     print("\nlargest spread across the conditions, per rule (target <= 10%):")
     for rule, rows in report["rules"].items():
-        print(f"  {rule + (' (rsearch)' if rule == RSEARCH_RULE else ''):<52} max {max(spread(v) for v in rows.values()):6.1%}  "
-              f"median {percentile([spread(v) for v in rows.values()], 0.5):6.1%}")
-    print(f"  {'new method, absolute ms':<52} max {max(spread(v) for v in new_abs.values()):6.1%}  "
-          f"median {percentile([spread(v) for v in new_abs.values()], 0.5):6.1%}")
-    print(f"  {'old method, absolute ms':<52} max {max(spread(v) for v in old_abs.values()):6.1%}  "
-          f"median {percentile([spread(v) for v in old_abs.values()], 0.5):6.1%}")
+        print(
+            f"  {rule + (' (rsearch)' if rule == RSEARCH_RULE else ''):<52} max {max(spread(v) for v in rows.values()):6.1%}  "
+            f"median {percentile([spread(v) for v in rows.values()], 0.5):6.1%}"
+        )
+    print(
+        f"  {'new method, absolute ms':<52} max {max(spread(v) for v in new_abs.values()):6.1%}  "
+        f"median {percentile([spread(v) for v in new_abs.values()], 0.5):6.1%}"
+    )
+    print(
+        f"  {'old method, absolute ms':<52} max {max(spread(v) for v in old_abs.values()):6.1%}  "
+        f"median {percentile([spread(v) for v in old_abs.values()], 0.5):6.1%}"
+    )
     if budget:
-        sets = [frozenset(k for k in items if table[k][i] <= budget) for i in range(len(CONDITIONS))]
-        print(f"\nfeasible set (ratio <= {budget:g}) the same in all conditions: {len(set(sets)) == 1} "
-              f"({len(sets[0])} of {len(items)} idle)")
+        sets = [
+            frozenset(k for k in items if table[k][i] <= budget) for i in range(len(CONDITIONS))
+        ]
+        print(
+            f"\nfeasible set (ratio <= {budget:g}) the same in all conditions: {len(set(sets)) == 1} "
+            f"({len(sets[0])} of {len(items)} idle)"
+        )
     if args.json:
         for cond in raw.values():
             for result in cond["new"].values():
                 result.pop("blocks")
         with open(args.json, "w") as f:
-            json.dump({**report, "old_ms": old_abs, "new_ms": new_abs, "seconds": {n: raw[n]["seconds"] for n in raw}},
-                      f, indent=1)
+            json.dump(
+                {
+                    **report,
+                    "old_ms": old_abs,
+                    "new_ms": new_abs,
+                    "seconds": {n: raw[n]["seconds"] for n in raw},
+                },
+                f,
+                indent=1,
+            )
     return 0
 
 

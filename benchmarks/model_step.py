@@ -21,6 +21,7 @@ step times and of best step times.  On a shared CPU, --threads 1 gives steadier 
 Needs torch and timm; never imports Ray (runs on a bare GPU box with torch, torchvision,
 timm and triton).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,22 +45,39 @@ from rsearch.models import build, model_config, parse_model_name, regularization
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="resnetrs-50", help="resnetrs-50 .. resnetrs-420 (default resnetrs-50)")
+    p.add_argument(
+        "--model", default="resnetrs-50", help="resnetrs-50 .. resnetrs-420 (default resnetrs-50)"
+    )
     p.add_argument("--resolution", type=int, help="default: 64 on CPU, the paper's size on CUDA")
     p.add_argument("--batch", type=int, help="default: 16 on CPU, 256 on CUDA")
     p.add_argument("--rounds", type=int, default=9, help="interleaved rounds (default 9)")
-    p.add_argument("--steps", type=int, help="timed steps per model per round (default: 4 CPU, 20 CUDA)")
-    p.add_argument("--warmup", type=int, help="untimed steps per model first (default: 2 CPU, 10 CUDA)")
-    p.add_argument("--interleave", choices=("step", "round"),
-                   help="alternate the models every step (CPU default) or every round (CUDA default)")
+    p.add_argument(
+        "--steps", type=int, help="timed steps per model per round (default: 4 CPU, 20 CUDA)"
+    )
+    p.add_argument(
+        "--warmup", type=int, help="untimed steps per model first (default: 2 CPU, 10 CUDA)"
+    )
+    p.add_argument(
+        "--interleave",
+        choices=("step", "round"),
+        help="alternate the models every step (CPU default) or every round (CUDA default)",
+    )
     p.add_argument("--classes", type=int, default=1000)
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
-                   help="bfloat16 = torch.autocast (weights stay float32)")
+    p.add_argument(
+        "--dtype",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="bfloat16 = torch.autocast (weights stay float32)",
+    )
     p.add_argument("--channels-last", action="store_true")
-    p.add_argument("--compile", action="store_true", help="torch.compile both models (default mode)")
+    p.add_argument(
+        "--compile", action="store_true", help="torch.compile both models (default mode)"
+    )
     p.add_argument("--threads", type=int, help="torch.set_num_threads (CPU)")
-    p.add_argument("--pool", type=int, default=4, help="distinct synthetic batches, cycled (default 4)")
+    p.add_argument(
+        "--pool", type=int, default=4, help="distinct synthetic batches, cycled (default 4)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", metavar="PATH", help="write every number and the environment here")
     args = p.parse_args(argv)
@@ -90,7 +108,10 @@ def make_models(args, depth):
     torch.manual_seed(args.seed)
     ours = build(cfg)
     theirs = timm.create_model(f"resnetrs{depth}", num_classes=args.classes)
-    counts = {name: sum(p.numel() for p in m.parameters()) for name, m in (("rsearch", ours), ("timm", theirs))}
+    counts = {
+        name: sum(p.numel() for p in m.parameters())
+        for name, m in (("rsearch", ours), ("timm", theirs))
+    }
     if counts["rsearch"] != counts["timm"]:
         sys.exit(f"parameter counts differ: {counts}")
     # The same weights in both (layer names line up with timm's): the two runs then do the
@@ -108,16 +129,25 @@ class Stepper:
         self.model = model.to(device, memory_format=fmt).train()
         self.forward = torch.compile(self.model) if args.compile else self.model
         # The RS recipe's optimizer: peak LR 0.1 x batch / 256 (no schedule: speed only).
-        self.opt = torch.optim.SGD(self.model.parameters(), lr=0.1 * args.batch / 256, momentum=0.9,
-                                   nesterov=True, weight_decay=4e-5)
+        self.opt = torch.optim.SGD(
+            self.model.parameters(),
+            lr=0.1 * args.batch / 256,
+            momentum=0.9,
+            nesterov=True,
+            weight_decay=4e-5,
+        )
         # A few fixed batches of random images and labels, cycled: the same data for both
         # models, and a loss that does not collapse to zero as on one memorised batch.
         gen = torch.Generator().manual_seed(args.seed)
         self.batches = [
-            (torch.randn(args.batch, 3, args.resolution, args.resolution, generator=gen)
-             .to(device).contiguous(memory_format=fmt),
-             torch.randint(0, args.classes, (args.batch,), generator=gen).to(device))
-            for _ in range(args.pool)]
+            (
+                torch.randn(args.batch, 3, args.resolution, args.resolution, generator=gen)
+                .to(device)
+                .contiguous(memory_format=fmt),
+                torch.randint(0, args.classes, (args.batch,), generator=gen).to(device),
+            )
+            for _ in range(args.pool)
+        ]
         self.steps = 0
         self.device = device
         self.dtype = torch.bfloat16 if args.dtype == "bfloat16" else torch.float32
@@ -155,21 +185,39 @@ def environment(args) -> dict:
     import torchvision
 
     try:
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, timeout=10).stdout.strip() or None
+        commit = (
+            subprocess.run(
+                ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout.strip()
+            or None
+        )
     except (OSError, subprocess.SubprocessError):
         commit = None
     cpu = platform.processor() or platform.machine()
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in open("/proc/cpuinfo")
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
     return {
         "device_name": torch.cuda.get_device_name() if args.device == "cuda" else cpu,
-        "cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__, "torchvision": torchvision.__version__, "timm": timm.__version__,
-        "cuda": torch.version.cuda, "python": platform.python_version(), "platform": platform.platform(),
-        "git_commit": commit, "ray_imported": "ray" in sys.modules,
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "timm": timm.__version__,
+        "cuda": torch.version.cuda,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "git_commit": commit,
+        "ray_imported": "ray" in sys.modules,
     }
 
 
@@ -183,10 +231,13 @@ def main(argv=None) -> int:
     models, params = make_models(args, depth)
     steppers = {name: Stepper(m, args, device) for name, m in models.items()}
     env = environment(args)
-    print(f"{args.model} @{args.resolution}, batch {args.batch}, {args.device} ({env['device_name']}), "
-          f"{args.dtype}{', channels_last' if args.channels_last else ''}"
-          f"{', compile' if args.compile else ', eager'}; {params:,} params each; "
-          f"torch {env['torch']}, timm {env['timm']}, {env['torch_threads']} threads", flush=True)
+    print(
+        f"{args.model} @{args.resolution}, batch {args.batch}, {args.device} ({env['device_name']}), "
+        f"{args.dtype}{', channels_last' if args.channels_last else ''}"
+        f"{', compile' if args.compile else ', eager'}; {params:,} params each; "
+        f"torch {env['torch']}, timm {env['timm']}, {env['torch_threads']} threads",
+        flush=True,
+    )
 
     warm = {}
     for name, s in steppers.items():
@@ -210,7 +261,9 @@ def main(argv=None) -> int:
                 step_times[name].append(t / (args.steps // blocks))
         ips = {name: args.batch * args.steps / spent[name] for name in steppers}
         ratio = ips["rsearch"] / ips["timm"]
-        rounds.append({"round": r, "rsearch_img_s": ips["rsearch"], "timm_img_s": ips["timm"], "ratio": ratio})
+        rounds.append(
+            {"round": r, "rsearch_img_s": ips["rsearch"], "timm_img_s": ips["timm"], "ratio": ratio}
+        )
         print(f"{r:>5} {ips['rsearch']:>14.1f} {ips['timm']:>11.1f} {ratio:>7.3f}", flush=True)
 
     med = {name: statistics.median(t) for name, t in step_times.items()}
@@ -219,21 +272,35 @@ def main(argv=None) -> int:
         "rsearch_img_s": statistics.median(x["rsearch_img_s"] for x in rounds),
         "timm_img_s": statistics.median(x["timm_img_s"] for x in rounds),
         "ratio_median": statistics.median(x["ratio"] for x in rounds),
-        "ratio_min": min(x["ratio"] for x in rounds), "ratio_max": max(x["ratio"] for x in rounds),
+        "ratio_min": min(x["ratio"] for x in rounds),
+        "ratio_max": max(x["ratio"] for x in rounds),
         # Two estimators that resist load from other processes (it only ever adds time):
         "ratio_of_median_steps": med["timm"] / med["rsearch"],
         "ratio_of_best_steps": best["timm"] / best["rsearch"],
         "final_loss": {name: s.loss for name, s in steppers.items()},
     }
-    print(f"median: rsearch {summary['rsearch_img_s']:.1f} img/s, timm {summary['timm_img_s']:.1f} img/s, "
-          f"ratio rsearch/timm {summary['ratio_median']:.3f} "
-          f"(range {summary['ratio_min']:.3f}..{summary['ratio_max']:.3f} over {args.rounds} rounds; "
-          f"per-step median {summary['ratio_of_median_steps']:.3f}, best {summary['ratio_of_best_steps']:.3f})")
-    print("final loss: " + ", ".join(f"{name} {loss:.6g}" for name, loss in summary["final_loss"].items())
-          + (" (identical)" if len(set(summary["final_loss"].values())) == 1 else ""))
+    print(
+        f"median: rsearch {summary['rsearch_img_s']:.1f} img/s, timm {summary['timm_img_s']:.1f} img/s, "
+        f"ratio rsearch/timm {summary['ratio_median']:.3f} "
+        f"(range {summary['ratio_min']:.3f}..{summary['ratio_max']:.3f} over {args.rounds} rounds; "
+        f"per-step median {summary['ratio_of_median_steps']:.3f}, best {summary['ratio_of_best_steps']:.3f})"
+    )
+    print(
+        "final loss: "
+        + ", ".join(f"{name} {loss:.6g}" for name, loss in summary["final_loss"].items())
+        + (" (identical)" if len(set(summary["final_loss"].values())) == 1 else "")
+    )
     if args.json:
-        record = {"benchmark": "model_step", "args": vars(args), "params": params,
-                  "warmup_s": warm, "rounds": rounds, "step_s": step_times, "summary": summary, "environment": environment(args)}
+        record = {
+            "benchmark": "model_step",
+            "args": vars(args),
+            "params": params,
+            "warmup_s": warm,
+            "rounds": rounds,
+            "step_s": step_times,
+            "summary": summary,
+            "environment": environment(args),
+        }
         path = Path(args.json)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")

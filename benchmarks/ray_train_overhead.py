@@ -14,6 +14,7 @@ Target (DESIGN.md section 4): <= 5% on a run of minutes.
 
 (20 epochs of 4,000 images at 32 px: about 4 minutes per path on a 2-core CPU.)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,19 +30,27 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from trial_overhead import run_torch_trainer  # benchmarks/ is on sys.path when run as a script
 
 from rsearch.data import DataConfig, load_data
 from rsearch.recipe import preset
 from rsearch.train import TrainConfig, train_epochs
 from rsearch.train.checkpoint import CHECKPOINT_FILE, save_checkpoint
-from trial_overhead import run_torch_trainer  # benchmarks/ is on sys.path when run as a script
 
 
 def config(workers: int, epochs: int, steps: int | None) -> TrainConfig:
     recipe = preset("rs", depth=26, batch_size=64, dropout=0.0)
-    return TrainConfig(depth=26, width=0.25, resolution=32, epochs=epochs, recipe=recipe, workers=workers,
-                       data=DataConfig(source="synthetic", train_size=4000, test_size=200), eval_test=False,
-                       max_steps_per_epoch=steps)
+    return TrainConfig(
+        depth=26,
+        width=0.25,
+        resolution=32,
+        epochs=epochs,
+        recipe=recipe,
+        workers=workers,
+        data=DataConfig(source="synthetic", train_size=4000, test_size=200),
+        eval_test=False,
+        max_steps_per_epoch=steps,
+    )
 
 
 def _free_port() -> int:
@@ -66,15 +75,24 @@ def _plain_worker(rank: int, world: int, cfg_dict: dict, port: int, out_dir: str
 def run_plain(cfg: TrainConfig) -> float:
     with tempfile.TemporaryDirectory() as out:
         t = time.perf_counter()
-        mp.spawn(_plain_worker, args=(cfg.workers, cfg.to_dict(), _free_port(), out), nprocs=cfg.workers, join=True)
+        mp.spawn(
+            _plain_worker,
+            args=(cfg.workers, cfg.to_dict(), _free_port(), out),
+            nprocs=cfg.workers,
+            join=True,
+        )
         return time.perf_counter() - t
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--steps", type=int, default=None, help="cap on steps per epoch (default: whole epochs)")
+    parser.add_argument(
+        "--steps", type=int, default=None, help="cap on steps per epoch (default: whole epochs)"
+    )
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--json", help="write every number here")
     args = parser.parse_args(argv)
@@ -86,21 +104,32 @@ def main(argv=None) -> int:
 
     init_ray(num_cpus=args.workers)
     storage = tempfile.mkdtemp(prefix="rsearch-train-overhead-")
-    paths = {"plain-ddp": lambda: run_plain(cfg), "ray-train": lambda: run_torch_trainer(cfg, storage)}
+    paths = {
+        "plain-ddp": lambda: run_plain(cfg),
+        "ray-train": lambda: run_torch_trainer(cfg, storage),
+    }
     times: dict[str, list[float]] = {name: [] for name in paths}
     for r in range(args.rounds):
         order = list(paths) if r % 2 == 0 else list(reversed(paths))
         for name in order:
             times[name].append(paths[name]())
             print(f"round {r + 1} {name:9s} {times[name][-1]:8.1f} s", file=sys.stderr, flush=True)
-    overheads = [(ray - plain) / plain for ray, plain in zip(times["ray-train"], times["plain-ddp"])]
-    print(f"\n{args.workers} workers, {args.epochs} epochs (steps cap {args.steps}), {args.rounds} round(s)")
+    overheads = [
+        (ray - plain) / plain for ray, plain in zip(times["ray-train"], times["plain-ddp"])
+    ]
+    print(
+        f"\n{args.workers} workers, {args.epochs} epochs (steps cap {args.steps}), {args.rounds} round(s)"
+    )
     for name, values in times.items():
         print(f"{name:10s} median {statistics.median(values):8.1f} s")
-    print(f"Ray Train overhead: median {100 * statistics.median(overheads):+.1f}% of the plain loop "
-          f"(per round: {', '.join(f'{100 * o:+.1f}%' for o in overheads)})")
+    print(
+        f"Ray Train overhead: median {100 * statistics.median(overheads):+.1f}% of the plain loop "
+        f"(per round: {', '.join(f'{100 * o:+.1f}%' for o in overheads)})"
+    )
     if args.json:
-        Path(args.json).write_text(json.dumps({"args": vars(args), "times": times, "overheads": overheads}, indent=2))
+        Path(args.json).write_text(
+            json.dumps({"args": vars(args), "times": times, "overheads": overheads}, indent=2)
+        )
     return 0
 
 

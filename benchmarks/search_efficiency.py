@@ -17,6 +17,7 @@ Target (DESIGN.md section 4): adaptive >= 98% of the grid's hypervolume for <= 3
 
     python benchmarks/search_efficiency.py [--space search_spaces/quickstart.yaml] [--with-asha] [--json out.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,7 +44,11 @@ def variants(raw: dict, with_asha: bool = False) -> tuple[dict[str, dict], float
     grid["search"]["scheduler"] = {"kind": "fifo"}
     adaptive = copy.deepcopy(raw)
     adaptive["name"] = f"{raw.get('name', 'space')}-adaptive"
-    adaptive["search"]["scheduler"] = {"kind": "pareto_asha", "grace_fraction": 1 / 3, "reduction_factor": 3}
+    adaptive["search"]["scheduler"] = {
+        "kind": "pareto_asha",
+        "grace_fraction": 1 / 3,
+        "reduction_factor": 3,
+    }
     spaces = {"full grid": grid, "adaptive": adaptive}
     if with_asha:
         asha = copy.deepcopy(raw)
@@ -70,20 +75,35 @@ def print_table(report: dict) -> None:
             cells += f" {values[name]:12.4g} {ratio:7.3f}"
         print(f"{label:22s} {cells}")
 
-    print(f"\n{'':22s} {'full grid':>12s}" + "".join(f" {name:>12s} {'ratio':>7s}" for name in others))
+    print(
+        f"\n{'':22s} {'full grid':>12s}" + "".join(f" {name:>12s} {'ratio':>7s}" for name in others)
+    )
     for regime in sorted(grid["hypervolume"]):
-        row(f"hypervolume {regime} ep", {k: r["hypervolume"].get(regime, 0.0) for k, r in report.items()})
+        row(
+            f"hypervolume {regime} ep",
+            {k: r["hypervolume"].get(regime, 0.0) for k, r in report.items()},
+        )
     row("hypervolume (sum)", {k: sum(r["hypervolume"].values()) for k, r in report.items()})
-    for key, label in (("trial_epochs", "trial-epochs"), ("train_flops", "training FLOPs"),
-                       ("train_seconds", "train seconds"), ("wall_s", "wall seconds")):
+    for key, label in (
+        ("trial_epochs", "trial-epochs"),
+        ("train_flops", "training FLOPs"),
+        ("train_seconds", "train seconds"),
+        ("wall_s", "wall seconds"),
+    ):
         row(label, {k: r[key] for k, r in report.items()})
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--space", default="search_spaces/quickstart.yaml")
-    parser.add_argument("--storage", default=None, help="where both experiments go (default: a temp folder)")
-    parser.add_argument("--with-asha", action="store_true", help="also run plain ASHA (accuracy only)")
+    parser.add_argument(
+        "--storage", default=None, help="where both experiments go (default: a temp folder)"
+    )
+    parser.add_argument(
+        "--with-asha", action="store_true", help="also run plain ASHA (accuracy only)"
+    )
     parser.add_argument("--json", help="write every number here")
     args = parser.parse_args(argv)
     raw = yaml.safe_load(Path(args.space).read_text())
@@ -98,13 +118,17 @@ def main(argv=None) -> int:
         wall = time.perf_counter() - started
         exp = results.read_experiment(exp_dir)
         frame = exp.results
-        train_images = int(space.data.get("train_size", 5000) * (1 - space.data.get("minival_fraction", 0.02)))
+        train_images = int(
+            space.data.get("train_size", 5000) * (1 - space.data.get("minival_fraction", 0.02))
+        )
         report[label] = {
             "hypervolume": results.hypervolume_by_regime(frame, ref_latency_ms=budget),
             "trial_epochs": int(frame["epochs_done"].fillna(0).sum()),
             "train_flops": training_compute(frame, train_images),
             "train_seconds": float(frame[M.TRAIN_SECONDS].fillna(0).sum()),
-            "wall_s": wall, "trials": len(frame), "path": str(exp_dir),
+            "wall_s": wall,
+            "trials": len(frame),
+            "path": str(exp_dir),
         }
         print(f"{label}: done in {wall:.0f} s ({exp_dir})", file=sys.stderr, flush=True)
     print_table(report)

@@ -13,6 +13,7 @@ not part of a trial's cost).  Target (DESIGN.md section 4): tune-1 overhead <= 2
 
     python benchmarks/trial_overhead.py [--rounds 2] [--steps 20] [--json out.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,9 +33,17 @@ from rsearch.train import TrainConfig, train_epochs
 
 def config(steps: int, workers: int = 1) -> TrainConfig:
     recipe = preset("rs", depth=26, batch_size=32, dropout=0.0)
-    return TrainConfig(depth=26, width=0.25, resolution=32, epochs=1, recipe=recipe, workers=workers,
-                       data=DataConfig(source="synthetic", train_size=2000, test_size=200), eval_test=False,
-                       max_steps_per_epoch=steps)
+    return TrainConfig(
+        depth=26,
+        width=0.25,
+        resolution=32,
+        epochs=1,
+        recipe=recipe,
+        workers=workers,
+        data=DataConfig(source="synthetic", train_size=2000, test_size=200),
+        eval_test=False,
+        max_steps_per_epoch=steps,
+    )
 
 
 def run_plain(steps: int) -> float:
@@ -52,14 +61,29 @@ def run_tune_trials(steps: int, storage: str, trials: int) -> float:
     from rsearch.tune.trial import TrialContext, run_trial
 
     cfg = config(steps)
-    ctx = TrialContext(data=cfg.data.to_dict(), num_classes=10, in_chans=3, max_steps_per_epoch=steps,
-                       eval_test=False, costs={"26,0.25,32": {"params": 1, "flops": 1}})
-    space = {"arch": [26, 0.25, 32], "epochs": 1, "seed": tune.grid_search(list(range(trials))),
-             "recipe": {"batch_size": 32, "dropout": 0.0}}
+    ctx = TrialContext(
+        data=cfg.data.to_dict(),
+        num_classes=10,
+        in_chans=3,
+        max_steps_per_epoch=steps,
+        eval_test=False,
+        costs={"26,0.25,32": {"params": 1, "flops": 1}},
+    )
+    space = {
+        "arch": [26, 0.25, 32],
+        "epochs": 1,
+        "seed": tune.grid_search(list(range(trials))),
+        "recipe": {"batch_size": 32, "dropout": 0.0},
+    }
     trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx), {"cpu": 1})
-    tuner = tune.Tuner(trainable, param_space=space,
-                       tune_config=tune.TuneConfig(max_concurrent_trials=1, reuse_actors=True),
-                       run_config=tune.RunConfig(storage_path=storage, name=f"overhead_{time.time_ns()}", verbose=0))
+    tuner = tune.Tuner(
+        trainable,
+        param_space=space,
+        tune_config=tune.TuneConfig(max_concurrent_trials=1, reuse_actors=True),
+        run_config=tune.RunConfig(
+            storage_path=storage, name=f"overhead_{time.time_ns()}", verbose=0
+        ),
+    )
     t = time.perf_counter()
     result = tuner.fit()
     elapsed = time.perf_counter() - t
@@ -72,15 +96,21 @@ def run_torch_trainer(cfg: TrainConfig, storage: str) -> float:
     from rsearch.train.distributed import fit_torch_trainer
 
     t = time.perf_counter()
-    result = fit_torch_trainer(cfg, name=f"overhead_{cfg.workers}_{time.time_ns()}", storage_path=storage,
-                               cpus_per_worker=1)
+    result = fit_torch_trainer(
+        cfg,
+        name=f"overhead_{cfg.workers}_{time.time_ns()}",
+        storage_path=storage,
+        cpus_per_worker=1,
+    )
     elapsed = time.perf_counter() - t
     assert result.error is None, result.error
     return elapsed
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--steps", type=int, default=20, help="training steps per run")
     parser.add_argument("--trials", type=int, default=4, help="Tune trials per tune-1 measurement")
@@ -94,16 +124,21 @@ def main(argv=None) -> int:
 
     init_ray(num_cpus=2)
     storage = tempfile.mkdtemp(prefix="rsearch-overhead-")
-    paths = {"plain": lambda: run_plain(args.steps), "tune-1": lambda: run_tune_trials(args.steps, storage, args.trials),
-             "train-1": lambda: run_torch_trainer(config(args.steps, 1), storage),
-             "train-2": lambda: run_torch_trainer(config(args.steps, 2), storage)}
+    paths = {
+        "plain": lambda: run_plain(args.steps),
+        "tune-1": lambda: run_tune_trials(args.steps, storage, args.trials),
+        "train-1": lambda: run_torch_trainer(config(args.steps, 1), storage),
+        "train-2": lambda: run_torch_trainer(config(args.steps, 2), storage),
+    }
     times: dict[str, list[float]] = {name: [] for name in paths}
     for r in range(args.rounds):
         for name, fn in paths.items():
             times[name].append(fn())
             print(f"round {r + 1} {name:8s} {times[name][-1]:7.2f} s", file=sys.stderr, flush=True)
     plain = statistics.median(times["plain"])
-    print(f"\n{'path':9s} {'median s':>9s} {'overhead s':>11s}   ({args.steps} steps, {args.rounds} rounds)")
+    print(
+        f"\n{'path':9s} {'median s':>9s} {'overhead s':>11s}   ({args.steps} steps, {args.rounds} rounds)"
+    )
     for name, values in times.items():
         med = statistics.median(values)
         print(f"{name:9s} {med:9.2f} {med - plain:11.2f}")

@@ -9,6 +9,7 @@ goes nowhere; its net log records every request the page itself makes (an offlin
 report makes none). `--virtual-time-budget` lets timers and promises (plotly draws in
 one) settle before the DOM is dumped.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,11 +23,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 _CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-          "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
-          "--disable-extensions", "--mute-audio", "--proxy-server=http://127.0.0.1:9")
-# Chromium logs every console message of the page as `...:INFO:CONSOLE:<line>] "<text>", source: ...`
-# (the level is not kept), and uncaught exceptions as "Uncaught ...".
+_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--hide-scrollbars",
+    "--disable-extensions",
+    "--mute-audio",
+    "--proxy-server=http://127.0.0.1:9",
+)
+# Chromium logs every console message of the page as `...:INFO:CONSOLE:<line>] "<text>", source:
+# ...` (the level is not kept), and uncaught exceptions as "Uncaught ...".
 _CONSOLE = re.compile(r":CONSOLE[:(]\d*\)?\] (.*)$")
 
 
@@ -48,9 +59,16 @@ class PageLoad:
 def _run(args: list[str], timeout: float, profile: str) -> subprocess.CompletedProcess:
     chromium = find_chromium()
     if chromium is None:
-        raise FileNotFoundError("chromium: expected a Chromium binary on PATH (Debian: apt-get install chromium)")
-    return subprocess.run([chromium, *_FLAGS, f"--user-data-dir={profile}", *args],
-                          capture_output=True, text=True, timeout=timeout, check=False)
+        raise FileNotFoundError(
+            "chromium: expected a Chromium binary on PATH (Debian: apt-get install chromium)"
+        )
+    return subprocess.run(
+        [chromium, *_FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def _page_requests(net_log: Path) -> list[str]:
@@ -75,25 +93,52 @@ def load(html_path, budget_ms: int = 5000, timeout: float = 60) -> PageLoad:
     url = Path(html_path).resolve().as_uri()
     with tempfile.TemporaryDirectory(prefix="rsearch-chromium-") as tmp:
         net_log = Path(tmp) / "net.json"
-        done = _run(["--enable-logging=stderr", "--v=0", f"--log-net-log={net_log}",
-                     f"--virtual-time-budget={budget_ms}", "--dump-dom", url], timeout, f"{tmp}/profile")
+        done = _run(
+            [
+                "--enable-logging=stderr",
+                "--v=0",
+                f"--log-net-log={net_log}",
+                f"--virtual-time-budget={budget_ms}",
+                "--dump-dom",
+                url,
+            ],
+            timeout,
+            f"{tmp}/profile",
+        )
         if done.returncode != 0 or not done.stdout.strip():
-            raise RuntimeError(f"chromium: expected a DOM dump of {url}, got exit {done.returncode}: "
-                               f"{done.stderr.strip().splitlines()[-1:]}")
+            raise RuntimeError(
+                f"chromium: expected a DOM dump of {url}, got exit {done.returncode}: "
+                f"{done.stderr.strip().splitlines()[-1:]}"
+            )
         requests = _page_requests(net_log)
-    console = [match.group(1) for line in done.stderr.splitlines() if (match := _CONSOLE.search(line))]
+    console = [
+        match.group(1) for line in done.stderr.splitlines() if (match := _CONSOLE.search(line))
+    ]
     return PageLoad(dom=done.stdout, console=console, requests=requests)
 
 
-def screenshot(html_path, png_path, size: tuple[int, int] = (1200, 1600), budget_ms: int = 5000,
-               timeout: float = 60) -> Path:
+def screenshot(
+    html_path,
+    png_path,
+    size: tuple[int, int] = (1200, 1600),
+    budget_ms: int = 5000,
+    timeout: float = 60,
+) -> Path:
     """Save a PNG of the page's top `size` pixels."""
     url = Path(html_path).resolve().as_uri()
     out = Path(png_path).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="rsearch-chromium-") as profile:
-        done = _run([f"--screenshot={out}", f"--window-size={size[0]},{size[1]}",
-                     f"--virtual-time-budget={budget_ms}", url], timeout, profile)
+        done = _run(
+            [
+                f"--screenshot={out}",
+                f"--window-size={size[0]},{size[1]}",
+                f"--virtual-time-budget={budget_ms}",
+                url,
+            ],
+            timeout,
+            profile,
+        )
     if done.returncode != 0 or not out.exists():
         raise RuntimeError(f"chromium: expected a screenshot at {out}, got exit {done.returncode}")
     return out
@@ -105,7 +150,9 @@ def shrink_png(png_path, colours: int = 128) -> None:
 
     path = Path(png_path)
     with Image.open(path) as image:
-        small = image.convert("RGB").quantize(colors=colours, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+        small = image.convert("RGB").quantize(
+            colors=colours, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
+        )
     tmp = path.with_suffix(".tmp.png")
     small.save(tmp, optimize=True)
     os.replace(tmp, path)
@@ -113,7 +160,10 @@ def shrink_png(png_path, colours: int = 128) -> None:
 
 def main(argv: list[str]) -> int:
     if len(argv) not in (2, 3):
-        print("usage: python -m dashboards.browser REPORT.html OUT.png [WIDTHxHEIGHT]", file=sys.stderr)
+        print(
+            "usage: python -m dashboards.browser REPORT.html OUT.png [WIDTHxHEIGHT]",
+            file=sys.stderr,
+        )
         return 2
     size = tuple(int(v) for v in argv[2].split("x")) if len(argv) == 3 else (1200, 1600)
     out = screenshot(argv[0], argv[1], size=size)

@@ -1,4 +1,5 @@
 """Shared pieces of the report's figures: colours, hover text, number columns, layout."""
+
 from __future__ import annotations
 
 import html
@@ -40,7 +41,7 @@ def regime_colour(regimes: list[int], regime: int) -> str:
 
 def faded(colour: str, alpha: float) -> str:
     """#rrggbb -> rgba(r,g,b,alpha)."""
-    r, g, b = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
     return f"rgba({r},{g},{b},{alpha})"
 
 
@@ -72,10 +73,34 @@ def _fmt(value) -> str | None:
 
 
 # The hover text lists these, in this order, where present.
-_HOVER_FIELDS = (m.TRIAL_ID, m.STATUS, m.FAILURE, m.CONFIRMS, m.SEED, m.EPOCHS, m.DEPTH, m.WIDTH, m.RESOLUTION,
-                 m.RECIPE, *REGULARIZATION_COLUMNS, m.MINIVAL_TOP1, m.MINIVAL_TOP1_SE, m.MINIVAL_SIZE, m.TEST_TOP1,
-                 m.LATENCY_MS, m.LATENCY_P95_MS, m.LATENCY_SPREAD_MS, m.LATENCY_RUNS, m.LATENCY_NOISE,
-                 m.LATENCY_RATIO, m.LATENCY_BORDERLINE, m.PARAMS, m.FLOPS, m.TRAIN_SECONDS, m.EPOCHS_DONE)
+_HOVER_FIELDS = (
+    m.TRIAL_ID,
+    m.STATUS,
+    m.FAILURE,
+    m.CONFIRMS,
+    m.SEED,
+    m.EPOCHS,
+    m.DEPTH,
+    m.WIDTH,
+    m.RESOLUTION,
+    m.RECIPE,
+    *REGULARIZATION_COLUMNS,
+    m.MINIVAL_TOP1,
+    m.MINIVAL_TOP1_SE,
+    m.MINIVAL_SIZE,
+    m.TEST_TOP1,
+    m.LATENCY_MS,
+    m.LATENCY_P95_MS,
+    m.LATENCY_SPREAD_MS,
+    m.LATENCY_RUNS,
+    m.LATENCY_NOISE,
+    m.LATENCY_RATIO,
+    m.LATENCY_BORDERLINE,
+    m.PARAMS,
+    m.FLOPS,
+    m.TRAIN_SECONDS,
+    m.EPOCHS_DONE,
+)
 
 
 def hover_text(row: pd.Series) -> str:

@@ -5,6 +5,7 @@ when the results do not support it yet (a search that is still running).
 Every figure marks itself `data-drawn="1"` once plotly has drawn it, so a headless
 browser (and tests/test_dashboard.py) can tell a drawn report from a broken one.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -26,8 +27,10 @@ from rsearch.results import Experiment, front_ties
 
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
 # Runs after plotly's newPlot promise resolves ({plot_id} is filled in by plotly.py).
-MARK_DRAWN = ("var d = document.getElementById('{plot_id}');"
-              "if (d && d._fullLayout && d.querySelector('.main-svg')) d.setAttribute('data-drawn', '1');")
+MARK_DRAWN = (
+    "var d = document.getElementById('{plot_id}');"
+    "if (d && d._fullLayout && d.querySelector('.main-svg')) d.setAttribute('data-drawn', '1');"
+)
 
 CSS = """
 body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 0; color: #222; background: #fafafa; }
@@ -70,8 +73,14 @@ class Section:
 
 
 def _figure_html(fig: go.Figure, key: str) -> str:
-    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"fig-{key}",
-                       config=PLOTLY_CONFIG, post_script=MARK_DRAWN, default_width="100%")
+    return fig.to_html(
+        full_html=False,
+        include_plotlyjs=False,
+        div_id=f"fig-{key}",
+        config=PLOTLY_CONFIG,
+        post_script=MARK_DRAWN,
+        default_width="100%",
+    )
 
 
 def _note(text: str) -> str:
@@ -83,23 +92,41 @@ def _figure_or_note(fig: go.Figure | None, key: str, note: str) -> str:
 
 
 def _items(texts: list[str], klass: str = "verdicts") -> str:
-    return f'<ul class="{klass}">{"".join(f"<li>{html.escape(t)}</li>" for t in texts)}</ul>' if texts else ""
+    return (
+        f'<ul class="{klass}">{"".join(f"<li>{html.escape(t)}</li>" for t in texts)}</ul>'
+        if texts
+        else ""
+    )
 
 
 def _verdicts(analysis: Analysis) -> str:
     # The same sentences as `rsearch analyze` prints, noise verdict included.
-    items = _items([f"{r.epochs} epochs: {winner_statement(r)}" for r in analysis.regimes if r.winner is not None])
-    warnings = "".join(f"<li>&#9888; {html.escape(w.kind)}: {html.escape(w.message)}</li>"
-                       for w in analysis.warnings)
+    items = _items(
+        [
+            f"{r.epochs} epochs: {winner_statement(r)}"
+            for r in analysis.regimes
+            if r.winner is not None
+        ]
+    )
+    warnings = "".join(
+        f"<li>&#9888; {html.escape(w.kind)}: {html.escape(w.message)}</li>"
+        for w in analysis.warnings
+    )
     return items + (f'<ul class="warnings">{warnings}</ul>' if warnings else "")
 
 
-def _front_body(experiment: Experiment, front, analysis: Analysis) -> str:  # front: results.front_ties
+def _front_body(
+    experiment: Experiment, front, analysis: Analysis
+) -> str:  # front: results.front_ties
     """The front figure, which members are tied in each regime, and the front's table."""
-    figure = _figure_html(pareto_figure(experiment.results, experiment.latency_budget_ms, front=front), "pareto")
+    figure = _figure_html(
+        pareto_figure(experiment.results, experiment.latency_budget_ms, front=front), "pareto"
+    )
     if front.empty:
         return figure
-    ties = _items([f"{r.epochs} epochs: {ties_statement(r.front)}" for r in analysis.regimes if r.front])
+    ties = _items(
+        [f"{r.epochs} epochs: {ties_statement(r.front)}" for r in analysis.regimes if r.front]
+    )
     return figure + ties + _borderline_note(experiment.results) + front_table(front)
 
 
@@ -111,59 +138,106 @@ def _borderline_note(results) -> str:
     archs = rows.drop_duplicates([m.DEPTH, m.WIDTH, m.RESOLUTION])
     if archs.empty:
         return ""
-    names = [f"depth {r[m.DEPTH]} width {r[m.WIDTH]:g} @{r[m.RESOLUTION]} "
-             f"({'over the budget' if r[m.STATUS] == m.STATUS_INFEASIBLE else 'within the budget'})"
-             for r in archs.to_dict("records")]
-    return _note("Borderline latency (within noise of the budget after re-measurement; its figure decided): "
-                 + "; ".join(names) + ".")
+    names = [
+        f"depth {r[m.DEPTH]} width {r[m.WIDTH]:g} @{r[m.RESOLUTION]} "
+        f"({'over the budget' if r[m.STATUS] == m.STATUS_INFEASIBLE else 'within the budget'})"
+        for r in archs.to_dict("records")
+    ]
+    return _note(
+        "Borderline latency (within noise of the budget after re-measurement; its figure decided): "
+        + "; ".join(names)
+        + "."
+    )
 
 
 def _confirmation_body(analysis: Analysis) -> str:
-    return _items([f"{e['epochs']} epochs: {order_statement(e)}" for e in analysis.confirmation_order]) + \
-        confirmation_table(analysis.confirmation)
+    return _items(
+        [f"{e['epochs']} epochs: {order_statement(e)}" for e in analysis.confirmation_order]
+    ) + confirmation_table(analysis.confirmation)
 
 
 def _regularization_note(experiment: Experiment) -> str:
     fixed = fixed_knobs(experiment.results)
-    values = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in fixed.items())
-    return ("No regularization value varied between finished trials" + (f" (fixed: {values})." if values else "."))
+    values = ", ".join(
+        f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in fixed.items()
+    )
+    return "No regularization value varied between finished trials" + (
+        f" (fixed: {values})." if values else "."
+    )
 
 
 def sections(experiment: Experiment) -> list[Section]:
     results = experiment.results
     front = front_ties(results)  # once: every view below takes the front from here
     analysis = analyze(results, front=front)
-    confirmation = [Section("confirmation", "Confirmation runs: reruns of chosen trials with other seeds",
-                            "Mean and sd of minival top-1 over each original and its reruns; the front's order "
-                            "held when the reruns rank the confirmed members as the front did.",
-                            _confirmation_body(analysis))] if analysis.confirmation else []
+    confirmation = (
+        [
+            Section(
+                "confirmation",
+                "Confirmation runs: reruns of chosen trials with other seeds",
+                "Mean and sd of minival top-1 over each original and its reruns; the front's order "
+                "held when the reruns rank the confirmed members as the front did.",
+                _confirmation_body(analysis),
+            )
+        ]
+        if analysis.confirmation
+        else []
+    )
     return [
-        Section("pareto", "Pareto front: accuracy vs measured latency",
-                "Each regime in its own colour; its non-dominated trials are joined, with ±1 minival SE bars. "
-                f"A hollow marker cannot be told apart from a neighbouring member (within {NOISE_Z:g} SE). "
-                "Configs over the latency budget were measured but never trained: they sit in the strip below.",
-                _front_body(experiment, front, analysis)),
+        Section(
+            "pareto",
+            "Pareto front: accuracy vs measured latency",
+            "Each regime in its own colour; its non-dominated trials are joined, with ±1 minival SE bars. "
+            f"A hollow marker cannot be told apart from a neighbouring member (within {NOISE_Z:g} SE). "
+            "Configs over the latency budget were measured but never trained: they sit in the strip below.",
+            _front_body(experiment, front, analysis),
+        ),
         *confirmation,
-        Section("flops", "FLOPs vs measured latency",
-                "Points off the dotted line run slower or faster than their FLOPs predict; on the right, models "
-                "with equal FLOPs reach different accuracy.",
-                _figure_or_note(flops_figure(results), "flops", "No trial has both FLOPs and latency yet.")),
-        Section("scaling", "Scaling curves: depth vs width vs resolution",
-                "From a common base config, each axis grown alone. The steeper curve buys more accuracy per "
-                "unit of latency; compare the regimes.",
-                _verdicts(analysis) + _figure_or_note(
-                    scaling_figure(analysis), "scaling",
-                    "Not enough finished trials to follow an axis from a common base yet.")),
-        Section("regularization", "Regularization vs model size",
-                "The values of the best trial of each architecture: larger models usually want more.",
-                _figure_or_note(regularization_figure(results), "regularization",
-                                _regularization_note(experiment))),
-        Section("curves", "Learning curves",
-                "Minival top-1 per epoch; Pareto-front members in bold.",
-                _figure_or_note(curves_figure(results, experiment.curves, front=front), "curves",
-                                "No per-epoch metrics recorded yet.")),
-        Section("trials", "Trials", "Click a column header to sort. Failed trials show their reason.",
-                trials_table(results) if len(results) else _note("No trials recorded yet.")),
+        Section(
+            "flops",
+            "FLOPs vs measured latency",
+            "Points off the dotted line run slower or faster than their FLOPs predict; on the right, models "
+            "with equal FLOPs reach different accuracy.",
+            _figure_or_note(
+                flops_figure(results), "flops", "No trial has both FLOPs and latency yet."
+            ),
+        ),
+        Section(
+            "scaling",
+            "Scaling curves: depth vs width vs resolution",
+            "From a common base config, each axis grown alone. The steeper curve buys more accuracy per "
+            "unit of latency; compare the regimes.",
+            _verdicts(analysis)
+            + _figure_or_note(
+                scaling_figure(analysis),
+                "scaling",
+                "Not enough finished trials to follow an axis from a common base yet.",
+            ),
+        ),
+        Section(
+            "regularization",
+            "Regularization vs model size",
+            "The values of the best trial of each architecture: larger models usually want more.",
+            _figure_or_note(
+                regularization_figure(results), "regularization", _regularization_note(experiment)
+            ),
+        ),
+        Section(
+            "curves",
+            "Learning curves",
+            "Minival top-1 per epoch; Pareto-front members in bold.",
+            _figure_or_note(
+                curves_figure(results, experiment.curves, front=front),
+                "curves",
+                "No per-epoch metrics recorded yet.",
+            ),
+        ),
+        Section(
+            "trials",
+            "Trials",
+            "Click a column header to sort. Failed trials show their reason.",
+            trials_table(results) if len(results) else _note("No trials recorded yet."),
+        ),
     ]
 
 
@@ -172,8 +246,10 @@ def _budget_text(method, budget_ms) -> str:
     if isinstance(method, dict) and method.get("max_ratio") is not None and method.get("reference"):
         ref = method["reference"]
         here = f" = {budget_ms:.3g} ms here" if budget_ms is not None else ""
-        return (f"{method['max_ratio']:g}x depth {ref['depth']} width {ref['width']:g} "
-                f"@{ref['resolution']}{here}")
+        return (
+            f"{method['max_ratio']:g}x depth {ref['depth']} width {ref['width']:g} "
+            f"@{ref['resolution']}{here}"
+        )
     return f"{budget_ms:g} ms" if budget_ms is not None else "none"
 
 
@@ -187,22 +263,34 @@ def _header(experiment: Experiment) -> str:
     counts = results[m.STATUS].value_counts()
     recorded = ", ".join(f"{int(n)} {s}" for s, n in counts.items()) or "none"
     method = meta.get("latency_method")
-    method_text = (", ".join(f"{k} {v}" for k, v in method.items()
-                             if v is not None and k not in ("max", "max_ratio", "reference"))  # budget: its own fact
-                   if isinstance(method, dict) else method)
+    method_text = (
+        ", ".join(
+            f"{k} {v}"
+            for k, v in method.items()
+            if v is not None and k not in ("max", "max_ratio", "reference")
+        )  # budget: its own fact
+        if isinstance(method, dict)
+        else method
+    )
     budget = experiment.latency_budget_ms
     facts = [
-        _fact("trials", f"{len(results)}" + (f" of {meta['planned_trials']}" if meta.get("planned_trials") else "")
-              + f" ({recorded})"),
+        _fact(
+            "trials",
+            f"{len(results)}"
+            + (f" of {meta['planned_trials']}" if meta.get("planned_trials") else "")
+            + f" ({recorded})",
+        ),
         _fact("regimes", ", ".join(f"{e} epochs" for e in meta.get("epochs") or []) or "-"),
         _fact("latency budget", _budget_text(method, budget)),
         _fact("latency measured", method_text or "-"),
         _fact("objective", meta.get("objective", m.OBJECTIVE)),
         _fact("created", meta.get("created", "-")),
     ]
-    return (f'<header><h1>rsearch: {html.escape(experiment.name)} '
-            f'<span class="status {html.escape(status)}">{html.escape(status)}</span></h1>'
-            f'<div class="facts">{"".join(facts)}</div></header>')
+    return (
+        f"<header><h1>rsearch: {html.escape(experiment.name)} "
+        f'<span class="status {html.escape(status)}">{html.escape(status)}</span></h1>'
+        f'<div class="facts">{"".join(facts)}</div></header>'
+    )
 
 
 def build_report(experiment: Experiment, refresh_s: float | None = None) -> str:
@@ -211,10 +299,15 @@ def build_report(experiment: Experiment, refresh_s: float | None = None) -> str:
     nav = "".join(f'<a href="#{s.key}">{html.escape(s.title.split(":")[0])}</a>' for s in parts)
     waiting = ""
     if ok_rows(experiment.results).empty:
-        waiting = _note(f"No finished trials yet ({len(experiment.results)} recorded so far). This page shows "
-                        "what exists; run rsearch dashboard again, or with --watch, to refresh it.")
-    body = "".join(f'<section id="{s.key}"><h2>{html.escape(s.title)}</h2><p class="why">{html.escape(s.why)}</p>'
-                   f"{s.body}</section>" for s in parts)
+        waiting = _note(
+            f"No finished trials yet ({len(experiment.results)} recorded so far). This page shows "
+            "what exists; run rsearch dashboard again, or with --watch, to refresh it."
+        )
+    body = "".join(
+        f'<section id="{s.key}"><h2>{html.escape(s.title)}</h2><p class="why">{html.escape(s.why)}</p>'
+        f"{s.body}</section>"
+        for s in parts
+    )
     refresh = f'<meta http-equiv="refresh" content="{max(1, int(refresh_s))}">' if refresh_s else ""
     generated = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
     return f"""<!DOCTYPE html>

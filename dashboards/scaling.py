@@ -1,4 +1,5 @@
 """Scaling curves (depth vs width vs resolution from a common base) and regularization vs size."""
+
 from __future__ import annotations
 
 import math
@@ -9,8 +10,17 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dashboards.common import (
-    ACC_LABEL, AXIS_COLOURS, BASE_LAYOUT, HOVER_TEMPLATE, LATENCY_LABEL, LEGEND_BELOW, floats, hover_texts,
-    in_regime, ok_rows, regime_colour,
+    ACC_LABEL,
+    AXIS_COLOURS,
+    BASE_LAYOUT,
+    HOVER_TEMPLATE,
+    LATENCY_LABEL,
+    LEGEND_BELOW,
+    floats,
+    hover_texts,
+    in_regime,
+    ok_rows,
+    regime_colour,
 )
 from rsearch import metrics as m
 from rsearch.analysis import AXES, Analysis
@@ -33,8 +43,12 @@ def scaling_figure(analysis: Analysis) -> go.Figure | None:
     panels = [r for r in analysis.regimes if any(len(c.values) >= 2 for c in r.curves.values())]
     if not panels:
         return None
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[_title(r) for r in panels],
-                        horizontal_spacing=0.06)
+    fig = make_subplots(
+        rows=1,
+        cols=len(panels),
+        subplot_titles=[_title(r) for r in panels],
+        horizontal_spacing=0.06,
+    )
     for col, regime in enumerate(panels, start=1):
         base_labelled = False
         for axis in AXES:
@@ -46,16 +60,29 @@ def scaling_figure(analysis: Analysis) -> go.Figure | None:
             labels[0] = "" if base_labelled else "base"
             base_labelled = True
             slope = "" if curve.slope is None else f"<br>{curve.slope:+.4f} top-1 per 2x latency"
-            fig.add_trace(go.Scatter(
-                x=curve.latency_ms, y=curve.accuracy, mode="lines+markers+text", name=f"scale {axis}",
-                legendgroup=axis, showlegend=col == 1,
-                text=labels, textposition="top left", textfont=dict(size=10),
-                line=dict(color=AXIS_COLOURS[axis], width=2.5),
-                marker=dict(color=AXIS_COLOURS[axis], size=9, symbol=_SYMBOLS[axis]),
-                hovertext=[f"<b>{axis} {v:g}</b> ({regime.epochs} epochs){slope}<br>latency {lat:.4g} ms"
-                           f"<br>top-1 {acc:.4g}" for v, lat, acc in zip(curve.values, curve.latency_ms,
-                                                                        curve.accuracy)],
-                hovertemplate=HOVER_TEMPLATE), row=1, col=col)
+            fig.add_trace(
+                go.Scatter(
+                    x=curve.latency_ms,
+                    y=curve.accuracy,
+                    mode="lines+markers+text",
+                    name=f"scale {axis}",
+                    legendgroup=axis,
+                    showlegend=col == 1,
+                    text=labels,
+                    textposition="top left",
+                    textfont=dict(size=10),
+                    line=dict(color=AXIS_COLOURS[axis], width=2.5),
+                    marker=dict(color=AXIS_COLOURS[axis], size=9, symbol=_SYMBOLS[axis]),
+                    hovertext=[
+                        f"<b>{axis} {v:g}</b> ({regime.epochs} epochs){slope}<br>latency {lat:.4g} ms"
+                        f"<br>top-1 {acc:.4g}"
+                        for v, lat, acc in zip(curve.values, curve.latency_ms, curve.accuracy)
+                    ],
+                    hovertemplate=HOVER_TEMPLATE,
+                ),
+                row=1,
+                col=col,
+            )
         fig.update_xaxes(type="log", title_text=LATENCY_LABEL, row=1, col=col)
     fig.update_yaxes(title_text=ACC_LABEL, row=1, col=1)
     fig.update_layout(**BASE_LAYOUT)
@@ -72,8 +99,11 @@ def varied_knobs(results: pd.DataFrame) -> list[str]:
 def fixed_knobs(results: pd.DataFrame) -> dict[str, object]:
     """Regularization values that never varied (for the note shown instead of a figure)."""
     ok = ok_rows(results)
-    return {c: ok[c].dropna().iloc[0] for c in REGULARIZATION_COLUMNS
-            if c in ok.columns and ok[c].dropna().nunique() == 1}
+    return {
+        c: ok[c].dropna().iloc[0]
+        for c in REGULARIZATION_COLUMNS
+        if c in ok.columns and ok[c].dropna().nunique() == 1
+    }
 
 
 def _best_per_architecture(results: pd.DataFrame) -> pd.DataFrame:
@@ -97,21 +127,35 @@ def regularization_figure(results: pd.DataFrame) -> go.Figure | None:
         size, x_label = floats(best[m.LATENCY_MS]), LATENCY_LABEL
     cols = min(3, len(knobs))
     rows = math.ceil(len(knobs) / cols)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=knobs, vertical_spacing=0.18,
-                        horizontal_spacing=0.08)
+    fig = make_subplots(
+        rows=rows, cols=cols, subplot_titles=knobs, vertical_spacing=0.18, horizontal_spacing=0.08
+    )
     all_regimes = regimes(results)
     rng = np.random.default_rng(0)  # a little horizontal jitter so equal sizes stay visible
     for index, knob in enumerate(knobs):
         row, col = divmod(index, cols)
         for regime in all_regimes:
             pick = in_regime(best, regime)
-            fig.add_trace(go.Scatter(
-                x=size[pick] * (1 + rng.uniform(-0.03, 0.03, pick.sum())), y=floats(best[knob])[pick],
-                mode="markers", name=f"{regime} epochs", legendgroup=str(regime), showlegend=index == 0,
-                marker=dict(color=regime_colour(all_regimes, regime), size=9, opacity=0.8),
-                hovertext=hover_texts(best[pick]), hovertemplate=HOVER_TEMPLATE), row=row + 1, col=col + 1)
+            fig.add_trace(
+                go.Scatter(
+                    x=size[pick] * (1 + rng.uniform(-0.03, 0.03, pick.sum())),
+                    y=floats(best[knob])[pick],
+                    mode="markers",
+                    name=f"{regime} epochs",
+                    legendgroup=str(regime),
+                    showlegend=index == 0,
+                    marker=dict(color=regime_colour(all_regimes, regime), size=9, opacity=0.8),
+                    hovertext=hover_texts(best[pick]),
+                    hovertemplate=HOVER_TEMPLATE,
+                ),
+                row=row + 1,
+                col=col + 1,
+            )
         fig.update_xaxes(type="log", title_text=x_label, row=row + 1, col=col + 1)
     fig.update_layout(**BASE_LAYOUT)
-    fig.update_layout(legend=dict(orientation="v", y=1, x=1.01, yanchor="top"), height=max(380, 340 * rows),
-                      margin=dict(t=40))
+    fig.update_layout(
+        legend=dict(orientation="v", y=1, x=1.01, yanchor="top"),
+        height=max(380, 340 * rows),
+        margin=dict(t=40),
+    )
     return fig

@@ -1,4 +1,5 @@
 """The trials table: plain HTML, sortable by a few lines of inline JavaScript."""
+
 from __future__ import annotations
 
 import html
@@ -10,16 +11,59 @@ import pandas as pd
 from rsearch import metrics as m
 from rsearch.results import REGULARIZATION_COLUMNS
 
-COLUMNS = (m.TRIAL_ID, m.STATUS, m.FAILURE, m.MODEL, m.EPOCHS, m.DEPTH, m.WIDTH, m.RESOLUTION, m.RECIPE,
-           m.SEED, m.CONFIRMS, *REGULARIZATION_COLUMNS, m.MINIVAL_TOP1, m.MINIVAL_TOP1_SE, m.TEST_TOP1,
-           m.LATENCY_MS, m.LATENCY_SPREAD_MS, m.LATENCY_NOISE, m.LATENCY_RATIO, m.LATENCY_BORDERLINE,
-           m.PARAMS, m.FLOPS, m.TRAIN_SECONDS, m.EPOCHS_DONE, m.PARETO)
+COLUMNS = (
+    m.TRIAL_ID,
+    m.STATUS,
+    m.FAILURE,
+    m.MODEL,
+    m.EPOCHS,
+    m.DEPTH,
+    m.WIDTH,
+    m.RESOLUTION,
+    m.RECIPE,
+    m.SEED,
+    m.CONFIRMS,
+    *REGULARIZATION_COLUMNS,
+    m.MINIVAL_TOP1,
+    m.MINIVAL_TOP1_SE,
+    m.TEST_TOP1,
+    m.LATENCY_MS,
+    m.LATENCY_SPREAD_MS,
+    m.LATENCY_NOISE,
+    m.LATENCY_RATIO,
+    m.LATENCY_BORDERLINE,
+    m.PARAMS,
+    m.FLOPS,
+    m.TRAIN_SECONDS,
+    m.EPOCHS_DONE,
+    m.PARETO,
+)
 # The front table: each member with its noise, and the neighbours it cannot be told apart from.
-FRONT_COLUMNS = (m.EPOCHS, m.LATENCY_MS, m.LATENCY_SPREAD_MS, m.MINIVAL_TOP1, m.MINIVAL_TOP1_SE, m.MODEL,
-                 m.DEPTH, m.WIDTH, m.RESOLUTION, m.TRIAL_ID, m.TIED)
+FRONT_COLUMNS = (
+    m.EPOCHS,
+    m.LATENCY_MS,
+    m.LATENCY_SPREAD_MS,
+    m.MINIVAL_TOP1,
+    m.MINIVAL_TOP1_SE,
+    m.MODEL,
+    m.DEPTH,
+    m.WIDTH,
+    m.RESOLUTION,
+    m.TRIAL_ID,
+    m.TIED,
+)
 # The confirmation table (analysis.confirmation_summary's configurations).
-CONFIRMATION_COLUMNS = (m.EPOCHS, "trial_id", m.MODEL, "on_front", "n", "seeds", "original_top1",
-                        "mean_top1", "std_top1")
+CONFIRMATION_COLUMNS = (
+    m.EPOCHS,
+    "trial_id",
+    m.MODEL,
+    "on_front",
+    "n",
+    "seeds",
+    "original_top1",
+    "mean_top1",
+    "std_top1",
+)
 
 # Click a header to sort by it; click again to reverse. Cells carry a data-v sort key:
 # numbers sort as numbers, empty cells last.
@@ -81,32 +125,59 @@ def _tied_cell(row: pd.Series) -> str:
 def _sortable(table_id: str, columns, rows: list[str]) -> str:
     head = "".join(f'<th scope="col" title="click to sort">{html.escape(c)}</th>' for c in columns)
     body = "\n".join(rows)
-    return (f'<div class="table-wrap"><table class="sortable" id="{table_id}">'
-            f"<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody></table></div>")
+    return (
+        f'<div class="table-wrap"><table class="sortable" id="{table_id}">'
+        f"<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody></table></div>"
+    )
 
 
 def trials_table(results: pd.DataFrame) -> str:
     """The whole results table as HTML, best first within each regime."""
-    columns = [c for c in COLUMNS if c in results.columns and (c in (m.TRIAL_ID, m.STATUS)
-                                                                or results[c].notna().any())]
-    ordered = results.sort_values([m.EPOCHS, m.MINIVAL_TOP1], ascending=[True, False], kind="stable",
-                                  na_position="last")
-    return _sortable("trials", columns, ["<tr>" + "".join(_cell(c, row[c]) for c in columns) + "</tr>"
-                                         for _, row in ordered.iterrows()])
+    columns = [
+        c
+        for c in COLUMNS
+        if c in results.columns and (c in (m.TRIAL_ID, m.STATUS) or results[c].notna().any())
+    ]
+    ordered = results.sort_values(
+        [m.EPOCHS, m.MINIVAL_TOP1], ascending=[True, False], kind="stable", na_position="last"
+    )
+    return _sortable(
+        "trials",
+        columns,
+        [
+            "<tr>" + "".join(_cell(c, row[c]) for c in columns) + "</tr>"
+            for _, row in ordered.iterrows()
+        ],
+    )
 
 
 def front_table(front: pd.DataFrame) -> str:
     """The Pareto front of each regime (results.front_ties), by regime then latency: top-1
     with its SE, and the neighbours a member cannot be told apart from (&#8776;)."""
-    columns = [c for c in FRONT_COLUMNS if c in front.columns and (c in (m.TRIAL_ID, m.TIED)
-                                                                    or front[c].notna().any())]
-    return _sortable("front-table", columns, ["<tr>" + "".join(_tied_cell(row) if c == m.TIED else _cell(c, row[c])
-                                                         for c in columns) + "</tr>"
-                                        for _, row in front.iterrows()])
+    columns = [
+        c
+        for c in FRONT_COLUMNS
+        if c in front.columns and (c in (m.TRIAL_ID, m.TIED) or front[c].notna().any())
+    ]
+    return _sortable(
+        "front-table",
+        columns,
+        [
+            "<tr>"
+            + "".join(_tied_cell(row) if c == m.TIED else _cell(c, row[c]) for c in columns)
+            + "</tr>"
+            for _, row in front.iterrows()
+        ],
+    )
 
 
 def confirmation_table(configurations: list[dict]) -> str:
     """Each confirmed config (analysis.confirmation_summary) with its runs' mean and sd."""
-    return _sortable("confirmation-table", CONFIRMATION_COLUMNS,
-                     ["<tr>" + "".join(_cell(c, row.get(c)) for c in CONFIRMATION_COLUMNS) + "</tr>"
-                      for row in configurations])
+    return _sortable(
+        "confirmation-table",
+        CONFIRMATION_COLUMNS,
+        [
+            "<tr>" + "".join(_cell(c, row.get(c)) for c in CONFIRMATION_COLUMNS) + "</tr>"
+            for row in configurations
+        ],
+    )

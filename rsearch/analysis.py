@@ -29,6 +29,7 @@ ties, budget leads) uses their minival SEs.
 Warnings that state what was not measured (a target regime, larger models, one base)
 compare nothing and carry no verdict (`measured` False).
 """
+
 from __future__ import annotations
 
 import math
@@ -40,7 +41,13 @@ import pandas as pd
 from rsearch import metrics as m
 from rsearch.noise import NOISE_Z, all_exceed, exceeds, verdict
 from rsearch.results import (
-    REGULARIZATION_COLUMNS, _floats, best_under_budget, competing, front_ties, minival_se, regimes,
+    REGULARIZATION_COLUMNS,
+    _floats,
+    best_under_budget,
+    competing,
+    front_ties,
+    minival_se,
+    regimes,
 )
 
 AXES = (m.DEPTH, m.WIDTH, m.RESOLUTION)
@@ -57,7 +64,9 @@ class AxisCurve:
     latency_ms: list[float]
     accuracy: list[float]
     slope: float | None  # accuracy gain per doubling of latency; None with < 2 distinct latencies
-    slope_se: float | None  # its standard error from the configs' noise sd (see _configs); None if unknown
+    slope_se: (
+        float | None
+    )  # its standard error from the configs' noise sd (see _configs); None if unknown
     first_step: float | None  # slope of the first step (smallest models)
     last_step: float | None  # slope of the last step (largest models)
     first_step_se: float | None = None  # their standard errors; None if noise unknown
@@ -130,8 +139,10 @@ def _clean(value):
 
 
 def _numeric(frame: pd.DataFrame, columns) -> pd.DataFrame:
-    return pd.DataFrame({c: pd.to_numeric(frame[c], errors="coerce").astype(float) for c in columns},
-                        index=frame.index)
+    return pd.DataFrame(
+        {c: pd.to_numeric(frame[c], errors="coerce").astype(float) for c in columns},
+        index=frame.index,
+    )
 
 
 def _runs(results: pd.DataFrame, regime: int) -> pd.DataFrame:
@@ -142,7 +153,9 @@ def _runs(results: pd.DataFrame, regime: int) -> pd.DataFrame:
     runs[m.MINIVAL_TOP1_SE] = minival_se(ok)
     if m.RECIPE in ok.columns:
         runs[m.RECIPE] = ok[m.RECIPE].astype(object).where(ok[m.RECIPE].notna(), "")
-    runs = runs[(runs[m.EPOCHS] == regime) & runs[[m.MINIVAL_TOP1, m.LATENCY_MS] + ARCH].notna().all(axis=1)]
+    runs = runs[
+        (runs[m.EPOCHS] == regime) & runs[[m.MINIVAL_TOP1, m.LATENCY_MS] + ARCH].notna().all(axis=1)
+    ]
     return runs.drop(columns=[m.EPOCHS])
 
 
@@ -156,17 +169,26 @@ def _configs(runs: pd.DataFrame) -> tuple[pd.DataFrame, float | None, int]:
     keys = [c for c in runs.columns if c not in measured]
     runs = runs.assign(_se2=runs[m.MINIVAL_TOP1_SE] ** 2)
     grouped = runs.fillna({c: -1.0 for c in keys if c != m.RECIPE}).groupby(keys, dropna=False)
-    stats = grouped.agg(acc=(m.MINIVAL_TOP1, "mean"), var=(m.MINIVAL_TOP1, "var"),
-                        n=(m.MINIVAL_TOP1, "size"), lat=(m.LATENCY_MS, "median"),
-                        se2=("_se2", "sum"), se_known=("_se2", "count")).reset_index()
+    stats = grouped.agg(
+        acc=(m.MINIVAL_TOP1, "mean"),
+        var=(m.MINIVAL_TOP1, "var"),
+        n=(m.MINIVAL_TOP1, "size"),
+        lat=(m.LATENCY_MS, "median"),
+        se2=("_se2", "sum"),
+        se_known=("_se2", "count"),
+    ).reset_index()
     repeated = stats[stats["n"] >= 2]
     dof = float((repeated["n"] - 1).sum())
     noise = math.sqrt(float(((repeated["n"] - 1) * repeated["var"]).sum()) / dof) if dof else None
     # SE of a mean of n independent binomial estimates: sqrt(sum se_i^2) / n; unknown if any is.
     known = stats["se_known"] == stats["n"]
-    stats["run_se"] = np.where(known, np.sqrt(stats["se2"] / stats["n"]), np.nan)  # rms SE of one run
+    stats["run_se"] = np.where(
+        known, np.sqrt(stats["se2"] / stats["n"]), np.nan
+    )  # rms SE of one run
     mean_se = np.where(known, np.sqrt(stats["se2"]) / stats["n"], np.nan)
-    stats["sd"] = mean_se if noise is None else np.fmax(noise, stats["run_se"])  # fmax: NaN SE -> noise
+    stats["sd"] = (
+        mean_se if noise is None else np.fmax(noise, stats["run_se"])
+    )  # fmax: NaN SE -> noise
     best = stats.sort_values("acc", ascending=False, kind="stable").drop_duplicates(ARCH)
     return best[ARCH + ["acc", "lat", "sd", "run_se"]].reset_index(drop=True), noise, len(repeated)
 
@@ -186,13 +208,13 @@ def _slope(line: pd.DataFrame) -> tuple[float | None, float | None]:
     points' noise sd (None if any is unknown)."""
     x = np.log2(line["lat"].to_numpy(dtype=float))
     dx = x - x.mean()
-    sxx = float((dx ** 2).sum())
+    sxx = float((dx**2).sum())
     if len(x) < 2 or sxx <= 1e-12:
         return None, None
     acc, sd = line["acc"].to_numpy(dtype=float), line["sd"].to_numpy(dtype=float)
     slope = float((dx * (acc - acc.mean())).sum() / sxx)
     # Var(slope) = sum (dx_i / sxx)^2 sd_i^2; with one sd for every point: sd / sqrt(sxx).
-    se = math.sqrt(float(((dx / sxx) ** 2 * sd ** 2).sum()))
+    se = math.sqrt(float(((dx / sxx) ** 2 * sd**2).sum()))
     return slope, None if math.isnan(se) else se
 
 
@@ -204,9 +226,16 @@ def _curve(configs: pd.DataFrame, base: pd.Series, axis: str) -> AxisCurve:
     line = _axis_points(configs, base, axis)
     (slope, slope_se), first, last = _slope(line), _step(line, first=True), _step(line, first=False)
     return AxisCurve(
-        axis=axis, values=[_py(v, axis) for v in line[axis]],
-        latency_ms=line["lat"].tolist(), accuracy=line["acc"].tolist(), slope=slope, slope_se=slope_se,
-        first_step=first[0], last_step=last[0], first_step_se=first[1], last_step_se=last[1],
+        axis=axis,
+        values=[_py(v, axis) for v in line[axis]],
+        latency_ms=line["lat"].tolist(),
+        accuracy=line["acc"].tolist(),
+        slope=slope,
+        slope_se=slope_se,
+        first_step=first[0],
+        last_step=last[0],
+        first_step_se=first[1],
+        last_step_se=last[1],
     )
 
 
@@ -215,7 +244,9 @@ def _py(value, axis: str):
 
 
 def _ranking(curves: dict[str, AxisCurve], attr: str = "slope") -> list[str]:
-    scored = [(getattr(c, attr), axis) for axis, c in curves.items() if getattr(c, attr) is not None]
+    scored = [
+        (getattr(c, attr), axis) for axis, c in curves.items() if getattr(c, attr) is not None
+    ]
     return [axis for _, axis in sorted(scored, key=lambda item: -item[0])]
 
 
@@ -227,8 +258,11 @@ def _coverage(configs: pd.DataFrame) -> list[tuple[pd.Series, frozenset]]:
     table = []
     for (_, row), point in zip(ordered.iterrows(), arch):
         close = np.isclose(arch, point)
-        axes = frozenset(axis for i, axis in enumerate(AXES)
-                         if (np.delete(close, i, axis=1).all(axis=1) & (arch[:, i] >= point[i])).sum() >= 2)
+        axes = frozenset(
+            axis
+            for i, axis in enumerate(AXES)
+            if (np.delete(close, i, axis=1).all(axis=1) & (arch[:, i] >= point[i])).sum() >= 2
+        )
         table.append((row, axes))
     return table
 
@@ -247,25 +281,51 @@ def _bases_covering(coverage, axes) -> list[pd.Series]:
 # --------------------------------------------------------------------------- regimes
 
 
-def _lead(curves: dict[str, AxisCurve], ranking: list[str]) -> tuple[float | None, float | None, bool | None]:
+def _lead(
+    curves: dict[str, AxisCurve], ranking: list[str]
+) -> tuple[float | None, float | None, bool | None]:
     """The winner's slope lead over the runner-up, its SE, and whether it exceeds noise."""
     if len(ranking) < 2:
         return None, None, None
     top, second = curves[ranking[0]], curves[ranking[1]]
     effect = top.slope - second.slope
-    se = None if top.slope_se is None or second.slope_se is None else math.hypot(top.slope_se, second.slope_se)
+    se = (
+        None
+        if top.slope_se is None or second.slope_se is None
+        else math.hypot(top.slope_se, second.slope_se)
+    )
     return effect, se, exceeds(effect, se)
 
 
-_FAMILY_KEEP = [m.TRIAL_ID, m.MODEL, *ARCH, m.MINIVAL_TOP1, m.MINIVAL_TOP1_SE, m.LATENCY_MS, m.PARAMS, m.FLOPS]
-_FRONT_KEEP = [m.TRIAL_ID, m.MODEL, *ARCH, m.LATENCY_MS, m.MINIVAL_TOP1, m.MINIVAL_TOP1_SE, m.TIED, m.TIED_WITH]
+_FAMILY_KEEP = [
+    m.TRIAL_ID,
+    m.MODEL,
+    *ARCH,
+    m.MINIVAL_TOP1,
+    m.MINIVAL_TOP1_SE,
+    m.LATENCY_MS,
+    m.PARAMS,
+    m.FLOPS,
+]
+_FRONT_KEEP = [
+    m.TRIAL_ID,
+    m.MODEL,
+    *ARCH,
+    m.LATENCY_MS,
+    m.MINIVAL_TOP1,
+    m.MINIVAL_TOP1_SE,
+    m.TIED,
+    m.TIED_WITH,
+]
 
 
 def _in_regime(frame: pd.DataFrame, regime: int) -> np.ndarray:
     return (frame[m.EPOCHS] == regime).fillna(False).to_numpy(dtype=bool)
 
 
-def family_table(results: pd.DataFrame, regime: int, budgets=None, front: pd.DataFrame | None = None) -> list[dict]:
+def family_table(
+    results: pd.DataFrame, regime: int, budgets=None, front: pd.DataFrame | None = None
+) -> list[dict]:
     """Best config per latency budget, like the paper's ResNet-RS model table.
 
     Without budgets: the regime's Pareto front, fastest first (each row is the best
@@ -276,14 +336,18 @@ def family_table(results: pd.DataFrame, regime: int, budgets=None, front: pd.Dat
     keep = [c for c in _FAMILY_KEEP + list(REGULARIZATION_COLUMNS) if c in results.columns]
     if budgets is None:
         front = front_ties(results) if front is None else front
-        rows = front[_in_regime(front, regime)].sort_values([m.LATENCY_MS, m.MINIVAL_TOP1], kind="stable")
+        rows = front[_in_regime(front, regime)].sort_values(
+            [m.LATENCY_MS, m.MINIVAL_TOP1], kind="stable"
+        )
         rows = rows.drop_duplicates([m.LATENCY_MS, m.MINIVAL_TOP1])
         table = [dict({"budget_ms": row[m.LATENCY_MS]}, **row) for row in _records(rows[keep])]
     else:
         table = []
         for budget in sorted(float(b) for b in budgets):
             best = best_under_budget(results[_in_regime(results, regime)], budget).get(regime)
-            table.append(dict({"budget_ms": budget}, **({k: best.get(k) for k in keep} if best else {})))
+            table.append(
+                dict({"budget_ms": budget}, **({k: best.get(k) for k in keep} if best else {}))
+            )
     pool = results[competing(results) & _in_regime(results, regime)]
     return [dict(row, **_budget_lead(pool, row)) for row in table]
 
@@ -302,17 +366,32 @@ def _budget_lead(pool: pd.DataFrame, row: dict) -> dict:
     index = np.flatnonzero(usable)
     runner = pool.iloc[index[np.lexsort((lat[index], -acc[index]))[0]]]
     se_a, se_b = row.get(m.MINIVAL_TOP1_SE), runner.get(m.MINIVAL_TOP1_SE)
-    se = None if _value(se_a, float) is None or _value(se_b, float) is None else math.hypot(se_a, se_b)
+    se = (
+        None
+        if _value(se_a, float) is None or _value(se_b, float) is None
+        else math.hypot(se_a, se_b)
+    )
     diff = float(row[m.MINIVAL_TOP1]) - float(runner[m.MINIVAL_TOP1])
-    return {"runner_up": runner[m.TRIAL_ID], "lead": diff, "lead_se": se, "exceeds_noise": exceeds(diff, se)}
+    return {
+        "runner_up": runner[m.TRIAL_ID],
+        "lead": diff,
+        "lead_se": se,
+        "exceeds_noise": exceeds(diff, se),
+    }
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
-    return _clean([{k: (None if v is pd.NA else v) for k, v in row.items()} for row in frame.to_dict("records")])
+    return _clean(
+        [
+            {k: (None if v is pd.NA else v) for k, v in row.items()}
+            for row in frame.to_dict("records")
+        ]
+    )
 
 
-def analyze_regime(results: pd.DataFrame, regime: int, budgets=None,
-                   front: pd.DataFrame | None = None) -> RegimeAnalysis:
+def analyze_regime(
+    results: pd.DataFrame, regime: int, budgets=None, front: pd.DataFrame | None = None
+) -> RegimeAnalysis:
     """One regime's analysis. `front`: front_ties(results), when the caller has it already."""
     front = front_ties(results) if front is None else front
     runs = _runs(results, regime)
@@ -323,16 +402,36 @@ def analyze_regime(results: pd.DataFrame, regime: int, budgets=None,
     ranking = _ranking(curves)
     effect, effect_se, exceeded = _lead(curves, ranking)
     se_known = bool(configs["run_se"].notna().any())
-    source = (None if noise is None and not se_known else NOISE_MINIVAL if noise is None else
-              NOISE_BOTH if se_known else NOISE_RUN_TO_RUN)
+    source = (
+        None
+        if noise is None and not se_known
+        else NOISE_MINIVAL
+        if noise is None
+        else NOISE_BOTH
+        if se_known
+        else NOISE_RUN_TO_RUN
+    )
     members = front[_in_regime(front, regime)]
     return RegimeAnalysis(
-        epochs=regime, trials_ok=len(runs),
-        base=None if base is None else {**{a: _py(base[a], a) for a in AXES},
-                                        m.LATENCY_MS: float(base["lat"]), m.MINIVAL_TOP1: float(base["acc"])},
-        curves=curves, ranking=ranking, winner=ranking[0] if ranking else None, effect=effect, effect_se=effect_se,
+        epochs=regime,
+        trials_ok=len(runs),
+        base=None
+        if base is None
+        else {
+            **{a: _py(base[a], a) for a in AXES},
+            m.LATENCY_MS: float(base["lat"]),
+            m.MINIVAL_TOP1: float(base["acc"]),
+        },
+        curves=curves,
+        ranking=ranking,
+        winner=ranking[0] if ranking else None,
+        effect=effect,
+        effect_se=effect_se,
         largest_latency_ms=float(configs["lat"].max()) if len(configs) else None,
-        noise_sd=noise, noise_repeats=repeats, noise_source=source, exceeds_noise=exceeded,
+        noise_sd=noise,
+        noise_repeats=repeats,
+        noise_source=source,
+        exceeds_noise=exceeded,
         base_winners=_winners_from_bases(configs, coverage, ranking) if len(ranking) >= 2 else [],
         family=family_table(results, regime, budgets, front=front),
         front=_records(members[[c for c in _FRONT_KEEP if c in members.columns]]),
@@ -347,8 +446,15 @@ def _winners_from_bases(configs: pd.DataFrame, coverage, axes) -> list[dict]:
         ranking = _ranking(curves)
         if ranking:
             effect, se, exceeded = _lead(curves, ranking)
-            winners.append({"base": [_py(base[a], a) for a in AXES], "winner": ranking[0], "effect": effect,
-                            "effect_se": se, "exceeds_noise": exceeded})
+            winners.append(
+                {
+                    "base": [_py(base[a], a) for a in AXES],
+                    "winner": ranking[0],
+                    "effect": effect,
+                    "effect_se": se,
+                    "exceeds_noise": exceeded,
+                }
+            )
     return winners
 
 
@@ -362,7 +468,9 @@ def noise_detail(regime: RegimeAnalysis) -> str:
     if regime.noise_source == NOISE_MINIVAL:
         source = "minival binomial SE of each config"
     else:
-        source = f"run-to-run sd {regime.noise_sd:.4f} from {regime.noise_repeats} repeated config(s)"
+        source = (
+            f"run-to-run sd {regime.noise_sd:.4f} from {regime.noise_repeats} repeated config(s)"
+        )
         source += ", never below a config's minival SE" if regime.noise_source == NOISE_BOTH else ""
     if regime.effect_se is None:
         return f"{source}; SE missing for some configs"
@@ -376,13 +484,19 @@ def winner_statement(regime: RegimeAnalysis) -> str:
         return "no axis could be followed from a base (need two or more sizes along an axis)"
     if regime.effect is None:
         return f"only {regime.winner} could be followed from the base: no comparison"
-    return (f"{regime.winner} gives the most top-1 per doubling of latency ({regime.effect:+.4f} over "
-            f"{regime.ranking[1]}): {verdict(regime.exceeds_noise)} ({noise_detail(regime)})")
+    return (
+        f"{regime.winner} gives the most top-1 per doubling of latency ({regime.effect:+.4f} over "
+        f"{regime.ranking[1]}): {verdict(regime.exceeds_noise)} ({noise_detail(regime)})"
+    )
 
 
 def ties_statement(front: list[dict]) -> str:
     """Which neighbouring members of one regime's front (RegimeAnalysis.front) cannot be told apart."""
-    pairs = [f"{a[m.TRIAL_ID]} = {b[m.TRIAL_ID]}" for a, b in zip(front, front[1:]) if b[m.TRIAL_ID] in a[m.TIED_WITH]]
+    pairs = [
+        f"{a[m.TRIAL_ID]} = {b[m.TRIAL_ID]}"
+        for a, b in zip(front, front[1:])
+        if b[m.TRIAL_ID] in a[m.TIED_WITH]
+    ]
     if pairs:
         return f"indistinguishable within {NOISE_Z:g} SE: " + "; ".join(pairs)
     if any(row[m.TIED] is None for row in front):
@@ -430,16 +544,26 @@ def _regime_warnings(analyses: list[RegimeAnalysis], target_epochs: int | None) 
     decided = [a for a in analyses if a.winner]
     if len({a.winner for a in decided}) > 1:
         seen = ", ".join(f"{a.winner} at {a.epochs} epochs" for a in decided)
-        warnings.append(_with_verdict("regime", f"the best scaling axis depends on the training regime ({seen}): "
-                                                "a rule measured in a shorter regime does not carry to a longer one",
-                                      _differ_beyond_noise([(a.winner, a.exceeds_noise) for a in decided])))
+        warnings.append(
+            _with_verdict(
+                "regime",
+                f"the best scaling axis depends on the training regime ({seen}): "
+                "a rule measured in a shorter regime does not carry to a longer one",
+                _differ_beyond_noise([(a.winner, a.exceeds_noise) for a in decided]),
+            )
+        )
     measured = [a.epochs for a in analyses]
     if target_epochs is not None and measured and target_epochs not in measured:
         nearest = max([e for e in measured if e < target_epochs], default=min(measured))
         direction = "shorter" if nearest < target_epochs else "longer"
-        warnings.append(Warning_("regime", f"the target regime ({target_epochs} epochs) was not measured: "
-                                           f"conclusions come from a {direction} regime ({nearest} epochs); "
-                                           "measure in the target regime"))
+        warnings.append(
+            Warning_(
+                "regime",
+                f"the target regime ({target_epochs} epochs) was not measured: "
+                f"conclusions come from a {direction} regime ({nearest} epochs); "
+                "measure in the target regime",
+            )
+        )
     return warnings
 
 
@@ -457,32 +581,57 @@ def _size_warnings(analysis: RegimeAnalysis, target_latency_ms: float | None) ->
     large = _ranking(analysis.curves, "last_step")
     if small and large and small[0] != large[0] and large[0] in small and small[0] in large:
         # The reversal is real only if each axis leads the other beyond noise at its end.
-        exceeded = all_exceed([_step_lead(analysis.curves, small[0], large[0], "first_step"),
-                               _step_lead(analysis.curves, large[0], small[0], "last_step")])
-        warnings.append(_with_verdict("model_size", f"at {analysis.epochs} epochs the best axis changes with model "
-                                                    f"size ({small[0]} for the smallest models, {large[0]} for the "
-                                                    "largest): a rule measured on small models does not carry "
-                                                    "to larger ones", exceeded))
+        exceeded = all_exceed(
+            [
+                _step_lead(analysis.curves, small[0], large[0], "first_step"),
+                _step_lead(analysis.curves, large[0], small[0], "last_step"),
+            ]
+        )
+        warnings.append(
+            _with_verdict(
+                "model_size",
+                f"at {analysis.epochs} epochs the best axis changes with model "
+                f"size ({small[0]} for the smallest models, {large[0]} for the "
+                "largest): a rule measured on small models does not carry "
+                "to larger ones",
+                exceeded,
+            )
+        )
     largest = analysis.largest_latency_ms
     if target_latency_ms is not None and largest is not None and target_latency_ms > largest:
-        warnings.append(Warning_("model_size", f"at {analysis.epochs} epochs the target latency "
-                                               f"{target_latency_ms:g} ms is beyond the largest model measured "
-                                               f"({largest:.3g} ms): the scaling rule would be extrapolated to "
-                                               "larger models"))
+        warnings.append(
+            Warning_(
+                "model_size",
+                f"at {analysis.epochs} epochs the target latency "
+                f"{target_latency_ms:g} ms is beyond the largest model measured "
+                f"({largest:.3g} ms): the scaling rule would be extrapolated to "
+                "larger models",
+            )
+        )
     return warnings
 
 
 def _base_warnings(analysis: RegimeAnalysis) -> list[Warning_]:
     winners = analysis.base_winners
     if len(winners) == 1:
-        return [Warning_("base", f"at {analysis.epochs} epochs the ranking rests on one base architecture "
-                                 f"({_fmt_base(winners[0]['base'])}): a sub-optimal base can favour any axis; "
-                                 "scale from a second base to confirm")]
+        return [
+            Warning_(
+                "base",
+                f"at {analysis.epochs} epochs the ranking rests on one base architecture "
+                f"({_fmt_base(winners[0]['base'])}): a sub-optimal base can favour any axis; "
+                "scale from a second base to confirm",
+            )
+        ]
     if len({w["winner"] for w in winners}) > 1:
         seen = "; ".join(f"{w['winner']} from {_fmt_base(w['base'])}" for w in winners)
-        return [_with_verdict("base", f"at {analysis.epochs} epochs the best axis depends on the base "
-                                      f"architecture ({seen}): do not generalise from one base",
-                              _differ_beyond_noise([(w["winner"], w["exceeds_noise"]) for w in winners]))]
+        return [
+            _with_verdict(
+                "base",
+                f"at {analysis.epochs} epochs the best axis depends on the base "
+                f"architecture ({seen}): do not generalise from one base",
+                _differ_beyond_noise([(w["winner"], w["exceeds_noise"]) for w in winners]),
+            )
+        ]
     return []
 
 
@@ -505,37 +654,63 @@ def confirmation_summary(results: pd.DataFrame, front: pd.DataFrame | None = Non
     if m.CONFIRMS not in results.columns or results[m.CONFIRMS].isna().all():
         return {"configurations": [], "regimes": []}
     front = front_ties(results) if front is None else front
-    rank = {trial_id: k for k, trial_id in enumerate(front[m.TRIAL_ID])}  # latency order within a regime
-    usable = results[(results[m.STATUS] == m.STATUS_OK).fillna(False).to_numpy(dtype=bool)
-                     & ~np.isnan(_floats(results[m.MINIVAL_TOP1]))]
-    configs = [_confirmed(results, usable, original, original in rank)
-               for original in dict.fromkeys(results[m.CONFIRMS].dropna())]
-    configs.sort(key=lambda c: -1 if c[m.EPOCHS] is None else c[m.EPOCHS])  # stable: by regime, then as recorded
+    rank = {
+        trial_id: k for k, trial_id in enumerate(front[m.TRIAL_ID])
+    }  # latency order within a regime
+    usable = results[
+        (results[m.STATUS] == m.STATUS_OK).fillna(False).to_numpy(dtype=bool)
+        & ~np.isnan(_floats(results[m.MINIVAL_TOP1]))
+    ]
+    configs = [
+        _confirmed(results, usable, original, original in rank)
+        for original in dict.fromkeys(results[m.CONFIRMS].dropna())
+    ]
+    configs.sort(
+        key=lambda c: -1 if c[m.EPOCHS] is None else c[m.EPOCHS]
+    )  # stable: by regime, then as recorded
     orders = []
     for regime in sorted({c[m.EPOCHS] for c in configs if c[m.EPOCHS] is not None}):
-        confirmed = sorted((c for c in configs if c[m.EPOCHS] == regime and c["on_front"] and c["n"]),
-                           key=lambda c: rank[c["trial_id"]])
+        confirmed = sorted(
+            (c for c in configs if c[m.EPOCHS] == regime and c["on_front"] and c["n"]),
+            key=lambda c: rank[c["trial_id"]],
+        )
         original_order = [c["trial_id"] for c in confirmed]
-        confirmed_order = [c["trial_id"] for c in sorted(confirmed, key=lambda c: c["mean_top1"])]  # stable
-        orders.append({"epochs": regime, "front_order_held": None if len(confirmed) < 2 else
-                       original_order == confirmed_order,
-                       "original_order": original_order, "confirmed_order": confirmed_order})
+        confirmed_order = [
+            c["trial_id"] for c in sorted(confirmed, key=lambda c: c["mean_top1"])
+        ]  # stable
+        orders.append(
+            {
+                "epochs": regime,
+                "front_order_held": None
+                if len(confirmed) < 2
+                else original_order == confirmed_order,
+                "original_order": original_order,
+                "confirmed_order": confirmed_order,
+            }
+        )
     return _clean({"configurations": configs, "regimes": orders})
 
 
 def _confirmed(results: pd.DataFrame, usable: pd.DataFrame, original: str, on_front: bool) -> dict:
     """One original and its reruns: seeds, and mean and sd of their minival top-1."""
+
     def of(frame):  # the original and its reruns, the original first
-        rows = frame[((frame[m.TRIAL_ID] == original) | (frame[m.CONFIRMS] == original)).to_numpy(dtype=bool)]
+        rows = frame[
+            ((frame[m.TRIAL_ID] == original) | (frame[m.CONFIRMS] == original)).to_numpy(dtype=bool)
+        ]
         return rows.iloc[np.argsort(rows[m.CONFIRMS].notna().to_numpy(), kind="stable")]
 
     described, runs = of(results).iloc[0], of(usable)  # described: the original, if it was recorded
     accs = _floats(runs[m.MINIVAL_TOP1])
     is_original = (runs[m.TRIAL_ID] == original).to_numpy(dtype=bool)
     return {
-        "trial_id": original, m.EPOCHS: _value(described[m.EPOCHS], int), m.MODEL: _value(described.get(m.MODEL), str),
-        **{a: _value(described[a], lambda v, a=a: _py(v, a)) for a in AXES}, "on_front": on_front,
-        "seeds": [_value(v, int) for v in runs.get(m.SEED, [None] * len(runs))], "n": len(runs),
+        "trial_id": original,
+        m.EPOCHS: _value(described[m.EPOCHS], int),
+        m.MODEL: _value(described.get(m.MODEL), str),
+        **{a: _value(described[a], lambda v, a=a: _py(v, a)) for a in AXES},
+        "on_front": on_front,
+        "seeds": [_value(v, int) for v in runs.get(m.SEED, [None] * len(runs))],
+        "n": len(runs),
         "original_top1": float(accs[is_original][0]) if is_original.any() else None,
         "mean_top1": float(accs.mean()) if len(accs) else None,
         "std_top1": float(accs.std(ddof=1)) if len(accs) >= 2 else None,
@@ -544,25 +719,40 @@ def _confirmed(results: pd.DataFrame, usable: pd.DataFrame, original: str, on_fr
 
 def _value(value, kind):
     """A cell as a plain Python value of `kind`, None for null."""
-    return None if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)) else kind(value)
+    return (
+        None
+        if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+        else kind(value)
+    )
 
 
 # --------------------------------------------------------------------------- entry point
 
 
-def analyze(results: pd.DataFrame, budgets=None, target_epochs: int | None = None,
-            target_latency_ms: float | None = None, front: pd.DataFrame | None = None) -> Analysis:
+def analyze(
+    results: pd.DataFrame,
+    budgets=None,
+    target_epochs: int | None = None,
+    target_latency_ms: float | None = None,
+    front: pd.DataFrame | None = None,
+) -> Analysis:
     """The scaling analysis of a results table (see the module docstring).
 
     `front`: front_ties(results), when the caller has it already (the all-pairs Pareto
     test is the costly step at 10,000 trials, so it runs once).
     """
     front = front_ties(results) if front is None else front
-    analyses = [analyze_regime(results, regime, budgets, front=front) for regime in regimes(results)]
+    analyses = [
+        analyze_regime(results, regime, budgets, front=front) for regime in regimes(results)
+    ]
     warnings = _regime_warnings(analyses, target_epochs)
     for analysis in analyses:
         warnings += _size_warnings(analysis, target_latency_ms)
         warnings += _base_warnings(analysis)
     confirmation = confirmation_summary(results, front)
-    return Analysis(regimes=analyses, warnings=warnings, confirmation=confirmation["configurations"],
-                    confirmation_order=confirmation["regimes"])
+    return Analysis(
+        regimes=analyses,
+        warnings=warnings,
+        confirmation=confirmation["configurations"],
+        confirmation_order=confirmation["regimes"],
+    )

@@ -3,6 +3,7 @@
 Each command module exposes `register(subparsers)` (adds its parser and sets
 `func`) so the CLI stays one screen long and commands stay independent.
 """
+
 from __future__ import annotations
 
 import argparse

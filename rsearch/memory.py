@@ -16,6 +16,7 @@ It errs low (transient workspaces, allocator overhead and the eval pass are left
 it refuses only what cannot fit; one it admits may still be close. On CPU it came out 1-20%
 under the peak RSS of the real run (tests/test_cost.py measures one of each kind).
 """
+
 from __future__ import annotations
 
 import os
@@ -44,8 +45,16 @@ class Estimate:
         return max(0, (available - self.fixed) // max(1, self.per_image))
 
 
-def training_estimate(cfg, resolution: int, batch_size: int, *, momentum: bool = True, ema: bool = True,
-                      bf16: bool = False, ddp: bool = False) -> Estimate:
+def training_estimate(
+    cfg,
+    resolution: int,
+    batch_size: int,
+    *,
+    momentum: bool = True,
+    ema: bool = True,
+    bf16: bool = False,
+    ddp: bool = False,
+) -> Estimate:
     """One training worker of `cfg` (a ResNetConfig) at `resolution` px with `batch_size` images
     per step. bf16: autocast on (the trainer's default on GPU); ddp: more than one worker."""
     from rsearch.cost.static import model_cost
@@ -54,8 +63,12 @@ def training_estimate(cfg, resolution: int, batch_size: int, *, momentum: bool =
     # weights + gradients (+ momentum) (+ EMA copy) (+ DDP buckets) (+ bf16 weight copies)
     copies = 2 + momentum + ema + ddp + (0.5 if bf16 else 0)
     activations = cost["activation_bytes"] // 2 if bf16 else cost["activation_bytes"]
-    return Estimate(fixed=int(cost["params"] * FLOAT32 * copies), per_image=activations, batch_size=batch_size,
-                    fixed_is="weights, gradients and optimizer state")
+    return Estimate(
+        fixed=int(cost["params"] * FLOAT32 * copies),
+        per_image=activations,
+        batch_size=batch_size,
+        fixed_is="weights, gradients and optimizer state",
+    )
 
 
 def inference_estimate(cfg, resolution: int, batch_size: int, *, bf16: bool = False) -> Estimate:
@@ -67,8 +80,11 @@ def inference_estimate(cfg, resolution: int, batch_size: int, *, bf16: bool = Fa
     weights = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
     activations = inference_activation_bytes(cfg, resolution)
     image = cfg.in_chans * resolution * resolution * FLOAT32
-    return Estimate(fixed=int(weights * (1.5 if bf16 else 1)), per_image=(activations // 2 if bf16 else activations)
-                    + image, batch_size=batch_size)
+    return Estimate(
+        fixed=int(weights * (1.5 if bf16 else 1)),
+        per_image=(activations // 2 if bf16 else activations) + image,
+        batch_size=batch_size,
+    )
 
 
 def available_bytes(device: str = "cpu") -> int | None:
@@ -83,8 +99,11 @@ def available_bytes(device: str = "cpu") -> int | None:
         if not torch.cuda.is_available():
             return None
         return int(torch.cuda.mem_get_info(torch.device(device))[0])
-    found = [value for value in (_meminfo_available(), _cgroup_available(), _address_space_left())
-             if value is not None]
+    found = [
+        value
+        for value in (_meminfo_available(), _cgroup_available(), _address_space_left())
+        if value is not None
+    ]
     return min(found) if found else None
 
 
@@ -117,9 +136,14 @@ def _meminfo_available() -> int | None:
 
 
 # (limit, usage, memory.stat key of reclaimable file cache) for cgroup v2, then v1
-_CGROUPS = (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current", "inactive_file"),
-            ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes",
-             "total_inactive_file"))
+_CGROUPS = (
+    ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current", "inactive_file"),
+    (
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+        "/sys/fs/cgroup/memory/memory.usage_in_bytes",
+        "total_inactive_file",
+    ),
+)
 
 
 def _cgroup_available() -> int | None:
@@ -134,7 +158,9 @@ def _cgroup_available() -> int | None:
         if not limit.isdigit():
             return None  # "max": no limit
         stat_file = os.path.join(os.path.dirname(usage_file), "memory.stat")
-        return int(limit) - usage + _stat(stat_file, cache_key)  # inactive file cache is reclaimed first
+        return (
+            int(limit) - usage + _stat(stat_file, cache_key)
+        )  # inactive file cache is reclaimed first
     return None
 
 
@@ -158,8 +184,15 @@ def human_size(n: float) -> str:
     raise AssertionError  # unreachable
 
 
-def check_fits(estimate: Estimate, device: str, *, doing: str, batch_flag: str,
-               resolution_flag: str = "--resolution", processes: int = 1) -> None:
+def check_fits(
+    estimate: Estimate,
+    device: str,
+    *,
+    doing: str,
+    batch_flag: str,
+    resolution_flag: str = "--resolution",
+    processes: int = 1,
+) -> None:
     """A UserError when `processes` x `estimate` exceeds what `device` has free, naming the
     need, what is available and what to lower. `doing` says what needs it, e.g. "training
     resnetrs-50 at 224 px in batches of 256"; the batch `batch_flag` sets is split over the
@@ -173,27 +206,49 @@ def check_fits(estimate: Estimate, device: str, *, doing: str, batch_flag: str,
         return
     share = available // processes
     largest = estimate.max_batch(share) * processes
-    lower = (f"a batch of at most {largest} at this resolution, or a lower {resolution_flag}" if largest
-             else f"a lower {resolution_flag} or a smaller model")
+    lower = (
+        f"a batch of at most {largest} at this resolution, or a lower {resolution_flag}"
+        if largest
+        else f"a lower {resolution_flag} or a smaller model"
+    )
     each = "" if processes == 1 else f" in each of {processes} processes"
     where = device if device.startswith("cuda") else "this machine"
-    raise UserError(f"{batch_flag}: {doing} needs about {human_size(needed)} of memory ({human_size(estimate.per_image)} "
-                    f"per image x {estimate.batch_size} + {human_size(estimate.fixed)} of {estimate.fixed_is}{each}), "
-                    f"more than the {human_size(available)} available on {where}; expected {lower}")
+    raise UserError(
+        f"{batch_flag}: {doing} needs about {human_size(needed)} of memory ({human_size(estimate.per_image)} "
+        f"per image x {estimate.batch_size} + {human_size(estimate.fixed)} of {estimate.fixed_is}{each}), "
+        f"more than the {human_size(available)} available on {where}; expected {lower}"
+    )
 
 
-def check_training(cfg, num_classes: int, in_chans: int, *, batch_flag: str = "--batch-size",
-                   resolution_flag: str = "--resolution") -> None:
+def check_training(
+    cfg,
+    num_classes: int,
+    in_chans: int,
+    *,
+    batch_flag: str = "--batch-size",
+    resolution_flag: str = "--resolution",
+) -> None:
     """A UserError when one training step of `cfg` (a TrainConfig) needs more memory than this
     machine (or its GPU) has free, counting every data-parallel worker that shares it."""
     gpu = cfg.device.startswith("cuda")
     if gpu and cfg.workers > 1:
-        return  # Ray Train's workers each take a GPU; asking for free GPU memory here would hold one
-    estimate = training_estimate(cfg.model(num_classes, in_chans), cfg.resolution, cfg.per_worker_batch,
-                                 momentum=cfg.recipe.momentum > 0, ema=cfg.recipe.ema_decay > 0,
-                                 bf16=gpu and cfg.recipe.bf16, ddp=cfg.workers > 1)
-    check_fits(estimate, cfg.device, batch_flag=batch_flag, resolution_flag=resolution_flag,
-               processes=1 if gpu else cfg.workers,
-               doing=f"training depth {cfg.depth} width {cfg.width:g} at {cfg.resolution} px in batches "
-                     f"of {cfg.recipe.batch_size}" + (f" over {cfg.workers} workers" if cfg.workers > 1 else ""))
-
+        # Ray Train's workers each take a GPU; asking for free GPU memory here would hold one
+        return
+    estimate = training_estimate(
+        cfg.model(num_classes, in_chans),
+        cfg.resolution,
+        cfg.per_worker_batch,
+        momentum=cfg.recipe.momentum > 0,
+        ema=cfg.recipe.ema_decay > 0,
+        bf16=gpu and cfg.recipe.bf16,
+        ddp=cfg.workers > 1,
+    )
+    check_fits(
+        estimate,
+        cfg.device,
+        batch_flag=batch_flag,
+        resolution_flag=resolution_flag,
+        processes=1 if gpu else cfg.workers,
+        doing=f"training depth {cfg.depth} width {cfg.width:g} at {cfg.resolution} px in batches "
+        f"of {cfg.recipe.batch_size}" + (f" over {cfg.workers} workers" if cfg.workers > 1 else ""),
+    )

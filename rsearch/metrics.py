@@ -69,7 +69,9 @@ CONFIRMS = "confirms"  # a confirmation rerun names the original trial here; ori
 LATENCY_SPREAD_MS = "latency_spread_ms"  # interquartile range of the latency measurements
 LATENCY_RUNS = "latency_runs"  # measurement rounds behind latency_ms
 LATENCY_NOISE = "latency_noise"  # relative noise: spread / median
-LATENCY_RATIO = "latency_ratio"  # latency / the space's reference architecture; null for an absolute budget
+LATENCY_RATIO = (
+    "latency_ratio"  # latency / the space's reference architecture; null for an absolute budget
+)
 LATENCY_BORDERLINE = "latency_borderline"  # the feasibility decision was within noise of the budget
 
 # Derived by the readers (rsearch.results.front_ties), never stored.

@@ -7,6 +7,7 @@ the store (the minival_top1_se column), the scheduler (Pareto ASHA's margin), th
 analysis and the dashboards all use these functions, so they never disagree on what
 counts as noise. numpy only, like rsearch/pareto.py.
 """
+
 from __future__ import annotations
 
 import math
@@ -47,10 +48,12 @@ def small_minival_warning(minival_size: int) -> str | None:
     se = minival_noise(minival_size)
     if not minival_size or se <= NOISY_MINIVAL_SE:
         return None
-    return (f"warning: the minival split holds {minival_size} images, so one accuracy's standard error is up "
-            f"to {100 * se:.1f} points (> {100 * NOISY_MINIVAL_SE:g}); differences smaller than about "
-            f"{200 * se:.0f} points cannot rank models. Raise the training set size or the minival fraction "
-            "(a space's data.train_size and data.minival_fraction; --train-size).")
+    return (
+        f"warning: the minival split holds {minival_size} images, so one accuracy's standard error is up "
+        f"to {100 * se:.1f} points (> {100 * NOISY_MINIVAL_SE:g}); differences smaller than about "
+        f"{200 * se:.0f} points cannot rank models. Raise the training set size or the minival fraction "
+        "(a space's data.train_size and data.minival_fraction; --train-size)."
+    )
 
 
 def within_noise(acc_a, se_a, acc_b, se_b, z: float = NOISE_Z) -> np.ndarray:

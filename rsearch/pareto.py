@@ -11,6 +11,7 @@ Conventions:
 - A row with a NaN in any objective is never on the front and dominates nothing
   (a failed or unfinished trial must not push a real result off the front).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -30,7 +31,9 @@ def _as_minimisation(objectives, maximize: Sequence[bool]) -> np.ndarray:
         raise ValueError(f"objectives: expected a (n, k) array, got shape {values.shape}")
     flags = np.asarray(maximize, dtype=bool)
     if flags.shape != (values.shape[1],):
-        raise ValueError(f"maximize: expected {values.shape[1]} flags, got {flags.shape[0] if flags.ndim else 1}")
+        raise ValueError(
+            f"maximize: expected {values.shape[1]} flags, got {flags.shape[0] if flags.ndim else 1}"
+        )
     values[:, flags] *= -1.0
     return values
 
@@ -48,11 +51,11 @@ def pareto_mask(objectives, maximize: Sequence[bool]) -> np.ndarray:
         return mask
     dominated = np.zeros(len(candidates), dtype=bool)
     for start in range(0, len(candidates), _BLOCK):
-        block = candidates[start:start + _BLOCK]  # the points that might be dominated
+        block = candidates[start : start + _BLOCK]  # the points that might be dominated
         # others[j] <= block[i] everywhere and < somewhere  =>  block[i] is dominated.
         no_worse = (candidates[None, :, :] <= block[:, None, :]).all(axis=2)
         better = (candidates[None, :, :] < block[:, None, :]).any(axis=2)
-        dominated[start:start + _BLOCK] = (no_worse & better).any(axis=1)
+        dominated[start : start + _BLOCK] = (no_worse & better).any(axis=1)
     mask[np.flatnonzero(valid)] = ~dominated
     return mask
 
@@ -94,8 +97,10 @@ def _unique(keys: np.ndarray) -> list:
 
 def accuracy_latency_mask(accuracy, latency) -> np.ndarray:
     """The front for the search's two objectives: maximise accuracy, minimise latency."""
-    return pareto_mask(np.column_stack([np.asarray(accuracy, float), np.asarray(latency, float)]),
-                       maximize=(True, False))
+    return pareto_mask(
+        np.column_stack([np.asarray(accuracy, float), np.asarray(latency, float)]),
+        maximize=(True, False),
+    )
 
 
 def hypervolume_2d(accuracy, latency, ref: tuple[float, float]) -> float:
@@ -111,7 +116,9 @@ def hypervolume_2d(accuracy, latency, ref: tuple[float, float]) -> float:
     acc = np.asarray(accuracy, dtype=float).ravel()
     lat = np.asarray(latency, dtype=float).ravel()
     if acc.shape != lat.shape:
-        raise ValueError(f"accuracy and latency: expected equal lengths, got {acc.size} and {lat.size}")
+        raise ValueError(
+            f"accuracy and latency: expected equal lengths, got {acc.size} and {lat.size}"
+        )
     keep = ~(np.isnan(acc) | np.isnan(lat)) & (acc > acc_ref) & (lat < latency_ref)
     acc, lat = acc[keep], lat[keep]
     if acc.size == 0:
@@ -125,7 +132,9 @@ def hypervolume_2d(accuracy, latency, ref: tuple[float, float]) -> float:
     return float(np.sum(widths * (best_so_far - acc_ref)))
 
 
-def reference_point(latency, budget_ms: float | None = None, acc_ref: float = 0.0) -> tuple[float, float]:
+def reference_point(
+    latency, budget_ms: float | None = None, acc_ref: float = 0.0
+) -> tuple[float, float]:
     """A default hypervolume reference: accuracy 0 and the latency budget.
 
     Without a budget, 10% beyond the slowest measured point so that point still counts.

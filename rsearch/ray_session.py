@@ -1,4 +1,5 @@
 """Starting or joining Ray, the same way for `rsearch train` and `rsearch tune`."""
+
 from __future__ import annotations
 
 import contextlib
@@ -8,12 +9,12 @@ from rsearch.errors import UserError
 
 # Ray 2.60 turns a node IP of 127.0.0.1 / localhost into the machine's external address
 # (services.resolve_ip_for_localhost -> get_node_ip_address) unless this switch, meant for
-# macOS/Windows, says "single-node only" (ray_constants.ENABLE_RAY_CLUSTER false): then the
-# node IP stays 127.0.0.1, and every Ray server keys its bind address off "is the node IP
-# localhost": GCS, raylet and core-worker gRPC servers (then on ::ffff:127.0.0.1, not ::), the dashboard
-# agent (gRPC, HTTP, metrics export), the runtime-env agent, the dashboard head's and the
-# autoscaler monitor's Prometheus ports (dashboard/head.py, autoscaler/_private/monitor.py).
-# Measured by tests/test_ray_listeners.py.
+# macOS/Windows, says "single-node only" (ray_constants.ENABLE_RAY_CLUSTER false): then the node IP
+# stays 127.0.0.1, and every Ray server keys its bind address off "is the node IP localhost": GCS,
+# raylet and core-worker gRPC servers (then on ::ffff:127.0.0.1, not ::), the dashboard agent (gRPC,
+# HTTP, metrics export), the runtime-env agent, the dashboard head's and the autoscaler monitor's
+# Prometheus ports (dashboard/head.py, autoscaler/_private/monitor.py). Measured by
+# tests/test_ray_listeners.py.
 _SINGLE_NODE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 # How long a "host:port" address gets to answer as a Ray GCS. One gRPC round trip; a live GCS
 # answers in milliseconds, so this only bounds the wait for an address nobody answers at
@@ -37,9 +38,16 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None) -> None
     # address="local": always a fresh local Ray; never silently join a cluster that some
     # earlier `ray start` left recorded in /tmp/ray.
     with _loopback_node_ip():
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, dashboard_host="127.0.0.1",
-                 _node_ip_address="127.0.0.1", log_to_driver=True, configure_logging=True,
-                 logging_level="WARNING")
+        ray.init(
+            address="local",
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            dashboard_host="127.0.0.1",
+            _node_ip_address="127.0.0.1",
+            log_to_driver=True,
+            configure_logging=True,
+            logging_level="WARNING",
+        )
 
 
 def _join(address: str, source: str) -> None:
@@ -54,8 +62,10 @@ def _join(address: str, source: str) -> None:
 
     parsed = parse_address(address)
     if parsed is None or not parsed[1].isdigit():
-        raise UserError(f"{source}: expected auto, ray://host:port or host:port (the head's GCS port), "
-                        f"got {address!r}")
+        raise UserError(
+            f"{source}: expected auto, ray://host:port or host:port (the head's GCS port), "
+            f"got {address!r}"
+        )
     _check_gcs_answers(address, source)
     # 127.0.0.1:port means this machine's loopback: without this Ray would dial the external
     # address instead, where a head bound to loopback does not listen.
@@ -94,8 +104,11 @@ def _check_gcs_answers(address: str, source: str) -> None:
 
     channel = init_grpc_channel(address)
     # NodeInfoGcsService.GetClusterId takes an empty request: b"" needs no generated protos.
-    call = channel.unary_unary("/ray.rpc.NodeInfoGcsService/GetClusterId",
-                               request_serializer=lambda _: b"", response_deserializer=lambda b: b)
+    call = channel.unary_unary(
+        "/ray.rpc.NodeInfoGcsService/GetClusterId",
+        request_serializer=lambda _: b"",
+        response_deserializer=lambda b: b,
+    )
     try:
         call(None, timeout=GCS_ANSWER_TIMEOUT_S)
     except grpc.RpcError as e:
@@ -105,11 +118,13 @@ def _check_gcs_answers(address: str, source: str) -> None:
             raise UserError(
                 f"{source}: the Ray cluster at {address} rejected this process's authentication "
                 f"token ({e.details()}); set RAY_AUTH_MODE=token and the cluster's token in "
-                f"RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token") from None
+                f"RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token"
+            ) from None
         raise UserError(
             f"{source}: no Ray cluster answered at {address} within {GCS_ANSWER_TIMEOUT_S} s; "
             f"expected the head's GCS address (host:port of `ray start --head --port`), "
-            f"or auto / ray://host:port (gRPC said: {e.code().name}: {e.details()})") from None
+            f"or auto / ray://host:port (gRPC said: {e.code().name}: {e.details()})"
+        ) from None
     finally:
         channel.close()
 

@@ -14,6 +14,7 @@ Presets (Bello et al. 2021, table 1, the additive study on ResNet-200):
     rs               + ResNet-D: the full ResNet-RS recipe and architecture
 Each preset includes every step before it.  `rs` is the default.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -68,11 +69,13 @@ class Recipe:
     def peak_lr(self) -> float:
         return self.base_lr * self.batch_size / 256
 
-    def replace(self, **changes) -> "Recipe":
+    def replace(self, **changes) -> Recipe:
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
-            raise UserError(f"recipe.{sorted(unknown)[0]}: unknown recipe field; expected one of "
-                            + ", ".join(f.name for f in dataclasses.fields(self)))
+            raise UserError(
+                f"recipe.{sorted(unknown)[0]}: unknown recipe field; expected one of "
+                + ", ".join(f.name for f in dataclasses.fields(self))
+            )
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
@@ -81,8 +84,20 @@ class Recipe:
 
 # The paper's additive study, in order; each step adds its changes to all before it.
 ADDITIVE_STEPS: list[tuple[str, dict]] = [
-    ("baseline", dict(schedule="step", weight_decay=1e-4, label_smoothing=0.0, dropout=0.0,
-                      stochastic_depth=0.0, randaugment_ops=0, ema_decay=0.0, resnet_d=False, se=False)),
+    (
+        "baseline",
+        dict(
+            schedule="step",
+            weight_decay=1e-4,
+            label_smoothing=0.0,
+            dropout=0.0,
+            stochastic_depth=0.0,
+            randaugment_ops=0,
+            ema_decay=0.0,
+            resnet_d=False,
+            se=False,
+        ),
+    ),
     ("+cosine", dict(schedule="cosine")),
     ("+longer", dict()),  # the epoch count itself is a search dimension, not a recipe field
     ("+ema", dict(ema_decay=0.9999)),
@@ -103,8 +118,11 @@ def preset(name: str, depth: int = 50, **overrides) -> Recipe:
     if name not in PRESETS:
         raise UserError(f"--recipe: unknown preset {name!r}; expected one of {', '.join(PRESETS)}")
     sized = regularization_defaults(depth)
-    per_size = {"dropout": sized["dropout"], "stochastic_depth": sized["stochastic_depth"],
-                "randaugment_magnitude": sized["randaugment_magnitude"]}
+    per_size = {
+        "dropout": sized["dropout"],
+        "stochastic_depth": sized["stochastic_depth"],
+        "randaugment_magnitude": sized["randaugment_magnitude"],
+    }
     values: dict = {"randaugment_magnitude": per_size["randaugment_magnitude"]}
     for step, changes in ADDITIVE_STEPS:
         for key, value in changes.items():
@@ -114,7 +132,11 @@ def preset(name: str, depth: int = 50, **overrides) -> Recipe:
     values.update(overrides)
     # Weight decay 4e-5 belongs with dropout / stochastic depth; without them the usual 1e-4
     # is right (paper section 3) -- unless the user set it explicitly.
-    if "weight_decay" not in overrides and values.get("dropout", 0.25) == 0 and values.get("stochastic_depth", 0) == 0:
+    if (
+        "weight_decay" not in overrides
+        and values.get("dropout", 0.25) == 0
+        and values.get("stochastic_depth", 0) == 0
+    ):
         values["weight_decay"] = 1e-4
     return Recipe().replace(**values)
 
@@ -137,7 +159,11 @@ class _Checker:
         lo_ok = value > low if low_open else value >= low
         hi_ok = value < high if high_open else value <= high
         if not (lo_ok and hi_ok):
-            self._fail(name, f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}", value)
+            self._fail(
+                name,
+                f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}",
+                value,
+            )
 
     def int_range(self, name, value, low, high):
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:

@@ -21,6 +21,7 @@ any trial but never competes for the front: it re-measures a config already ther
 
 `exp_dir` is a local path or a pyarrow filesystem URI (file://, s3://, gs://, ...).
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -54,46 +55,98 @@ _STR, _INT, _FLOAT, _BOOL = pa.string(), pa.int64(), pa.float64(), pa.bool_()
 
 # results.parquet, in file order. The first six are required in every row.
 RESULT_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
-    (m.TRIAL_ID, _STR), (m.STATUS, _STR),
-    (m.DEPTH, _INT), (m.WIDTH, _FLOAT), (m.RESOLUTION, _INT), (m.EPOCHS, _INT),
-    (m.FAILURE, _STR), (m.MODEL, _STR), (m.RECIPE, _STR),
-    (m.SEED, _INT), (m.CONFIRMS, _STR),  # a confirmation rerun names its original in `confirms`
+    (m.TRIAL_ID, _STR),
+    (m.STATUS, _STR),
+    (m.DEPTH, _INT),
+    (m.WIDTH, _FLOAT),
+    (m.RESOLUTION, _INT),
+    (m.EPOCHS, _INT),
+    (m.FAILURE, _STR),
+    (m.MODEL, _STR),
+    (m.RECIPE, _STR),
+    (m.SEED, _INT),
+    (m.CONFIRMS, _STR),  # a confirmation rerun names its original in `confirms`
     # regularization and recipe values of the trial
-    (m.DROPOUT, _FLOAT), (m.STOCHASTIC_DEPTH, _FLOAT), (m.LABEL_SMOOTHING, _FLOAT),
-    (m.RANDAUGMENT_MAGNITUDE, _INT), (m.RANDAUGMENT_OPS, _INT), (m.WEIGHT_DECAY, _FLOAT),
-    (m.EMA_DECAY, _FLOAT), (m.BASE_LR, _FLOAT), (m.BATCH_SIZE, _INT),
+    (m.DROPOUT, _FLOAT),
+    (m.STOCHASTIC_DEPTH, _FLOAT),
+    (m.LABEL_SMOOTHING, _FLOAT),
+    (m.RANDAUGMENT_MAGNITUDE, _INT),
+    (m.RANDAUGMENT_OPS, _INT),
+    (m.WEIGHT_DECAY, _FLOAT),
+    (m.EMA_DECAY, _FLOAT),
+    (m.BASE_LR, _FLOAT),
+    (m.BATCH_SIZE, _INT),
     # outcome and cost
     (m.MINIVAL_TOP1, _FLOAT),
     (m.MINIVAL_TOP1_SE, _FLOAT),  # computed by write_results, never taken from the rows
-    (m.MINIVAL_SIZE, _INT), (m.MINIVAL_LOSS, _FLOAT), (m.TEST_TOP1, _FLOAT),
-    (m.LATENCY_MS, _FLOAT), (m.LATENCY_P95_MS, _FLOAT),
+    (m.MINIVAL_SIZE, _INT),
+    (m.MINIVAL_LOSS, _FLOAT),
+    (m.TEST_TOP1, _FLOAT),
+    (m.LATENCY_MS, _FLOAT),
+    (m.LATENCY_P95_MS, _FLOAT),
     # the latency measurement's noise, as the cost model measured it
-    (m.LATENCY_SPREAD_MS, _FLOAT), (m.LATENCY_RUNS, _INT), (m.LATENCY_NOISE, _FLOAT),
-    (m.LATENCY_RATIO, _FLOAT), (m.LATENCY_BORDERLINE, _BOOL),
-    (m.PARAMS, _INT), (m.FLOPS, _INT),
-    (m.TRAIN_SECONDS, _FLOAT), (m.EPOCHS_DONE, _INT), (m.IMG_PER_S, _FLOAT),
+    (m.LATENCY_SPREAD_MS, _FLOAT),
+    (m.LATENCY_RUNS, _INT),
+    (m.LATENCY_NOISE, _FLOAT),
+    (m.LATENCY_RATIO, _FLOAT),
+    (m.LATENCY_BORDERLINE, _BOOL),
+    (m.PARAMS, _INT),
+    (m.FLOPS, _INT),
+    (m.TRAIN_SECONDS, _FLOAT),
+    (m.EPOCHS_DONE, _INT),
+    (m.IMG_PER_S, _FLOAT),
     (m.PARETO, _BOOL),  # computed by write_results, never taken from the rows
     # what `rsearch tune --resume` needs: data only (JSON text and a path), never a pickle
-    (m.TRIAL_CONFIG, _STR), (m.CHECKPOINT, _STR),
+    (m.TRIAL_CONFIG, _STR),
+    (m.CHECKPOINT, _STR),
 )
 REQUIRED_RESULT_COLUMNS = (m.TRIAL_ID, m.STATUS, m.DEPTH, m.WIDTH, m.RESOLUTION, m.EPOCHS)
 
 # The regularization/recipe knobs, in display order (analysis and dashboards use them).
-REGULARIZATION_COLUMNS = (m.DROPOUT, m.STOCHASTIC_DEPTH, m.LABEL_SMOOTHING, m.RANDAUGMENT_MAGNITUDE,
-                          m.RANDAUGMENT_OPS, m.WEIGHT_DECAY, m.EMA_DECAY, m.BASE_LR, m.BATCH_SIZE)
+REGULARIZATION_COLUMNS = (
+    m.DROPOUT,
+    m.STOCHASTIC_DEPTH,
+    m.LABEL_SMOOTHING,
+    m.RANDAUGMENT_MAGNITUDE,
+    m.RANDAUGMENT_OPS,
+    m.WEIGHT_DECAY,
+    m.EMA_DECAY,
+    m.BASE_LR,
+    m.BATCH_SIZE,
+)
 
 CURVE_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
-    (m.TRIAL_ID, _STR), (m.EPOCH, _INT), (m.TRAIN_LOSS, _FLOAT), (m.MINIVAL_TOP1, _FLOAT),
-    (m.MINIVAL_LOSS, _FLOAT), (m.LR, _FLOAT), (m.IMG_PER_S, _FLOAT), (m.EPOCH_SECONDS, _FLOAT),
-    (m.DEPTH, _INT), (m.WIDTH, _FLOAT), (m.RESOLUTION, _INT), (m.EPOCHS, _INT),
+    (m.TRIAL_ID, _STR),
+    (m.EPOCH, _INT),
+    (m.TRAIN_LOSS, _FLOAT),
+    (m.MINIVAL_TOP1, _FLOAT),
+    (m.MINIVAL_LOSS, _FLOAT),
+    (m.LR, _FLOAT),
+    (m.IMG_PER_S, _FLOAT),
+    (m.EPOCH_SECONDS, _FLOAT),
+    (m.DEPTH, _INT),
+    (m.WIDTH, _FLOAT),
+    (m.RESOLUTION, _INT),
+    (m.EPOCHS, _INT),
 )
 REQUIRED_CURVE_COLUMNS = (m.TRIAL_ID, m.EPOCH)
 
 STATUSES = (m.STATUS_OK, m.STATUS_INFEASIBLE, m.STATUS_FAILED, m.STATUS_RUNNING, m.STATUS_STOPPED)
 
 # Columns front_summary prints.
-FRONT_COLUMNS = (m.EPOCHS, m.MODEL, m.DEPTH, m.WIDTH, m.RESOLUTION, m.MINIVAL_TOP1, m.MINIVAL_TOP1_SE,
-                 m.LATENCY_MS, m.PARAMS, m.FLOPS, m.TRIAL_ID)
+FRONT_COLUMNS = (
+    m.EPOCHS,
+    m.MODEL,
+    m.DEPTH,
+    m.WIDTH,
+    m.RESOLUTION,
+    m.MINIVAL_TOP1,
+    m.MINIVAL_TOP1_SE,
+    m.LATENCY_MS,
+    m.PARAMS,
+    m.FLOPS,
+    m.TRIAL_ID,
+)
 
 
 @dataclass(frozen=True)
@@ -170,18 +223,26 @@ def update_meta(exp_dir, **changes) -> None:
 
 
 def _write_meta(exp_dir, meta: dict) -> None:
-    write_file_atomic(exp_dir, EXPERIMENT_FILE, (json.dumps(meta, indent=2, default=str) + "\n").encode())
+    write_file_atomic(
+        exp_dir, EXPERIMENT_FILE, (json.dumps(meta, indent=2, default=str) + "\n").encode()
+    )
 
 
 def _parse_meta(raw: bytes | None, root: str) -> dict:
     if raw is None:
-        raise UserError(f"EXPERIMENT: expected an rsearch experiment folder (with {EXPERIMENT_FILE}), got '{root}'")
+        raise UserError(
+            f"EXPERIMENT: expected an rsearch experiment folder (with {EXPERIMENT_FILE}), got '{root}'"
+        )
     try:
         meta = json.loads(raw)
     except ValueError as exc:
-        raise UserError(f"EXPERIMENT: expected valid JSON in {root}/{EXPERIMENT_FILE}, got an error: {exc}") from None
+        raise UserError(
+            f"EXPERIMENT: expected valid JSON in {root}/{EXPERIMENT_FILE}, got an error: {exc}"
+        ) from None
     if not isinstance(meta, dict):
-        raise UserError(f"EXPERIMENT: expected a JSON object in {root}/{EXPERIMENT_FILE}, got {type(meta).__name__}")
+        raise UserError(
+            f"EXPERIMENT: expected a JSON object in {root}/{EXPERIMENT_FILE}, got {type(meta).__name__}"
+        )
     _check_version(meta.get("schema_version", 1), f"{root}/{EXPERIMENT_FILE}")
     return meta
 
@@ -201,28 +262,38 @@ _META_FIELDS = {
     "status": ("a string", lambda v: isinstance(v, str)),
     "created": ("a string", lambda v: isinstance(v, str)),
     "objective": ("a string", lambda v: isinstance(v, str)),
-    "epochs": ("a list of integers > 0", lambda v: isinstance(v, list) and all(_is_int(e) and e > 0 for e in v)),
+    "epochs": (
+        "a list of integers > 0",
+        lambda v: isinstance(v, list) and all(_is_int(e) and e > 0 for e in v),
+    ),
     "latency_budget_ms": ("a number > 0", lambda v: _is_number(v) and v > 0),
     "planned_trials": ("an integer >= 0", lambda v: _is_int(v) and v >= 0),
     "latency_method": ("an object", lambda v: isinstance(v, dict)),
 }
 _METHOD_FIELDS = {  # inside latency_method: the report prints a relative budget from these
     "max_ratio": ("a number > 0", lambda v: _is_number(v) and v > 0),
-    "reference": ("an object with depth, width and resolution",
-                  lambda v: isinstance(v, dict) and {"depth", "width", "resolution"} <= set(v)),
+    "reference": (
+        "an object with depth, width and resolution",
+        lambda v: isinstance(v, dict) and {"depth", "width", "resolution"} <= set(v),
+    ),
 }
 _REFERENCE_FIELDS = {
-    "depth": ("an integer", _is_int), "width": ("a number", _is_number), "resolution": ("an integer", _is_int),
+    "depth": ("an integer", _is_int),
+    "width": ("a number", _is_number),
+    "resolution": ("an integer", _is_int),
 }
 
 
 def _check_meta(meta: dict, where: str) -> None:
     """A UserError naming the first field of experiment.json whose value has the wrong type."""
+
     def check(values: dict, fields: dict, prefix: str) -> None:
         for key, (expected, test) in fields.items():
             value = values.get(key)
             if value is not None and not test(value):
-                raise UserError(f"EXPERIMENT: {prefix}{key} in {where}: expected {expected} (or null), got {value!r}")
+                raise UserError(
+                    f"EXPERIMENT: {prefix}{key} in {where}: expected {expected} (or null), got {value!r}"
+                )
 
     check(meta, _META_FIELDS, "")
     method = meta.get("latency_method") or {}
@@ -232,10 +303,14 @@ def _check_meta(meta: dict, where: str) -> None:
 
 def _check_version(version, where: str) -> None:
     if not isinstance(version, int) or isinstance(version, bool):
-        raise UserError(f"EXPERIMENT: expected an integer schema_version in {where}, got {version!r}")
+        raise UserError(
+            f"EXPERIMENT: expected an integer schema_version in {where}, got {version!r}"
+        )
     if version > m.RESULTS_SCHEMA_VERSION:
-        raise UserError(f"EXPERIMENT: {where} has schema_version {version}, newer than this rsearch reads "
-                        f"(up to {m.RESULTS_SCHEMA_VERSION}); expected an older file or a newer rsearch")
+        raise UserError(
+            f"EXPERIMENT: {where} has schema_version {version}, newer than this rsearch reads "
+            f"(up to {m.RESULTS_SCHEMA_VERSION}); expected an older file or a newer rsearch"
+        )
 
 
 # --------------------------------------------------------------------------- tables
@@ -265,8 +340,10 @@ def _table(rows: list[dict], columns, required) -> pa.Table:
         missing = [name for name in required if row.get(name) is None]
         if missing:
             raise ValueError(f"row {index}: expected a value for {', '.join(missing)}")
-    arrays = {name: pa.array([_cell(r.get(name), kind, name) for r in rows], type=kind)
-              for name, kind in columns}
+    arrays = {
+        name: pa.array([_cell(r.get(name), kind, name) for r in rows], type=kind)
+        for name, kind in columns
+    }
     # Extra keys (the driver may record more) are kept after the known columns, by name.
     for name in sorted({key for row in rows for key in row} - set(known)):
         values = [row.get(name) for row in rows]
@@ -280,7 +357,9 @@ def _table(rows: list[dict], columns, required) -> pa.Table:
 
 def _to_frame(table: pa.Table) -> pd.DataFrame:
     # Nullable dtypes: without them a null int becomes a float and a null bool an object column.
-    return table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}.get)
+    return table.to_pandas(
+        types_mapper={pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}.get
+    )
 
 
 def _write_parquet(exp_dir, name: str, table: pa.Table) -> None:
@@ -294,10 +373,14 @@ def write_results(exp_dir, rows: list[dict]) -> pd.DataFrame:
     minival_top1_se columns computed."""
     for index, row in enumerate(rows):
         if row.get(m.STATUS) not in STATUSES and row.get(m.STATUS) is not None:
-            raise ValueError(f"row {index}: status expected one of {', '.join(STATUSES)}, got {row[m.STATUS]!r}")
+            raise ValueError(
+                f"row {index}: status expected one of {', '.join(STATUSES)}, got {row[m.STATUS]!r}"
+            )
     table = _table(rows, RESULT_COLUMNS, REQUIRED_RESULT_COLUMNS)
     frame = _to_frame(table)
-    table = _replace_column(table, m.MINIVAL_TOP1_SE, pa.array(minival_se(frame), type=_FLOAT, from_pandas=True))
+    table = _replace_column(
+        table, m.MINIVAL_TOP1_SE, pa.array(minival_se(frame), type=_FLOAT, from_pandas=True)
+    )
     table = _replace_column(table, m.PARETO, pa.array(pareto_flags(frame), type=_BOOL))
     _write_parquet(exp_dir, RESULTS_FILE, table)
     return _to_frame(table)
@@ -322,7 +405,9 @@ def _read_table(fs: pafs.FileSystem, path: str, columns, required) -> pd.DataFra
         # right after, as a command refusing the file does. The files are small.
         table = pq.read_table(pa.BufferReader(raw), use_threads=False)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise UserError(f"EXPERIMENT: expected a Parquet file at {path}, got an unreadable file: {exc}") from None
+        raise UserError(
+            f"EXPERIMENT: expected a Parquet file at {path}, got an unreadable file: {exc}"
+        ) from None
     version = (table.schema.metadata or {}).get(_VERSION_KEY, b"1")
     _check_version(int(version) if version.isdigit() else version.decode(errors="replace"), path)
     return _conform(_to_frame(_checked_types(table, columns, required, path)), columns)
@@ -330,9 +415,14 @@ def _read_table(fs: pafs.FileSystem, path: str, columns, required) -> pd.DataFra
 
 # The Arrow types a file may hold for each schema type: the schema's own, or narrower ones
 # that convert exactly (int32 for int64, an integer for a float). Never text for a number.
-_ACCEPTED = {_STR: lambda t: pa.types.is_string(t) or pa.types.is_large_string(t),  # pandas writes large_string
-             _INT: pa.types.is_integer, _BOOL: pa.types.is_boolean,
-             _FLOAT: lambda t: pa.types.is_floating(t) or pa.types.is_integer(t)}
+_ACCEPTED = {
+    _STR: lambda t: (
+        pa.types.is_string(t) or pa.types.is_large_string(t)
+    ),  # pandas writes large_string
+    _INT: pa.types.is_integer,
+    _BOOL: pa.types.is_boolean,
+    _FLOAT: lambda t: pa.types.is_floating(t) or pa.types.is_integer(t),
+}
 _HOLDS = {_STR: "strings", _INT: "integers", _FLOAT: "numbers", _BOOL: "true/false"}
 
 
@@ -341,23 +431,33 @@ def _checked_types(table: pa.Table, columns, required, path: str) -> pa.Table:
     the columns when a required one is missing or empty in a row, or a column holds another type."""
     missing = [name for name in required if name not in table.column_names]
     if missing:
-        raise UserError(f"EXPERIMENT: expected the columns {', '.join(required)} in {path}, "
-                        f"missing {', '.join(missing)}")
+        raise UserError(
+            f"EXPERIMENT: expected the columns {', '.join(required)} in {path}, "
+            f"missing {', '.join(missing)}"
+        )
     for name, kind in columns:
         if name not in table.column_names:
             continue  # written before the column existed: _conform adds it as nulls
         column = table[name]
         stored = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
         if not (pa.types.is_null(stored) or _ACCEPTED[kind](stored)):
-            raise UserError(f"EXPERIMENT: column {name} in {path}: expected {_HOLDS[kind]}, got {column.type}")
+            raise UserError(
+                f"EXPERIMENT: column {name} in {path}: expected {_HOLDS[kind]}, got {column.type}"
+            )
         if name in required and column.null_count:
-            raise UserError(f"EXPERIMENT: column {name} in {path}: expected a value in every row, "
-                            f"got {column.null_count} empty")
+            raise UserError(
+                f"EXPERIMENT: column {name} in {path}: expected a value in every row, "
+                f"got {column.null_count} empty"
+            )
         try:
-            table = _replace_column(table, name, column.cast(kind))  # safe cast: refuses a value that would change
+            table = _replace_column(
+                table, name, column.cast(kind)
+            )  # safe cast: refuses a value that would change
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            raise UserError(f"EXPERIMENT: column {name} in {path}: expected {_HOLDS[kind]} "
-                            f"that fit {kind}, got {exc}") from None
+            raise UserError(
+                f"EXPERIMENT: column {name} in {path}: expected {_HOLDS[kind]} "
+                f"that fit {kind}, got {exc}"
+            ) from None
     return table
 
 
@@ -366,7 +466,9 @@ def _conform(frame: pd.DataFrame, columns) -> pd.DataFrame:
     template = _to_frame(_table([], columns, ()))
     for name in template.columns:
         if name not in frame.columns:
-            frame[name] = pd.Series([None] * len(frame), dtype=template[name].dtype, index=frame.index)
+            frame[name] = pd.Series(
+                [None] * len(frame), dtype=template[name].dtype, index=frame.index
+            )
     extra = [c for c in frame.columns if c not in template.columns]
     return frame[list(template.columns) + extra]
 
@@ -386,8 +488,10 @@ def read_experiment(exp_dir, allow_empty: bool = False) -> Experiment:
     _check_meta(meta, f"{root}/{EXPERIMENT_FILE}")
     results = _read_table(fs, f"{root}/{RESULTS_FILE}", RESULT_COLUMNS, REQUIRED_RESULT_COLUMNS)
     if results.empty and not allow_empty:
-        raise UserError(f"EXPERIMENT: expected at least one trial in {RESULTS_FILE}, got none in '{root}' "
-                        "(the search has not recorded a trial yet)")
+        raise UserError(
+            f"EXPERIMENT: expected at least one trial in {RESULTS_FILE}, got none in '{root}' "
+            "(the search has not recorded a trial yet)"
+        )
     curves = _read_table(fs, f"{root}/{CURVES_FILE}", CURVE_COLUMNS, REQUIRED_CURVE_COLUMNS)
     return Experiment(meta=meta, results=results, curves=curves, path=root)
 
@@ -450,7 +554,11 @@ def front_ties(results: pd.DataFrame, z: float = NOISE_Z) -> pd.DataFrame:
     """
     front = _front(results).reset_index(drop=True)
     acc = _floats(front[m.MINIVAL_TOP1])
-    se = _floats(front[m.MINIVAL_TOP1_SE]) if m.MINIVAL_TOP1_SE in front.columns else minival_se(front)
+    se = (
+        _floats(front[m.MINIVAL_TOP1_SE])
+        if m.MINIVAL_TOP1_SE in front.columns
+        else minival_se(front)
+    )
     regime = _floats(front[m.EPOCHS])
     # pair[i]: members i and i+1 (1 tied, 0 apart, NaN unknown); none across two regimes.
     pair = within_noise(acc[:-1], se[:-1], acc[1:], se[1:], z)
@@ -473,7 +581,9 @@ def _record(row: pd.Series) -> dict:
     for key, value in row.items():
         if isinstance(value, np.generic):
             value = value.item()
-        out[key] = None if value is pd.NA or (isinstance(value, float) and math.isnan(value)) else value
+        out[key] = (
+            None if value is pd.NA or (isinstance(value, float) and math.isnan(value)) else value
+        )
     return out
 
 
@@ -505,8 +615,9 @@ def best_under_budget(results: pd.DataFrame, budget_ms: float | None) -> dict[in
     return best
 
 
-def hypervolume_by_regime(results: pd.DataFrame, budget_ms: float | None = None,
-                          ref_latency_ms: float | None = None) -> dict[int, float]:
+def hypervolume_by_regime(
+    results: pd.DataFrame, budget_ms: float | None = None, ref_latency_ms: float | None = None
+) -> dict[int, float]:
     """Pareto hypervolume (accuracy x latency) of the competing trials (trained originals) of each regime.
 
     The reference is accuracy 0 and `ref_latency_ms`, else the budget, else 1.1 x the
@@ -517,14 +628,30 @@ def hypervolume_by_regime(results: pd.DataFrame, budget_ms: float | None = None,
     for regime in regimes(results):
         rows = ok[ok[m.EPOCHS] == regime]
         acc, lat = _floats(rows[m.MINIVAL_TOP1]), _floats(rows[m.LATENCY_MS])
-        ref = (0.0, ref_latency_ms) if ref_latency_ms is not None else reference_point(lat, budget_ms)
+        ref = (
+            (0.0, ref_latency_ms) if ref_latency_ms is not None else reference_point(lat, budget_ms)
+        )
         volumes[regime] = hypervolume_2d(acc, lat, ref)
     return volumes
 
 
 __all__ = [
-    "Experiment", "create_experiment", "update_meta", "write_results", "write_curves", "read_experiment",
-    "front_summary", "front_ties", "best_under_budget", "hypervolume_by_regime", "pareto_flags", "regimes",
-    "competing", "minival_se",
-    "write_file_atomic", "RESULT_COLUMNS", "CURVE_COLUMNS", "REGULARIZATION_COLUMNS",
+    "Experiment",
+    "create_experiment",
+    "update_meta",
+    "write_results",
+    "write_curves",
+    "read_experiment",
+    "front_summary",
+    "front_ties",
+    "best_under_budget",
+    "hypervolume_by_regime",
+    "pareto_flags",
+    "regimes",
+    "competing",
+    "minival_se",
+    "write_file_atomic",
+    "RESULT_COLUMNS",
+    "CURVE_COLUMNS",
+    "REGULARIZATION_COLUMNS",
 ]

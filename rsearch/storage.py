@@ -6,6 +6,7 @@ pyarrow reads a URI's ?query as filesystem options (endpoint, region, ...), so p
 joined onto the path before the query, never after it. Ray takes the same pair these
 helpers give pyarrow: storage_path=<path>, storage_filesystem=<filesystem>.
 """
+
 from __future__ import annotations
 
 import os
@@ -13,7 +14,9 @@ from pathlib import Path
 
 from rsearch.errors import UserError
 
-DEFAULT_STORAGE_PATH = "~/rsearch_results"  # the results root when neither the space nor --storage names one
+DEFAULT_STORAGE_PATH = (
+    "~/rsearch_results"  # the results root when neither the space nor --storage names one
+)
 
 
 def is_uri(location) -> bool:
@@ -51,7 +54,8 @@ def parent(location) -> str:
 
 def filesystem(location):
     """(pyarrow filesystem, path inside it)."""
-    import pyarrow.fs as pafs  # imported here: `rsearch --help`, cost and train start without pyarrow
+    # imported here: `rsearch --help`, cost and train start without pyarrow
+    import pyarrow.fs as pafs
 
     text = normalize(location)
     if is_uri(text):
@@ -117,7 +121,9 @@ def check_writable_folder(path, where: str) -> None:
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise UserError(f"{where}: cannot write in {existing} ({exc.strerror or type(exc).__name__})") from None
+        raise UserError(
+            f"{where}: cannot write in {existing} ({exc.strerror or type(exc).__name__})"
+        ) from None
 
 
 def check_reachable(location, where: str) -> None:
@@ -137,4 +143,6 @@ def check_reachable(location, where: str) -> None:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"{where}: cannot open {location}: {reason}") from None
     if scheme in _BUCKET_SCHEMES and kind == FileType.NotFound:
-        raise UserError(f"{where}: bucket {probe!r} does not exist (expected an existing bucket in {location})")
+        raise UserError(
+            f"{where}: bucket {probe!r} does not exist (expected an existing bucket in {location})"
+        )

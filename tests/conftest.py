@@ -1,4 +1,5 @@
 """Shared fixtures: one local Ray for the session (bound to 127.0.0.1), a private data cache."""
+
 from __future__ import annotations
 
 import os
@@ -38,6 +39,25 @@ def learning_args() -> list[str]:
     Measured: test top-1 0.14-0.18 in 3 of 11 such draws at 0.4 (1 and 2 workers; the fresh
     machine's 2-worker 0.162 was one), 0.31-0.39 in all 9 at 0.2 (4 epochs), and 0.40-0.53 over
     4 seeds for the 6-epoch 1-worker test, against 0.19 for seed 1 at 0.4."""
-    return ["--depth", "26", "--width", "0.25", "--resolution", "32", "--batch-size", "64",
-            "--train-size", "4000", "--num-classes", "10", "--dropout", "0.1", "--base-lr", "0.2",
-            "--randaugment-magnitude", "5", "--crop-min-scale", "0.35"]
+    return [
+        "--depth",
+        "26",
+        "--width",
+        "0.25",
+        "--resolution",
+        "32",
+        "--batch-size",
+        "64",
+        "--train-size",
+        "4000",
+        "--num-classes",
+        "10",
+        "--dropout",
+        "0.1",
+        "--base-lr",
+        "0.2",
+        "--randaugment-magnitude",
+        "5",
+        "--crop-min-scale",
+        "0.35",
+    ]

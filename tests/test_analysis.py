@@ -1,4 +1,5 @@
 """Scaling analysis on constructed results tables whose right answer is known."""
+
 import itertools
 import json
 import math
@@ -21,11 +22,20 @@ def row(regime, config, gains, base_acc=0.40, jitter=0.0, trial_id=None, **extra
     for axis, value in zip(STEPS, config):
         k = STEPS[axis].index(value)
         acc += sum(gains[axis][:k])
-        latency *= 2 ** k
+        latency *= 2**k
     depth, width, resolution = config
-    return {m.TRIAL_ID: trial_id or f"{regime}-{depth}-{width}-{resolution}-{jitter}", m.STATUS: m.STATUS_OK,
-            m.DEPTH: depth, m.WIDTH: width, m.RESOLUTION: resolution, m.EPOCHS: regime,
-            m.MINIVAL_TOP1: acc, m.LATENCY_MS: latency, m.MODEL: f"resnetrs-{depth}-w{width}", **extra}
+    return {
+        m.TRIAL_ID: trial_id or f"{regime}-{depth}-{width}-{resolution}-{jitter}",
+        m.STATUS: m.STATUS_OK,
+        m.DEPTH: depth,
+        m.WIDTH: width,
+        m.RESOLUTION: resolution,
+        m.EPOCHS: regime,
+        m.MINIVAL_TOP1: acc,
+        m.LATENCY_MS: latency,
+        m.MODEL: f"resnetrs-{depth}-w{width}",
+        **extra,
+    }
 
 
 def axis_lines():
@@ -47,7 +57,7 @@ def uniform(depth, width, resolution):
     return {m.DEPTH: [depth] * 2, m.WIDTH: [width] * 2, m.RESOLUTION: [resolution] * 2}
 
 
-LONG = uniform(0.06, 0.03, 0.02)   # depth wins, as in the paper's 350-epoch regime
+LONG = uniform(0.06, 0.03, 0.02)  # depth wins, as in the paper's 350-epoch regime
 SHORT = uniform(0.02, 0.05, 0.03)  # width wins, as in the paper's 10-epoch regime
 
 
@@ -59,15 +69,26 @@ def test_depth_wins_long_width_wins_short_and_warnings_say_so():
     rows = [row(350, c, LONG) for c in axis_lines()] + [row(10, c, SHORT) for c in axis_lines()]
     result = analyze_frame(rows)
     by_regime = {r.epochs: r for r in result.regimes}
-    assert by_regime[350].winner == m.DEPTH and by_regime[350].ranking == [m.DEPTH, m.WIDTH, m.RESOLUTION]
-    assert by_regime[10].winner == m.WIDTH and by_regime[10].ranking == [m.WIDTH, m.RESOLUTION, m.DEPTH]
+    assert by_regime[350].winner == m.DEPTH and by_regime[350].ranking == [
+        m.DEPTH,
+        m.WIDTH,
+        m.RESOLUTION,
+    ]
+    assert by_regime[10].winner == m.WIDTH and by_regime[10].ranking == [
+        m.WIDTH,
+        m.RESOLUTION,
+        m.DEPTH,
+    ]
     assert by_regime[350].curves[m.DEPTH].slope == pytest.approx(0.06)
     assert by_regime[10].effect == pytest.approx(0.05 - 0.03)
     assert by_regime[10].base[m.DEPTH] == 26 and by_regime[10].base[m.LATENCY_MS] == 1.0
     # Regimes disagree; each regime rests on its single base; no size effect was built in.
     assert kinds(result) == ["base", "base", "regime"]
     regime_warning = next(w for w in result.warnings if w.kind == "regime")
-    assert "width at 10 epochs" in regime_warning.message and "depth at 350 epochs" in regime_warning.message
+    assert (
+        "width at 10 epochs" in regime_warning.message
+        and "depth at 350 epochs" in regime_warning.message
+    )
     # Without repeats the noise is unknown, and said to be.
     assert by_regime[10].noise_sd is None and by_regime[10].exceeds_noise is None
 
@@ -75,7 +96,9 @@ def test_depth_wins_long_width_wins_short_and_warnings_say_so():
 def test_consistent_full_grid_gives_no_warnings():
     result = analyze_frame([row(100, c, LONG) for c in full_grid()])
     (regime,) = result.regimes
-    assert regime.winner == m.DEPTH and len(regime.base_winners) == 8  # every non-max corner of the 3x3x3 grid
+    assert (
+        regime.winner == m.DEPTH and len(regime.base_winners) == 8
+    )  # every non-max corner of the 3x3x3 grid
     assert result.warnings == []
 
 
@@ -83,7 +106,10 @@ def test_target_outside_what_was_measured_warns():
     rows = [row(100, c, LONG) for c in full_grid()]
     assert kinds(analyze_frame(rows, target_epochs=100, target_latency_ms=64)) == []
     longer = analyze_frame(rows, target_epochs=350)
-    assert kinds(longer) == ["regime"] and "from a shorter regime (100 epochs)" in longer.warnings[0].message
+    assert (
+        kinds(longer) == ["regime"]
+        and "from a shorter regime (100 epochs)" in longer.warnings[0].message
+    )
     assert kinds(analyze_frame(rows, target_latency_ms=65)) == ["model_size"]
 
 
@@ -132,7 +158,9 @@ def test_best_regularization_variant_represents_the_architecture():
 
 def test_family_table_is_the_front_or_a_budget_ladder():
     rows = [row(10, c, SHORT) for c in axis_lines()]
-    rows.append({**row(10, (101, 2.0, 224), SHORT), m.STATUS: m.STATUS_INFEASIBLE, m.MINIVAL_TOP1: None})
+    rows.append(
+        {**row(10, (101, 2.0, 224), SHORT), m.STATUS: m.STATUS_INFEASIBLE, m.MINIVAL_TOP1: None}
+    )
     (regime,) = analyze_frame(rows).regimes
     latencies = [r[m.LATENCY_MS] for r in regime.family]
     accuracies = [r[m.MINIVAL_TOP1] for r in regime.family]
@@ -163,15 +191,22 @@ def analyze_frame(rows, **kwargs):
 
 # --- the command line: real experiment folders, exit codes ---
 
+
 def test_cli_text_and_json(tmp_path, capsys):
     from rsearch.cli import main
 
     create_experiment(tmp_path / "exp", {}, {})
-    write_results(tmp_path / "exp", [row(350, c, LONG) for c in axis_lines()] +
-                  [row(10, c, SHORT) for c in axis_lines()])
+    write_results(
+        tmp_path / "exp",
+        [row(350, c, LONG) for c in axis_lines()] + [row(10, c, SHORT) for c in axis_lines()],
+    )
     assert main(["analyze", str(tmp_path / "exp")]) == 0
     text = capsys.readouterr().out
-    assert "== 10 epochs" in text and "! regime:" in text and "noise unknown (no repeated configs" in text
+    assert (
+        "== 10 epochs" in text
+        and "! regime:" in text
+        and "noise unknown (no repeated configs" in text
+    )
     assert "Confirmation reruns" not in text  # none were run
     assert main(["analyze", str(tmp_path / "exp"), "--json", "--target-epochs", "1000"]) == 0
     payload = json.loads(capsys.readouterr().out)
@@ -180,13 +215,20 @@ def test_cli_text_and_json(tmp_path, capsys):
     assert payload["confirmation"] == [] and payload["confirmation_order"] == []
 
 
-@pytest.mark.parametrize("make, argv_tail, message", [
-    (lambda p: None, [], "no such folder"),
-    (lambda p: p.mkdir(), [], "with experiment.json"),
-    (lambda p: create_experiment(p, {}, {}), [], "at least one trial"),
-    (lambda p: create_experiment(p, {"schema_version": m.RESULTS_SCHEMA_VERSION + 1}, {}), [], "newer"),
-    (lambda p: create_experiment(p, {}, {}), ["--budgets", "1,-2"], "--budgets"),
-])
+@pytest.mark.parametrize(
+    "make, argv_tail, message",
+    [
+        (lambda p: None, [], "no such folder"),
+        (lambda p: p.mkdir(), [], "with experiment.json"),
+        (lambda p: create_experiment(p, {}, {}), [], "at least one trial"),
+        (
+            lambda p: create_experiment(p, {"schema_version": m.RESULTS_SCHEMA_VERSION + 1}, {}),
+            [],
+            "newer",
+        ),
+        (lambda p: create_experiment(p, {}, {}), ["--budgets", "1,-2"], "--budgets"),
+    ],
+)
 def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys, make, argv_tail, message):
     make(tmp_path / "exp")
     code = exit_code(["analyze", str(tmp_path / "exp"), *argv_tail])
@@ -206,12 +248,19 @@ def exit_code(argv) -> int:
 
 # --- noise: every statement carries its verdict ---
 
+
 def with_size(rows, n):
     return [{**r, m.MINIVAL_SIZE: n} for r in rows]
 
 
-@pytest.mark.parametrize("n, verdict, exceeded", [(None, "noise unknown", None), (1_000_000, "exceeds noise", True),
-                                                  (50, "within noise", False)])
+@pytest.mark.parametrize(
+    "n, verdict, exceeded",
+    [
+        (None, "noise unknown", None),
+        (1_000_000, "exceeds noise", True),
+        (50, "within noise", False),
+    ],
+)
 def test_statements_carry_their_noise_verdict(n, verdict, exceeded):
     rows = [row(350, c, LONG) for c in axis_lines()] + [row(10, c, SHORT) for c in axis_lines()]
     result = analyze_frame(rows if n is None else with_size(rows, n))
@@ -219,7 +268,10 @@ def test_statements_carry_their_noise_verdict(n, verdict, exceeded):
         assert regime.noise_source == (None if n is None else "minival") and regime.noise_sd is None
         assert regime.exceeds_noise is exceeded and f": {verdict} (" in winner_statement(regime)
         for entry in regime.family[1:]:  # the fastest is alone under its budget
-            assert entry["runner_up"] is not None and entry["exceeds_noise"] in (exceeded, True if n else None)
+            assert entry["runner_up"] is not None and entry["exceeds_noise"] in (
+                exceeded,
+                True if n else None,
+            )
     regime_warning = next(w for w in result.warnings if w.kind == "regime")
     assert regime_warning.measured and regime_warning.exceeds_noise is exceeded
     assert regime_warning.message.endswith(f"[{verdict}]")
@@ -251,29 +303,48 @@ def test_model_size_warning_carries_its_verdict():
 def test_front_lists_accuracy_se_and_ties():
     n = 2500
     rows = [row(10, c, SHORT) for c in axis_lines()]
-    rows.append({**row(10, (50, 0.5, 128), SHORT, trial_id="near-base"), m.MINIVAL_TOP1: 0.405, m.LATENCY_MS: 1.5})
+    rows.append(
+        {
+            **row(10, (50, 0.5, 128), SHORT, trial_id="near-base"),
+            m.MINIVAL_TOP1: 0.405,
+            m.LATENCY_MS: 1.5,
+        }
+    )
     (regime,) = analyze_frame(with_size(rows, n)).regimes
     ids = [r[m.TRIAL_ID] for r in regime.front]
     assert ids[:2] == ["10-26-0.5-128-0.0", "near-base"]
     assert [r[m.TIED] for r in regime.front][:3] == [True, True, False]
     assert regime.front[0][m.MINIVAL_TOP1_SE] == pytest.approx(math.sqrt(0.4 * 0.6 / n))
-    assert ties_statement(regime.front) == "indistinguishable within 2 SE: 10-26-0.5-128-0.0 = near-base"
+    assert (
+        ties_statement(regime.front)
+        == "indistinguishable within 2 SE: 10-26-0.5-128-0.0 = near-base"
+    )
     (unknown,) = analyze_frame([row(10, c, SHORT) for c in axis_lines()]).regimes
     assert "noise unknown" in ties_statement(unknown.front)
 
 
 # --- confirmation reruns ---
 
+
 def confirmed_rows(rerun_accs):
     """A 10-epoch front a < b < c, and reruns {original: [accuracies]} with seeds 1, 2, ..."""
-    rows = [row(10, c, SHORT, trial_id=t, **{m.SEED: 0}) for t, c in
-            zip("abc", [BASE, (26, 1.0, 128), (26, 2.0, 128)])]
+    rows = [
+        row(10, c, SHORT, trial_id=t, **{m.SEED: 0})
+        for t, c in zip("abc", [BASE, (26, 1.0, 128), (26, 2.0, 128)])
+    ]
     acc = {r[m.TRIAL_ID]: r[m.MINIVAL_TOP1] for r in rows}
     config = {r[m.TRIAL_ID]: r for r in rows}
     for original, accs in rerun_accs.items():
         for seed, a in enumerate(accs, start=1):
-            rows.append({**config[original], m.TRIAL_ID: f"{original}-s{seed}", m.SEED: seed, m.CONFIRMS: original,
-                         m.MINIVAL_TOP1: a})
+            rows.append(
+                {
+                    **config[original],
+                    m.TRIAL_ID: f"{original}-s{seed}",
+                    m.SEED: seed,
+                    m.CONFIRMS: original,
+                    m.MINIVAL_TOP1: a,
+                }
+            )
     return rows, acc
 
 
@@ -284,21 +355,37 @@ def test_confirmation_summary_gives_mean_sd_and_that_the_order_held():
     assert order["epochs"] == 10 and order["front_order_held"] is True
     assert order["original_order"] == order["confirmed_order"] == ["a", "b"]
     a, b = result.confirmation
-    assert (a["trial_id"], a["epochs"], a["seeds"], a["n"], a["on_front"]) == ("a", 10, [0, 1, 2], 3, True)
+    assert (a["trial_id"], a["epochs"], a["seeds"], a["n"], a["on_front"]) == (
+        "a",
+        10,
+        [0, 1, 2],
+        3,
+        True,
+    )
     assert a["original_top1"] == pytest.approx(acc["a"])
     assert a["mean_top1"] == pytest.approx(np.mean([acc["a"], 0.41, 0.42]))
     assert a["std_top1"] == pytest.approx(np.std([acc["a"], 0.41, 0.42], ddof=1))
-    assert (b["seeds"], b["n"]) == ([0, 1], 2) and b["mean_top1"] == pytest.approx((acc["b"] + 0.44) / 2)
+    assert (b["seeds"], b["n"]) == ([0, 1], 2) and b["mean_top1"] == pytest.approx(
+        (acc["b"] + 0.44) / 2
+    )
     # The reruns are repeats of their configs: they also measure the run-to-run noise.
     assert result.regimes[0].noise_repeats == 2 and result.regimes[0].noise_source == "run-to-run"
-    assert [f[m.TRIAL_ID] for f in result.regimes[0].front] == ["a", "b", "c"]  # reruns stay off the front
+    assert [f[m.TRIAL_ID] for f in result.regimes[0].front] == [
+        "a",
+        "b",
+        "c",
+    ]  # reruns stay off the front
 
 
 def test_confirmation_summary_says_when_the_order_did_not_hold():
     rows, _ = confirmed_rows({"a": [0.50, 0.52], "b": [0.40], "c": [0.55]})
     (order,) = analyze_frame(rows).confirmation_order
     assert order["front_order_held"] is False
-    assert order["original_order"] == ["a", "b", "c"] and order["confirmed_order"] == ["b", "a", "c"]
+    assert order["original_order"] == ["a", "b", "c"] and order["confirmed_order"] == [
+        "b",
+        "a",
+        "c",
+    ]
     rows, _ = confirmed_rows({"a": [0.41]})
     (single,) = analyze_frame(rows).confirmation_order
     assert single["front_order_held"] is None  # one confirmed member: no order to check
@@ -309,6 +396,7 @@ def test_no_confirmation_rows_give_an_empty_summary():
     result = analyze_frame(rows)
     assert result.confirmation == [] and result.confirmation_order == []
     import pandas as pd
+
     empty = {"configurations": [], "regimes": []}
     assert confirmation_summary(pd.DataFrame({m.TRIAL_ID: ["a"], m.STATUS: ["ok"]})) == empty
 
@@ -322,16 +410,27 @@ def test_cli_shows_front_ties_and_confirmation(tmp_path, capsys):
     assert main(["analyze", str(tmp_path / "exp")]) == 0
     text = capsys.readouterr().out
     assert "Pareto front (minival top-1 ± SE" in text and "0.4000 ± 0.0245" in text
-    assert "Confirmation reruns" in text and "front order NOT held: a < b on the front, b < a by mean" in text
-    assert "+0.0500 over a: within noise" in text  # the 2-SE margin is 2 x hypot(0.0245, 0.0249) = 0.07
+    assert (
+        "Confirmation reruns" in text
+        and "front order NOT held: a < b on the front, b < a by mean" in text
+    )
+    assert (
+        "+0.0500 over a: within noise" in text
+    )  # the 2-SE margin is 2 x hypot(0.0245, 0.0249) = 0.07
     assert main(["analyze", str(tmp_path / "exp"), "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["confirmation_order"][0]["front_order_held"] is False
-    assert [c["trial_id"] for c in payload["confirmation"]] == ["a", "b"] and payload["confirmation"][0]["n"] == 3
+    assert [c["trial_id"] for c in payload["confirmation"]] == ["a", "b"] and payload[
+        "confirmation"
+    ][0]["n"] == 3
     front = payload["regimes"][0]["front"]
-    assert [f[m.TRIAL_ID] for f in front] == ["a", "b", "c"] and all(f[m.MINIVAL_TOP1_SE] for f in front)
+    assert [f[m.TRIAL_ID] for f in front] == ["a", "b", "c"] and all(
+        f[m.MINIVAL_TOP1_SE] for f in front
+    )
     assert all(isinstance(f[m.TIED], bool) for f in front)
-    assert all("exceeds_noise" in entry and "lead" in entry for entry in payload["regimes"][0]["family"])
+    assert all(
+        "exceeds_noise" in entry and "lead" in entry for entry in payload["regimes"][0]["family"]
+    )
     assert all("measured" in w and "exceeds_noise" in w for w in payload["warnings"])
 
 
@@ -343,4 +442,7 @@ def test_run_to_run_noise_is_never_below_the_minival_se():
     assert tight.noise_source == "run-to-run" and tight.exceeds_noise is True
     (floored,) = analyze_frame(with_size(rows, 400)).regimes
     assert floored.noise_source == "run-to-run+minival" and floored.noise_sd == tight.noise_sd
-    assert floored.exceeds_noise is False and "never below a config's minival SE" in winner_statement(floored)
+    assert (
+        floored.exceeds_noise is False
+        and "never below a config's minival SE" in winner_statement(floored)
+    )

@@ -1,14 +1,15 @@
 """`rsearch tune --storage s3://...`: the whole experiment (results, Tune's state, Ray Train runs,
 the report) kept in an object store, through pyarrow's S3 filesystem, as on a cluster with a
 bucket for storage. The store is a real S3 API server (moto's) on 127.0.0.1."""
+
 from __future__ import annotations
 
 import pyarrow.fs as pafs
 import pytest
+from test_tune import rsearch, smoke_space  # tests/ is on sys.path (pytest prepend mode)
 
 from rsearch import metrics as M
 from rsearch import results, storage
-from test_tune import rsearch, smoke_space  # tests/ is on sys.path (pytest prepend mode)
 
 BUCKET = "rsearch-test"
 
@@ -19,8 +20,11 @@ def s3_root(monkeypatch):
     import boto3
     from moto.server import ThreadedMotoServer
 
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(key, value)  # the rsearch subprocesses (and Ray's workers) inherit these
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
@@ -34,16 +38,22 @@ def s3_root(monkeypatch):
 def objects_under(location: str) -> list[str]:
     fs, path = storage.filesystem(location)
     infos = fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True))
-    return [i.path[len(path) + 1:] for i in infos if i.type == pafs.FileType.File]
+    return [i.path[len(path) + 1 :] for i in infos if i.type == pafs.FileType.File]
 
 
 @pytest.mark.slow
-def test_search_with_s3_storage_writes_results_tune_state_and_report_to_the_bucket(tmp_path, s3_root):
-    space = smoke_space(tmp_path, "cloud", scaling={"depth": [26], "width": [0.25, 2.0], "resolution": [32]})
+def test_search_with_s3_storage_writes_results_tune_state_and_report_to_the_bucket(
+    tmp_path, s3_root
+):
+    space = smoke_space(
+        tmp_path, "cloud", scaling={"depth": [26], "width": [0.25, 2.0], "resolution": [32]}
+    )
     proc = rsearch("tune", "--space", str(space), "--storage", s3_root)
     assert proc.returncode == 0, proc.stderr[-3000:]
     exp_uri = storage.join(s3_root, "cloud")
-    assert f"rsearch tune --resume '{exp_uri}'" in proc.stderr  # how to continue it, quoted for a shell
+    assert (
+        f"rsearch tune --resume '{exp_uri}'" in proc.stderr
+    )  # how to continue it, quoted for a shell
 
     exp = results.read_experiment(exp_uri)
     assert exp.meta["status"] == "finished"
@@ -51,7 +61,9 @@ def test_search_with_s3_storage_writes_results_tune_state_and_report_to_the_buck
     assert exp.results[M.MINIVAL_TOP1].notna().sum() == 1 and len(exp.curves) == 1
     stored = objects_under(exp_uri)
     assert {"experiment.json", "space.yaml", "results.parquet", "curves.parquet"} <= set(stored)
-    assert any(p.startswith("tune/regime_1/experiment_state") for p in stored), stored  # Tune's own state
+    assert any(p.startswith("tune/regime_1/experiment_state") for p in stored), (
+        stored
+    )  # Tune's own state
     assert any(p.startswith("tune/regime_1/") and "checkpoint" in p for p in stored), stored
 
     # Resuming the finished experiment from its URI re-runs nothing.

@@ -1,4 +1,5 @@
 """cluster/: the launcher YAML against Ray's own schema, the RayJob against rsearch's real CLI."""
+
 from __future__ import annotations
 
 import copy
@@ -16,7 +17,9 @@ from rsearch.space import load_space
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER = ROOT / "cluster"
-LAUNCHERS = sorted(p.name for p in CLUSTER.glob("*.yaml") if "provider" in yaml.safe_load(p.read_text()))
+LAUNCHERS = sorted(
+    p.name for p in CLUSTER.glob("*.yaml") if "provider" in yaml.safe_load(p.read_text())
+)
 RAY_MINOR = ".".join(ray.__version__.split(".")[:2])  # "2.60"
 
 
@@ -58,7 +61,9 @@ def test_launcher_installs_rsearch_on_gpu_nodes_with_this_ray(name):
     assert f"pip install -e {project[0]}" in setup
     assert f"=={RAY_MINOR}." in setup  # the Ray the client runs
     assert config["docker"]["image"].startswith(f"rayproject/ray:{RAY_MINOR}.")
-    gpu_types = [t for t in config["available_node_types"].values() if t["resources"].get("GPU", 0) > 0]
+    gpu_types = [
+        t for t in config["available_node_types"].values() if t["resources"].get("GPU", 0) > 0
+    ]
     assert gpu_types and all(t["max_workers"] >= 1 for t in gpu_types)
     assert config["head_node_type"] in config["available_node_types"]
     # Token authentication on every node, with the same token everywhere.
@@ -68,6 +73,7 @@ def test_launcher_installs_rsearch_on_gpu_nodes_with_this_ray(name):
 
 
 # --- KubeRay RayJob ------------------------------------------------------------------------
+
 
 def _containers(rayjob: dict) -> list[dict]:
     spec = rayjob["spec"]["rayClusterSpec"]
@@ -81,13 +87,18 @@ def test_rayjob_is_a_gpu_ray_cluster_with_token_auth():
     cluster = rayjob["spec"]["rayClusterSpec"]
     assert cluster["rayVersion"].startswith(f"{RAY_MINOR}.")
     assert cluster["authOptions"] == {"mode": "token"}
-    gpus = [int(c["resources"]["limits"].get("nvidia.com/gpu", 0))
-            for g in cluster["workerGroupSpecs"] for c in g["template"]["spec"]["containers"]]
+    gpus = [
+        int(c["resources"]["limits"].get("nvidia.com/gpu", 0))
+        for g in cluster["workerGroupSpecs"]
+        for c in g["template"]["spec"]["containers"]
+    ]
     assert gpus and min(gpus) >= 1
 
 
 def test_rayjob_entrypoint_is_a_real_rsearch_tune_on_a_shipped_space():
-    pytest.importorskip("rsearch.commands.tune", reason="the `rsearch tune` command is not built yet")
+    pytest.importorskip(
+        "rsearch.commands.tune", reason="the `rsearch tune` command is not built yet"
+    )
     from rsearch.cli import build_parser
 
     argv = shlex.split(_yaml("rayjob.yaml")["spec"]["entrypoint"])
@@ -99,7 +110,10 @@ def test_rayjob_entrypoint_is_a_real_rsearch_tune_on_a_shipped_space():
     for container in _containers(_yaml("rayjob.yaml")):
         mounts = [m["mountPath"] for m in container["volumeMounts"]]
         for path in (space.storage["path"], space.data["data_dir"]):
-            assert any(path == m or path.startswith(m + "/") for m in mounts), (container["name"], path)
+            assert any(path == m or path.startswith(m + "/") for m in mounts), (
+                container["name"],
+                path,
+            )
 
 
 def test_image_is_rays_gpu_image_with_the_project():

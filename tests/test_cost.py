@@ -1,4 +1,5 @@
 """The cost model (params, FLOPs, activation memory, latency, cache) and `rsearch cost`."""
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,12 @@ import torch
 
 from rsearch import cli
 from rsearch.cost import (
-    LatencyCache, LatencyMethod, cache_key, check_resolution, measure_latency, model_cost,
+    LatencyCache,
+    LatencyMethod,
+    cache_key,
+    check_resolution,
+    measure_latency,
+    model_cost,
 )
 from rsearch.cost import cache as cache_mod
 from rsearch.errors import UserError
@@ -34,6 +40,7 @@ def timm_flops(depth: int, resolution: int) -> int:
 
 
 # -- static cost -----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("depth,resolution,paper_gflops", [(50, 160, 4.6), (350, 256, 69.0)])
 def test_flops_match_paper_and_timm(depth, resolution, paper_gflops):
@@ -104,22 +111,37 @@ def test_check_resolution_rejects(value):
 
 # -- latency ---------------------------------------------------------------------------------
 
+
 def test_latency_method_key_and_describe():
     a = LatencyMethod()
     assert a.key() == LatencyMethod().key()
-    others = [LatencyMethod(batch_size=64), LatencyMethod(dtype="bfloat16"), LatencyMethod(threads=1),
-              LatencyMethod(channels_last=True), LatencyMethod(compile=True), LatencyMethod(repeats=11)]
+    others = [
+        LatencyMethod(batch_size=64),
+        LatencyMethod(dtype="bfloat16"),
+        LatencyMethod(threads=1),
+        LatencyMethod(channels_last=True),
+        LatencyMethod(compile=True),
+        LatencyMethod(repeats=11),
+    ]
     assert len({a.key(), *(m.key() for m in others)}) == 1 + len(others)
     d = LatencyMethod(compile=True).describe()
     assert d["compile"] is True and d["compile_mode"] == "default" and d["device"] == "cpu"
     assert all(not isinstance(v, (dict, list)) for v in d.values())
 
 
-@pytest.mark.parametrize("kwargs,flag", [
-    ({"device": "tpu"}, "--device"), ({"dtype": "float16"}, "--dtype"), ({"batch_size": 0}, "--batch"),
-    ({"repeats": 0}, "--repeats"), ({"warmup": -1}, "--warmup"), ({"threads": 0}, "--threads"),
-    ({"cuda_graphs": True}, "--cuda-graphs"), ({"compile": True, "warmup": 2}, "--warmup"),
-])
+@pytest.mark.parametrize(
+    "kwargs,flag",
+    [
+        ({"device": "tpu"}, "--device"),
+        ({"dtype": "float16"}, "--dtype"),
+        ({"batch_size": 0}, "--batch"),
+        ({"repeats": 0}, "--repeats"),
+        ({"warmup": -1}, "--warmup"),
+        ({"threads": 0}, "--threads"),
+        ({"cuda_graphs": True}, "--cuda-graphs"),
+        ({"compile": True, "warmup": 2}, "--warmup"),
+    ],
+)
 def test_latency_method_rejects(kwargs, flag):
     with pytest.raises(UserError, match=f"^{flag}: "):
         LatencyMethod(**kwargs)
@@ -139,7 +161,9 @@ def test_measure_latency_cpu():
 
 
 def test_measure_latency_bf16_channels_last():
-    result = measure_latency(TINY, 32, LatencyMethod(dtype="bfloat16", channels_last=True, warmup=1, repeats=2))
+    result = measure_latency(
+        TINY, 32, LatencyMethod(dtype="bfloat16", channels_last=True, warmup=1, repeats=2)
+    )
     assert result["latency_ms"] > 0 and result["dtype"] == "bfloat16" and result["channels_last"]
 
 
@@ -164,21 +188,41 @@ def test_cache_round_trip(tmp_path):
     assert cache.get(TINY, 64, method) == FAKE
     assert LatencyCache(path).get(TINY, 64, method) == FAKE  # read back from disk
     assert LatencyCache(path).get(TINY, 65, method) is None
-    assert LatencyCache(path).get(model_config(depth=14, width=0.5, num_classes=4), 64, method) is None
+    assert (
+        LatencyCache(path).get(model_config(depth=14, width=0.5, num_classes=4), 64, method) is None
+    )
     assert LatencyCache(path).get(TINY, 64, LatencyMethod(batch_size=8)) is None
     cache.put(TINY, 64, method, {**FAKE, "latency_ms": 3.0})  # overwrite, no duplicate row
-    assert len(LatencyCache(path)) == 1 and LatencyCache(path).get(TINY, 64, method)["latency_ms"] == 3.0
-    assert sorted(os.listdir(path.parent)) == ["latency.parquet", "latency.parquet.lock"]  # no temporaries
+    assert (
+        len(LatencyCache(path)) == 1
+        and LatencyCache(path).get(TINY, 64, method)["latency_ms"] == 3.0
+    )
+    assert sorted(os.listdir(path.parent)) == [
+        "latency.parquet",
+        "latency.parquet.lock",
+    ]  # no temporaries
 
 
 def test_cache_keys_differ_by_method_device_and_software(monkeypatch):
     base = cache_key(TINY, 64, LatencyMethod())
     assert base == cache_key(TINY, 64, LatencyMethod())
     assert base["key"] != cache_key(TINY, 64, LatencyMethod(dtype="bfloat16"))["key"]
-    assert base["key"] != cache_key(TINY, 64, LatencyMethod(threads=1 if torch.get_num_threads() != 1 else 2))["key"]
-    assert base["key"] != cache_key(model_config(depth=14, width=0.25, num_classes=5), 64, LatencyMethod())["key"]
-    assert base["key"] != cache_key(model_config(depth=14, width=0.25, num_classes=4, in_chans=1), 64,
-                                    LatencyMethod())["key"]
+    assert (
+        base["key"]
+        != cache_key(TINY, 64, LatencyMethod(threads=1 if torch.get_num_threads() != 1 else 2))[
+            "key"
+        ]
+    )
+    assert (
+        base["key"]
+        != cache_key(model_config(depth=14, width=0.25, num_classes=5), 64, LatencyMethod())["key"]
+    )
+    assert (
+        base["key"]
+        != cache_key(
+            model_config(depth=14, width=0.25, num_classes=4, in_chans=1), 64, LatencyMethod()
+        )["key"]
+    )
     monkeypatch.setattr(cache_mod, "device_name", lambda device: "Other CPU")
     assert base["key"] != cache_key(TINY, 64, LatencyMethod())["key"]
     monkeypatch.undo()
@@ -196,7 +240,9 @@ def test_cache_get_or_measure_measures_once(tmp_path, monkeypatch):
     monkeypatch.setattr(cache_mod, "measure_latency", fake_measure)
     cache = LatencyCache(tmp_path / "c.parquet")
     first = cache.get_or_measure(TINY, 64, LatencyMethod(batch_size=2))
-    again = LatencyCache(tmp_path / "c.parquet").get_or_measure(TINY, 64, LatencyMethod(batch_size=2))
+    again = LatencyCache(tmp_path / "c.parquet").get_or_measure(
+        TINY, 64, LatencyMethod(batch_size=2)
+    )
     assert calls == [2] and first["cached"] is False and again["cached"] is True
     assert again["latency_ms"] == first["latency_ms"]
 
@@ -218,7 +264,10 @@ def test_cache_write_is_atomic(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         cache.put(TINY, 64, LatencyMethod(batch_size=9), FAKE)
     assert path.read_bytes() == before  # the old table is intact
-    assert sorted(os.listdir(tmp_path)) == ["c.parquet", "c.parquet.lock"]  # no temporary left behind
+    assert sorted(os.listdir(tmp_path)) == [
+        "c.parquet",
+        "c.parquet.lock",
+    ]  # no temporary left behind
     assert LatencyCache(path).get(TINY, 64, LatencyMethod()) == FAKE
 
 
@@ -228,6 +277,7 @@ def test_cache_that_is_not_a_cache_is_a_user_error(tmp_path, content):
     if content is None:
         import pyarrow as pa
         import pyarrow.parquet as pq
+
         pq.write_table(pa.table({"a": [1]}), path)
     else:
         path.write_bytes(content)
@@ -245,7 +295,9 @@ def test_cache_concurrent_writers_keep_every_row(tmp_path):
     def writer(i):
         cache = LatencyCache(path)
         for j in range(3):
-            cache.put(TINY, 32 + i, LatencyMethod(batch_size=1 + j), {**FAKE, "latency_ms": float(i)})
+            cache.put(
+                TINY, 32 + i, LatencyMethod(batch_size=1 + j), {**FAKE, "latency_ms": float(i)}
+            )
 
     threads = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
     for t in threads:
@@ -256,6 +308,7 @@ def test_cache_concurrent_writers_keep_every_row(tmp_path):
 
 
 # -- the command -----------------------------------------------------------------------------
+
 
 def run_cli(argv, capsys):
     try:
@@ -274,12 +327,18 @@ def test_help(capsys):
 
 
 def test_cost_json(capsys):
-    code, out, err = run_cli(["cost", "--model", "resnetrs-350", "--resolution", "256", "--classes", "1000",
-                              "--json"], capsys)
+    code, out, err = run_cli(
+        ["cost", "--model", "resnetrs-350", "--resolution", "256", "--classes", "1000", "--json"],
+        capsys,
+    )
     assert code == 0, err
     report = json.loads(out)
     assert report["params"] == 163_956_168 and report["flops"] / 1e9 == pytest.approx(69, rel=0.02)
-    assert report["model"] == "resnetrs-350" and report["depth"] == 350 and report["layers"] == [4, 36, 72, 4]
+    assert (
+        report["model"] == "resnetrs-350"
+        and report["depth"] == 350
+        and report["layers"] == [4, 36, 72, 4]
+    )
     assert report["width"] == 1.0 and report["resolution"] == 256 and "latency" not in report
 
 
@@ -290,23 +349,66 @@ def test_cost_timm_spelling_and_default_resolution(capsys):
 
 
 def test_cost_latency_json(tmp_path, capsys):
-    argv = ["cost", "--depth", "26", "--width", "0.25", "--resolution", "32", "--classes", "10", "--in-chans", "1",
-            "--latency", "--batch", "1,3", "--repeats", "2", "--warmup", "1", "--threads", "1",
-            "--cache", str(tmp_path / "lat.parquet"), "--json"]
+    argv = [
+        "cost",
+        "--depth",
+        "26",
+        "--width",
+        "0.25",
+        "--resolution",
+        "32",
+        "--classes",
+        "10",
+        "--in-chans",
+        "1",
+        "--latency",
+        "--batch",
+        "1,3",
+        "--repeats",
+        "2",
+        "--warmup",
+        "1",
+        "--threads",
+        "1",
+        "--cache",
+        str(tmp_path / "lat.parquet"),
+        "--json",
+    ]
     code, out, err = run_cli(argv, capsys)
     assert code == 0, err
     report = json.loads(out)
     assert report["layers"] == [2, 2, 2, 2] and report["in_chans"] == 1 and report["width"] == 0.25
     assert [r["batch_size"] for r in report["latency"]] == [1, 3]
     for r in report["latency"]:
-        assert r["latency_ms"] > 0 and r["device"] == "cpu" and r["repeats"] == 2 and r["cached"] is False
+        assert (
+            r["latency_ms"] > 0
+            and r["device"] == "cpu"
+            and r["repeats"] == 2
+            and r["cached"] is False
+        )
     code, out, _ = run_cli(argv, capsys)
     assert all(r["cached"] for r in json.loads(out)["latency"])
 
 
 def test_cost_table(tmp_path, capsys):
-    code, out, _ = run_cli(["cost", "--depth", "14", "--width", "0.25", "--resolution", "32", "--latency",
-                            "--repeats", "1", "--warmup", "0", "--no-cache"], capsys)
+    code, out, _ = run_cli(
+        [
+            "cost",
+            "--depth",
+            "14",
+            "--width",
+            "0.25",
+            "--resolution",
+            "32",
+            "--latency",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--no-cache",
+        ],
+        capsys,
+    )
     assert code == 0
     for word in ("params", "FLOPs", "layers", "latency", "latency ms", "IQR ms"):
         assert word in out
@@ -355,8 +457,10 @@ def test_command_literals_match_the_model():
 
 def test_cost_and_models_import_neither_ray_nor_pyarrow():
     """They run on a bare GPU box (torch only); pyarrow is loaded when the cache is used."""
-    code = ("import sys, rsearch.cost, rsearch.models, rsearch.commands.cost; "
-            "sys.exit(1 if {'ray', 'pyarrow'} & set(sys.modules) else 0)")
+    code = (
+        "import sys, rsearch.cost, rsearch.models, rsearch.commands.cost; "
+        "sys.exit(1 if {'ray', 'pyarrow'} & set(sys.modules) else 0)"
+    )
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
 
 
@@ -371,7 +475,9 @@ def peak_rss():
 """
 
 # What a capped `rsearch` reports: its exit code, stderr, and peak RSS.
-_CAPPED = _PEAK_RSS + """
+_CAPPED = (
+    _PEAK_RSS
+    + """
 import resource, sys
 cap = int(float(sys.argv[1]) * 2**30)
 resource.setrlimit(resource.RLIMIT_AS, (cap, cap))  # a regression fails fast here, not in the OOM killer
@@ -380,19 +486,27 @@ code = main(sys.argv[2:])
 print("maxrss", peak_rss(), file=sys.stderr)
 sys.exit(code)
 """
+)
 
 
 def capped_rsearch(argv, tmp_path, cap_gib=6.0):
     """`rsearch argv` in a fresh process whose address space is capped (torch needs ~3.5 GiB of it)."""
     env = dict(os.environ, HOME=str(tmp_path), RSEARCH_CACHE=str(tmp_path / "cache"))
-    done = subprocess.run([sys.executable, "-c", _CAPPED, str(cap_gib), *argv], capture_output=True, text=True,
-                          env=env, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", _CAPPED, str(cap_gib), *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     lines = done.stderr.strip().splitlines()
     rss = int(lines[-1].split()[1]) if lines and lines[-1].startswith("maxrss") else None
     return done.returncode, lines[:-1] if rss is not None else lines, rss
 
 
-_MEASURE = _PEAK_RSS + """
+_MEASURE = (
+    _PEAK_RSS
+    + """
 import copy, os, sys
 import torch
 from rsearch import memory
@@ -426,19 +540,27 @@ else:
         model.eval()(x)
 print(estimate.total, peak_rss() - before)
 """
+)
 
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self")
 
 
 @linux_only
-@pytest.mark.parametrize("kind, model", [("train", ["26", "0.5", "128", "8"]), ("infer", ["26", "0.5", "256", "8"])])
+@pytest.mark.parametrize(
+    "kind, model", [("train", ["26", "0.5", "128", "8"]), ("infer", ["26", "0.5", "256", "8"])]
+)
 def test_memory_estimate_is_close_to_a_measured_peak(kind, model):
     """The meta-device estimate against the peak RSS of the real CPU run. A fixed mmap threshold
     makes glibc return every freed tensor at once, so RSS follows the bytes alive."""
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
-    done = subprocess.run([sys.executable, "-c", _MEASURE, kind, *model], capture_output=True, text=True,
-                          env=env, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", _MEASURE, kind, *model],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     estimate, measured = (int(v) for v in done.stdout.split())
     assert measured > 50 * 2**20  # the run itself, not noise
@@ -447,49 +569,123 @@ def test_memory_estimate_is_close_to_a_measured_peak(kind, model):
 
 @linux_only
 def test_latency_that_cannot_fit_is_refused_before_allocating(tmp_path):
-    code, err, rss = capped_rsearch(["cost", "--model", "resnetrs-50", "--resolution", "1000", "--latency",
-                                     "--batch", "1,64", "--no-cache"], tmp_path)
+    code, err, rss = capped_rsearch(
+        [
+            "cost",
+            "--model",
+            "resnetrs-50",
+            "--resolution",
+            "1000",
+            "--latency",
+            "--batch",
+            "1,64",
+            "--no-cache",
+        ],
+        tmp_path,
+    )
     assert code == 2 and len(err) == 1, err
-    assert err[0].startswith("rsearch cost: error: --batch: measuring the latency of resnetrs-50 at 1000 px "
-                             "in batches of 64 needs about 14.2 GiB of memory"), err
+    assert err[0].startswith(
+        "rsearch cost: error: --batch: measuring the latency of resnetrs-50 at 1000 px "
+        "in batches of 64 needs about 14.2 GiB of memory"
+    ), err
     assert "available on this machine; expected a batch of at most" in err[0]
     assert rss < 1.5 * 2**30  # torch and the meta-device count; no weights, no batch
-    code, err, _ = capped_rsearch(["cost", "--depth", "26", "--width", "0.25", "--resolution", "64", "--latency",
-                                   "--batch", "1,8", "--repeats", "1", "--warmup", "0", "--no-cache"], tmp_path)
+    code, err, _ = capped_rsearch(
+        [
+            "cost",
+            "--depth",
+            "26",
+            "--width",
+            "0.25",
+            "--resolution",
+            "64",
+            "--latency",
+            "--batch",
+            "1,8",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--no-cache",
+        ],
+        tmp_path,
+    )
     assert code == 0, err  # a tiny model passes under the same cap
 
 
 def test_a_cached_latency_needs_no_memory(tmp_path, capsys, monkeypatch):
     from rsearch import memory
 
-    argv = ["cost", "--depth", "14", "--width", "0.25", "--resolution", "32", "--latency", "--repeats", "1",
-            "--warmup", "0", "--json", "--batch", "4", "--cache", str(tmp_path / "lat.parquet")]
+    argv = [
+        "cost",
+        "--depth",
+        "14",
+        "--width",
+        "0.25",
+        "--resolution",
+        "32",
+        "--latency",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
+        "--json",
+        "--batch",
+        "4",
+        "--cache",
+        str(tmp_path / "lat.parquet"),
+    ]
     assert run_cli(argv, capsys)[0] == 0
     monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": 2**20)
     code, out, _ = run_cli(argv, capsys)
     assert code == 0 and json.loads(out)["latency"][0]["cached"]
     code, _, err = run_cli([*argv[:-4], "--batch", "5", "--no-cache"], capsys)
-    assert code == 2 and "--batch: measuring the latency of resnetrs-14-w0.25 at 32 px in batches of 5" in err
-    assert "more than the 1.0 MiB available on this machine; expected a lower --resolution or a smaller model" in err
+    assert (
+        code == 2
+        and "--batch: measuring the latency of resnetrs-14-w0.25 at 32 px in batches of 5" in err
+    )
+    assert (
+        "more than the 1.0 MiB available on this machine; expected a lower --resolution or a smaller model"
+        in err
+    )
 
 
 @linux_only
 def test_a_training_run_that_cannot_fit_is_refused_before_anything_is_written(tmp_path):
     small = ["train", "--depth", "26", "--width", "0.25", "--output", str(tmp_path / "run")]
-    code, err, rss = capped_rsearch([*small, "--resolution", "1024", "--batch-size", "4096"], tmp_path)
+    code, err, rss = capped_rsearch(
+        [*small, "--resolution", "1024", "--batch-size", "4096"], tmp_path
+    )
     assert code == 2 and len(err) == 1, err
-    assert err[0].startswith("rsearch train: error: --batch-size: training depth 26 width 0.25 at 1024 px in "
-                             "batches of 4096 needs about 1.5 TiB of memory (382.0 MiB per image x 4096"), err
+    assert err[0].startswith(
+        "rsearch train: error: --batch-size: training depth 26 width 0.25 at 1024 px in "
+        "batches of 4096 needs about 1.5 TiB of memory (382.0 MiB per image x 4096"
+    ), err
     assert rss < 1.5 * 2**30
-    # The synthetic split is rendered in memory before it is cached: 5,000 images at 1171 px do not fit.
+    # The synthetic split is rendered in memory before it is cached: 5,000 images at 1171 px do not
+    # fit.
     code, err, rss = capped_rsearch([*small, "--resolution", "1024", "--batch-size", "1"], tmp_path)
     assert code == 2 and len(err) == 1, err
-    assert err[0].startswith("rsearch train: error: data.train_size (--train-size): rendering the synthetic "
-                             "train split (5,000 images of 1171 x 1171 px) needs about 19.4 GiB"), err
+    assert err[0].startswith(
+        "rsearch train: error: data.train_size (--train-size): rendering the synthetic "
+        "train split (5,000 images of 1171 x 1171 px) needs about 19.4 GiB"
+    ), err
     assert rss < 1.5 * 2**30
     assert not (tmp_path / "run").exists() and not list((tmp_path / "cache").glob("synthetic/*px*"))
-    code, err, _ = capped_rsearch([*small, "--resolution", "32", "--batch-size", "32", "--train-size", "200",
-                                   "--epochs", "1"], tmp_path)
+    code, err, _ = capped_rsearch(
+        [
+            *small,
+            "--resolution",
+            "32",
+            "--batch-size",
+            "32",
+            "--train-size",
+            "200",
+            "--epochs",
+            "1",
+        ],
+        tmp_path,
+    )
     assert code == 0, err  # a tiny run trains under the same cap
 
 
@@ -497,15 +693,25 @@ def test_check_fits_names_the_need_what_is_free_and_the_largest_batch(monkeypatc
     from rsearch import memory
 
     monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": 100 * 2**20)
-    estimate = memory.Estimate(fixed=10 * 2**20, per_image=2**20, batch_size=256, fixed_is="weights")
-    memory.check_fits(memory.Estimate(fixed=10 * 2**20, per_image=2**20, batch_size=90), "cpu", doing="x",
-                      batch_flag="--batch")
+    estimate = memory.Estimate(
+        fixed=10 * 2**20, per_image=2**20, batch_size=256, fixed_is="weights"
+    )
+    memory.check_fits(
+        memory.Estimate(fixed=10 * 2**20, per_image=2**20, batch_size=90),
+        "cpu",
+        doing="x",
+        batch_flag="--batch",
+    )
     with pytest.raises(UserError) as info:
-        memory.check_fits(estimate, "cpu", doing="training x", batch_flag="--batch-size", processes=2)
-    assert str(info.value) == ("--batch-size: training x needs about 532.0 MiB of memory (1.0 MiB per image x 256 "
-                               "+ 10.0 MiB of weights in each of 2 processes), more than the 100.0 MiB available "
-                               "on this machine; expected a batch of at most 80 at this resolution, or a lower "
-                               "--resolution")
+        memory.check_fits(
+            estimate, "cpu", doing="training x", batch_flag="--batch-size", processes=2
+        )
+    assert str(info.value) == (
+        "--batch-size: training x needs about 532.0 MiB of memory (1.0 MiB per image x 256 "
+        "+ 10.0 MiB of weights in each of 2 processes), more than the 100.0 MiB available "
+        "on this machine; expected a batch of at most 80 at this resolution, or a lower "
+        "--resolution"
+    )
     monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": None)
     memory.check_fits(estimate, "cpu", doing="x", batch_flag="--batch")  # unknown: not refused
 
@@ -518,8 +724,12 @@ def test_available_memory_is_bounded_by_the_cgroup_limit(tmp_path, monkeypatch):
     (v2 / "memory.max").write_text("1073741824\n")
     (v2 / "memory.current").write_text(str(900 * 2**20))
     (v2 / "memory.stat").write_text(f"anon 1\ninactive_file {100 * 2**20}\nactive_file 5\n")
-    monkeypatch.setattr(memory, "_CGROUPS", ((str(v2 / "memory.max"), str(v2 / "memory.current"), "inactive_file"),))
-    assert memory._cgroup_available() == (1024 - 900 + 100) * 2**20  # inactive file cache is reclaimable
+    monkeypatch.setattr(
+        memory, "_CGROUPS", ((str(v2 / "memory.max"), str(v2 / "memory.current"), "inactive_file"),)
+    )
+    assert (
+        memory._cgroup_available() == (1024 - 900 + 100) * 2**20
+    )  # inactive file cache is reclaimable
     assert memory.available_bytes("cpu") <= 224 * 2**20
     (v2 / "memory.max").write_text("max\n")
     assert memory._cgroup_available() is None

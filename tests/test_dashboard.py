@@ -2,6 +2,7 @@
 
 Set RSEARCH_UPDATE_SCREENSHOT=1 to rewrite docs/report.png from this test's report.
 """
+
 import contextlib
 import html
 import io
@@ -22,24 +23,32 @@ from dashboards.scaling import regularization_figure, scaling_figure
 from dashboards.table import SORT_SCRIPT, trials_table
 from rsearch import metrics as m
 from rsearch.analysis import analyze, order_statement, winner_statement
-from rsearch.noise import verdict
 from rsearch.cli import main
+from rsearch.noise import verdict
 from rsearch.results import (
-    create_experiment, front_ties, pareto_flags, read_experiment, update_meta, write_curves, write_results,
+    create_experiment,
+    front_ties,
+    pareto_flags,
+    read_experiment,
+    update_meta,
+    write_curves,
+    write_results,
 )
 
 FIGURES = {"fig-pareto", "fig-flops", "fig-scaling", "fig-regularization", "fig-curves"}
 BUDGET_MS = 6.0
 MINIVAL_SIZE = 25_600  # 2% of ImageNet: SE about 0.003, so the front has tied and separated members
-needs_chromium = pytest.mark.skipif(browser.find_chromium() is None,
-                                    reason="chromium not installed (Debian: apt-get install chromium; CI installs it)")
+needs_chromium = pytest.mark.skipif(
+    browser.find_chromium() is None,
+    reason="chromium not installed (Debian: apt-get install chromium; CI installs it)",
+)
 
 
 # --------------------------------------------------------------------------- a realistic experiment
 
 
 def _trial(i, regime, depth, width, resolution, rng):
-    flops = int(2 * 4.1e9 * (depth / 50) * width ** 2 * (resolution / 224) ** 2)
+    flops = int(2 * 4.1e9 * (depth / 50) * width**2 * (resolution / 224) ** 2)
     # Wide layers use the GPU better than deep ones: latency grows slower than FLOPs with width.
     latency = 0.45 * (depth / 26) ** 0.95 * (width / 0.5) ** 1.3 * (resolution / 128) ** 1.8
     d, w, r = math.log2(depth / 26), math.log2(width / 0.5), math.log2(resolution / 128)
@@ -49,31 +58,73 @@ def _trial(i, regime, depth, width, resolution, rng):
         acc = 0.55 + 0.02 * w + 0.05 * d + 0.03 * r - 0.006 * r * r
     big = depth >= 101
     row = {
-        m.TRIAL_ID: f"trial_{i:03d}", m.STATUS: m.STATUS_OK, m.MODEL: f"resnetrs-{depth}-w{width:g}",
-        m.DEPTH: depth, m.WIDTH: width, m.RESOLUTION: resolution, m.EPOCHS: regime, m.RECIPE: "rs",
-        m.DROPOUT: float(rng.choice([0.25, 0.4] if big else [0.1, 0.25])), m.STOCHASTIC_DEPTH: 0.1 if big else 0.0,
-        m.LABEL_SMOOTHING: 0.1, m.RANDAUGMENT_MAGNITUDE: 15 if big else 10, m.RANDAUGMENT_OPS: 2,
-        m.WEIGHT_DECAY: 4e-5, m.EMA_DECAY: 0.9999, m.BASE_LR: 0.1, m.BATCH_SIZE: 256,
-        m.MINIVAL_TOP1: acc + rng.normal(0, 0.004), m.MINIVAL_LOSS: 2.5 - 2 * acc, m.TEST_TOP1: acc - 0.01,
-        m.LATENCY_MS: latency, m.LATENCY_P95_MS: latency * 1.08, m.PARAMS: int(25e6 * (depth / 50) * width ** 2),
-        m.FLOPS: flops, m.TRAIN_SECONDS: 3.0 * regime * flops / 1e9, m.EPOCHS_DONE: regime, m.IMG_PER_S: 1e12 / flops,
-        m.MINIVAL_SIZE: MINIVAL_SIZE, m.SEED: 0, m.LATENCY_SPREAD_MS: latency * 0.04, m.LATENCY_RUNS: 7,
-        m.LATENCY_NOISE: 0.04, m.LATENCY_BORDERLINE: abs(latency - BUDGET_MS) < 0.04 * BUDGET_MS,
+        m.TRIAL_ID: f"trial_{i:03d}",
+        m.STATUS: m.STATUS_OK,
+        m.MODEL: f"resnetrs-{depth}-w{width:g}",
+        m.DEPTH: depth,
+        m.WIDTH: width,
+        m.RESOLUTION: resolution,
+        m.EPOCHS: regime,
+        m.RECIPE: "rs",
+        m.DROPOUT: float(rng.choice([0.25, 0.4] if big else [0.1, 0.25])),
+        m.STOCHASTIC_DEPTH: 0.1 if big else 0.0,
+        m.LABEL_SMOOTHING: 0.1,
+        m.RANDAUGMENT_MAGNITUDE: 15 if big else 10,
+        m.RANDAUGMENT_OPS: 2,
+        m.WEIGHT_DECAY: 4e-5,
+        m.EMA_DECAY: 0.9999,
+        m.BASE_LR: 0.1,
+        m.BATCH_SIZE: 256,
+        m.MINIVAL_TOP1: acc + rng.normal(0, 0.004),
+        m.MINIVAL_LOSS: 2.5 - 2 * acc,
+        m.TEST_TOP1: acc - 0.01,
+        m.LATENCY_MS: latency,
+        m.LATENCY_P95_MS: latency * 1.08,
+        m.PARAMS: int(25e6 * (depth / 50) * width**2),
+        m.FLOPS: flops,
+        m.TRAIN_SECONDS: 3.0 * regime * flops / 1e9,
+        m.EPOCHS_DONE: regime,
+        m.IMG_PER_S: 1e12 / flops,
+        m.MINIVAL_SIZE: MINIVAL_SIZE,
+        m.SEED: 0,
+        m.LATENCY_SPREAD_MS: latency * 0.04,
+        m.LATENCY_RUNS: 7,
+        m.LATENCY_NOISE: 0.04,
+        m.LATENCY_BORDERLINE: abs(latency - BUDGET_MS) < 0.04 * BUDGET_MS,
     }
     if latency > BUDGET_MS:
-        row.update({m.STATUS: m.STATUS_INFEASIBLE, m.MINIVAL_TOP1: None, m.MINIVAL_LOSS: None,
-                    m.TEST_TOP1: None, m.TRAIN_SECONDS: 0.0, m.EPOCHS_DONE: 0, m.IMG_PER_S: None})
+        row.update(
+            {
+                m.STATUS: m.STATUS_INFEASIBLE,
+                m.MINIVAL_TOP1: None,
+                m.MINIVAL_LOSS: None,
+                m.TEST_TOP1: None,
+                m.TRAIN_SECONDS: 0.0,
+                m.EPOCHS_DONE: 0,
+                m.IMG_PER_S: None,
+            }
+        )
     return row
 
 
 def confirmations(rows, regime, rng, count=2):
     """Reruns with another seed of the `count` fastest front members of a regime."""
     frame = write_results_frame(rows)
-    front = frame[pareto_flags(frame) & (frame[m.EPOCHS] == regime).to_numpy(dtype=bool)].sort_values(m.LATENCY_MS)
+    front = frame[
+        pareto_flags(frame) & (frame[m.EPOCHS] == regime).to_numpy(dtype=bool)
+    ].sort_values(m.LATENCY_MS)
     by_id = {r[m.TRIAL_ID]: r for r in rows}
-    return [dict(by_id[trial_id], trial_id=f"{trial_id}_seed{seed}", seed=seed, confirms=trial_id,
-                 minival_top1=by_id[trial_id][m.MINIVAL_TOP1] + rng.normal(0, 0.004))
-            for trial_id in front[m.TRIAL_ID][:count] for seed in (1, 2)]
+    return [
+        dict(
+            by_id[trial_id],
+            trial_id=f"{trial_id}_seed{seed}",
+            seed=seed,
+            confirms=trial_id,
+            minival_top1=by_id[trial_id][m.MINIVAL_TOP1] + rng.normal(0, 0.004),
+        )
+        for trial_id in front[m.TRIAL_ID][:count]
+        for seed in (1, 2)
+    ]
 
 
 def write_results_frame(rows):
@@ -87,22 +138,51 @@ def write_results_frame(rows):
 def make_experiment(path, finished=True, confirm=True):
     """A 2-regime grid with infeasible, failed, running, repeated and confirmation trials, and curves."""
     rng = np.random.default_rng(0)
-    create_experiment(path, {"epochs": [10, 100], "latency_budget_ms": BUDGET_MS, "planned_trials": 78,
-                             "latency_method": {"batch_size": 1, "dtype": "bf16", "compile": "none",
-                                                "device": "NVIDIA H100"}},
-                      {"search": {"algorithm": "grid"}})
+    create_experiment(
+        path,
+        {
+            "epochs": [10, 100],
+            "latency_budget_ms": BUDGET_MS,
+            "planned_trials": 78,
+            "latency_method": {
+                "batch_size": 1,
+                "dtype": "bf16",
+                "compile": "none",
+                "device": "NVIDIA H100",
+            },
+        },
+        {"search": {"algorithm": "grid"}},
+    )
     rows = []
     for regime in (10, 100):
         for depth in (26, 50, 101, 200):
             for width in (0.5, 1.0, 1.5):
                 for resolution in (128, 160, 224):
                     rows.append(_trial(len(rows), regime, depth, width, resolution, rng))
-    rows += [_trial(len(rows) + k, 10, 26, 0.5, 128, rng) for k in range(2)]  # repeats: run-to-run noise
-    failed = [dict(_trial(len(rows), 100, 200, 1.0, 128, rng), status=m.STATUS_FAILED,
-                   failure="CUDA out of memory at batch 256", minival_top1=None),
-              dict(_trial(len(rows) + 1, 10, 101, 1.0, 160, rng), status=m.STATUS_FAILED,
-                   failure="NaN loss at epoch 3", minival_top1=None)]
-    running = [dict(_trial(len(rows) + 2, 100, 50, 1.5, 160, rng), status=m.STATUS_RUNNING, minival_top1=None)]
+    rows += [
+        _trial(len(rows) + k, 10, 26, 0.5, 128, rng) for k in range(2)
+    ]  # repeats: run-to-run noise
+    failed = [
+        dict(
+            _trial(len(rows), 100, 200, 1.0, 128, rng),
+            status=m.STATUS_FAILED,
+            failure="CUDA out of memory at batch 256",
+            minival_top1=None,
+        ),
+        dict(
+            _trial(len(rows) + 1, 10, 101, 1.0, 160, rng),
+            status=m.STATUS_FAILED,
+            failure="NaN loss at epoch 3",
+            minival_top1=None,
+        ),
+    ]
+    running = [
+        dict(
+            _trial(len(rows) + 2, 100, 50, 1.5, 160, rng),
+            status=m.STATUS_RUNNING,
+            minival_top1=None,
+        )
+    ]
     rows += failed + running
     if confirm:
         rows += confirmations(rows, 100, rng)
@@ -113,10 +193,19 @@ def make_experiment(path, finished=True, confirm=True):
         for epoch in range(1, row[m.EPOCHS] + 1, max(1, row[m.EPOCHS] // 20)):
             frac = epoch / row[m.EPOCHS]
             rise = (1 - math.exp(-4 * frac)) / (1 - math.exp(-4))  # saturating learning curve
-            curves.append({m.TRIAL_ID: row[m.TRIAL_ID], m.EPOCH: epoch, m.MINIVAL_TOP1: row[m.MINIVAL_TOP1] * rise,
-                           m.TRAIN_LOSS: 4 - 3 * frac, m.LR: 0.1 * (1 + math.cos(math.pi * frac)) / 2,
-                           m.DEPTH: row[m.DEPTH], m.WIDTH: row[m.WIDTH], m.RESOLUTION: row[m.RESOLUTION],
-                           m.EPOCHS: row[m.EPOCHS]})
+            curves.append(
+                {
+                    m.TRIAL_ID: row[m.TRIAL_ID],
+                    m.EPOCH: epoch,
+                    m.MINIVAL_TOP1: row[m.MINIVAL_TOP1] * rise,
+                    m.TRAIN_LOSS: 4 - 3 * frac,
+                    m.LR: 0.1 * (1 + math.cos(math.pi * frac)) / 2,
+                    m.DEPTH: row[m.DEPTH],
+                    m.WIDTH: row[m.WIDTH],
+                    m.RESOLUTION: row[m.RESOLUTION],
+                    m.EPOCHS: row[m.EPOCHS],
+                }
+            )
     write_results(path, rows)
     write_curves(path, curves)
     if finished:
@@ -146,7 +235,10 @@ class _Figures(HTMLParser):
 
     def __init__(self):
         super().__init__()
-        self.figures, self._open = {}, []  # id -> {"drawn", "svgs"}; stack of (tag, figure id or None)
+        self.figures, self._open = (
+            {},
+            [],
+        )  # id -> {"drawn", "svgs"}; stack of (tag, figure id or None)
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
@@ -158,8 +250,22 @@ class _Figures(HTMLParser):
         inside = next((f for _, f in reversed(self._open) if f), None)
         if tag == "svg" and "main-svg" in classes and inside:
             self.figures[inside]["svgs"] += 1
-        if tag not in ("br", "img", "input", "meta", "link", "hr", "path", "rect", "line", "circle", "stop",
-                       "use", "image", "col"):
+        if tag not in (
+            "br",
+            "img",
+            "input",
+            "meta",
+            "link",
+            "hr",
+            "path",
+            "rect",
+            "line",
+            "circle",
+            "stop",
+            "use",
+            "image",
+            "col",
+        ):
             self._open.append((tag, figure))
 
     def handle_startendtag(self, tag, attrs):
@@ -203,9 +309,11 @@ def test_report_draws_every_figure_without_console_errors(experiment, report):
 @needs_chromium
 def test_harness_catches_errors_and_undrawn_figures(tmp_path):
     page = tmp_path / "broken.html"
-    page.write_text('<html><body><div class="plotly-graph-div" id="fig-x"></div>'
-                    '<script src="https://cdn.example.invalid/plotly.js"></script>'
-                    "<script>console.error('boom'); notDefined();</script></body></html>")
+    page.write_text(
+        '<html><body><div class="plotly-graph-div" id="fig-x"></div>'
+        '<script src="https://cdn.example.invalid/plotly.js"></script>'
+        "<script>console.error('boom'); notDefined();</script></body></html>"
+    )
     loaded = browser.load(page)
     assert loaded.requests == ["https://cdn.example.invalid/plotly.js"]
     assert figures_in(loaded.dom) == {"fig-x": {"drawn": False, "svgs": 0}}
@@ -217,10 +325,31 @@ def test_harness_catches_errors_and_undrawn_figures(tmp_path):
 def test_running_search_without_finished_trials_renders_a_note(tmp_path, capsys):
     path = tmp_path / "live"
     create_experiment(path, {"epochs": [10], "latency_budget_ms": 2.0}, {})
-    write_results(path, [{m.TRIAL_ID: "a", m.STATUS: m.STATUS_RUNNING, m.DEPTH: 26, m.WIDTH: 0.5,
-                          m.RESOLUTION: 128, m.EPOCHS: 10, m.LATENCY_MS: 1.0, m.FLOPS: 10**9},
-                         {m.TRIAL_ID: "b", m.STATUS: m.STATUS_INFEASIBLE, m.DEPTH: 200, m.WIDTH: 2.0,
-                          m.RESOLUTION: 320, m.EPOCHS: 10, m.LATENCY_MS: 9.0, m.FLOPS: 10**11}])
+    write_results(
+        path,
+        [
+            {
+                m.TRIAL_ID: "a",
+                m.STATUS: m.STATUS_RUNNING,
+                m.DEPTH: 26,
+                m.WIDTH: 0.5,
+                m.RESOLUTION: 128,
+                m.EPOCHS: 10,
+                m.LATENCY_MS: 1.0,
+                m.FLOPS: 10**9,
+            },
+            {
+                m.TRIAL_ID: "b",
+                m.STATUS: m.STATUS_INFEASIBLE,
+                m.DEPTH: 200,
+                m.WIDTH: 2.0,
+                m.RESOLUTION: 320,
+                m.EPOCHS: 10,
+                m.LATENCY_MS: 9.0,
+                m.FLOPS: 10**11,
+            },
+        ],
+    )
     assert main(["dashboard", str(path), "-o", str(tmp_path / "out" / "live.html")]) == 0
     report = Path(capsys.readouterr().out.strip())
     assert report == tmp_path / "out" / "live.html"
@@ -239,12 +368,17 @@ def test_trials_table_sorts_on_click(tmp_path, experiment):
     click = "document.querySelectorAll('#trials th')[%d].click();"
     header = trials_table(results).split("</thead>")[0]
     latency_col = header.count("<th") - 1 - header.split(m.LATENCY_MS)[1].count("<th")
-    page.write_text(f"<html><body>{trials_table(results)}<script>{SORT_SCRIPT}"
-                    f"{click % latency_col}</script></body></html>")
+    page.write_text(
+        f"<html><body>{trials_table(results)}<script>{SORT_SCRIPT}"
+        f"{click % latency_col}</script></body></html>"
+    )
     dom = browser.load(page).dom
     body = dom.split("<tbody>")[1]
-    latencies = [float(cell.split('data-v="')[1].split('"')[0])
-                 for cell in body.split("<tr>")[1:] for cell in [cell.split("<td")[latency_col + 1]]]
+    latencies = [
+        float(cell.split('data-v="')[1].split('"')[0])
+        for cell in body.split("<tr>")[1:]
+        for cell in [cell.split("<td")[latency_col + 1]]
+    ]
     assert latencies == sorted(latencies) and latencies != [float(v) for v in results[m.LATENCY_MS]]
 
 
@@ -256,7 +390,8 @@ def test_screenshot_is_a_small_png(tmp_path, report):
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and 5_000 < len(data) < 300_000
 
 
-# --------------------------------------------------------------------------- data behind the figures
+# --------------------------------------------------------------------------- data behind the
+# figures
 
 
 def test_pareto_figure_data(experiment):
@@ -275,7 +410,15 @@ def test_pareto_figure_data(experiment):
     assert min(infeasible.x) > BUDGET_MS
     assert [s.x0 for s in fig.layout.shapes] == [BUDGET_MS, BUDGET_MS]  # one line per panel
     hover = traces["10 epochs"].hovertext[0]
-    for field in (m.DEPTH, m.WIDTH, m.RESOLUTION, m.DROPOUT, m.WEIGHT_DECAY, m.LATENCY_MS, m.PARAMS):
+    for field in (
+        m.DEPTH,
+        m.WIDTH,
+        m.RESOLUTION,
+        m.DROPOUT,
+        m.WEIGHT_DECAY,
+        m.LATENCY_MS,
+        m.PARAMS,
+    ):
         assert f"{field}: " in hover
 
 
@@ -291,7 +434,10 @@ def test_scaling_figure_follows_the_analysis(experiment):
             np.testing.assert_allclose(traces[f"scale {axis}"].y, regime.curves[axis].accuracy)
     titles = [a.text for a in fig.layout.annotations]
     verdicts = [verdict(r.exceeds_noise) for r in analysis.regimes]
-    assert titles == [f"10 epochs: width wins ({verdicts[0]})", f"100 epochs: depth wins ({verdicts[1]})"]
+    assert titles == [
+        f"10 epochs: width wins ({verdicts[0]})",
+        f"100 epochs: depth wins ({verdicts[1]})",
+    ]
 
 
 def test_curves_figure_highlights_exactly_the_front(experiment):
@@ -316,8 +462,13 @@ def test_report_lists_every_trial_and_failure(experiment, report):
     for trial_id in exp.results[m.TRIAL_ID]:
         assert f">{trial_id}<" in text
     assert "CUDA out of memory at batch 256" in text and "NaN loss at epoch 3" in text
-    assert "10 epochs: width gives the most top-1" in text and "100 epochs: depth gives the most top-1" in text
-    for regime in analyze(exp.results).regimes:  # the analysis' own sentence, noise verdict included
+    assert (
+        "10 epochs: width gives the most top-1" in text
+        and "100 epochs: depth gives the most top-1" in text
+    )
+    for regime in analyze(
+        exp.results
+    ).regimes:  # the analysis' own sentence, noise verdict included
         assert html.escape(f"{regime.epochs} epochs: {winner_statement(regime)}") in text
 
 
@@ -386,12 +537,21 @@ def test_no_confirmation_rows_no_confirmation_section(tmp_path):
 # --------------------------------------------------------------------------- the command
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda p: None, "no such folder"),
-    (lambda p: p.mkdir(), "with experiment.json"),
-    (lambda p: create_experiment(p, {}, {}), "at least one trial"),
-    (lambda p: (make_experiment(p), update_meta(p, schema_version=m.RESULTS_SCHEMA_VERSION + 1)), "newer"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: None, "no such folder"),
+        (lambda p: p.mkdir(), "with experiment.json"),
+        (lambda p: create_experiment(p, {}, {}), "at least one trial"),
+        (
+            lambda p: (
+                make_experiment(p),
+                update_meta(p, schema_version=m.RESULTS_SCHEMA_VERSION + 1),
+            ),
+            "newer",
+        ),
+    ],
+)
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys, make, message):
     make(tmp_path / "exp")
     assert main(["dashboard", str(tmp_path / "exp")]) == 2
@@ -403,8 +563,21 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, make, message):
 def test_watch_rewrites_until_the_search_finishes(tmp_path, capsys):
     path = tmp_path / "live"
     create_experiment(path, {"epochs": [10]}, {})  # status "running"
-    write_results(path, [{m.TRIAL_ID: "a", m.STATUS: m.STATUS_OK, m.DEPTH: 26, m.WIDTH: 0.5, m.RESOLUTION: 128,
-                          m.EPOCHS: 10, m.MINIVAL_TOP1: 0.4, m.LATENCY_MS: 1.0}])
+    write_results(
+        path,
+        [
+            {
+                m.TRIAL_ID: "a",
+                m.STATUS: m.STATUS_OK,
+                m.DEPTH: 26,
+                m.WIDTH: 0.5,
+                m.RESOLUTION: 128,
+                m.EPOCHS: 10,
+                m.MINIVAL_TOP1: 0.4,
+                m.LATENCY_MS: 1.0,
+            }
+        ],
+    )
     timer = threading.Timer(0.6, update_meta, args=(path,), kwargs={"status": "finished"})
     timer.start()
     try:
@@ -420,8 +593,14 @@ def test_watch_rewrites_until_the_search_finishes(tmp_path, capsys):
 def test_dashboard_output_onto_a_folder_or_under_a_file_is_one_line(experiment, tmp_path, capsys):
     afile = tmp_path / "afile.txt"
     afile.write_text("x")
-    for target, message in ((tmp_path, "is a folder; expected the path of an .html file"),
-                            (afile / "r.html", "afile.txt is a file; expected a folder")):
+    for target, message in (
+        (tmp_path, "is a folder; expected the path of an .html file"),
+        (afile / "r.html", "afile.txt is a file; expected a folder"),
+    ):
         assert main(["dashboard", str(experiment), "-o", str(target)]) == 2
         err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and err[0].startswith("rsearch dashboard: error: -o: ") and message in err[0]
+        assert (
+            len(err) == 1
+            and err[0].startswith("rsearch dashboard: error: -o: ")
+            and message in err[0]
+        )

@@ -1,4 +1,5 @@
 """Fashion-MNIST from IDX files: the real Debian files where installed, and files written here."""
+
 import gzip
 from pathlib import Path
 
@@ -12,7 +13,9 @@ from rsearch.errors import UserError
 
 
 def write_idx(path: Path, array: np.ndarray, compress: bool) -> None:
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
+        int(d).to_bytes(4, "big") for d in array.shape
+    )
     data = header + array.astype(np.uint8).tobytes()
     if compress:
         path = path.with_name(path.name + ".gz")
@@ -38,7 +41,11 @@ def test_idx_files_plain_or_gzipped_are_read_exactly(tmp_path, compress):
     splits = load_data(DataConfig(source="fashion-mnist", data_dir=str(tmp_path)), resolution=28)
     source = splits.train.source
     assert splits.in_chans == 1 and splits.num_classes == 10
-    assert (splits.info["train_size"], splits.info["minival_size"], splits.info["test_size"]) == (50, 10, 20)
+    assert (splits.info["train_size"], splits.info["minival_size"], splits.info["test_size"]) == (
+        50,
+        10,
+        20,
+    )
     assert torch.equal(source.read(7), torch.from_numpy(arrays["train"][0][7])[None])
     assert source.labels.tolist() == arrays["train"][1].tolist()
     x, y = splits.test[3]
@@ -49,13 +56,18 @@ def test_idx_files_plain_or_gzipped_are_read_exactly(tmp_path, compress):
 def test_a_folder_without_the_idx_files_is_refused(tmp_path):
     make_fashion_dir(tmp_path)
     (tmp_path / "t10k-labels-idx1-ubyte").unlink()
-    with pytest.raises(UserError, match=r"--data-dir: .* has no t10k-labels-idx1-ubyte or t10k-labels-idx1-ubyte.gz"):
+    with pytest.raises(
+        UserError,
+        match=r"--data-dir: .* has no t10k-labels-idx1-ubyte or t10k-labels-idx1-ubyte.gz",
+    ):
         load_data(DataConfig(source="fashion-mnist", data_dir=str(tmp_path)), resolution=28)
 
 
 def test_missing_or_empty_folder_is_refused(tmp_path):
     with pytest.raises(UserError, match=r"--data-dir: .*nowhere does not exist"):
-        load_data(DataConfig(source="fashion-mnist", data_dir=str(tmp_path / "nowhere")), resolution=28)
+        load_data(
+            DataConfig(source="fashion-mnist", data_dir=str(tmp_path / "nowhere")), resolution=28
+        )
     with pytest.raises(UserError, match=r"--data-dir: .* is empty"):
         load_data(DataConfig(source="fashion-mnist", data_dir=str(tmp_path)), resolution=28)
 
@@ -68,7 +80,9 @@ def test_truncated_idx_file_is_refused(tmp_path):
         load_data(DataConfig(source="fashion-mnist", data_dir=str(tmp_path)), resolution=28)
 
 
-@pytest.mark.skipif(not Path(FASHION_MNIST_DIR).is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+@pytest.mark.skipif(
+    not Path(FASHION_MNIST_DIR).is_dir(), reason="Debian's dataset-fashion-mnist is not installed"
+)
 def test_the_installed_dataset_loads_with_its_standard_split():
     splits = load_data(DataConfig(source="fashion-mnist"), resolution=32)
     info = splits.info

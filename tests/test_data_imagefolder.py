@@ -1,4 +1,5 @@
 """ImageFolder trees: layout, colour modes, and bad input (one class, empty, broken images)."""
+
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,13 @@ pytestmark = pytest.mark.filterwarnings("ignore:The image decoding and encoding:
 
 
 def _pixels(channels, size=20, seed=0):
-    return torch.randint(0, 256, (channels, size, size + 4), dtype=torch.uint8,
-                         generator=torch.Generator().manual_seed(seed))
+    return torch.randint(
+        0,
+        256,
+        (channels, size, size + 4),
+        dtype=torch.uint8,
+        generator=torch.Generator().manual_seed(seed),
+    )
 
 
 def write_image(path: Path, kind: str, seed: int = 0) -> None:
@@ -40,7 +46,9 @@ def make_tree(root: Path, classes=("cat", "dog", "eel"), per_class=4, val=True) 
             write_image(root / "train" / name / f"{i}.{suffix}", kind, seed=10 * c + i)
             if val and i < 2:
                 write_image(root / "val" / name / f"v{i}.{suffix}", kind, seed=100 + 10 * c + i)
-    (root / "train" / classes[0] / "notes.txt").write_text("not an image")  # ignored: not an image extension
+    (root / "train" / classes[0] / "notes.txt").write_text(
+        "not an image"
+    )  # ignored: not an image extension
 
 
 def _load(root, **cfg):
@@ -52,7 +60,11 @@ def test_layout_classes_and_colour_modes(tmp_path):
     splits = _load(tmp_path)
     assert splits.num_classes == 3 and splits.in_chans == 3
     assert splits.info["class_names"] == ["cat", "dog", "eel"]
-    assert (splits.info["train_size"], splits.info["minival_size"], splits.info["test_size"]) == (9, 3, 6)
+    assert (splits.info["train_size"], splits.info["minival_size"], splits.info["test_size"]) == (
+        9,
+        3,
+        6,
+    )
     source = splits.train.source
     for i in range(len(source)):
         image = source.read(i)
@@ -79,8 +91,11 @@ def test_without_val_there_is_no_test_split(tmp_path):
 
 def test_one_class_is_refused(tmp_path):
     make_tree(tmp_path, classes=("only",))
-    with pytest.raises(UserError, match=r"--data-dir: .*train has 1 class folder\(s\) \(only\); a classifier needs "
-                                        r"at least 2"):
+    with pytest.raises(
+        UserError,
+        match=r"--data-dir: .*train has 1 class folder\(s\) \(only\); a classifier needs "
+        r"at least 2",
+    ):
         _load(tmp_path)
 
 

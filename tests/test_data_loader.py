@@ -1,5 +1,6 @@
 """Loaders: order a pure function of (seed, epoch), exact sharding for data parallelism, augmentation
 independent of workers and ranks, the caller's RNG untouched."""
+
 import numpy as np
 import pytest
 import torch
@@ -42,8 +43,10 @@ def test_train_loader_drops_the_last_incomplete_batch_and_eval_keeps_it(splits):
 
 def test_two_ranks_batches_together_are_the_one_rank_batches(splits):
     single = _batches(make_loader(splits.train, 8, train=True, seed=3, epoch=1))
-    ranks = [_batches(make_loader(splits.train, 4, train=True, seed=3, epoch=1, rank=r, world_size=2))
-             for r in range(2)]
+    ranks = [
+        _batches(make_loader(splits.train, 4, train=True, seed=3, epoch=1, rank=r, world_size=2))
+        for r in range(2)
+    ]
     assert len(ranks[0]) == len(ranks[1]) == len(single)
     for i, (x, y) in enumerate(single):
         assert torch.equal(torch.cat([ranks[0][i][0], ranks[1][i][0]]), x)
@@ -59,8 +62,10 @@ def test_rank_shards_are_disjoint_and_equal_sized():
         def __getitem__(self, i):
             return i
 
-    shards = [sum(_plan(make_loader(Items(), 5, train=True, seed=0, epoch=0, rank=r, world_size=3)), [])
-              for r in range(3)]
+    shards = [
+        sum(_plan(make_loader(Items(), 5, train=True, seed=0, epoch=0, rank=r, world_size=3)), [])
+        for r in range(3)
+    ]
     assert [len(s) for s in shards] == [40, 40, 40]
     assert len(set().union(*shards)) == 120
 
@@ -90,8 +95,12 @@ def test_a_reused_loader_with_set_epoch_equals_fresh_loaders_per_epoch(splits):
         reused.set_epoch(epoch)
         fresh = _batches(make_loader(splits.train, 16, train=True, seed=2, epoch=epoch))
         again = _batches(reused)
-        assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(fresh, again))
-    assert not torch.equal(fresh[0][0], _batches(make_loader(splits.train, 16, train=True, seed=2, epoch=0))[0][0])
+        assert all(
+            torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(fresh, again)
+        )
+    assert not torch.equal(
+        fresh[0][0], _batches(make_loader(splits.train, 16, train=True, seed=2, epoch=0))[0][0]
+    )
 
 
 def test_a_multi_epoch_loader_runs_the_per_epoch_batches_back_to_back(splits):
@@ -101,7 +110,7 @@ def test_a_multi_epoch_loader_runs_the_per_epoch_batches_back_to_back(splits):
     batches = _batches(stream)
     for k, epoch in enumerate((1, 2, 3)):
         fresh = _batches(make_loader(splits.train, 16, train=True, seed=2, epoch=epoch))
-        mine = batches[k * per_epoch:(k + 1) * per_epoch]
+        mine = batches[k * per_epoch : (k + 1) * per_epoch]
         assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(fresh, mine))
 
 
@@ -144,13 +153,15 @@ def test_windowed_order_keeps_reads_within_a_few_groups():
     assert np.array_equal(np.sort(order), np.arange(200))
     window = LOCALITY_WINDOW * 10
     for start in range(0, 200, window):
-        assert len(set(groups[order[start:start + window]])) == LOCALITY_WINDOW
+        assert len(set(groups[order[start : start + window]])) == LOCALITY_WINDOW
     assert not np.array_equal(order, epoch_order(200, seed=0, epoch=1, groups=groups))
 
 
 def test_bad_loader_arguments_are_user_errors(splits):
-    with pytest.raises(UserError, match="batch_size: the training split has 112 images, fewer than one global "
-                                        "batch of 128"):
+    with pytest.raises(
+        UserError,
+        match="batch_size: the training split has 112 images, fewer than one global batch of 128",
+    ):
         make_loader(splits.train, 64, train=True, seed=0, epoch=0, world_size=2)
     with pytest.raises(UserError, match="batch_size: expected a positive integer"):
         make_loader(splits.train, 0, train=True, seed=0, epoch=0)

@@ -1,4 +1,5 @@
 """Parquet shards: layouts, binary and Hugging-Face-style struct columns, row-group reads, bad files."""
+
 from pathlib import Path
 
 import numpy as np
@@ -17,20 +18,32 @@ pytestmark = pytest.mark.filterwarnings("ignore:The image decoding and encoding:
 
 def _encoded(i: int) -> tuple[bytes, torch.Tensor]:
     """Image i: a small picture whose first pixel encodes i (PNG, lossless) or a JPEG."""
-    pixels = torch.randint(0, 256, (3, 12, 14), dtype=torch.uint8, generator=torch.Generator().manual_seed(i))
+    pixels = torch.randint(
+        0, 256, (3, 12, 14), dtype=torch.uint8, generator=torch.Generator().manual_seed(i)
+    )
     pixels[:, 0, 0] = i % 256
     if i % 3 == 2:
         return encode_jpeg(pixels, quality=95).numpy().tobytes(), pixels
     return encode_png(pixels).numpy().tobytes(), pixels
 
 
-def write_shard(path: Path, rows: range, classes=3, struct=False, row_group_size=5, image="image", label="label"):
+def write_shard(
+    path: Path, rows: range, classes=3, struct=False, row_group_size=5, image="image", label="label"
+):
     path.parent.mkdir(parents=True, exist_ok=True)
     data = [_encoded(i)[0] for i in rows]
-    images = (pa.array([{"bytes": b, "path": f"{i}.png"} for i, b in zip(rows, data)]) if struct
-              else pa.array(data, type=pa.binary()))
-    table = pa.table({image: images, label: pa.array([i % classes for i in rows], type=pa.int64()),
-                      "note": pa.array([f"row {i}" for i in rows])})
+    images = (
+        pa.array([{"bytes": b, "path": f"{i}.png"} for i, b in zip(rows, data)])
+        if struct
+        else pa.array(data, type=pa.binary())
+    )
+    table = pa.table(
+        {
+            image: images,
+            label: pa.array([i % classes for i in rows], type=pa.int64()),
+            "note": pa.array([f"row {i}" for i in rows]),
+        }
+    )
     pq.write_table(table, path, row_group_size=row_group_size)
 
 
@@ -78,8 +91,11 @@ def test_columns_can_be_renamed(tmp_path):
 
 def test_missing_columns_are_refused_with_the_columns_there(tmp_path):
     write_shard(tmp_path / "d.parquet", range(12), image="picture")
-    with pytest.raises(UserError, match=r"data.image_column: .*d.parquet has no column 'image' "
-                                        r"\(columns: picture, label, note\)"):
+    with pytest.raises(
+        UserError,
+        match=r"data.image_column: .*d.parquet has no column 'image' "
+        r"\(columns: picture, label, note\)",
+    ):
         _load(tmp_path)
     with pytest.raises(UserError, match=r"data.label_column: .*has no column 'target'"):
         _load(tmp_path, image_column="picture", label_column="target")
@@ -87,14 +103,20 @@ def test_missing_columns_are_refused_with_the_columns_there(tmp_path):
 
 def test_columns_of_the_wrong_type_are_refused(tmp_path):
     write_shard(tmp_path / "d.parquet", range(12))
-    with pytest.raises(UserError, match=r"data.image_column: column 'note' .* is string; expected encoded image"):
+    with pytest.raises(
+        UserError, match=r"data.image_column: column 'note' .* is string; expected encoded image"
+    ):
         _load(tmp_path, image_column="note")
-    with pytest.raises(UserError, match=r"data.label_column: column 'note' .* is string; expected integer"):
+    with pytest.raises(
+        UserError, match=r"data.label_column: column 'note' .* is string; expected integer"
+    ):
         _load(tmp_path, label_column="note")
 
 
 def test_bytes_that_are_not_images_are_refused_at_load_time(tmp_path):
-    table = pa.table({"image": pa.array([b"not an image"] * 6, type=pa.binary()), "label": [0, 1] * 3})
+    table = pa.table(
+        {"image": pa.array([b"not an image"] * 6, type=pa.binary()), "label": [0, 1] * 3}
+    )
     pq.write_table(table, tmp_path / "d.parquet")
     with pytest.raises(UserError, match=r"image .*d.parquet row group 0 row 0: cannot decode it"):
         _load(tmp_path)
@@ -118,7 +140,9 @@ def test_training_reads_stay_within_a_few_row_groups_and_work_in_workers(tmp_pat
     plan = [splits.train.indices[b] for b in loader.batch_sampler.batches]
     # consecutive batches touch no more groups than the reader caches
     for i in range(len(plan) - 1):
-        assert len(set(groups[np.concatenate(plan[i:i + 2])])) <= CACHED_GROUPS
+        assert len(set(groups[np.concatenate(plan[i : i + 2])])) <= CACHED_GROUPS
     inline = [x for x, _ in loader]
-    forked = [x for x, _ in make_loader(splits.train, 8, train=True, seed=0, epoch=0, num_workers=2)]
+    forked = [
+        x for x, _ in make_loader(splits.train, 8, train=True, seed=0, epoch=0, num_workers=2)
+    ]
     assert all(torch.equal(a, b) for a, b in zip(inline, forked)) and len(inline) == len(forked)

@@ -1,4 +1,5 @@
 """The minival split: deterministic, seeded, stratified, disjoint from train; bad settings refused."""
+
 import numpy as np
 import pytest
 
@@ -61,6 +62,9 @@ def test_minival_fraction_bounds_that_are_allowed():
 
 
 def test_unknown_source_is_refused_with_the_known_ones():
-    with pytest.raises(UserError, match=r"data.source: expected one of synthetic, fashion-mnist, imagefolder, "
-                                        r"parquet, got 'cifar'"):
+    with pytest.raises(
+        UserError,
+        match=r"data.source: expected one of synthetic, fashion-mnist, imagefolder, "
+        r"parquet, got 'cifar'",
+    ):
         DataConfig(source="cifar")

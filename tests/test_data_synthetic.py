@@ -1,4 +1,5 @@
 """The embedded synthetic dataset: deterministic, cached, resolution-independent, configurable."""
+
 import os
 import pickle
 
@@ -8,7 +9,14 @@ import torch
 import torch.nn.functional as F
 
 from rsearch.data import DataConfig, load_data
-from rsearch.data.synthetic import MAX_CLASSES, SLOTS, cached_render, class_attributes, render, render_size
+from rsearch.data.synthetic import (
+    MAX_CLASSES,
+    SLOTS,
+    cached_render,
+    class_attributes,
+    render,
+    render_size,
+)
 from rsearch.errors import UserError
 
 
@@ -24,7 +32,9 @@ def test_same_seed_same_images_other_seed_or_split_other_images():
 
 def test_images_do_not_depend_on_how_rendering_is_chunked():
     whole, _ = render(9, 10, 19, seed=1)
-    chunked, _ = render(9, 10, 19, seed=1, pixels_per_chunk=19 * 19 * SLOTS * 2)  # two images at a time
+    chunked, _ = render(
+        9, 10, 19, seed=1, pixels_per_chunk=19 * 19 * SLOTS * 2
+    )  # two images at a time
     assert np.array_equal(whole, chunked)
 
 
@@ -42,9 +52,13 @@ def test_classes_are_balanced_and_named(tmp_path):
     _, labels = render(60, 20, 16, seed=0)
     assert np.bincount(labels).tolist() == [3] * 20
     shapes, textures, counts = class_attributes(np.arange(MAX_CLASSES))
-    assert len(set(zip(shapes, textures, counts))) == MAX_CLASSES  # every class is a distinct combination
-    splits = load_data(DataConfig(num_classes=12, train_size=48, test_size=12, cache_dir=str(tmp_path)),
-                       resolution=16)
+    assert (
+        len(set(zip(shapes, textures, counts))) == MAX_CLASSES
+    )  # every class is a distinct combination
+    splits = load_data(
+        DataConfig(num_classes=12, train_size=48, test_size=12, cache_dir=str(tmp_path)),
+        resolution=16,
+    )
     assert splits.num_classes == 12 and splits.in_chans == 3
     assert splits.info["class_names"][:2] == ["solid circle", "solid square"]
     assert splits.info["class_names"][5] == "stripes circle"
@@ -65,7 +79,9 @@ def test_the_render_is_cached_on_disk_and_reused(tmp_path):
 
 
 def test_load_data_reports_sizes_and_renders_at_the_eval_crop_size(tmp_path):
-    splits = load_data(DataConfig(train_size=100, test_size=20, seed=3, cache_dir=str(tmp_path)), resolution=24)
+    splits = load_data(
+        DataConfig(train_size=100, test_size=20, seed=3, cache_dir=str(tmp_path)), resolution=24
+    )
     info = splits.info
     assert (info["train_size"], info["minival_size"], info["test_size"]) == (90, 10, 20)
     assert info["seed"] == 3 and len(info["minival_fingerprint"]) == 16
@@ -75,7 +91,9 @@ def test_load_data_reports_sizes_and_renders_at_the_eval_crop_size(tmp_path):
 
 
 def test_a_pickled_split_refers_to_the_cache_instead_of_copying_the_pixels(tmp_path):
-    splits = load_data(DataConfig(train_size=200, test_size=0, cache_dir=str(tmp_path)), resolution=64)
+    splits = load_data(
+        DataConfig(train_size=200, test_size=0, cache_dir=str(tmp_path)), resolution=64
+    )
     payload = pickle.dumps(splits.train)  # what a spawned DataLoader worker receives
     assert len(payload) < 20_000 < splits.train.source.images.nbytes
     copy = pickle.loads(payload)
@@ -90,7 +108,9 @@ def test_the_cache_location_follows_the_environment(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("classes", [1, MAX_CLASSES + 1])
 def test_class_counts_outside_the_renderable_range_are_refused(tmp_path, classes):
-    with pytest.raises(UserError, match=rf"data.num_classes: the synthetic source has 2 to {MAX_CLASSES} classes"):
+    with pytest.raises(
+        UserError, match=rf"data.num_classes: the synthetic source has 2 to {MAX_CLASSES} classes"
+    ):
         load_data(DataConfig(num_classes=classes, cache_dir=str(tmp_path)), resolution=16)
 
 

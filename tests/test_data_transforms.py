@@ -1,12 +1,24 @@
 """The recipe's transforms on uint8 tensors, seeded per sample, and normalisation."""
+
 import torch
 
-from rsearch.data.transforms import EvalTransform, Normalize, sample_seed, seeded_rng, train_transform
+from rsearch.data.transforms import (
+    EvalTransform,
+    Normalize,
+    sample_seed,
+    seeded_rng,
+    train_transform,
+)
 
 
 def _image(channels=3, height=40, width=48, seed=0):
-    return torch.randint(0, 256, (channels, height, width), dtype=torch.uint8,
-                         generator=torch.Generator().manual_seed(seed))
+    return torch.randint(
+        0,
+        256,
+        (channels, height, width),
+        dtype=torch.uint8,
+        generator=torch.Generator().manual_seed(seed),
+    )
 
 
 def test_train_transform_gives_uint8_at_the_resolution_for_rgb_and_grey():
@@ -47,7 +59,8 @@ def test_randaugment_off_and_on_differ():
 
 
 def test_crop_min_scale_one_keeps_the_whole_image_up_to_aspect():
-    # Scale 1 with aspect fixed by the crop search means the crop is (nearly) the whole square image.
+    # Scale 1 with aspect fixed by the crop search means the crop is (nearly) the whole square
+    # image.
     image = _image(height=32, width=32)
     with seeded_rng(3):
         out = train_transform(32, randaugment_ops=0, crop_min_scale=1.0)(image)

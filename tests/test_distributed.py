@@ -1,4 +1,5 @@
 """Data parallelism: the DDP loop matches the single-worker loop; Ray Train runs it with 2 workers."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -23,12 +24,34 @@ TOLERANCE = dict(rel=2e-3, abs=2e-4)
 
 
 def equivalence_config(cache_dir: str, workers: int) -> TrainConfig:
-    recipe = preset("rs", depth=26, batch_size=32, dropout=0.0, stochastic_depth=0.0, ema_decay=0.0,
-                    randaugment_ops=0)
-    return TrainConfig(depth=26, width=0.25, resolution=32, epochs=2, recipe=recipe, workers=workers,
-                       data=DataConfig(source="synthetic", train_size=400, test_size=100, num_classes=4,
-                                       minival_fraction=0.1, cache_dir=cache_dir),
-                       seed=0, max_steps_per_epoch=3, eval_test=False)
+    recipe = preset(
+        "rs",
+        depth=26,
+        batch_size=32,
+        dropout=0.0,
+        stochastic_depth=0.0,
+        ema_decay=0.0,
+        randaugment_ops=0,
+    )
+    return TrainConfig(
+        depth=26,
+        width=0.25,
+        resolution=32,
+        epochs=2,
+        recipe=recipe,
+        workers=workers,
+        data=DataConfig(
+            source="synthetic",
+            train_size=400,
+            test_size=100,
+            num_classes=4,
+            minival_fraction=0.1,
+            cache_dir=cache_dir,
+        ),
+        seed=0,
+        max_steps_per_epoch=3,
+        eval_test=False,
+    )
 
 
 def _ddp_worker(rank: int, world: int, cache_dir: str, port: int, out: str):
@@ -36,7 +59,10 @@ def _ddp_worker(rank: int, world: int, cache_dir: str, port: int, out: str):
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
-        rows = [e.metrics for e in train_epochs(equivalence_config(cache_dir, world), rank=rank, world_size=world)]
+        rows = [
+            e.metrics
+            for e in train_epochs(equivalence_config(cache_dir, world), rank=rank, world_size=world)
+        ]
         if rank == 0:
             with open(out, "w") as f:
                 json.dump(rows, f)
@@ -58,9 +84,17 @@ def test_two_workers_with_half_batches_follow_one_worker(tmp_path):
             assert a[key] == pytest.approx(b[key], **TOLERANCE), (key, a[key], b[key])
     # And the test is able to fail: without SyncBatchNorm-equivalent statistics (a different
     # batch split) the trajectory moves measurably.
-    other = [e.metrics for e in train_epochs(dataclasses.replace(
-        equivalence_config(cache, 1), recipe=preset("rs", depth=26, batch_size=16, dropout=0.0,
-                                                    ema_decay=0.0, randaugment_ops=0)))]
+    other = [
+        e.metrics
+        for e in train_epochs(
+            dataclasses.replace(
+                equivalence_config(cache, 1),
+                recipe=preset(
+                    "rs", depth=26, batch_size=16, dropout=0.0, ema_decay=0.0, randaugment_ops=0
+                ),
+            )
+        )
+    ]
     assert other[-1][M.TRAIN_LOSS] != pytest.approx(single[-1][M.TRAIN_LOSS], **TOLERANCE)
 
 
@@ -85,5 +119,10 @@ def test_a_diverging_worker_group_raises_training_diverged_in_the_driver(tmp_pat
     # Raised by a worker, the divergence would be a worker-group failure: Ray Train would restart
     # the group max_failures times and then raise its TrainingFailedError, not TrainingDiverged.
     with pytest.raises(TrainingDiverged, match="training loss is nan in epoch 1"):
-        fit_torch_trainer(cfg, name="nan", storage_path=str(tmp_path / "runs"), cpus_per_worker=0.5,
-                          max_failures=2)
+        fit_torch_trainer(
+            cfg,
+            name="nan",
+            storage_path=str(tmp_path / "runs"),
+            cpus_per_worker=0.5,
+            max_failures=2,
+        )

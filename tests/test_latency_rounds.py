@@ -4,6 +4,7 @@ Most tests drive the real measure_interleaved / survey code with a fake runner w
 times come from a scripted machine (a base latency per architecture times a load factor
 that depends on when the call happens), so a load burst can be placed exactly.
 """
+
 from __future__ import annotations
 
 import random
@@ -64,6 +65,7 @@ class Machine:
 def measure_with(machine):
     def measure(items, method, **kwargs):
         return measure_interleaved(items, method, make_runner=machine.runner, **kwargs)
+
     return measure
 
 
@@ -77,7 +79,7 @@ RELATIVE = LatencyBudget(max_ratio=1.6, reference=(14, 0.25, 32))
 def test_each_round_times_every_architecture_once_in_a_shuffled_order():
     machine = Machine(BASE_MS)
     measure_interleaved(ITEMS, METHOD, make_runner=machine.runner)
-    rounds = [machine.calls[i:i + 3] for i in range(0, len(machine.calls), 3)]
+    rounds = [machine.calls[i : i + 3] for i in range(0, len(machine.calls), 3)]
     assert len(rounds) == METHOD.repeats and all(len(set(r)) == 3 for r in rounds)
     assert len({tuple(r) for r in rounds}) > 1  # the order changes between rounds
 
@@ -93,7 +95,9 @@ def test_a_load_burst_during_one_round_does_not_flip_a_decision():
     # A burst over half a round hits some architectures of that round and not others: the
     # per-round ratios move in that round only, and the median of the rounds does not.
     half = Machine(BASE_MS, load=lambda t: 3.0 if 45 < t <= 52 else 1.0)
-    assert feasible_set(survey(ITEMS, METHOD, RELATIVE, reference="ref", measure=measure_with(half))) == {"ref", "fast"}
+    assert feasible_set(
+        survey(ITEMS, METHOD, RELATIVE, reference="ref", measure=measure_with(half))
+    ) == {"ref", "fast"}
 
 
 def test_a_sustained_load_moves_absolute_figures_but_not_the_ratios():
@@ -105,14 +109,24 @@ def test_a_sustained_load_moves_absolute_figures_but_not_the_ratios():
     # The same load under an absolute budget of 2.5 ms rules out what an idle machine keeps.
     absolute = LatencyBudget(max_ms=2.5)
     idle = survey(ITEMS, METHOD, absolute, measure=measure_with(Machine(BASE_MS)))
-    busy = survey(ITEMS, METHOD, absolute, measure=measure_with(Machine(BASE_MS, load=lambda t: 2.0)))
+    busy = survey(
+        ITEMS, METHOD, absolute, measure=measure_with(Machine(BASE_MS, load=lambda t: 2.0))
+    )
     assert feasible_set(idle) == {"ref", "fast", "slow"} and feasible_set(busy) == {"ref"}
 
 
 def test_every_figure_carries_its_noise_and_runs():
-    found = survey(ITEMS, METHOD, RELATIVE, reference="ref", measure=measure_with(Machine(BASE_MS, jitter=0.05)))
+    found = survey(
+        ITEMS,
+        METHOD,
+        RELATIVE,
+        reference="ref",
+        measure=measure_with(Machine(BASE_MS, jitter=0.05)),
+    )
     fig = found.figures["fast"]
-    assert fig["latency_rounds"] == METHOD.repeats and fig["latency_runs"] == METHOD.repeats * 5 * 10
+    assert (
+        fig["latency_rounds"] == METHOD.repeats and fig["latency_runs"] == METHOD.repeats * 5 * 10
+    )
     assert 0 <= fig["latency_noise"] < 0.2 and fig["latency_spread_ms"] >= 0
     assert fig["latency_margin"] == pytest.approx(1.4 / 1.6 - 1, abs=0.05)
     assert fig["latency_borderline"] is False and fig["latency_remeasured"] is False
@@ -124,9 +138,14 @@ def test_a_borderline_architecture_is_measured_again_with_more_rounds():
     found = survey(ITEMS, METHOD, RELATIVE, reference="ref", measure=measure_with(machine))
     assert found.remeasured == ["fast"]
     fig = found.figures["fast"]
-    assert fig["latency_remeasured"] is True and fig["latency_rounds"] == REMEASURE_FACTOR * METHOD.repeats
+    assert (
+        fig["latency_remeasured"] is True
+        and fig["latency_rounds"] == REMEASURE_FACTOR * METHOD.repeats
+    )
     # still within noise after the re-measurement: the median decides, and the row says so
-    assert fig["latency_borderline"] is True and fig["latency_feasible"] is (fig["latency_ratio"] <= 1.6)
+    assert fig["latency_borderline"] is True and fig["latency_feasible"] is (
+        fig["latency_ratio"] <= 1.6
+    )
     assert not found.figures["slow"]["latency_remeasured"]
 
 
@@ -143,22 +162,30 @@ def test_budget_decision_rule():
     quiet = budget.decide({"latency_ms": 2.05, "latency_noise": 0.0, "latency_rounds": 1000})
     assert quiet["latency_borderline"] is True
     assert "budget 2 ms" in budget.why_over({"latency_ms": 3.0})
-    assert "1.8x the reference > budget 1.6x" in RELATIVE.why_over({"latency_ms": 3.0, "latency_ratio": 1.8})
+    assert "1.8x the reference > budget 1.6x" in RELATIVE.why_over(
+        {"latency_ms": 3.0, "latency_ratio": 1.8}
+    )
 
 
 def test_cache_is_validated_before_use_and_reused_when_it_agrees(tmp_path):
     cache = LatencyCache(tmp_path / "latency.parquet")
-    first = survey(ITEMS, METHOD, RELATIVE, cache, reference="ref", measure=measure_with(Machine(BASE_MS)))
+    first = survey(
+        ITEMS, METHOD, RELATIVE, cache, reference="ref", measure=measure_with(Machine(BASE_MS))
+    )
     assert first.cache == "empty" and sorted(first.measured) == sorted(ITEMS) and len(cache) == 3
     machine = Machine(BASE_MS)
     again = survey(ITEMS, METHOD, RELATIVE, cache, reference="ref", measure=measure_with(machine))
     assert again.cache == "valid" and again.measured == [] and again.disagreed == []
-    assert again.validated[0] == "ref" and set(again.validated) == set(ITEMS)  # the reference + a sample
+    assert again.validated[0] == "ref" and set(again.validated) == set(
+        ITEMS
+    )  # the reference + a sample
     assert all(f["latency_cached"] for f in again.figures.values())
     assert feasible_set(again) == feasible_set(first)
     # a cached figure keeps its noise and the conditions it was measured under
     cached = cache.get(*ITEMS["fast"], METHOD)
-    assert {"latency_noise", "latency_rounds", "measured_at", "load_1m", "device_name"} <= set(cached)
+    assert {"latency_noise", "latency_rounds", "measured_at", "load_1m", "device_name"} <= set(
+        cached
+    )
     assert "latency_ratio" not in cached and "latency_feasible" not in cached
 
 
@@ -168,25 +195,39 @@ def test_a_stale_cache_is_detected_and_everything_re_measured(tmp_path):
     # The cache froze a bad figure: "slow" measured at a third of its real time (1.8 -> 0.6 ms).
     bad = cache.get(*ITEMS["slow"], METHOD)
     cache.put(*ITEMS["slow"], METHOD, {**bad, "latency_ms": bad["latency_ms"] / 3})
-    found = survey(ITEMS, METHOD, RELATIVE, cache, reference="ref", measure=measure_with(Machine(BASE_MS)))
+    found = survey(
+        ITEMS, METHOD, RELATIVE, cache, reference="ref", measure=measure_with(Machine(BASE_MS))
+    )
     assert found.cache == "stale" and found.disagreed == ["slow"]
     assert sorted(found.measured) == sorted(ITEMS)
     assert found.figures["slow"]["latency_ratio"] == pytest.approx(1.8, rel=0.02)
     assert "slow" not in feasible_set(found)
-    assert cache.get(*ITEMS["slow"], METHOD)["latency_ms"] == pytest.approx(1.8, rel=0.02)  # repaired
+    assert cache.get(*ITEMS["slow"], METHOD)["latency_ms"] == pytest.approx(
+        1.8, rel=0.02
+    )  # repaired
 
 
 def test_a_machine_that_changed_makes_the_cache_stale(tmp_path):
     cache = LatencyCache(tmp_path / "latency.parquet")
     survey(ITEMS, METHOD, None, cache, measure=measure_with(Machine(BASE_MS)))
-    twice_as_slow = survey(ITEMS, METHOD, None, cache, measure=measure_with(Machine(BASE_MS, load=lambda t: 2.0)))
+    twice_as_slow = survey(
+        ITEMS, METHOD, None, cache, measure=measure_with(Machine(BASE_MS, load=lambda t: 2.0))
+    )
     assert twice_as_slow.cache == "stale"
     assert twice_as_slow.figures["ref"]["latency_ms"] == pytest.approx(2.0, rel=0.02)
 
 
 def test_a_read_only_survey_never_writes_the_cache(tmp_path):
     cache = LatencyCache(tmp_path / "latency.parquet")
-    survey(ITEMS, METHOD, RELATIVE, cache, reference="ref", measure=measure_with(Machine(BASE_MS)), store=False)
+    survey(
+        ITEMS,
+        METHOD,
+        RELATIVE,
+        cache,
+        reference="ref",
+        measure=measure_with(Machine(BASE_MS)),
+        store=False,
+    )
     assert not (tmp_path / "latency.parquet").exists()
 
 
@@ -197,6 +238,8 @@ def test_real_interleaved_measurement_of_tiny_models():
     out = measure_interleaved(items, method, reference="a")
     assert out["a"]["latency_ratio"] == 1.0 and out["b"]["latency_ratio"] > 1.0
     for fig in out.values():
-        assert fig["latency_rounds"] == 3 and fig["latency_runs"] >= 3 and fig["clock"] == "thread_cpu"
+        assert (
+            fig["latency_rounds"] == 3 and fig["latency_runs"] >= 3 and fig["clock"] == "thread_cpu"
+        )
         assert 0 < fig["latency_min_ms"] <= fig["latency_ms"] <= fig["latency_p95_ms"]
         assert fig["latency_noise"] >= 0 and fig["device_name"]

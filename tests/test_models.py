@@ -1,4 +1,5 @@
 """The ResNet-RS model family: table entries, depth rule, regularizers, baseline, inputs."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -13,7 +14,7 @@ from torch import nn
 from rsearch.errors import UserError
 from rsearch.models import RS_LAYERS, build, layers_for_depth, model_config, parse_model_name
 from rsearch.models.registry import MIN_DEPTH
-from rsearch.models.resnet import Bottleneck, DropPath, SqueezeExcite, round_channels
+from rsearch.models.resnet import Bottleneck, DropPath, ResNetConfig, SqueezeExcite, round_channels
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,6 +30,7 @@ def tiny(**kw) -> ResNetConfig:
 
 # -- the published table ---------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("depth", sorted(RS_LAYERS))
 def test_table_entry_builds_and_matches_timm_params(depth):
     timm = pytest.importorskip("timm")
@@ -40,7 +42,9 @@ def test_table_entry_builds_and_matches_timm_params(depth):
         theirs = timm.create_model(f"resnetrs{depth}")
     assert n_params(ours) == n_params(theirs)
     # Same layer names and shapes, so timm checkpoints would load.
-    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in theirs.state_dict().items()}
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {
+        k: v.shape for k, v in theirs.state_dict().items()
+    }
 
 
 def test_plain_baseline_matches_torchvision_resnet50():
@@ -50,10 +54,16 @@ def test_plain_baseline_matches_torchvision_resnet50():
     assert n_params(build(model_config(model="resnet-50"), "meta")) == n_params(ref)
 
 
-@pytest.mark.parametrize("name,expected", [
-    ("resnetrs-50", (50, True)), ("resnetrs50", (50, True)), ("ResNetRS_101", (101, True)),
-    ("resnet-50", (50, False)), ("resnetrs-300", (300, True)),
-])
+@pytest.mark.parametrize(
+    "name,expected",
+    [
+        ("resnetrs-50", (50, True)),
+        ("resnetrs50", (50, True)),
+        ("ResNetRS_101", (101, True)),
+        ("resnet-50", (50, False)),
+        ("resnetrs-300", (300, True)),
+    ],
+)
 def test_model_names(name, expected):
     assert parse_model_name(name) == expected
 
@@ -66,10 +76,17 @@ def test_unknown_model_name_names_the_argument(name):
 
 # -- the depth rule --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("depth,layers", [
-    (26, (2, 2, 2, 2)), (300, (4, 30, 61, 4)), (400, (4, 42, 83, 4)), (14, (1, 1, 1, 1)),
-    *RS_LAYERS.items(),
-])
+
+@pytest.mark.parametrize(
+    "depth,layers",
+    [
+        (26, (2, 2, 2, 2)),
+        (300, (4, 30, 61, 4)),
+        (400, (4, 42, 83, 4)),
+        (14, (1, 1, 1, 1)),
+        *RS_LAYERS.items(),
+    ],
+)
 def test_depth_rule_documented_values(depth, layers):
     assert layers_for_depth(depth) == layers
 
@@ -99,6 +116,7 @@ def test_bad_width(width):
 
 
 # -- width, input channels, resolution -------------------------------------------------------
+
 
 @pytest.mark.parametrize("width", [0.25, 0.3, 0.5, 0.75, 1.0, 1.3, 1.5, 2.0])
 def test_width_rounds_to_multiples_of_8(width):
@@ -131,6 +149,7 @@ def test_any_resolution_from_32(resolution, rs):
 
 # -- training, stochastic depth, zero-init ---------------------------------------------------
 
+
 def test_tiny_config_trains_on_cpu():
     torch.manual_seed(0)
     model = build(tiny(drop_rate=0.1, drop_path_rate=0.1)).train()
@@ -139,7 +158,7 @@ def test_tiny_config_trains_on_cpu():
     x = 0.3 * torch.randn(32, 3, 32, 32)
     for i, label in enumerate(y.tolist()):
         r, c = divmod(label, 2)
-        x[i, :, 16 * r:16 * r + 16, 16 * c:16 * c + 16] += 1.0
+        x[i, :, 16 * r : 16 * r + 16, 16 * c : 16 * c + 16] += 1.0
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     losses = []
     for _ in range(8):
@@ -160,7 +179,9 @@ def test_drop_path_identity_in_eval_and_scaled_in_training():
     y = drop.train()(x)
     per_sample = y.flatten(1)
     kept = per_sample[:, 0] != 0
-    assert torch.allclose(per_sample[kept], torch.tensor(1 / 0.75))  # kept branches scaled by 1/keep
+    assert torch.allclose(
+        per_sample[kept], torch.tensor(1 / 0.75)
+    )  # kept branches scaled by 1/keep
     assert torch.all(per_sample[~kept] == 0)  # whole samples dropped
     assert torch.all((per_sample == 0).all(1) | (per_sample != 0).all(1))
     assert kept.float().mean().item() == pytest.approx(0.75, abs=0.03)
@@ -206,6 +227,7 @@ def test_zero_init_last_bn_makes_each_block_its_shortcut(rs):
 
 # -- the plain baseline ----------------------------------------------------------------------
 
+
 def _structure(model: nn.Module) -> dict[str, tuple]:
     out = {}
     for name, m in model.named_modules():
@@ -242,20 +264,42 @@ def test_baseline_differs_from_rs_exactly_by_stem_shortcut_and_se():
     assert isinstance(rs_model.conv1, nn.Sequential) and isinstance(rs_model.maxpool[0], nn.Conv2d)
     assert isinstance(rs_model.layer2[0].downsample[0], nn.AvgPool2d)
     assert base_model.layer2[0].downsample[0].stride == (2, 2)
-    assert isinstance(rs_model.layer1[0].se, SqueezeExcite) and isinstance(base_model.layer1[0].se, nn.Identity)
+    assert isinstance(rs_model.layer1[0].se, SqueezeExcite) and isinstance(
+        base_model.layer1[0].se, nn.Identity
+    )
     assert rs_model.layer1[0].se.fc1.out_channels == 64  # 0.25 x 256 output channels
 
 
 # -- the benchmark script --------------------------------------------------------------------
 
+
 def test_model_step_benchmark_smoke(tmp_path, capsys):
     pytest.importorskip("timm")
-    spec = importlib.util.spec_from_file_location("model_step", ROOT / "benchmarks" / "model_step.py")
+    spec = importlib.util.spec_from_file_location(
+        "model_step", ROOT / "benchmarks" / "model_step.py"
+    )
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     out = tmp_path / "step.json"
-    assert bench.main(["--resolution", "32", "--batch", "2", "--rounds", "2", "--steps", "1",
-                       "--warmup", "0", "--json", str(out)]) == 0
+    assert (
+        bench.main(
+            [
+                "--resolution",
+                "32",
+                "--batch",
+                "2",
+                "--rounds",
+                "2",
+                "--steps",
+                "1",
+                "--warmup",
+                "0",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     record = json.loads(out.read_text())
     assert record["params"] == 35691912 and len(record["rounds"]) == 2
     assert record["summary"]["ratio_median"] > 0

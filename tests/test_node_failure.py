@@ -12,6 +12,7 @@ Ray 2.60 turns `--node-ip-address 127.0.0.1` into the machine's own address (a n
 reachable from others); the driver, given 127.0.0.1:<port>, attaches to the head's raylet (of
 several nodes on one host Ray picks the head), so killing a worker node never kills it.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,11 +25,15 @@ import time
 from pathlib import Path
 
 import pytest
+from test_job_submit import (
+    BIN,
+    _ray_processes_of,
+    free_port,
+)  # tests/ is on sys.path (pytest prepend mode)
+from test_tune import _kill_group, _wait_for, smoke_space, spawn_rsearch
 
 from rsearch import metrics as M
 from rsearch import results
-from test_job_submit import BIN, _ray_processes_of, free_port  # tests/ is on sys.path (pytest prepend mode)
-from test_tune import _kill_group, _wait_for, smoke_space, spawn_rsearch
 
 EPOCHS = 8
 WIDTHS = [0.25, 0.375]
@@ -38,15 +43,27 @@ KILL_AFTER_EPOCH = 2  # the victim has reported (and checkpointed) at least this
 # connections at once, so these mark the node dead within ~2 s, before Tune retries the trial
 # (with the defaults Tune retried it while the dead node still counted as alive; 1 of 17 such
 # runs then failed the "restored once" check below).
-FAST_HEALTH_CHECKS = {"RAY_health_check_initial_delay_ms": "1000", "RAY_health_check_period_ms": "500",
-                      "RAY_health_check_timeout_ms": "1000", "RAY_health_check_failure_threshold": "3"}
+FAST_HEALTH_CHECKS = {
+    "RAY_health_check_initial_delay_ms": "1000",
+    "RAY_health_check_period_ms": "500",
+    "RAY_health_check_timeout_ms": "1000",
+    "RAY_health_check_failure_threshold": "3",
+}
 
 
 def _agent_ports() -> list[str]:
     # Every agent port explicitly: another Ray on this machine (a test session's ray.init, another
     # test's head) may hold the defaults, and nodes of one machine must not share them either.
-    return ["--dashboard-agent-listen-port", str(free_port()), "--dashboard-agent-grpc-port", str(free_port()),
-            "--runtime-env-agent-port", str(free_port()), "--metrics-export-port", str(free_port())]
+    return [
+        "--dashboard-agent-listen-port",
+        str(free_port()),
+        "--dashboard-agent-grpc-port",
+        str(free_port()),
+        "--runtime-env-agent-port",
+        str(free_port()),
+        "--metrics-export-port",
+        str(free_port()),
+    ]
 
 
 class Node:
@@ -59,9 +76,23 @@ class Node:
         self.temp_dir = tempfile.mkdtemp(prefix=f"rsn{name[0]}", dir="/tmp")
         self.log = Path(self.temp_dir) / "ray_start.out"
         with open(self.log, "w") as out:
-            self.proc = subprocess.Popen([str(BIN / "ray"), "start", "--block", "--node-ip-address", "127.0.0.1",
-                                          "--temp-dir", self.temp_dir, "--disable-usage-stats", *args],
-                                         env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                [
+                    str(BIN / "ray"),
+                    "start",
+                    "--block",
+                    "--node-ip-address",
+                    "127.0.0.1",
+                    "--temp-dir",
+                    self.temp_dir,
+                    "--disable-usage-stats",
+                    *args,
+                ],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     @property
     def session(self) -> int:
@@ -69,8 +100,10 @@ class Node:
 
     def started(self) -> bool:
         if self.proc.poll() is not None:
-            raise AssertionError(f"ray start of the {self.name} exited {self.proc.returncode}:\n"
-                                 f"{self.log.read_text()[-3000:]}")
+            raise AssertionError(
+                f"ray start of the {self.name} exited {self.proc.returncode}:\n"
+                f"{self.log.read_text()[-3000:]}"
+            )
         return "Ray runtime started" in self.log.read_text()
 
     def owns(self, pid: int) -> bool:
@@ -134,21 +167,50 @@ def ray_cluster(monkeypatch):
     monkeypatch.setenv("PATH", f"{BIN}:{os.environ['PATH']}")
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     env = dict(os.environ)
-    subprocess.run([str(BIN / "ray"), "get-auth-token", "--generate"], env=env, capture_output=True, timeout=60)
+    subprocess.run(
+        [str(BIN / "ray"), "get-auth-token", "--generate"], env=env, capture_output=True, timeout=60
+    )
     port = free_port()
     address = f"127.0.0.1:{port}"
     nodes: dict[str, Node] = {}
     try:
         # The head starts a (minimal) dashboard process even with --include-dashboard false: on a
         # port of its own, not the 8265 another Ray on this machine may hold.
-        nodes["head"] = Node("head", ["--head", "--port", str(port), "--num-cpus", "0", "--include-dashboard",
-                                      "false", "--dashboard-host", "127.0.0.1", "--dashboard-port", str(free_port()),
-                                      "--ray-client-server-port", str(free_port()), *_agent_ports()],
-                             {**env, **FAST_HEALTH_CHECKS})
+        nodes["head"] = Node(
+            "head",
+            [
+                "--head",
+                "--port",
+                str(port),
+                "--num-cpus",
+                "0",
+                "--include-dashboard",
+                "false",
+                "--dashboard-host",
+                "127.0.0.1",
+                "--dashboard-port",
+                str(free_port()),
+                "--ray-client-server-port",
+                str(free_port()),
+                *_agent_ports(),
+            ],
+            {**env, **FAST_HEALTH_CHECKS},
+        )
         _wait_for(nodes["head"].started, 120, "the Ray head")
         for name in ("worker_a", "worker_b"):
-            nodes[name] = Node(name, ["--address", address, "--num-cpus", "1", "--include-log-monitor", "false",
-                                      *_agent_ports()], env)
+            nodes[name] = Node(
+                name,
+                [
+                    "--address",
+                    address,
+                    "--num-cpus",
+                    "1",
+                    "--include-log-monitor",
+                    "false",
+                    *_agent_ports(),
+                ],
+                env,
+            )
         for name in ("worker_a", "worker_b"):
             _wait_for(nodes[name].started, 120, f"the Ray {name} node")
         yield address, nodes
@@ -185,20 +247,33 @@ def _running_victim(exp_dir: Path, workers: list[Node]):
 
 
 @pytest.mark.slow
-def test_a_killed_worker_node_s_trial_resumes_from_its_checkpoint_on_the_other_node(tmp_path, ray_cluster):
+def test_a_killed_worker_node_s_trial_resumes_from_its_checkpoint_on_the_other_node(
+    tmp_path, ray_cluster
+):
     address, nodes = ray_cluster
     workers = [nodes["worker_a"], nodes["worker_b"]]
-    space = smoke_space(tmp_path, "nodefail", epochs=[EPOCHS],
-                        scaling={"depth": [26], "width": WIDTHS, "resolution": [32]})
+    space = smoke_space(
+        tmp_path,
+        "nodefail",
+        epochs=[EPOCHS],
+        scaling={"depth": [26], "width": WIDTHS, "resolution": [32]},
+    )
     exp_dir = tmp_path / "nodefail"
-    driver = spawn_rsearch("tune", "--space", str(space), "--storage", str(tmp_path), "--address", address, "--quiet")
+    driver = spawn_rsearch(
+        "tune", "--space", str(space), "--storage", str(tmp_path), "--address", address, "--quiet"
+    )
     try:
-        victim_id, victim_node = _wait_for(lambda: _running_victim(exp_dir, workers), 240,
-                                           f"a trial on a worker node with {KILL_AFTER_EPOCH} reported epochs")
+        victim_id, victim_node = _wait_for(
+            lambda: _running_victim(exp_dir, workers),
+            240,
+            f"a trial on a worker node with {KILL_AFTER_EPOCH} reported epochs",
+        )
         survivor = next(node for node in workers if node is not victim_node)
         before_kill = _trial_reports(exp_dir)[victim_id]
         curves_before = results.read_experiment(exp_dir, allow_empty=True).curves
-        assert all(victim_node.owns(r["pid"]) for r in before_kill)  # every report so far came from there
+        assert all(
+            victim_node.owns(r["pid"]) for r in before_kill
+        )  # every report so far came from there
         killed_at = time.time()
         victim_node.kill()  # its raylet, object store, agents and workers: the trial in mid-epoch
         out, _ = driver.communicate(timeout=300)
@@ -210,13 +285,19 @@ def test_a_killed_worker_node_s_trial_resumes_from_its_checkpoint_on_the_other_n
     # results.parquet: every planned trial ok, with all its epochs
     exp = results.read_experiment(exp_dir)
     frame = exp.results
-    assert exp.meta["status"] == "finished" and exp.meta["planned_trials"] == len(WIDTHS) == len(frame)
-    assert (frame[M.STATUS] == M.STATUS_OK).all(), frame[[M.TRIAL_ID, M.STATUS, M.FAILURE]].to_dict("records")
+    assert exp.meta["status"] == "finished" and exp.meta["planned_trials"] == len(WIDTHS) == len(
+        frame
+    )
+    assert (frame[M.STATUS] == M.STATUS_OK).all(), frame[[M.TRIAL_ID, M.STATUS, M.FAILURE]].to_dict(
+        "records"
+    )
     assert (frame[M.EPOCHS_DONE] == EPOCHS).all() and frame[M.TEST_TOP1].notna().all()
     # curves.parquet: every trial-epoch once, and each row written before the kill unchanged:
     # the recorder rewrites a (trial, epoch) row whenever that epoch is reported again.
     for trial_id in frame[M.TRIAL_ID]:
-        assert sorted(exp.curves[exp.curves[M.TRIAL_ID] == trial_id][M.EPOCH]) == list(range(1, EPOCHS + 1))
+        assert sorted(exp.curves[exp.curves[M.TRIAL_ID] == trial_id][M.EPOCH]) == list(
+            range(1, EPOCHS + 1)
+        )
     kept = curves_before.merge(exp.curves, on=[M.TRIAL_ID, M.EPOCH], suffixes=("", "_after"))
     assert len(kept) == len(curves_before) >= KILL_AFTER_EPOCH
     for column in (M.EPOCH_SECONDS, M.TRAIN_LOSS, M.MINIVAL_LOSS):
@@ -235,19 +316,26 @@ def test_a_killed_worker_node_s_trial_resumes_from_its_checkpoint_on_the_other_n
     # ... from that checkpoint: the training loop's own clock (wall_s counts from the start of
     # train_epochs in this process) says no epoch was trained before this one after the restore.
     shortest = min(r[M.EPOCH_SECONDS] for r in reports)
-    assert first[M.WALL_S] - first[M.EPOCH_SECONDS] < shortest / 2, (first[M.WALL_S], first[M.EPOCH_SECONDS])
+    assert first[M.WALL_S] - first[M.EPOCH_SECONDS] < shortest / 2, (
+        first[M.WALL_S],
+        first[M.EPOCH_SECONDS],
+    )
     # ... on the other node: its Ray worker logs name the restored process; the dead node's never.
-    after = {r["pid"] for r in reports[restores[1]:]}
+    after = {r["pid"] for r in reports[restores[1] :]}
     assert all(survivor.ran(pid) and not victim_node.ran(pid) for pid in after), after
     assert all(victim_node.ran(r["pid"]) for r in before_kill)
     # Only that node died: the head and the other worker still run, and the other trial ran once.
     assert nodes["head"].proc.poll() is None and survivor.proc.poll() is None
-    (other,) = [lines for trial_id, lines in _trial_reports(exp_dir).items() if trial_id != victim_id]
+    (other,) = [
+        lines for trial_id, lines in _trial_reports(exp_dir).items() if trial_id != victim_id
+    ]
     assert [r["iterations_since_restore"] for r in other] == list(range(1, EPOCHS + 1))
     assert all(survivor.ran(r["pid"]) for r in other)
-    print(f"\nnode killed after epoch {before_kill[-1][M.EPOCH]} of {victim_id}; trial failure seen "
-          f"{_failure_seen(out) - killed_at:.1f} s later; resumed at epoch {first[M.EPOCH]}; "
-          f"search done {finished_at - killed_at:.0f} s after the kill")
+    print(
+        f"\nnode killed after epoch {before_kill[-1][M.EPOCH]} of {victim_id}; trial failure seen "
+        f"{_failure_seen(out) - killed_at:.1f} s later; resumed at epoch {first[M.EPOCH]}; "
+        f"search done {finished_at - killed_at:.0f} s after the kill"
+    )
 
 
 def _failure_seen(out: str) -> float:

@@ -1,4 +1,5 @@
 """Pareto front and hypervolume: checked against brute force and hand-computed areas."""
+
 import itertools
 import math
 
@@ -23,8 +24,7 @@ def brute_force_front(points: np.ndarray, maximize) -> np.ndarray:
     front = []
     for i, a in enumerate(values):
         dominated = any(
-            valid[j] and all(b <= a) and any(b < a)
-            for j, b in enumerate(values) if j != i
+            valid[j] and all(b <= a) and any(b < a) for j, b in enumerate(values) if j != i
         )
         front.append(valid[i] and not dominated)
     return np.array(front, dtype=bool)
@@ -38,14 +38,17 @@ def test_front_equals_brute_force_with_ties_and_nans(seed, maximize):
     # Few distinct values per column: many exact ties and duplicate rows.
     points = rng.integers(0, 6, size=(n, len(maximize))).astype(float)
     points[rng.random(points.shape) < 0.1] = np.nan
-    np.testing.assert_array_equal(pareto_mask(points, maximize), brute_force_front(points, maximize))
+    np.testing.assert_array_equal(
+        pareto_mask(points, maximize), brute_force_front(points, maximize)
+    )
 
 
 def test_large_input_crosses_block_boundary():
     rng = np.random.default_rng(7)
     points = rng.random((1300, 2)).round(2)
-    np.testing.assert_array_equal(pareto_mask(points, (True, False)),
-                                  brute_force_front(points, (True, False)))
+    np.testing.assert_array_equal(
+        pareto_mask(points, (True, False)), brute_force_front(points, (True, False))
+    )
 
 
 def test_duplicates_both_stay_on_the_front_and_nan_rows_never():
@@ -104,8 +107,8 @@ def test_hypervolume_equals_grid_count_on_random_points():
     acc = rng.integers(1, 20, size=15).astype(float)
     lat = rng.integers(0, 19, size=15).astype(float)
     covered = 0
-    for a, l in itertools.product(range(0, 20), range(0, 20)):  # cell [a,a+1] x [l,l+1]
-        covered += bool(np.any((acc >= a + 1) & (lat <= l)))
+    for a, lo in itertools.product(range(0, 20), range(0, 20)):  # cell [a,a+1] x [l,l+1]
+        covered += bool(np.any((acc >= a + 1) & (lat <= lo)))
     assert hypervolume_2d(acc, lat, ref=(0.0, 20.0)) == pytest.approx(covered)
 
 
@@ -113,7 +116,9 @@ def test_hypervolume_of_front_only_equals_hypervolume_of_all():
     rng = np.random.default_rng(11)
     acc, lat = rng.random(200), rng.random(200)
     front = accuracy_latency_mask(acc, lat)
-    assert hypervolume_2d(acc[front], lat[front], (0, 1.0)) == pytest.approx(hypervolume_2d(acc, lat, (0, 1.0)))
+    assert hypervolume_2d(acc[front], lat[front], (0, 1.0)) == pytest.approx(
+        hypervolume_2d(acc, lat, (0, 1.0))
+    )
 
 
 def test_reference_point_defaults():
@@ -137,29 +142,49 @@ def test_ranks_peel_fronts_by_the_definition(seed):
 
 
 def test_ranks_by_hand():
-    # (accuracy max, latency min): A(0.9, 5) B(0.5, 1) front; C(0.4, 2) behind B; D(0.3, 6) behind all
-    assert pareto_ranks([[0.9, 5], [0.5, 1], [0.4, 2], [0.3, 6]], (True, False)).tolist() == [0, 0, 1, 2]
+    # (accuracy max, latency min): A(0.9, 5) B(0.5, 1) front; C(0.4, 2) behind B; D(0.3, 6) behind
+    # all
+    assert pareto_ranks([[0.9, 5], [0.5, 1], [0.4, 2], [0.3, 6]], (True, False)).tolist() == [
+        0,
+        0,
+        1,
+        2,
+    ]
 
 
 # --- rsearch.noise: the shared standard-error maths (numpy only, like this module) ---
+
 
 def test_binomial_se_and_its_unknowns():
     from rsearch.noise import binomial_se, minival_noise
 
     assert binomial_se(0.9, 2500) == pytest.approx(math.sqrt(0.9 * 0.1 / 2500))
     se = binomial_se([0.5, 0.5, np.nan, 0.5, 1.2], [100, 0, 100, np.nan, 100])
-    assert se[0] == pytest.approx(0.05) and np.isnan(se[1:]).all()  # empty split, missing values, no proportion
+    assert (
+        se[0] == pytest.approx(0.05) and np.isnan(se[1:]).all()
+    )  # empty split, missing values, no proportion
     assert minival_noise(25_600) == binomial_se(0.5, 25_600)  # the worst case of the same formula
     from rsearch.tune.pareto_asha import minival_noise as scheduler_noise
+
     assert scheduler_noise is minival_noise  # the scheduler keeps its name, from one place
 
 
 def test_within_noise_exceeds_and_their_combination():
     from rsearch.noise import all_exceed, exceeds, verdict, within_noise
 
-    np.testing.assert_array_equal(within_noise([0.50, 0.50, 0.50], [0.01, 0.01, np.nan],
-                                               [0.52, 0.60, 0.50], [0.01, 0.01, 0.01]), [1.0, 0.0, np.nan])
-    assert exceeds(0.03, 0.01) is True and exceeds(0.01, 0.01) is False and exceeds(0.03, None) is None
+    np.testing.assert_array_equal(
+        within_noise(
+            [0.50, 0.50, 0.50], [0.01, 0.01, np.nan], [0.52, 0.60, 0.50], [0.01, 0.01, 0.01]
+        ),
+        [1.0, 0.0, np.nan],
+    )
+    assert (
+        exceeds(0.03, 0.01) is True and exceeds(0.01, 0.01) is False and exceeds(0.03, None) is None
+    )
     assert all_exceed([True, True]) is True and all_exceed([True, None]) is None
     assert all_exceed([None, False]) is False and all_exceed([]) is None
-    assert [verdict(v) for v in (True, False, None)] == ["exceeds noise", "within noise", "noise unknown"]
+    assert [verdict(v) for v in (True, False, None)] == [
+        "exceeds noise",
+        "within noise",
+        "noise unknown",
+    ]

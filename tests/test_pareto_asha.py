@@ -1,4 +1,5 @@
 """The Pareto-rank successive-halving scheduler: rungs per regime and its promotion rule."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -13,18 +14,31 @@ from rsearch.tune.tuner import trial_latency
 CONTINUE, STOP = TrialScheduler.CONTINUE, TrialScheduler.STOP
 
 
-@pytest.mark.parametrize("regime,fraction,rf,rungs", [
-    (9, 1 / 3, 3, [3]), (3, 1 / 3, 3, [1]), (350, 1 / 3, 3, [117]), (27, 1 / 9, 3, [3, 9]),
-    (1, 1 / 3, 3, []), (2, 0.5, 2, [1]), (10, 0.1, 2, [1, 2, 5]),
-    (10, 0.3333, 3, [3]), (100, 0.3333, 3, [33]), (350, 0.3333, 3, [117]), (3, 0.3333, 3, [1]),
-])
+@pytest.mark.parametrize(
+    "regime,fraction,rf,rungs",
+    [
+        (9, 1 / 3, 3, [3]),
+        (3, 1 / 3, 3, [1]),
+        (350, 1 / 3, 3, [117]),
+        (27, 1 / 9, 3, [3, 9]),
+        (1, 1 / 3, 3, []),
+        (2, 0.5, 2, [1]),
+        (10, 0.1, 2, [1, 2, 5]),
+        (10, 0.3333, 3, [3]),
+        (100, 0.3333, 3, [33]),
+        (350, 0.3333, 3, [117]),
+        (3, 0.3333, 3, [1]),
+    ],
+)
 def test_rungs_sit_at_a_fraction_of_each_regime(regime, fraction, rf, rungs):
     assert rung_epochs(regime, fraction, rf) == rungs
 
 
 def report(scheduler, name, accuracy, latency, epoch=3):
     trial = SimpleNamespace(trial_id=name, config={})
-    return scheduler.on_trial_result(None, trial, {M.EPOCH: epoch, M.MINIVAL_TOP1: accuracy, M.LATENCY_MS: latency})
+    return scheduler.on_trial_result(
+        None, trial, {M.EPOCH: epoch, M.MINIVAL_TOP1: accuracy, M.LATENCY_MS: latency}
+    )
 
 
 def test_a_fast_less_accurate_model_is_kept_where_accuracy_alone_would_stop_it():
@@ -32,15 +46,20 @@ def test_a_fast_less_accurate_model_is_kept_where_accuracy_alone_would_stop_it()
     assert report(sched, "slow-accurate", 0.60, 4.0) == CONTINUE  # first at its rung
     assert report(sched, "slow-worse", 0.50, 4.2) == STOP  # dominated, not in the top 1/3
     assert report(sched, "mid", 0.55, 3.9) == CONTINUE  # on the front
-    # Third-best accuracy of four: plain ASHA (top 1/3) stops it; it is the fastest, so on the front.
+    # Third-best accuracy of four: plain ASHA (top 1/3) stops it; it is the fastest, so on the
+    # front.
     assert report(sched, "fast", 0.52, 2.0) == CONTINUE
     assert report(sched, "slower-still", 0.40, 5.0) == STOP
     assert report(sched, "before-any-rung", 0.01, 9.0, epoch=2) == CONTINUE  # only rungs decide
 
 
 def test_behind_the_front_the_top_share_by_rank_then_accuracy_continues():
-    sched = ParetoASHA(regime=6, cost_of=lambda trial, result: result[M.LATENCY_MS], grace_fraction=0.5,
-                       reduction_factor=2)  # one rung, at 3 epochs
+    sched = ParetoASHA(
+        regime=6,
+        cost_of=lambda trial, result: result[M.LATENCY_MS],
+        grace_fraction=0.5,
+        reduction_factor=2,
+    )  # one rung, at 3 epochs
     assert report(sched, "a", 0.9, 1.0) == CONTINUE  # dominates everything after it
     assert report(sched, "b", 0.5, 2.0) == STOP  # rank 1 of 2 seen; the top 1/2 is "a"
     assert report(sched, "c", 0.6, 1.5) == CONTINUE  # rank 1 (b falls to 2): in the top 2 of 3
@@ -63,7 +82,9 @@ def test_latency_comes_from_the_report_else_the_cost_table_else_flops():
 
 
 def test_a_faster_model_inside_the_minival_noise_does_not_push_a_trial_off_the_front():
-    noisy = ParetoASHA(regime=9, cost_of=lambda trial, result: result[M.LATENCY_MS], noise=minival_noise(80))
+    noisy = ParetoASHA(
+        regime=9, cost_of=lambda trial, result: result[M.LATENCY_MS], noise=minival_noise(80)
+    )
     exact = ParetoASHA(regime=9, cost_of=lambda trial, result: result[M.LATENCY_MS])
     for sched, verdict in ((noisy, CONTINUE), (exact, STOP)):
         assert report(sched, "fast", 0.30, 2.0) == CONTINUE
@@ -97,13 +118,38 @@ def test_a_resumed_search_refills_its_rungs_from_the_results_store(tmp_path):
     exp_dir = str(tmp_path / "exp")
     results.create_experiment(exp_dir, {"name": "exp"}, {})
     arch = {M.DEPTH: 26, M.WIDTH: 0.25, M.RESOLUTION: 32}
-    results.write_results(exp_dir, [
-        {M.TRIAL_ID: "before", M.STATUS: M.STATUS_RUNNING, **arch, M.EPOCHS: 9, M.LATENCY_MS: 2.0},
-        {M.TRIAL_ID: "other-regime", M.STATUS: M.STATUS_OK, **arch, M.EPOCHS: 3, M.LATENCY_MS: 1.0}])
-    results.write_curves(exp_dir, [
-        {M.TRIAL_ID: "before", M.EPOCH: 3, M.MINIVAL_TOP1: 0.6},
-        {M.TRIAL_ID: "other-regime", M.EPOCH: 3, M.MINIVAL_TOP1: 0.9}])
+    results.write_results(
+        exp_dir,
+        [
+            {
+                M.TRIAL_ID: "before",
+                M.STATUS: M.STATUS_RUNNING,
+                **arch,
+                M.EPOCHS: 9,
+                M.LATENCY_MS: 2.0,
+            },
+            {
+                M.TRIAL_ID: "other-regime",
+                M.STATUS: M.STATUS_OK,
+                **arch,
+                M.EPOCHS: 3,
+                M.LATENCY_MS: 1.0,
+            },
+        ],
+    )
+    results.write_curves(
+        exp_dir,
+        [
+            {M.TRIAL_ID: "before", M.EPOCH: 3, M.MINIVAL_TOP1: 0.6},
+            {M.TRIAL_ID: "other-regime", M.EPOCH: 3, M.MINIVAL_TOP1: 0.9},
+        ],
+    )
     # Tune restores the scheduler as it was pickled: empty. Its first decision sees "before".
-    sched = ParetoASHA(regime=9, cost_of=lambda trial, result: result[M.LATENCY_MS], exp_dir=exp_dir)
+    sched = ParetoASHA(
+        regime=9, cost_of=lambda trial, result: result[M.LATENCY_MS], exp_dir=exp_dir
+    )
     assert report(sched, "after", 0.3, 2.5) == STOP  # behind "before" (faster, far more accurate)
-    assert set(sched.recorded[3]) == {"before", "after"}  # the 3-epoch regime's trial is not this rung's
+    assert set(sched.recorded[3]) == {
+        "before",
+        "after",
+    }  # the 3-epoch regime's trial is not this rung's

@@ -1,4 +1,5 @@
 """Issue #10: what a local Ray started by rsearch listens on, and --address that nobody answers."""
+
 from __future__ import annotations
 
 import functools
@@ -47,7 +48,11 @@ def _ray_listeners() -> list[tuple[str, int, int, str]]:
             conns = proc.net_connections(kind="inet")
         except psutil.NoSuchProcess:
             continue
-        found += [(c.laddr.ip, c.laddr.port, proc.pid, name[:100]) for c in conns if c.status == psutil.CONN_LISTEN]
+        found += [
+            (c.laddr.ip, c.laddr.port, proc.pid, name[:100])
+            for c in conns
+            if c.status == psutil.CONN_LISTEN
+        ]
     return sorted(found)
 
 
@@ -69,15 +74,25 @@ def test_local_ray_listens_on_loopback_only(ray_local):
     # The dashboard agent comes up after ray.init returns; its metrics export port is the last.
     metrics_port = node.metrics_export_port
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and metrics_port not in {p for _, p, _, _ in _ray_listeners()}:
+    while time.monotonic() < deadline and metrics_port not in {
+        p for _, p, _, _ in _ray_listeners()
+    }:
         time.sleep(1)
     time.sleep(2)
     listeners = _ray_listeners()
     names = " ".join(name for *_, name in listeners)
-    assert all(key in names for key in ("gcs_server", "raylet", "DashboardAgent", "ray::")), _format(listeners)
-    exposed = [entry for entry in listeners if not _is_loopback(entry[0])
-               and not any(key in entry[3] for key in ALLOWED_BEYOND_LOOPBACK)]
-    assert not exposed, f"Ray listens beyond loopback:\n{_format(exposed)}\nall listeners:\n{_format(listeners)}"
+    assert all(key in names for key in ("gcs_server", "raylet", "DashboardAgent", "ray::")), (
+        _format(listeners)
+    )
+    exposed = [
+        entry
+        for entry in listeners
+        if not _is_loopback(entry[0])
+        and not any(key in entry[3] for key in ALLOWED_BEYOND_LOOPBACK)
+    ]
+    assert not exposed, (
+        f"Ray listens beyond loopback:\n{_format(exposed)}\nall listeners:\n{_format(listeners)}"
+    )
     # The node IP every Ray process was given, and what the driver reports.
     assert ray.util.get_node_ip_address() == "127.0.0.1"
     assert [n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]] == ["127.0.0.1"]
@@ -108,7 +123,9 @@ def test_unanswered_address_is_a_user_error_within_30_s(address, monkeypatch):
         init_ray(address)
     assert time.monotonic() - start < 30
     message = str(err.value)
-    assert message.startswith(f"--address: no Ray cluster answered at {address} within {GCS_ANSWER_TIMEOUT_S} s;")
+    assert message.startswith(
+        f"--address: no Ray cluster answered at {address} within {GCS_ANSWER_TIMEOUT_S} s;"
+    )
     assert "\n" not in message
 
 
@@ -118,9 +135,13 @@ def test_auto_without_a_cluster_is_a_user_error(monkeypatch):
     _as_if_no_ray_yet(monkeypatch)
     # No cluster to find: neither a recorded one (/tmp/ray/ray_current_cluster) nor a running
     # gcs_server (another test's, on this machine).
-    monkeypatch.setattr(services, "find_gcs_addresses", functools.lru_cache(lambda: []))  # ray.init clears it
+    monkeypatch.setattr(
+        services, "find_gcs_addresses", functools.lru_cache(lambda: [])
+    )  # ray.init clears it
     monkeypatch.setattr(services, "find_bootstrap_address", lambda temp_dir: None)
-    with pytest.raises(UserError, match=r"^--address: auto: Could not find any running Ray instance"):
+    with pytest.raises(
+        UserError, match=r"^--address: auto: Could not find any running Ray instance"
+    ):
         init_ray("auto")
 
 

@@ -1,5 +1,6 @@
 """`rsearch tune --resume` runs nothing from the experiment folder: it resumes from rsearch's own
 records (plans/*.json, results.parquet, weights-only checkpoints), never from Ray's pickles."""
+
 from __future__ import annotations
 
 import json
@@ -8,12 +9,12 @@ import pickle
 from pathlib import Path
 
 import pytest
+from test_tune import _curve_epochs, _kill_group, _wait_for, rsearch, smoke_space, start_driver
 
 from rsearch import metrics as M
 from rsearch import results
 from rsearch.errors import UserError
 from rsearch.tune import jobs as J
-from test_tune import _curve_epochs, _kill_group, _wait_for, rsearch, smoke_space, start_driver
 
 
 class _Payload:
@@ -36,7 +37,9 @@ def _plant_payloads(exp_dir: Path, marker: Path) -> list[Path]:
         planted.append(path)
     for state in exp_dir.glob("tune/**/experiment_state-*.json"):
         data = json.loads(state.read_text())
-        data["trial_data"] = [[blob.hex(), blob.hex()] for _ in data.get("trial_data", [])] or [[blob.hex()] * 2]
+        data["trial_data"] = [[blob.hex(), blob.hex()] for _ in data.get("trial_data", [])] or [
+            [blob.hex()] * 2
+        ]
         state.write_text(json.dumps(data))
         planted.append(state)
     return planted
@@ -44,9 +47,13 @@ def _plant_payloads(exp_dir: Path, marker: Path) -> list[Path]:
 
 @pytest.mark.slow
 def test_resume_never_unpickles_the_folder_and_continues_each_trial_from_its_checkpoint(tmp_path):
-    space = smoke_space(tmp_path, "tampered", epochs=[3],
-                        scaling={"depth": [26], "width": [0.25, 0.5], "resolution": [32]},
-                        search={"max_concurrent": 1})
+    space = smoke_space(
+        tmp_path,
+        "tampered",
+        epochs=[3],
+        scaling={"depth": [26], "width": [0.25, 0.5], "resolution": [32]},
+        search={"max_concurrent": 1},
+    )
     exp_dir, marker = tmp_path / "tampered", tmp_path / "payload-ran"
     driver = start_driver(space, tmp_path)
     try:
@@ -55,7 +62,9 @@ def test_resume_never_unpickles_the_folder_and_continues_each_trial_from_its_che
         _kill_group(driver)  # the driver and its Ray, at once: no graceful save of anything
     before = results.read_experiment(exp_dir)
     started = before.results[before.results[M.STATUS] == M.STATUS_RUNNING]
-    assert len(started) == 1 and started[M.CHECKPOINT].notna().all(), before.results.to_dict("records")
+    assert len(started) == 1 and started[M.CHECKPOINT].notna().all(), before.results.to_dict(
+        "records"
+    )
     planted = _plant_payloads(exp_dir, marker)
     assert any(p.name == "tuner.pkl" for p in planted)
 
@@ -64,12 +73,17 @@ def test_resume_never_unpickles_the_folder_and_continues_each_trial_from_its_che
     assert not marker.exists(), "a pickle from the experiment folder was loaded"
     exp = results.read_experiment(exp_dir)
     assert len(exp.results) == 2 and (exp.results[M.STATUS] == M.STATUS_OK).all()
-    assert sorted(exp.curves.groupby(M.TRIAL_ID)[M.EPOCH].apply(list).tolist()) == [[1, 2, 3], [1, 2, 3]]
+    assert sorted(exp.curves.groupby(M.TRIAL_ID)[M.EPOCH].apply(list).tolist()) == [
+        [1, 2, 3],
+        [1, 2, 3],
+    ]
     # The interrupted trial continued after its checkpoint in the resumed run: that run's first
     # report is an epoch after the checkpointed ones, none before it was trained again.
     trial_id = started[M.TRIAL_ID].iloc[0]
     checkpointed = int(started[M.EPOCHS_DONE].iloc[0])
-    resumed = [p for p in exp_dir.glob("tune/regime_3.resume1/*/result.json") if trial_id in p.read_text()]
+    resumed = [
+        p for p in exp_dir.glob("tune/regime_3.resume1/*/result.json") if trial_id in p.read_text()
+    ]
     assert len(resumed) == 1, list(exp_dir.glob("tune/*/*"))
     epochs = [json.loads(line)[M.EPOCH] for line in resumed[0].read_text().splitlines()]
     assert epochs == list(range(checkpointed + 1, 4)), epochs
@@ -77,7 +91,9 @@ def test_resume_never_unpickles_the_folder_and_continues_each_trial_from_its_che
 
 @pytest.mark.slow
 def test_an_unreadable_checkpoint_fails_its_trial_with_the_reason_and_the_search_exits_1(tmp_path):
-    space = smoke_space(tmp_path, "broken", epochs=[3], scaling={"depth": [26], "width": [0.25], "resolution": [32]})
+    space = smoke_space(
+        tmp_path, "broken", epochs=[3], scaling={"depth": [26], "width": [0.25], "resolution": [32]}
+    )
     exp_dir = tmp_path / "broken"
     driver = start_driver(space, tmp_path)
     try:
@@ -90,17 +106,34 @@ def test_an_unreadable_checkpoint_fails_its_trial_with_the_reason_and_the_search
     proc = rsearch("tune", "--resume", str(exp_dir), "--quiet")
     assert proc.returncode == 1, proc.stderr[-3000:]
     row = results.read_experiment(exp_dir).results.iloc[0]
-    assert row[M.STATUS] == M.STATUS_FAILED and "not a readable rsearch checkpoint" in row[M.FAILURE], row[M.FAILURE]
+    assert (
+        row[M.STATUS] == M.STATUS_FAILED and "not a readable rsearch checkpoint" in row[M.FAILURE]
+    ), row[M.FAILURE]
     last = proc.stderr.strip().splitlines()[-1]
-    assert "no trial finished: 1 failed" in last and "not a readable rsearch checkpoint" in last, last
+    assert "no trial finished: 1 failed" in last and "not a readable rsearch checkpoint" in last, (
+        last
+    )
 
 
 def _experiment_with_a_running_trial(tmp_path: Path, **row) -> Path:
     exp_dir = tmp_path / "exp"
     results.create_experiment(exp_dir, {"status": "interrupted", "epochs": [3]}, {})
     good = json.dumps({"epochs": 3, "seed": 0, "arch": [26, 0.25, 32]})
-    results.write_results(exp_dir, [{M.TRIAL_ID: "3ep-00000", M.STATUS: M.STATUS_RUNNING, M.DEPTH: 26, M.WIDTH: 0.25,
-                                     M.RESOLUTION: 32, M.EPOCHS: 3, M.TRIAL_CONFIG: good, **row}])
+    results.write_results(
+        exp_dir,
+        [
+            {
+                M.TRIAL_ID: "3ep-00000",
+                M.STATUS: M.STATUS_RUNNING,
+                M.DEPTH: 26,
+                M.WIDTH: 0.25,
+                M.RESOLUTION: 32,
+                M.EPOCHS: 3,
+                M.TRIAL_CONFIG: good,
+                **row,
+            }
+        ],
+    )
     return exp_dir
 
 
@@ -112,15 +145,24 @@ def _probe(config: dict):
     return build_train_config(config, ctx)
 
 
-@pytest.mark.parametrize("row, message", [
-    ({M.CHECKPOINT: "../../elsewhere"}, "expected a folder inside the experiment"),
-    ({M.CHECKPOINT: "/etc"}, "expected a folder inside the experiment"),
-    ({M.TRIAL_CONFIG: "{not json"}, "no readable trial_config for trial 3ep-00000"),
-    ({M.TRIAL_CONFIG: "[1, 2]"}, "no readable trial_config for trial 3ep-00000"),
-    ({M.TRIAL_CONFIG: json.dumps({"epochs": 3, "arch": [10**9, 0.5, 32]})}, "trial 3ep-00000: .*at most 1000"),
-    ({M.TRIAL_CONFIG: json.dumps({"foo": 1})}, "trial 3ep-00000: expected a trial config of this space"),
-    ({M.TRIAL_ID: "../../x"}, "trial id '../../x'"),
-])
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ({M.CHECKPOINT: "../../elsewhere"}, "expected a folder inside the experiment"),
+        ({M.CHECKPOINT: "/etc"}, "expected a folder inside the experiment"),
+        ({M.TRIAL_CONFIG: "{not json"}, "no readable trial_config for trial 3ep-00000"),
+        ({M.TRIAL_CONFIG: "[1, 2]"}, "no readable trial_config for trial 3ep-00000"),
+        (
+            {M.TRIAL_CONFIG: json.dumps({"epochs": 3, "arch": [10**9, 0.5, 32]})},
+            "trial 3ep-00000: .*at most 1000",
+        ),
+        (
+            {M.TRIAL_CONFIG: json.dumps({"foo": 1})},
+            "trial 3ep-00000: expected a trial config of this space",
+        ),
+        ({M.TRIAL_ID: "../../x"}, "trial id '../../x'"),
+    ],
+)
 def test_hostile_resume_records_are_refused_as_data(tmp_path, row, message):
     exp_dir = _experiment_with_a_running_trial(tmp_path, **row)
     with pytest.raises(UserError, match=message):
@@ -130,10 +172,18 @@ def test_hostile_resume_records_are_refused_as_data(tmp_path, row, message):
 GOOD_JOB = {"epochs": 3, "seed": 0, "arch": [26, 0.25, 32]}
 
 
-@pytest.mark.parametrize("text", ["{not json", '{"id": "x"}', '[{"id": 3, "config": {}}]', '[{"id": "a"}]',
-                                  json.dumps([{"id": "a", "config": GOOD_JOB}, {"id": "a", "config": GOOD_JOB}]),
-                                  json.dumps([{"id": "../a", "config": GOOD_JOB}]),
-                                  json.dumps([{"id": "a", "config": {**GOOD_JOB, "arch": [10**9, 0.25, 32]}}])])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{not json",
+        '{"id": "x"}',
+        '[{"id": 3, "config": {}}]',
+        '[{"id": "a"}]',
+        json.dumps([{"id": "a", "config": GOOD_JOB}, {"id": "a", "config": GOOD_JOB}]),
+        json.dumps([{"id": "../a", "config": GOOD_JOB}]),
+        json.dumps([{"id": "a", "config": {**GOOD_JOB, "arch": [10**9, 0.25, 32]}}]),
+    ],
+)
 def test_a_job_list_that_is_not_rsearch_s_is_refused(tmp_path, text):
     exp_dir = _experiment_with_a_running_trial(tmp_path)
     (exp_dir / J.PLANS).mkdir()
@@ -149,7 +199,9 @@ def test_a_job_list_too_large_or_not_a_file_is_refused_without_reading_it(tmp_pa
     with pytest.raises(UserError, match="expected a file of at most"):
         J.check_records(str(exp_dir), _probe)
     (exp_dir / J.PLANS / "regime_3.json").rmdir()
-    (exp_dir / J.PLANS / "regime_3.json").write_text(json.dumps([{"id": "a", "config": GOOD_JOB}]) + " " * 2000)
+    (exp_dir / J.PLANS / "regime_3.json").write_text(
+        json.dumps([{"id": "a", "config": GOOD_JOB}]) + " " * 2000
+    )
     monkeypatch.setattr(J, "MAX_PLAN_BYTES", 1000)
     with pytest.raises(UserError, match="expected a file of at most"):
         J.check_records(str(exp_dir), _probe)
@@ -168,8 +220,11 @@ def test_hostile_records_are_one_line_exit_2_before_ray_starts(tmp_path):
 def test_drawn_jobs_are_the_grid_times_the_samples_and_the_same_for_the_same_seed():
     from ray import tune
 
-    space = {"epochs": 3, "arch": tune.grid_search([[26, 0.25, 32], [50, 0.5, 48]]),
-             "regularization": {"dropout": tune.uniform(0, 0.3), "ops": tune.choice([1, 2])}}
+    space = {
+        "epochs": 3,
+        "arch": tune.grid_search([[26, 0.25, 32], [50, 0.5, 48]]),
+        "regularization": {"dropout": tune.uniform(0, 0.3), "ops": tune.choice([1, 2])},
+    }
     first, again = J.draw(space, 3, 7, "3ep"), J.draw(space, 3, 7, "3ep")
     assert first == again and len(first) == 6
     assert [j["id"] for j in first] == [f"3ep-{i:05d}" for i in range(6)]
@@ -180,8 +235,11 @@ def test_drawn_jobs_are_the_grid_times_the_samples_and_the_same_for_the_same_see
 
 def test_pending_keeps_unstarted_and_unfinished_jobs_and_hands_over_the_checkpoint(tmp_path):
     jobs = [J.make_job(f"j{i}", {"i": i}) for i in range(4)]
-    recorded = {"j0": {M.STATUS: M.STATUS_OK}, "j1": {M.STATUS: M.STATUS_FAILED},
-                "j2": {M.STATUS: M.STATUS_RUNNING, M.CHECKPOINT: "tune/regime_3/t/checkpoint_000001"}}
+    recorded = {
+        "j0": {M.STATUS: M.STATUS_OK},
+        "j1": {M.STATUS: M.STATUS_FAILED},
+        "j2": {M.STATUS: M.STATUS_RUNNING, M.CHECKPOINT: "tune/regime_3/t/checkpoint_000001"},
+    }
     todo = J.pending(jobs, recorded, str(tmp_path))
     assert [j["id"] for j in todo] == ["j2", "j3"]
     assert todo[0]["checkpoint"] == str(tmp_path / "tune/regime_3/t/checkpoint_000001")
@@ -193,17 +251,32 @@ def test_warm_started_hyperopt_has_seen_the_finished_trials_and_suggests_new_poi
 
     from rsearch.tune.tuner import WarmStartHyperOpt
 
-    space = {"epochs": 3, "regularization": {"dropout": tune.uniform(0.0, 0.5), "ops": tune.choice([1, 2, 3])}}
-    observed = [({"regularization": {"dropout": d, "ops": o}}, acc)
-                for d, o, acc in [(0.1, 1, 0.30), (0.2, 2, 0.50), (0.3, 3, 0.40), (0.45, 2, 0.20)]]
-    algo = WarmStartHyperOpt(space=space, metric=M.OBJECTIVE, mode="max", n_initial_points=2,
-                             random_state_seed=0, observed=observed)
+    space = {
+        "epochs": 3,
+        "regularization": {"dropout": tune.uniform(0.0, 0.5), "ops": tune.choice([1, 2, 3])},
+    }
+    observed = [
+        ({"regularization": {"dropout": d, "ops": o}}, acc)
+        for d, o, acc in [(0.1, 1, 0.30), (0.2, 2, 0.50), (0.3, 3, 0.40), (0.45, 2, 0.20)]
+    ]
+    algo = WarmStartHyperOpt(
+        space=space,
+        metric=M.OBJECTIVE,
+        mode="max",
+        n_initial_points=2,
+        random_state_seed=0,
+        observed=observed,
+    )
     trials = algo._hpopt_trials
-    assert sorted(trials.losses()) == sorted(-acc for _, acc in observed)  # done, with their objectives
+    assert sorted(trials.losses()) == sorted(
+        -acc for _, acc in observed
+    )  # done, with their objectives
     suggestion = algo.suggest("t1")
     assert suggestion["epochs"] == 3 and 0.0 <= suggestion["regularization"]["dropout"] <= 0.5
     assert suggestion["regularization"] not in [c["regularization"] for c, _ in observed]
-    assert len(algo._hpopt_trials.trials) == len(observed) + 1  # none of the observed was queued to run
+    assert (
+        len(algo._hpopt_trials.trials) == len(observed) + 1
+    )  # none of the observed was queued to run
 
 
 def test_a_resumed_hyperopt_search_does_not_replay_its_first_random_points():
@@ -214,7 +287,9 @@ def test_a_resumed_hyperopt_search_does_not_replay_its_first_random_points():
 
     from rsearch.tune.tuner import search_algorithm
 
-    space = SimpleNamespace(search={"algorithm": "hyperopt", "num_samples": 8, "seed": 0, "max_concurrent": None})
+    space = SimpleNamespace(
+        search={"algorithm": "hyperopt", "num_samples": 8, "seed": 0, "max_concurrent": None}
+    )
     ps = {"epochs": 3, "regularization": {"dropout": tune.uniform(0.0, 0.3)}}
 
     def first_suggestion(observed=()):
@@ -230,6 +305,12 @@ def test_a_resumed_hyperopt_search_does_not_replay_its_first_random_points():
 def test_checkpoint_folders_are_recorded_relative_to_the_experiment(tmp_path):
     from types import SimpleNamespace
 
-    inside = SimpleNamespace(path=str(tmp_path / "exp" / "tune" / "regime_3" / "t" / "checkpoint_000002"))
-    assert J.checkpoint_relative(str(tmp_path / "exp"), inside) == "tune/regime_3/t/checkpoint_000002"
-    assert J.checkpoint_relative(str(tmp_path / "exp"), SimpleNamespace(path="/elsewhere/c")) is None
+    inside = SimpleNamespace(
+        path=str(tmp_path / "exp" / "tune" / "regime_3" / "t" / "checkpoint_000002")
+    )
+    assert (
+        J.checkpoint_relative(str(tmp_path / "exp"), inside) == "tune/regime_3/t/checkpoint_000002"
+    )
+    assert (
+        J.checkpoint_relative(str(tmp_path / "exp"), SimpleNamespace(path="/elsewhere/c")) is None
+    )

@@ -1,4 +1,5 @@
 """The search-space file: shipped spaces, the distribution registry, and every way to get it wrong."""
+
 from __future__ import annotations
 
 import copy
@@ -15,8 +16,14 @@ from rsearch.data.config import DataConfig
 from rsearch.errors import UserError
 from rsearch.models import model_config
 from rsearch.recipe import PRESETS, preset
-from rsearch.space import DISTRIBUTIONS, SearchSpace, load_space, parse_dimension, parse_space
-from rsearch.space import schema
+from rsearch.space import (
+    DISTRIBUTIONS,
+    SearchSpace,
+    load_space,
+    parse_dimension,
+    parse_space,
+    schema,
+)
 
 SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
 SHIPPED = sorted(p.name for p in SPACES.glob("*.yaml"))
@@ -27,13 +34,32 @@ BASE = {
     "data": {"source": "synthetic", "num_classes": 10, "train_size": 1000, "test_size": 100},
     "epochs": [2, 6],
     "scaling": {"depth": [26, 50], "width": [0.25, 0.5], "resolution": [32, 48]},
-    "regularization": {"dropout": 0.1, "weight_decay": {"kind": "loguniform", "low": 1.0e-5, "high": 1.0e-3},
-                       "randaugment_magnitude": {"kind": "randint", "low": 5, "high": 16}},
+    "regularization": {
+        "dropout": 0.1,
+        "weight_decay": {"kind": "loguniform", "low": 1.0e-5, "high": 1.0e-3},
+        "randaugment_magnitude": {"kind": "randint", "low": 5, "high": 16},
+    },
     "recipe": {"preset": "rs", "batch_size": 64},
     "objective": {"metric": "minival_top1", "mode": "max"},
-    "constraints": {"latency_ms": {"max": 4.0, "batch_size": 1, "dtype": "float32", "device": "cpu",
-                                   "repeats": 10, "threads": 1}, "max_params": None, "max_flops": None},
-    "search": {"algorithm": "grid", "num_samples": 1, "scheduler": {"kind": "fifo"}, "max_concurrent": 2, "seed": 0},
+    "constraints": {
+        "latency_ms": {
+            "max": 4.0,
+            "batch_size": 1,
+            "dtype": "float32",
+            "device": "cpu",
+            "repeats": 10,
+            "threads": 1,
+        },
+        "max_params": None,
+        "max_flops": None,
+    },
+    "search": {
+        "algorithm": "grid",
+        "num_samples": 1,
+        "scheduler": {"kind": "fifo"},
+        "max_concurrent": 2,
+        "seed": 0,
+    },
     "resources": {"workers": 1, "cpus_per_worker": 1, "gpus_per_worker": 0},
     "storage": {"path": "~/rsearch_results"},
 }
@@ -115,8 +141,13 @@ def test_ablation_grids_the_additive_presets_in_order():
 def test_regularization_space_is_tpe_over_the_knobs():
     space = load_space(SPACES / "regularization.yaml")
     assert space.search["algorithm"] == "hyperopt"
-    assert {"dropout", "stochastic_depth", "label_smoothing", "randaugment_magnitude",
-            "weight_decay"} <= set(space.regularization)
+    assert {
+        "dropout",
+        "stochastic_depth",
+        "label_smoothing",
+        "randaugment_magnitude",
+        "weight_decay",
+    } <= set(space.regularization)
     assert all(dim.kind != "fixed" for dim in space.regularization.values())
 
 
@@ -144,8 +175,11 @@ def test_every_trial_config_builds_a_model_and_a_recipe(filename):
 
 
 def test_grid_trial_count_is_grid_size_times_samples_as_ray_counts():
-    raw = changed(("recipe.preset", ["+se", "rs"]), ("regularization.dropout", {"kind": "choice", "values": [0, 0.2]}),
-                  ("search.num_samples", 3))
+    raw = changed(
+        ("recipe.preset", ["+se", "rs"]),
+        ("regularization.dropout", {"kind": "choice", "values": [0, 0.2]}),
+        ("search.num_samples", 3),
+    )
     space = parse_space(raw)
     assert space.trial_count(2) == 2 * 2 * 2 * 2 * 3
     assert len(_variants(space, 2)) * 3 == space.trial_count(2)
@@ -155,10 +189,16 @@ def test_grid_trial_count_is_grid_size_times_samples_as_ray_counts():
 
 # --- lists under grid / random / hyperopt ------------------------------------------------
 
+
 @pytest.mark.parametrize("algorithm", ["random", "hyperopt"])
 def test_lists_become_choices_when_the_search_samples(algorithm):
-    space = parse_space(changed(("search.algorithm", algorithm), ("search.num_samples", 5),
-                                ("recipe.preset", {"kind": "grid", "values": ["+se", "rs"]})))
+    space = parse_space(
+        changed(
+            ("search.algorithm", algorithm),
+            ("search.num_samples", 5),
+            ("recipe.preset", {"kind": "grid", "values": ["+se", "rs"]}),
+        )
+    )
     dims = space.dimensions()
     assert not any(d.is_grid for d in dims.values())
     assert dims["depth"].kind == "choice" and dims["preset"].kind == "choice"
@@ -194,8 +234,17 @@ def test_continuous_scaling_has_no_architecture_list():
 
 # --- the distribution registry -----------------------------------------------------------
 
+
 def test_registry_kinds():
-    assert list(DISTRIBUTIONS) == ["fixed", "grid", "choice", "uniform", "loguniform", "quniform", "randint"]
+    assert list(DISTRIBUTIONS) == [
+        "fixed",
+        "grid",
+        "choice",
+        "uniform",
+        "loguniform",
+        "quniform",
+        "randint",
+    ]
     for kind, cls in DISTRIBUTIONS.items():
         assert cls.kind == kind
 
@@ -226,20 +275,35 @@ def test_distribution_draws_stay_inside_what_it_declares(raw, values):
 
 def test_huge_integer_ranges_are_not_listed():
     assert parse_dimension({"kind": "randint", "low": 0, "high": 10**9}, "x").values() is None
-    assert parse_dimension({"kind": "quniform", "low": 0.0, "high": 1.0, "q": 1e-6}, "x").values() is None
+    assert (
+        parse_dimension({"kind": "quniform", "low": 0.0, "high": 1.0, "q": 1e-6}, "x").values()
+        is None
+    )
     space = parse_space(changed(("scaling.depth", {"kind": "randint", "low": 14, "high": 1000})))
     assert space.architectures() is None  # a sampled range is never enumerated for the cost phase
-    with pytest.raises(UserError, match=r"^scaling\.depth\.high: expected an integer in \[14, 1000\]"):
+    with pytest.raises(
+        UserError, match=r"^scaling\.depth\.high: expected an integer in \[14, 1000\]"
+    ):
         parse_space(changed(("scaling.depth", {"kind": "randint", "low": 14, "high": 10**8})))
 
 
-@pytest.mark.parametrize("edits,message", [
-    ([("search.num_samples", 10**29), ("search.algorithm", "random")],
-     "search.num_samples: the plan has 200,000,000,000,000,000,000,000,000,000 trials"),
-    ([("scaling.depth", list(range(14, 1000))), ("scaling.width", [0.25, 0.5, 1.0, 2.0]),
-      ("scaling.resolution", list(range(32, 1024, 8)))],
-     "search.num_samples: the plan has 978,112 trials (grid 489,056 x num_samples 1 x 2 regimes)"),
-])
+@pytest.mark.parametrize(
+    "edits,message",
+    [
+        (
+            [("search.num_samples", 10**29), ("search.algorithm", "random")],
+            "search.num_samples: the plan has 200,000,000,000,000,000,000,000,000,000 trials",
+        ),
+        (
+            [
+                ("scaling.depth", list(range(14, 1000))),
+                ("scaling.width", [0.25, 0.5, 1.0, 2.0]),
+                ("scaling.resolution", list(range(32, 1024, 8))),
+            ],
+            "search.num_samples: the plan has 978,112 trials (grid 489,056 x num_samples 1 x 2 regimes)",
+        ),
+    ],
+)
 def test_a_plan_too_large_to_be_meant_is_refused_with_its_size(edits, message):
     with pytest.raises(UserError) as caught:
         parse_space(changed(*edits))
@@ -267,166 +331,377 @@ BAD = [
     ([("epochs", [3, 3])], "epochs[1]: expected distinct regimes, got 3"),
     ([("epochs", "10")], "epochs: expected a non-empty list of positive integers, got '10'"),
     ([("scaling", [26, 50])], "scaling: expected a mapping, got [26, 50]"),
-    ([("scaling.height", [32])], "scaling.height: unknown key; expected one of depth, width, resolution"),
-    ([("scaling.resolution", DELETE)], "scaling.resolution: missing; scaling needs depth, width, resolution"),
+    (
+        [("scaling.height", [32])],
+        "scaling.height: unknown key; expected one of depth, width, resolution",
+    ),
+    (
+        [("scaling.resolution", DELETE)],
+        "scaling.resolution: missing; scaling needs depth, width, resolution",
+    ),
     ([("scaling.width", [0.25, -0.5])], "scaling.width[1]: expected a number in (0, 8], got -0.5"),
     ([("scaling.width", True)], "scaling.width: expected a number, got True"),
     ([("scaling.width", [])], "scaling.width: expected a non-empty list, got []"),
-    ([("scaling.width", [0.25, 0.25])], "scaling.width[1]: expected distinct values, got 0.25 twice"),
+    (
+        [("scaling.width", [0.25, 0.25])],
+        "scaling.width[1]: expected distinct values, got 0.25 twice",
+    ),
     ([("scaling.depth", [26, 10])], "scaling.depth[1]: expected an integer in [14, 1000], got 10"),
     ([("scaling.depth", [26.5])], "scaling.depth[0]: expected an integer, got 26.5"),
     ([("scaling.resolution", 16)], "scaling.resolution: expected an integer in [32, 1024], got 16"),
-    ([("scaling.resolution", {"kind": "uniform", "low": 32, "high": 64})],
-     "scaling.resolution.kind: expected one of fixed, grid, choice, randint (the field takes integers), got 'uniform'"),
-    ([("scaling.depth", {"kind": "choice", "values": [26, 12]})], "scaling.depth.values[1]: expected an integer in [14, 1000]"),
-    ([("regularization.dropout", 1.0)], "regularization.dropout: expected a number in [0, 1), got 1.0"),
-    ([("regularization.dropout", {"kind": "uniform", "low": 0.0, "high": 1.5})],
-     "regularization.dropout.high: expected a number in [0, 1), got 1.5"),
-    ([("regularization.dropout", {"kind": "uniform", "low": 0.3, "high": 0.1})],
-     "regularization.dropout.high: expected a number > low (0.3), got 0.1"),
-    ([("regularization.dropout", {"kind": "uniform", "low": 0.0, "high": float("inf")})],
-     "regularization.dropout.high: expected a finite number, got inf"),
-    ([("regularization.dropout", {"kind": "normal", "mean": 0.1})],
-     "regularization.dropout.kind: unknown 'normal'; expected one of fixed, grid, choice, uniform, loguniform, "
-     "quniform, randint"),
-    ([("regularization.dropout", {"low": 0.0, "high": 0.5})], "regularization.dropout.kind: missing; expected one of"),
-    ([("regularization.dropout", {"kind": "uniform", "low": 0.0})],
-     "regularization.dropout.high: missing; kind uniform needs low, high"),
-    ([("regularization.dropout", {"kind": "uniform", "low": 0.0, "high": 0.5, "q": 0.1})],
-     "regularization.dropout.q: unknown key for kind uniform; expected one of kind, low, high"),
-    ([("regularization.dropout", {"kind": "choice", "values": []})],
-     "regularization.dropout.values: expected a non-empty list, got []"),
-    ([("regularization.dropout", {"kind": "choice", "values": 0.1})],
-     "regularization.dropout.values: expected a list of values, got 0.1"),
-    ([("regularization.dropout", {"kind": "quniform", "low": 0.05, "high": 0.5, "q": 0.1})],
-     "regularization.dropout.low: expected a multiple of q=0.1, got 0.05"),
-    ([("regularization.dropout", {"kind": "quniform", "low": 0.0, "high": 0.5, "q": 0})],
-     "regularization.dropout.q: expected a number > 0, got 0"),
-    ([("regularization.dropout", None)],
-     "regularization.dropout: expected a value, a list or a mapping with `kind`, got None"),
-    ([("regularization.dropout", [[0.1]])],
-     "regularization.dropout[0]: expected a number, string or boolean, got [0.1]"),
-    ([("regularization.dropout", {"kind": "fixed", "value": [1]})],
-     "regularization.dropout.value: expected a number, string or boolean, got [1]"),
-    ([("regularization.weight_decay", {"kind": "loguniform", "low": 0.0, "high": 1e-3})],
-     "regularization.weight_decay.low: expected a number > 0 (log scale), got 0.0"),
-    ([("regularization.weight_decay", "1e-5")], "regularization.weight_decay: expected a number, got '1e-5'"),
-    ([("regularization.randaugment_magnitude", {"kind": "randint", "low": 0, "high": 32})],
-     "regularization.randaugment_magnitude.high: expected an integer in [0, 30], got 32 (high is exclusive"),
-    ([("regularization.randaugment_magnitude", {"kind": "randint", "low": 0.5, "high": 3})],
-     "regularization.randaugment_magnitude.low: expected an integer, got 0.5"),
-    ([("regularization.randaugment_magnitude", {"kind": "randint", "low": 5, "high": 5})],
-     "regularization.randaugment_magnitude.high: expected a number > low (5), got 5"),
-    ([("regularization.randaugment_magnitude", {"kind": "uniform", "low": 5, "high": 15})],
-     "regularization.randaugment_magnitude.kind: expected one of fixed, grid, choice, randint"),
-    ([("regularization.batch_size", 32)], "regularization.batch_size: unknown key; expected one of dropout, "),
-    ([("recipe.learning_rate", 0.1)], "recipe.learning_rate: unknown key; expected one of preset, batch_size"),
+    (
+        [("scaling.resolution", {"kind": "uniform", "low": 32, "high": 64})],
+        "scaling.resolution.kind: expected one of fixed, grid, choice, randint (the field takes integers), got 'uniform'",
+    ),
+    (
+        [("scaling.depth", {"kind": "choice", "values": [26, 12]})],
+        "scaling.depth.values[1]: expected an integer in [14, 1000]",
+    ),
+    (
+        [("regularization.dropout", 1.0)],
+        "regularization.dropout: expected a number in [0, 1), got 1.0",
+    ),
+    (
+        [("regularization.dropout", {"kind": "uniform", "low": 0.0, "high": 1.5})],
+        "regularization.dropout.high: expected a number in [0, 1), got 1.5",
+    ),
+    (
+        [("regularization.dropout", {"kind": "uniform", "low": 0.3, "high": 0.1})],
+        "regularization.dropout.high: expected a number > low (0.3), got 0.1",
+    ),
+    (
+        [("regularization.dropout", {"kind": "uniform", "low": 0.0, "high": float("inf")})],
+        "regularization.dropout.high: expected a finite number, got inf",
+    ),
+    (
+        [("regularization.dropout", {"kind": "normal", "mean": 0.1})],
+        "regularization.dropout.kind: unknown 'normal'; expected one of fixed, grid, choice, uniform, loguniform, "
+        "quniform, randint",
+    ),
+    (
+        [("regularization.dropout", {"low": 0.0, "high": 0.5})],
+        "regularization.dropout.kind: missing; expected one of",
+    ),
+    (
+        [("regularization.dropout", {"kind": "uniform", "low": 0.0})],
+        "regularization.dropout.high: missing; kind uniform needs low, high",
+    ),
+    (
+        [("regularization.dropout", {"kind": "uniform", "low": 0.0, "high": 0.5, "q": 0.1})],
+        "regularization.dropout.q: unknown key for kind uniform; expected one of kind, low, high",
+    ),
+    (
+        [("regularization.dropout", {"kind": "choice", "values": []})],
+        "regularization.dropout.values: expected a non-empty list, got []",
+    ),
+    (
+        [("regularization.dropout", {"kind": "choice", "values": 0.1})],
+        "regularization.dropout.values: expected a list of values, got 0.1",
+    ),
+    (
+        [("regularization.dropout", {"kind": "quniform", "low": 0.05, "high": 0.5, "q": 0.1})],
+        "regularization.dropout.low: expected a multiple of q=0.1, got 0.05",
+    ),
+    (
+        [("regularization.dropout", {"kind": "quniform", "low": 0.0, "high": 0.5, "q": 0})],
+        "regularization.dropout.q: expected a number > 0, got 0",
+    ),
+    (
+        [("regularization.dropout", None)],
+        "regularization.dropout: expected a value, a list or a mapping with `kind`, got None",
+    ),
+    (
+        [("regularization.dropout", [[0.1]])],
+        "regularization.dropout[0]: expected a number, string or boolean, got [0.1]",
+    ),
+    (
+        [("regularization.dropout", {"kind": "fixed", "value": [1]})],
+        "regularization.dropout.value: expected a number, string or boolean, got [1]",
+    ),
+    (
+        [("regularization.weight_decay", {"kind": "loguniform", "low": 0.0, "high": 1e-3})],
+        "regularization.weight_decay.low: expected a number > 0 (log scale), got 0.0",
+    ),
+    (
+        [("regularization.weight_decay", "1e-5")],
+        "regularization.weight_decay: expected a number, got '1e-5'",
+    ),
+    (
+        [("regularization.randaugment_magnitude", {"kind": "randint", "low": 0, "high": 32})],
+        "regularization.randaugment_magnitude.high: expected an integer in [0, 30], got 32 (high is exclusive",
+    ),
+    (
+        [("regularization.randaugment_magnitude", {"kind": "randint", "low": 0.5, "high": 3})],
+        "regularization.randaugment_magnitude.low: expected an integer, got 0.5",
+    ),
+    (
+        [("regularization.randaugment_magnitude", {"kind": "randint", "low": 5, "high": 5})],
+        "regularization.randaugment_magnitude.high: expected a number > low (5), got 5",
+    ),
+    (
+        [("regularization.randaugment_magnitude", {"kind": "uniform", "low": 5, "high": 15})],
+        "regularization.randaugment_magnitude.kind: expected one of fixed, grid, choice, randint",
+    ),
+    (
+        [("regularization.batch_size", 32)],
+        "regularization.batch_size: unknown key; expected one of dropout, ",
+    ),
+    (
+        [("recipe.learning_rate", 0.1)],
+        "recipe.learning_rate: unknown key; expected one of preset, batch_size",
+    ),
     ([("recipe.preset", "fancy")], "recipe.preset: expected one of baseline, +cosine"),
     ([("recipe.preset", ["rs", "nope"])], "recipe.preset[1]: expected one of baseline"),
-    ([("recipe.preset", {"kind": "uniform", "low": 0, "high": 1})],
-     "recipe.preset.kind: expected one of fixed, grid, choice (the field takes strings), got 'uniform'"),
-    ([("recipe.schedule", "linear")], "recipe.schedule: expected one of cosine, step, got 'linear'"),
+    (
+        [("recipe.preset", {"kind": "uniform", "low": 0, "high": 1})],
+        "recipe.preset.kind: expected one of fixed, grid, choice (the field takes strings), got 'uniform'",
+    ),
+    (
+        [("recipe.schedule", "linear")],
+        "recipe.schedule: expected one of cosine, step, got 'linear'",
+    ),
     ([("recipe.compile", "yes")], "recipe.compile: expected true or false, got 'yes'"),
     ([("recipe.batch_size", 0)], "recipe.batch_size: expected a positive integer, got 0"),
     ([("recipe.dropout", 0.2)], "recipe.dropout: already set in regularization.dropout"),
     ([("resources.workers", 0)], "resources.workers: expected an integer >= 1, got 0"),
-    ([("resources.workers", 3)], "recipe.batch_size: expected a multiple of resources.workers (3), got 64"),
-    ([("resources.workers", 2), ("recipe.batch_size", {"kind": "randint", "low": 32, "high": 64})],
-     "recipe.batch_size: expected a multiple of resources.workers (2), got 33"),
-    ([("resources.workers", 2), ("recipe.batch_size", {"kind": "randint", "low": 32, "high": 60_000})],
-     "recipe.batch_size: expected a list of batch sizes with resources.workers 2"),
-    ([("resources.gpus_per_worker", -1)], "resources.gpus_per_worker: expected a number >= 0, got -1"),
+    (
+        [("resources.workers", 3)],
+        "recipe.batch_size: expected a multiple of resources.workers (3), got 64",
+    ),
+    (
+        [
+            ("resources.workers", 2),
+            ("recipe.batch_size", {"kind": "randint", "low": 32, "high": 64}),
+        ],
+        "recipe.batch_size: expected a multiple of resources.workers (2), got 33",
+    ),
+    (
+        [
+            ("resources.workers", 2),
+            ("recipe.batch_size", {"kind": "randint", "low": 32, "high": 60_000}),
+        ],
+        "recipe.batch_size: expected a list of batch sizes with resources.workers 2",
+    ),
+    (
+        [("resources.gpus_per_worker", -1)],
+        "resources.gpus_per_worker: expected a number >= 0, got -1",
+    ),
     ([("resources.cpus_per_worker", 0)], "resources.cpus_per_worker: expected a number > 0, got 0"),
-    ([("resources.nodes", 2)], "resources.nodes: unknown key; expected one of workers, cpus_per_worker"),
-    ([("search.algorithm", "bayes")], "search.algorithm: unknown 'bayes'; expected one of grid, random, hyperopt"),
+    (
+        [("resources.nodes", 2)],
+        "resources.nodes: unknown key; expected one of workers, cpus_per_worker",
+    ),
+    (
+        [("search.algorithm", "bayes")],
+        "search.algorithm: unknown 'bayes'; expected one of grid, random, hyperopt",
+    ),
     ([("search.num_samples", 0)], "search.num_samples: expected an integer >= 1, got 0"),
     ([("search.num_samples", True)], "search.num_samples: expected an integer >= 1, got True"),
     ([("search.max_concurrent", 0)], "search.max_concurrent: expected an integer >= 1, got 0"),
-    ([("search.scheduler", {"kind": "foo"})],
-     "search.scheduler.kind: unknown 'foo'; expected one of fifo, asha, pareto_asha"),
-    ([("search.scheduler", {"kind": "pareto_asha", "grace_fraction": 1.5})],
-     "search.scheduler.grace_fraction: expected a number in (0, 1], got 1.5"),
-    ([("search.scheduler", {"kind": "pareto_asha", "grace_period": 1})],
-     "search.scheduler.grace_period: unknown key; expected one of kind, grace_fraction, reduction_factor"),
-    ([("search.scheduler", "foo")], "search.scheduler.kind: unknown 'foo'; expected one of fifo, asha"),
-    ([("search.scheduler", {"grace_period": 1})], "search.scheduler.kind: missing; expected one of fifo, asha"),
-    ([("search.scheduler", {"kind": "fifo", "grace_period": 1})],
-     "search.scheduler.grace_period: unknown key; expected one of kind"),
-    ([("search.scheduler", {"kind": "asha", "grace_period": 0})],
-     "search.scheduler.grace_period: expected an integer >= 1, got 0"),
-    ([("search.scheduler", {"kind": "asha", "grace_period": 2})],
-     "search.scheduler.grace_period: expected an integer < the shortest regime (2 epochs), got 2"),
-    ([("search.scheduler", {"kind": "asha", "reduction_factor": 1})],
-     "search.scheduler.reduction_factor: expected a number > 1, got 1"),
-    ([("search.algorithm", "hyperopt"), ("scaling", {"depth": 26, "width": 0.25, "resolution": 32}),
-      ("regularization", {})], "search.algorithm: hyperopt needs at least one searched dimension"),
-    ([("objective.metric", "test_top1")], "objective.metric: unknown 'test_top1'; expected one of minival_top1"),
+    (
+        [("search.scheduler", {"kind": "foo"})],
+        "search.scheduler.kind: unknown 'foo'; expected one of fifo, asha, pareto_asha",
+    ),
+    (
+        [("search.scheduler", {"kind": "pareto_asha", "grace_fraction": 1.5})],
+        "search.scheduler.grace_fraction: expected a number in (0, 1], got 1.5",
+    ),
+    (
+        [("search.scheduler", {"kind": "pareto_asha", "grace_period": 1})],
+        "search.scheduler.grace_period: unknown key; expected one of kind, grace_fraction, reduction_factor",
+    ),
+    (
+        [("search.scheduler", "foo")],
+        "search.scheduler.kind: unknown 'foo'; expected one of fifo, asha",
+    ),
+    (
+        [("search.scheduler", {"grace_period": 1})],
+        "search.scheduler.kind: missing; expected one of fifo, asha",
+    ),
+    (
+        [("search.scheduler", {"kind": "fifo", "grace_period": 1})],
+        "search.scheduler.grace_period: unknown key; expected one of kind",
+    ),
+    (
+        [("search.scheduler", {"kind": "asha", "grace_period": 0})],
+        "search.scheduler.grace_period: expected an integer >= 1, got 0",
+    ),
+    (
+        [("search.scheduler", {"kind": "asha", "grace_period": 2})],
+        "search.scheduler.grace_period: expected an integer < the shortest regime (2 epochs), got 2",
+    ),
+    (
+        [("search.scheduler", {"kind": "asha", "reduction_factor": 1})],
+        "search.scheduler.reduction_factor: expected a number > 1, got 1",
+    ),
+    (
+        [
+            ("search.algorithm", "hyperopt"),
+            ("scaling", {"depth": 26, "width": 0.25, "resolution": 32}),
+            ("regularization", {}),
+        ],
+        "search.algorithm: hyperopt needs at least one searched dimension",
+    ),
+    (
+        [("objective.metric", "test_top1")],
+        "objective.metric: unknown 'test_top1'; expected one of minival_top1",
+    ),
     ([("objective.mode", "min")], "objective.mode: unknown 'min'; expected one of max"),
-    ([("constraints.latency_ms.max", 0)], "constraints.latency_ms.max: expected a number > 0, got 0"),
+    (
+        [("constraints.latency_ms.max", 0)],
+        "constraints.latency_ms.max: expected a number > 0, got 0",
+    ),
     ([("constraints.latency_ms.max", DELETE)], "constraints.latency_ms.max: missing"),
-    ([("constraints.latency_ms.dtype", "float16")],
-     "constraints.latency_ms.dtype: unknown 'float16'; expected one of float32, bfloat16"),
-    ([("constraints.latency_ms.device", "cuda")],
-     "constraints.latency_ms.device: expected cpu when resources.gpus_per_worker is 0, got 'cuda'"),
-    ([("constraints.latency_ms.cuda_graphs", True)], "constraints.latency_ms.cuda_graphs: expected false with device cpu"),
-    ([("constraints.latency_ms.threads", 0)], "constraints.latency_ms.threads: expected an integer >= 1, got 0"),
-    ([("constraints.latency_ms.unit", "ms")], "constraints.latency_ms.unit: unknown key; expected one of max, max_ratio, device"),
+    (
+        [("constraints.latency_ms.dtype", "float16")],
+        "constraints.latency_ms.dtype: unknown 'float16'; expected one of float32, bfloat16",
+    ),
+    (
+        [("constraints.latency_ms.device", "cuda")],
+        "constraints.latency_ms.device: expected cpu when resources.gpus_per_worker is 0, got 'cuda'",
+    ),
+    (
+        [("constraints.latency_ms.cuda_graphs", True)],
+        "constraints.latency_ms.cuda_graphs: expected false with device cpu",
+    ),
+    (
+        [("constraints.latency_ms.threads", 0)],
+        "constraints.latency_ms.threads: expected an integer >= 1, got 0",
+    ),
+    (
+        [("constraints.latency_ms.unit", "ms")],
+        "constraints.latency_ms.unit: unknown key; expected one of max, max_ratio, device",
+    ),
     ([("constraints.latency_ms", 4.0)], "constraints.latency_ms: expected a mapping, got 4.0"),
     # relative budgets: the reference must be a buildable architecture
-    ([("constraints.latency_ms.max_ratio", 1.5)],
-     "constraints.latency_ms.max_ratio: expected either max (ms) or max_ratio (relative), not both"),
-    ([("constraints.latency_ms.max", DELETE), ("constraints.latency_ms.max_ratio", 1.5)],
-     "constraints.latency_ms.reference: missing; expected the architecture max_ratio is relative to"),
-    ([("constraints.latency_ms.max", DELETE), ("constraints.latency_ms.max_ratio", 1.5),
-      ("constraints.latency_ms.reference", {"depth": 13, "width": 0.25, "resolution": 48})],
-     "constraints.latency_ms.reference.depth: not a buildable architecture: must be at least 14"),
-    ([("constraints.latency_ms.max", DELETE), ("constraints.latency_ms.max_ratio", 1.5),
-      ("constraints.latency_ms.reference", {"depth": 26, "width": 0.25, "resolution": 16})],
-     "constraints.latency_ms.reference.resolution: not a buildable architecture: must be an integer >= 32"),
-    ([("constraints.latency_ms.max", DELETE), ("constraints.latency_ms.max_ratio", 1.5),
-      ("constraints.latency_ms.reference", {"depth": 26, "width": 0.25, "resolution": 48, "classes": 3})],
-     "constraints.latency_ms.reference.classes: unknown key; expected one of depth, width, resolution"),
-    ([("constraints.latency_ms.max", DELETE), ("constraints.latency_ms.max_ratio", 1.5),
-      ("constraints.latency_ms.reference", {"depth": 26, "width": 0.25})],
-     "constraints.latency_ms.reference.resolution: missing"),
-    ([("constraints.latency_ms.max", DELETE), ("constraints.latency_ms.max_ratio", 0),
-      ("constraints.latency_ms.reference", {"depth": 26, "width": 0.25, "resolution": 48})],
-     "constraints.latency_ms.max_ratio: expected a number > 0, got 0"),
-    ([("constraints.latency_ms.reference", {"depth": 26, "width": 0.25, "resolution": 48})],
-     "constraints.latency_ms.reference: expected no reference with an absolute `max`"),
+    (
+        [("constraints.latency_ms.max_ratio", 1.5)],
+        "constraints.latency_ms.max_ratio: expected either max (ms) or max_ratio (relative), not both",
+    ),
+    (
+        [("constraints.latency_ms.max", DELETE), ("constraints.latency_ms.max_ratio", 1.5)],
+        "constraints.latency_ms.reference: missing; expected the architecture max_ratio is relative to",
+    ),
+    (
+        [
+            ("constraints.latency_ms.max", DELETE),
+            ("constraints.latency_ms.max_ratio", 1.5),
+            ("constraints.latency_ms.reference", {"depth": 13, "width": 0.25, "resolution": 48}),
+        ],
+        "constraints.latency_ms.reference.depth: not a buildable architecture: must be at least 14",
+    ),
+    (
+        [
+            ("constraints.latency_ms.max", DELETE),
+            ("constraints.latency_ms.max_ratio", 1.5),
+            ("constraints.latency_ms.reference", {"depth": 26, "width": 0.25, "resolution": 16}),
+        ],
+        "constraints.latency_ms.reference.resolution: not a buildable architecture: must be an integer >= 32",
+    ),
+    (
+        [
+            ("constraints.latency_ms.max", DELETE),
+            ("constraints.latency_ms.max_ratio", 1.5),
+            (
+                "constraints.latency_ms.reference",
+                {"depth": 26, "width": 0.25, "resolution": 48, "classes": 3},
+            ),
+        ],
+        "constraints.latency_ms.reference.classes: unknown key; expected one of depth, width, resolution",
+    ),
+    (
+        [
+            ("constraints.latency_ms.max", DELETE),
+            ("constraints.latency_ms.max_ratio", 1.5),
+            ("constraints.latency_ms.reference", {"depth": 26, "width": 0.25}),
+        ],
+        "constraints.latency_ms.reference.resolution: missing",
+    ),
+    (
+        [
+            ("constraints.latency_ms.max", DELETE),
+            ("constraints.latency_ms.max_ratio", 0),
+            ("constraints.latency_ms.reference", {"depth": 26, "width": 0.25, "resolution": 48}),
+        ],
+        "constraints.latency_ms.max_ratio: expected a number > 0, got 0",
+    ),
+    (
+        [("constraints.latency_ms.reference", {"depth": 26, "width": 0.25, "resolution": 48})],
+        "constraints.latency_ms.reference: expected no reference with an absolute `max`",
+    ),
     # confirmation runs
-    ([("search.confirm", {"top": 0, "seeds": [1]})], "search.confirm.top: expected an integer in [1, 100], got 0"),
-    ([("search.confirm", {"top": 2, "seeds": [0]})],
-     "search.confirm.seeds: expected at least one seed other than search.seed (0), got [0]"),
-    ([("search.confirm", {"top": 2, "seeds": [2**40]})], "search.confirm.seeds[0]: expected an integer in [0, 4,294,967,295]"),
-    ([("search.confirm", {"top": 2, "seeds": list(range(1, 200))})], "search.confirm.seeds: expected at most 100 seeds"),
-    ([("constraints.latency_ms.repeats", 10**9)], "constraints.latency_ms.repeats: expected an integer in [1, 10,000]"),
-    ([("search.confirm", {"top": 2, "seeds": []})], "search.confirm.seeds: expected a non-empty list of integer seeds, got []"),
+    (
+        [("search.confirm", {"top": 0, "seeds": [1]})],
+        "search.confirm.top: expected an integer in [1, 100], got 0",
+    ),
+    (
+        [("search.confirm", {"top": 2, "seeds": [0]})],
+        "search.confirm.seeds: expected at least one seed other than search.seed (0), got [0]",
+    ),
+    (
+        [("search.confirm", {"top": 2, "seeds": [2**40]})],
+        "search.confirm.seeds[0]: expected an integer in [0, 4,294,967,295]",
+    ),
+    (
+        [("search.confirm", {"top": 2, "seeds": list(range(1, 200))})],
+        "search.confirm.seeds: expected at most 100 seeds",
+    ),
+    (
+        [("constraints.latency_ms.repeats", 10**9)],
+        "constraints.latency_ms.repeats: expected an integer in [1, 10,000]",
+    ),
+    (
+        [("search.confirm", {"top": 2, "seeds": []})],
+        "search.confirm.seeds: expected a non-empty list of integer seeds, got []",
+    ),
     ([("search.confirm", {"top": 2})], "search.confirm.seeds: missing"),
-    ([("search.confirm", {"top": 2, "seeds": [1, -1]})], "search.confirm.seeds[1]: expected an integer in [0, 4,294,967,295], got -1"),
-    ([("search.confirm", {"top": 2, "seeds": [1, 1]})], "search.confirm.seeds: expected distinct seeds"),
+    (
+        [("search.confirm", {"top": 2, "seeds": [1, -1]})],
+        "search.confirm.seeds[1]: expected an integer in [0, 4,294,967,295], got -1",
+    ),
+    (
+        [("search.confirm", {"top": 2, "seeds": [1, 1]})],
+        "search.confirm.seeds: expected distinct seeds",
+    ),
     ([("search.confirm", {"top": 2, "seeds": [1], "runs": 3})], "search.confirm.runs: unknown key"),
     ([("constraints.max_params", -5)], "constraints.max_params: expected a number > 0, got -5"),
-    ([("data.source", "imagenet")],
-     "data.source: unknown 'imagenet'; expected one of synthetic, fashion-mnist, imagefolder, parquet"),
+    (
+        [("data.source", "imagenet")],
+        "data.source: unknown 'imagenet'; expected one of synthetic, fashion-mnist, imagefolder, parquet",
+    ),
     ([("data", {"source": "imagefolder"})], "data.dir: required for source imagefolder"),
-    ([("data.dir", "/tmp/x")], "data.dir: expected null for source synthetic (the data is generated), got '/tmp/x'"),
-    ([("data", {"source": "fashion-mnist", "num_classes": 10})],
-     "data.num_classes: only for source synthetic, got source fashion-mnist"),
-    ([("data", {"source": "imagefolder", "dir": "/d", "image_column": "img"})],
-     "data.image_column: only for source parquet, got source imagefolder"),
-    ([("data.minival_fraction", 0.7)], "data.minival_fraction: expected a number in (0, 0.5], got 0.7"),
+    (
+        [("data.dir", "/tmp/x")],
+        "data.dir: expected null for source synthetic (the data is generated), got '/tmp/x'",
+    ),
+    (
+        [("data", {"source": "fashion-mnist", "num_classes": 10})],
+        "data.num_classes: only for source synthetic, got source fashion-mnist",
+    ),
+    (
+        [("data", {"source": "imagefolder", "dir": "/d", "image_column": "img"})],
+        "data.image_column: only for source parquet, got source imagefolder",
+    ),
+    (
+        [("data.minival_fraction", 0.7)],
+        "data.minival_fraction: expected a number in (0, 0.5], got 0.7",
+    ),
     ([("data.train_size", 10)], "data.minival_fraction: expected a fraction of train_size 10"),
     ([("data.num_classes", 1)], "data.num_classes: expected an integer >= 2, got 1"),
     ([("name", "../evil")], "name: expected a name matching"),
     ([("name", ".hidden")], "name: expected a name matching"),
-    ([("storage.path", "ftp://host/x")], "storage.path: unknown scheme 'ftp'; expected a local path or one of"),
+    (
+        [("storage.path", "ftp://host/x")],
+        "storage.path: unknown scheme 'ftp'; expected a local path or one of",
+    ),
     ([("storage.path", "")], "storage.path: expected a non-empty string, got ''"),
     ([("storage", "~/results")], "storage: expected a mapping, got '~/results'"),
 ]
 
 
-@pytest.mark.parametrize("edits,message", BAD, ids=[m.split(":")[0] + f"-{i}" for i, (_, m) in enumerate(BAD)])
+@pytest.mark.parametrize(
+    "edits,message", BAD, ids=[m.split(":")[0] + f"-{i}" for i, (_, m) in enumerate(BAD)]
+)
 def test_bad_space_names_the_key_path(edits, message):
     with pytest.raises(UserError) as caught:
         parse_space(changed(*edits))
@@ -442,14 +717,21 @@ def test_not_a_mapping():
 
 # --- defaults ------------------------------------------------------------------------------
 
+
 def test_minimal_space_gets_every_default(tmp_path):
     path = tmp_path / "tiny-run.yaml"
     path.write_text("epochs: 3\nscaling: {depth: 26, width: 0.25, resolution: 32}\n")
     space = load_space(path)
     assert space.name == "tiny-run" and space.epochs == [3]
     assert DataConfig(**space.data) == DataConfig()
-    assert space.search == {"algorithm": "grid", "num_samples": 1, "max_concurrent": None, "seed": 0,
-                            "scheduler": {"kind": "fifo"}, "confirm": None}
+    assert space.search == {
+        "algorithm": "grid",
+        "num_samples": 1,
+        "max_concurrent": None,
+        "seed": 0,
+        "scheduler": {"kind": "fifo"},
+        "confirm": None,
+    }
     assert space.resources == {"workers": 1, "cpus_per_worker": 1, "gpus_per_worker": 0}
     assert space.storage == {"path": "~/rsearch_results"}
     assert space.objective == {"metric": "minival_top1", "mode": "max"}
@@ -462,7 +744,11 @@ def test_latency_defaults_are_latency_methods():
     space = parse_space(changed(("constraints.latency_ms", {"max": 5})))
     method = {k: v for k, v in space.latency.items() if k not in ("max", "max_ratio", "reference")}
     assert LatencyMethod(**method) == LatencyMethod()
-    assert space.latency["max"] == 5 and space.latency["max_ratio"] is None and space.latency["reference"] is None
+    assert (
+        space.latency["max"] == 5
+        and space.latency["max_ratio"] is None
+        and space.latency["reference"] is None
+    )
 
 
 def test_asha_defaults_and_shorthand():
@@ -474,11 +760,15 @@ def test_keys_follow_the_dataclasses_they_feed():
     """A field added to DataConfig or LatencyMethod must be settable (and validated) here."""
     data_keys = {"dir" if f.name == "data_dir" else f.name for f in dataclasses.fields(DataConfig)}
     assert data_keys == set(schema._DATA)
-    assert {f.name for f in dataclasses.fields(LatencyMethod)} | {"max", "max_ratio"} == set(schema._LATENCY)
+    assert {f.name for f in dataclasses.fields(LatencyMethod)} | {"max", "max_ratio"} == set(
+        schema._LATENCY
+    )
 
 
 def test_parquet_and_imagefolder_options_pass_to_data_config():
-    space = parse_space(changed(("data", {"source": "parquet", "dir": "/shards", "label_column": "y"})))
+    space = parse_space(
+        changed(("data", {"source": "parquet", "dir": "/shards", "label_column": "y"}))
+    )
     cfg = DataConfig(**space.data)
     assert cfg.data_dir == "/shards" and cfg.label_column == "y"
     assert "num_classes" not in space.data  # the labels say
@@ -487,24 +777,32 @@ def test_parquet_and_imagefolder_options_pass_to_data_config():
 
 # --- reading the file --------------------------------------------------------------------
 
+
 def test_object_tag_is_refused_and_never_runs(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.yaml"
-    path.write_text(f"epochs: !!python/object/apply:os.system ['touch {marker}']\n"
-                    "scaling: {depth: 26, width: 0.25, resolution: 32}\n")
-    with pytest.raises(UserError, match=r"evil\.yaml: invalid YAML: .*python/object/apply:os\.system.*line 1"):
+    path.write_text(
+        f"epochs: !!python/object/apply:os.system ['touch {marker}']\n"
+        "scaling: {depth: 26, width: 0.25, resolution: 32}\n"
+    )
+    with pytest.raises(
+        UserError, match=r"evil\.yaml: invalid YAML: .*python/object/apply:os\.system.*line 1"
+    ):
         load_space(path)
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("text,message", [
-    ("", "empty file"),
-    ("# nothing but a comment\n", "empty file"),
-    ("- 1\n- 2\n", "expected a mapping of search-space sections at the top, got list"),
-    ("epochs: [1, 2\n", "invalid YAML: .*line 2"),
-    ("epochs: [1]\nepochs: [2]\n", r"invalid YAML: duplicate key 'epochs' \(line 2"),
-    ("scaling:\n  depth: 26\n  depth: 50\n", r"invalid YAML: duplicate key 'depth' \(line 3"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("", "empty file"),
+        ("# nothing but a comment\n", "empty file"),
+        ("- 1\n- 2\n", "expected a mapping of search-space sections at the top, got list"),
+        ("epochs: [1, 2\n", "invalid YAML: .*line 2"),
+        ("epochs: [1]\nepochs: [2]\n", r"invalid YAML: duplicate key 'epochs' \(line 2"),
+        ("scaling:\n  depth: 26\n  depth: 50\n", r"invalid YAML: duplicate key 'depth' \(line 3"),
+    ],
+)
 def test_unreadable_files_name_the_file(tmp_path, text, message):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
@@ -522,13 +820,16 @@ def test_missing_file_and_directory(tmp_path):
 
 def test_exponent_floats_read_as_numbers(tmp_path):
     path = tmp_path / "exp.yaml"
-    path.write_text("epochs: [2]\nscaling: {depth: 26, width: 0.25, resolution: 32}\n"
-                    "regularization: {weight_decay: {kind: loguniform, low: 1e-5, high: 1E-3}}\n")
+    path.write_text(
+        "epochs: [2]\nscaling: {depth: 26, width: 0.25, resolution: 32}\n"
+        "regularization: {weight_decay: {kind: loguniform, low: 1e-5, high: 1E-3}}\n"
+    )
     wd = load_space(path).regularization["weight_decay"]
     assert (wd.low, wd.high) == (1e-5, 1e-3)
 
 
 # -- hostile files: bounded before anything is built -------------------------------------------
+
 
 def _bomb(levels: int = 9) -> str:
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
@@ -539,12 +840,18 @@ def _bomb(levels: int = 9) -> str:
     return "\n".join(lines) + "\n"
 
 
-@pytest.mark.parametrize("text,message", [
-    (_bomb(), "more than 100,000 values once its aliases are expanded"),  # 9^9 nodes if expanded
-    ("x: " + "[" * 200 + "]" * 200 + "\n", "nested more than 32 levels deep"),
-    ("x: &r [*r]\n", "nested more than 32 levels deep (or a recursive alias)"),
-    ("x: [" + ", ".join(["1"] * 400_000) + "]\n", "larger than 1,000,000 bytes"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        (
+            _bomb(),
+            "more than 100,000 values once its aliases are expanded",
+        ),  # 9^9 nodes if expanded
+        ("x: " + "[" * 200 + "]" * 200 + "\n", "nested more than 32 levels deep"),
+        ("x: &r [*r]\n", "nested more than 32 levels deep (or a recursive alias)"),
+        ("x: [" + ", ".join(["1"] * 400_000) + "]\n", "larger than 1,000,000 bytes"),
+    ],
+)
 def test_hostile_yaml_is_refused_in_one_bounded_line(tmp_path, text, message):
     path = tmp_path / "hostile.yaml"
     path.write_text(text)

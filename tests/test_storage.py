@@ -1,4 +1,5 @@
 """Experiment locations: local paths and pyarrow URIs joined the same way (query kept last)."""
+
 from __future__ import annotations
 
 import os
@@ -12,8 +13,10 @@ S3 = "s3://bucket/exps?endpoint_override=http://127.0.0.1:9000&region=eu-west-3"
 
 
 def test_join_puts_parts_before_a_uris_query():
-    assert storage.join(S3, "quickstart", "tune") == \
-        "s3://bucket/exps/quickstart/tune?endpoint_override=http://127.0.0.1:9000&region=eu-west-3"
+    assert (
+        storage.join(S3, "quickstart", "tune")
+        == "s3://bucket/exps/quickstart/tune?endpoint_override=http://127.0.0.1:9000&region=eu-west-3"
+    )
     assert storage.join("gs://bucket/", "x") == "gs://bucket/x"
     assert storage.join("/tmp/r", "a?b", "tune") == "/tmp/r/a?b/tune"  # a local path has no query
 
@@ -34,7 +37,9 @@ def test_basename_and_parent_ignore_the_query():
 
 def test_filesystem_of_a_uri_parses_options_from_the_query():
     fs, path = storage.filesystem(storage.join(S3, "q"))
-    assert isinstance(fs, pafs.S3FileSystem) and path == "bucket/exps/q" and fs.region == "eu-west-3"
+    assert (
+        isinstance(fs, pafs.S3FileSystem) and path == "bucket/exps/q" and fs.region == "eu-west-3"
+    )
 
 
 def test_exists_and_has_entries(tmp_path):
@@ -49,7 +54,9 @@ def test_exists_and_has_entries(tmp_path):
 def test_ray_storage_passes_uris_as_a_filesystem_and_local_paths_as_paths(tmp_path):
     assert storage.ray_storage(tmp_path) == {"storage_path": str(tmp_path)}
     where = storage.ray_storage(S3)
-    assert where["storage_path"] == "bucket/exps" and isinstance(where["storage_filesystem"], pafs.S3FileSystem)
+    assert where["storage_path"] == "bucket/exps" and isinstance(
+        where["storage_filesystem"], pafs.S3FileSystem
+    )
 
 
 @pytest.mark.parametrize("bad", ["ftp://host/x", "s3://"])

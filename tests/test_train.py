@@ -1,4 +1,5 @@
 """The training loop (no Ray): learning, exact resume, the recipe's pieces, `rsearch train` errors."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,14 +17,24 @@ from rsearch.recipe import PRESETS, Recipe, preset
 from rsearch.train import TrainConfig, TrainingDiverged, train_epochs
 from rsearch.train.optim import LRSchedule, WeightEMA, make_optimizer
 
-TINY_DATA = dict(source="synthetic", train_size=600, test_size=200, num_classes=4, minival_fraction=0.1)
+TINY_DATA = dict(
+    source="synthetic", train_size=600, test_size=200, num_classes=4, minival_fraction=0.1
+)
 
 
 def tiny_config(tmp_path, **changes) -> TrainConfig:
     recipe = preset("rs", depth=26, batch_size=32, ema_decay=0.9, dropout=0.0)
-    cfg = TrainConfig(depth=26, width=0.25, resolution=32, epochs=3, recipe=recipe,
-                      data=DataConfig(cache_dir=str(tmp_path / "cache"), **TINY_DATA), seed=0,
-                      deterministic=True, max_steps_per_epoch=4)
+    cfg = TrainConfig(
+        depth=26,
+        width=0.25,
+        resolution=32,
+        epochs=3,
+        recipe=recipe,
+        data=DataConfig(cache_dir=str(tmp_path / "cache"), **TINY_DATA),
+        seed=0,
+        deterministic=True,
+        max_steps_per_epoch=4,
+    )
     return dataclasses.replace(cfg, **changes)
 
 
@@ -32,7 +43,9 @@ def test_resume_from_checkpoint_reproduces_the_uninterrupted_run(tmp_path):
     straight = [e.metrics for e in train_epochs(cfg)]
     first = train_epochs(cfg)
     state = next(first).state()
-    state = torch.load(_roundtrip(state, tmp_path), weights_only=True)  # as a real restart would read it
+    state = torch.load(
+        _roundtrip(state, tmp_path), weights_only=True
+    )  # as a real restart would read it
     resumed = [e.metrics for e in train_epochs(cfg, resume=state)]
     assert [r[M.EPOCH] for r in resumed] == [2, 3]
     for a, b in zip(straight[1:], resumed):
@@ -64,7 +77,9 @@ def test_nan_loss_is_reported_as_diverged(tmp_path, monkeypatch):
 
 
 def test_lr_schedule_warms_up_then_decays_to_zero():
-    sched = LRSchedule(Recipe(batch_size=256, base_lr=0.1, warmup_epochs=1), steps_per_epoch=10, epochs=10)
+    sched = LRSchedule(
+        Recipe(batch_size=256, base_lr=0.1, warmup_epochs=1), steps_per_epoch=10, epochs=10
+    )
     lrs = [sched(s) for s in range(100)]
     assert lrs[0] == pytest.approx(0.01) and lrs[9] == pytest.approx(0.1)
     assert max(lrs) == pytest.approx(0.1) and lrs[-1] < 1e-3
@@ -72,8 +87,14 @@ def test_lr_schedule_warms_up_then_decays_to_zero():
 
 
 def test_step_schedule_of_the_baseline_drops_tenfold():
-    sched = LRSchedule(Recipe(schedule="step", warmup_epochs=0, batch_size=256), steps_per_epoch=10, epochs=10)
-    assert sched(0) == pytest.approx(0.1) and sched(35) == pytest.approx(0.01) and sched(95) == pytest.approx(1e-4)
+    sched = LRSchedule(
+        Recipe(schedule="step", warmup_epochs=0, batch_size=256), steps_per_epoch=10, epochs=10
+    )
+    assert (
+        sched(0) == pytest.approx(0.1)
+        and sched(35) == pytest.approx(0.01)
+        and sched(95) == pytest.approx(1e-4)
+    )
 
 
 def test_no_weight_decay_on_batchnorm_and_bias():
@@ -98,11 +119,24 @@ def test_ema_follows_the_weights_with_warmed_up_decay():
 
 def test_presets_follow_the_additive_study():
     base, rs = preset("baseline", depth=200), preset("rs", depth=200)
-    assert (base.schedule, base.weight_decay, base.label_smoothing, base.ema_decay) == ("step", 1e-4, 0.0, 0.0)
+    assert (base.schedule, base.weight_decay, base.label_smoothing, base.ema_decay) == (
+        "step",
+        1e-4,
+        0.0,
+        0.0,
+    )
     assert not base.resnet_d and not base.se and base.randaugment_ops == 0
-    assert (rs.schedule, rs.weight_decay, rs.label_smoothing, rs.ema_decay) == ("cosine", 4e-5, 0.1, 0.9999)
+    assert (rs.schedule, rs.weight_decay, rs.label_smoothing, rs.ema_decay) == (
+        "cosine",
+        4e-5,
+        0.1,
+        0.9999,
+    )
     assert rs.resnet_d and rs.se and rs.stochastic_depth == 0.1 and rs.randaugment_magnitude == 15
-    assert preset("rs", depth=50).stochastic_depth == 0.0 and preset("rs", depth=50).randaugment_magnitude == 10
+    assert (
+        preset("rs", depth=50).stochastic_depth == 0.0
+        and preset("rs", depth=50).randaugment_magnitude == 10
+    )
     assert PRESETS[0] == "baseline" and PRESETS[-1] == "rs"
     # weight decay 1e-4 where dropout and stochastic depth are both off
     assert preset("+label_smoothing", depth=50).weight_decay == 1e-4
@@ -114,8 +148,17 @@ def test_rsearch_train_learns_well_above_chance_and_writes_its_output(tmp_path, 
     code = main(["train", *learning_args, "--epochs", "6", "--output", str(out)])
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
-    for key in ("minival_top1", "test_top1", "train_size", "minival_size", "num_classes", "epochs",
-                "img_per_s", "wall_s", "config"):
+    for key in (
+        "minival_top1",
+        "test_top1",
+        "train_size",
+        "minival_size",
+        "num_classes",
+        "epochs",
+        "img_per_s",
+        "wall_s",
+        "config",
+    ):
         assert key in summary
     assert summary["num_classes"] == 10 and summary["minival_size"] == 80
     assert summary["test_top1"] > 0.25  # chance is 0.10; measured 0.37 here
@@ -131,13 +174,41 @@ BAD_TRAIN_ARGS = [
     (["--depth", "26", "--width", "0"], "--width"),
     (["--depth", "26", "--resolution", "16"], "--resolution"),
     (["--depth", "26", "--resolution", "abc"], "--resolution"),
-    (["--depth", "26", "--resolution", "32", "--batch-size", "33", "--workers", "2"], "--batch-size"),
+    (
+        ["--depth", "26", "--resolution", "32", "--batch-size", "33", "--workers", "2"],
+        "--batch-size",
+    ),
     (["--depth", "26", "--resolution", "32", "--gpu"], "--gpu"),
-    (["--depth", "26", "--resolution", "32", "--data", "imagefolder", "--data-dir", "/nonexistent/x"], "/nonexistent/x"),
+    (
+        [
+            "--depth",
+            "26",
+            "--resolution",
+            "32",
+            "--data",
+            "imagefolder",
+            "--data-dir",
+            "/nonexistent/x",
+        ],
+        "/nonexistent/x",
+    ),
     (["--depth", "26", "--resolution", "32", "--data", "imagefolder"], "data"),
     # before the loader is built: not DataLoader's "num_workers", and no empty --output left behind
-    (["--depth", "26", "--width", "0.25", "--resolution", "32", "--train-size", "200", "--loader-workers", "-1"],
-     "rsearch train: error: --loader-workers: expected 0 or more, got -1"),
+    (
+        [
+            "--depth",
+            "26",
+            "--width",
+            "0.25",
+            "--resolution",
+            "32",
+            "--train-size",
+            "200",
+            "--loader-workers",
+            "-1",
+        ],
+        "rsearch train: error: --loader-workers: expected 0 or more, got -1",
+    ),
 ]
 
 
@@ -155,8 +226,21 @@ def test_bad_train_input_exits_2_with_one_line_and_writes_nothing(args, named, t
 
 def test_an_empty_imagefolder_split_is_refused(tmp_path, capsys):
     (tmp_path / "data" / "train" / "only_class").mkdir(parents=True)
-    code = main(["train", "--depth", "26", "--resolution", "32", "--data", "imagefolder",
-                 "--data-dir", str(tmp_path / "data"), "--output", str(tmp_path / "out")])
+    code = main(
+        [
+            "train",
+            "--depth",
+            "26",
+            "--resolution",
+            "32",
+            "--data",
+            "imagefolder",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--output",
+            str(tmp_path / "out"),
+        ]
+    )
     assert code == 2 and len(capsys.readouterr().err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
 
@@ -166,33 +250,93 @@ def test_an_output_that_cannot_be_written_is_refused_before_training(tmp_path, c
 
     afile = tmp_path / "afile.txt"
     afile.write_text("x")
-    code = main(["train", "--depth", "26", "--width", "0.25", "--resolution", "32", "--train-size", "200",
-                 "--output", str(afile / "run")])
+    code = main(
+        [
+            "train",
+            "--depth",
+            "26",
+            "--width",
+            "0.25",
+            "--resolution",
+            "32",
+            "--train-size",
+            "200",
+            "--output",
+            str(afile / "run"),
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and f"--output: {afile / 'run'} lies under the file {afile}" in err[0]
+    assert (
+        code == 2
+        and len(err) == 1
+        and f"--output: {afile / 'run'} lies under the file {afile}" in err[0]
+    )
 
 
 def test_resume_with_other_arguments_names_what_changed(tmp_path, capsys):
     from rsearch.cli import main
 
-    args = ["train", "--depth", "26", "--width", "0.25", "--resolution", "32", "--train-size", "200",
-            "--epochs", "1", "--output", str(tmp_path / "run")]
+    args = [
+        "train",
+        "--depth",
+        "26",
+        "--width",
+        "0.25",
+        "--resolution",
+        "32",
+        "--train-size",
+        "200",
+        "--epochs",
+        "1",
+        "--output",
+        str(tmp_path / "run"),
+    ]
     assert main(args) == 0
     capsys.readouterr()
-    assert main([*args[:-2], "--epochs", "2", "--width", "0.5", "--output", str(tmp_path / "run"), "--resume"]) == 2
+    assert (
+        main(
+            [
+                *args[:-2],
+                "--epochs",
+                "2",
+                "--width",
+                "0.5",
+                "--output",
+                str(tmp_path / "run"),
+                "--resume",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "the arguments differ from the interrupted run's (" in err[0]
     assert "width: 0.25 -> 0.5" in err[0] and "epochs: 1 -> 2" in err[0]
 
 
-@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 truncated zip", b"\x80\x04\x95 not a torch file"])
+@pytest.mark.parametrize(
+    "content", [b"", b"PK\x03\x04 truncated zip", b"\x80\x04\x95 not a torch file"]
+)
 def test_a_broken_checkpoint_on_resume_is_one_line(tmp_path, capsys, content):
     from rsearch.cli import main
 
     run = tmp_path / "run"
     run.mkdir()
     (run / "checkpoint.pt").write_bytes(content)
-    code = main(["train", "--depth", "26", "--width", "0.25", "--resolution", "32", "--train-size", "200",
-                 "--output", str(run), "--resume"])
+    code = main(
+        [
+            "train",
+            "--depth",
+            "26",
+            "--width",
+            "0.25",
+            "--resolution",
+            "32",
+            "--train-size",
+            "200",
+            "--output",
+            str(run),
+            "--resume",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "is not a readable rsearch checkpoint" in err[0], err

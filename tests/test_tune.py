@@ -1,4 +1,5 @@
 """`rsearch tune` end to end on local Ray: results, Pareto flags, infeasible configs, faults, resume."""
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,15 @@ def smoke_space(tmp_path: Path, name: str = "smoke", **changes) -> Path:
 
 
 def rsearch(*args, env=None, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rsearch", *args], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, **(env or {})}, timeout=600, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "rsearch", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        timeout=600,
+        **kwargs,
+    )
 
 
 def assert_pareto_flags_correct(frame):
@@ -48,7 +56,9 @@ def assert_pareto_flags_correct(frame):
             dominated = any(
                 (o[M.MINIVAL_TOP1] >= row[M.MINIVAL_TOP1] and o[M.LATENCY_MS] <= row[M.LATENCY_MS])
                 and (o[M.MINIVAL_TOP1] > row[M.MINIVAL_TOP1] or o[M.LATENCY_MS] < row[M.LATENCY_MS])
-                for j, o in ok.iterrows() if j != i)
+                for j, o in ok.iterrows()
+                if j != i
+            )
             assert bool(row[M.PARETO]) == (not dominated), row.to_dict()
         assert not group[group[M.STATUS] != M.STATUS_OK][M.PARETO].any()
 
@@ -74,7 +84,10 @@ def test_smoke_search_end_to_end(tmp_path, ray_local):
     assert frame[M.LATENCY_NOISE].notna().all() and frame[M.LATENCY_RUNS].gt(0).all()
     assert (frame[M.LATENCY_BORDERLINE] == False).all()  # noqa: E712  (10 ms is far from every figure)
     assert (frame[M.MINIVAL_SIZE] == 30).all() and ok[M.MINIVAL_TOP1_SE].gt(0).all()
-    assert exp.meta["latency_survey"]["cache"] == "empty" and exp.meta["latency_survey"]["measured"] == 3
+    assert (
+        exp.meta["latency_survey"]["cache"] == "empty"
+        and exp.meta["latency_survey"]["measured"] == 3
+    )
 
 
 @pytest.mark.slow
@@ -82,28 +95,47 @@ def test_confirmation_reruns_the_best_front_member_with_the_other_seeds(tmp_path
     from rsearch.analysis import confirmation_summary
     from rsearch.cli import main
 
-    space = smoke_space(tmp_path, "confirm", scaling={"depth": [26], "width": [0.25, 0.5], "resolution": [32]},
-                        search={"confirm": {"top": 1, "seeds": [0, 1]}})
+    space = smoke_space(
+        tmp_path,
+        "confirm",
+        scaling={"depth": [26], "width": [0.25, 0.5], "resolution": [32]},
+        search={"confirm": {"top": 1, "seeds": [0, 1]}},
+    )
     assert main(["tune", "--space", str(space), "--storage", str(tmp_path), "--quiet"]) == 0
     exp = results.read_experiment(tmp_path / "confirm")
     frame = exp.results
     reruns = frame[frame[M.CONFIRMS].notna()]
     originals = frame[frame[M.CONFIRMS].isna()]
-    assert len(originals) == 2 and len(reruns) == 1  # seed 0 is the original's own: one rerun, seed 1
+    assert (
+        len(originals) == 2 and len(reruns) == 1
+    )  # seed 0 is the original's own: one rerun, seed 1
     rerun = reruns.iloc[0]
     best = originals[originals[M.PARETO] == True].sort_values(M.MINIVAL_TOP1).iloc[-1]  # noqa: E712
-    assert rerun[M.CONFIRMS] == best[M.TRIAL_ID] and rerun[M.SEED] == 1 and rerun[M.STATUS] == M.STATUS_OK
-    assert (rerun[M.DEPTH], rerun[M.WIDTH]) == (best[M.DEPTH], best[M.WIDTH]) and not rerun[M.PARETO]
+    assert (
+        rerun[M.CONFIRMS] == best[M.TRIAL_ID]
+        and rerun[M.SEED] == 1
+        and rerun[M.STATUS] == M.STATUS_OK
+    )
+    assert (rerun[M.DEPTH], rerun[M.WIDTH]) == (best[M.DEPTH], best[M.WIDTH]) and not rerun[
+        M.PARETO
+    ]
     assert exp.meta["confirm"] == {"top": 1, "seeds": [0, 1]}
     summary = confirmation_summary(frame)
     assert len(summary["configurations"]) == 1 and summary["configurations"][0]["n"] == 2
 
 
 def test_dry_run_json_lists_every_architecture_with_its_latency_and_feasibility(tmp_path):
-    relative = {"max_ratio": 3.0, "reference": {"depth": 26, "width": 0.25, "resolution": 32},
-                "device": "cpu", "threads": 1, "repeats": 3}
+    relative = {
+        "max_ratio": 3.0,
+        "reference": {"depth": 26, "width": 0.25, "resolution": 32},
+        "device": "cpu",
+        "threads": 1,
+        "repeats": 3,
+    }
     space = smoke_space(tmp_path, "rel", constraints={"latency_ms": relative})
-    proc = rsearch("tune", "--space", str(space), "--storage", str(tmp_path / "store"), "--dry-run", "--json")
+    proc = rsearch(
+        "tune", "--space", str(space), "--storage", str(tmp_path / "store"), "--dry-run", "--json"
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)  # one JSON object, nothing else on stdout
     archs = {a["width"]: a for a in report["architectures"]}
@@ -111,7 +143,9 @@ def test_dry_run_json_lists_every_architecture_with_its_latency_and_feasibility(
     for a in archs.values():
         assert {"depth", "width", "resolution", "latency_ms", "latency_noise", "feasible"} <= set(a)
         assert a["latency_ms"] > 0 and a["latency_noise"] >= 0
-    assert archs[0.25]["latency_ratio"] == 1.0 and archs[0.25]["feasible"] and archs[0.5]["feasible"]
+    assert (
+        archs[0.25]["latency_ratio"] == 1.0 and archs[0.25]["feasible"] and archs[0.5]["feasible"]
+    )
     assert not archs[2.0]["feasible"] and archs[2.0]["latency_ratio"] > 3.0
     assert report["feasible"] == 2 and report["latency_survey"]["cache"] == "off"
     assert not (tmp_path / "store").exists()
@@ -120,12 +154,21 @@ def test_dry_run_json_lists_every_architecture_with_its_latency_and_feasibility(
 @pytest.mark.slow
 def test_a_diverging_trial_is_recorded_as_failed_and_the_others_finish(tmp_path):
     space = smoke_space(tmp_path, "nan")
-    proc = rsearch("tune", "--space", str(space), "--storage", str(tmp_path), "--quiet",
-                   env={"RSEARCH_INJECT_NAN": "26,0.5,32"})
+    proc = rsearch(
+        "tune",
+        "--space",
+        str(space),
+        "--storage",
+        str(tmp_path),
+        "--quiet",
+        env={"RSEARCH_INJECT_NAN": "26,0.5,32"},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     frame = results.read_experiment(tmp_path / "nan").results.set_index(M.WIDTH)
     assert frame.loc[0.5, M.STATUS] == M.STATUS_FAILED and "diverged" in frame.loc[0.5, M.FAILURE]
-    assert frame.loc[0.25, M.STATUS] == M.STATUS_OK and frame.loc[2.0, M.STATUS] == M.STATUS_INFEASIBLE
+    assert (
+        frame.loc[0.25, M.STATUS] == M.STATUS_OK and frame.loc[2.0, M.STATUS] == M.STATUS_INFEASIBLE
+    )
     assert not frame[M.PARETO].loc[0.5]
 
 
@@ -170,7 +213,12 @@ def _curve_epochs(exp_dir: Path) -> int:
 
 @pytest.mark.slow
 def test_killed_trial_worker_resumes_from_its_checkpoint(tmp_path):
-    space = smoke_space(tmp_path, "killtrial", epochs=[3], scaling={"depth": [26], "width": [0.25], "resolution": [32]})
+    space = smoke_space(
+        tmp_path,
+        "killtrial",
+        epochs=[3],
+        scaling={"depth": [26], "width": [0.25], "resolution": [32]},
+    )
     exp_dir = tmp_path / "killtrial"
     driver = start_driver(space, tmp_path)
     try:
@@ -197,14 +245,26 @@ def test_killed_trial_worker_resumes_from_its_checkpoint(tmp_path):
 
 def spawn_rsearch(*args: str, merge_output: bool = True) -> subprocess.Popen:
     """`rsearch ARGS` in its own session, so the test can kill it with the Ray it starts."""
-    return subprocess.Popen([sys.executable, "-m", "rsearch", *args], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT if merge_output else subprocess.PIPE, text=True,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "rsearch", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT if merge_output else subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def start_driver(space: Path, storage: Path, merge_output: bool = True) -> subprocess.Popen:
-    return spawn_rsearch("tune", "--space", str(space), "--storage", str(storage), "--quiet",
-                         merge_output=merge_output)
+    return spawn_rsearch(
+        "tune",
+        "--space",
+        str(space),
+        "--storage",
+        str(storage),
+        "--quiet",
+        merge_output=merge_output,
+    )
 
 
 def _kill_group(proc: subprocess.Popen):
@@ -221,9 +281,17 @@ def _kill_group(proc: subprocess.Popen):
 def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path, algorithm):
     # grid: the jobs drawn when it started; hyperopt: unfinished trials continue, then a TPE
     # that has seen the finished ones samples the rest.
-    space = smoke_space(tmp_path, "killdriver", epochs=[2],
-                        scaling={"depth": [26], "width": [0.25, 0.375, 0.5], "resolution": [32]},
-                        search={"max_concurrent": 1, "algorithm": algorithm, "num_samples": 1 if algorithm == "grid" else 3})
+    space = smoke_space(
+        tmp_path,
+        "killdriver",
+        epochs=[2],
+        scaling={"depth": [26], "width": [0.25, 0.375, 0.5], "resolution": [32]},
+        search={
+            "max_concurrent": 1,
+            "algorithm": algorithm,
+            "num_samples": 1 if algorithm == "grid" else 3,
+        },
+    )
     exp_dir = tmp_path / "killdriver"
     driver = start_driver(space, tmp_path)
     try:
@@ -250,8 +318,12 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path, algor
 def test_a_signal_stops_the_whole_search_and_marks_it_interrupted(tmp_path, signum):
     # Before: Tune caught SIGINT and returned, the driver went on with the next regime, exited 0
     # and wrote "finished" while trials were still running.
-    space = smoke_space(tmp_path, "stop", epochs=[3, 4],
-                        scaling={"depth": [26], "width": [0.25, 0.5], "resolution": [32]})
+    space = smoke_space(
+        tmp_path,
+        "stop",
+        epochs=[3, 4],
+        scaling={"depth": [26], "width": [0.25, 0.5], "resolution": [32]},
+    )
     exp_dir = tmp_path / "stop"
     driver = start_driver(space, tmp_path)
     try:
@@ -270,8 +342,11 @@ def test_a_signal_stops_the_whole_search_and_marks_it_interrupted(tmp_path, sign
     # The interrupted experiment resumes to exactly the planned trials, marked running meanwhile.
     resumed = spawn_rsearch("tune", "--resume", str(exp_dir), "--quiet", merge_output=False)
     try:
-        _wait_for(lambda: results.read_experiment(exp_dir, allow_empty=True).meta["status"] == "running", 120,
-                  "the resumed experiment marked running")
+        _wait_for(
+            lambda: results.read_experiment(exp_dir, allow_empty=True).meta["status"] == "running",
+            120,
+            "the resumed experiment marked running",
+        )
         _, err = resumed.communicate(timeout=600)
     finally:
         _kill_group(resumed)
@@ -286,28 +361,71 @@ def test_dashboard_watch_stops_on_an_interrupted_experiment(tmp_path, capsys):
 
     exp_dir = tmp_path / "exp"
     results.create_experiment(exp_dir, {"status": "interrupted", "epochs": [1]}, {})
-    results.write_results(exp_dir, [{M.TRIAL_ID: "t", M.STATUS: M.STATUS_RUNNING, M.DEPTH: 26, M.WIDTH: 0.25,
-                                     M.RESOLUTION: 32, M.EPOCHS: 1}])
-    assert main(["dashboard", str(exp_dir), "--watch", "3600"]) == 0  # returns at once, no second pass
+    results.write_results(
+        exp_dir,
+        [
+            {
+                M.TRIAL_ID: "t",
+                M.STATUS: M.STATUS_RUNNING,
+                M.DEPTH: 26,
+                M.WIDTH: 0.25,
+                M.RESOLUTION: 32,
+                M.EPOCHS: 1,
+            }
+        ],
+    )
+    assert (
+        main(["dashboard", str(exp_dir), "--watch", "3600"]) == 0
+    )  # returns at once, no second pass
     assert capsys.readouterr().out.count("report.html") == 1
 
 
 BAD_SPACES = [
     ({"scaling": {"width": [0.25, -0.5]}}, "scaling.width[1]"),
     ({"search": {"algorithm": "bayes"}}, "search.algorithm"),
-    ({"regularization": {"dropout": {"kind": "lognormal", "low": 0, "high": 1}}}, "regularization.dropout"),
-    ({"regularization": {"weight_decay": {"kind": "loguniform", "low": 0, "high": 1e-3}}}, "regularization.weight_decay"),
+    (
+        {"regularization": {"dropout": {"kind": "lognormal", "low": 0, "high": 1}}},
+        "regularization.dropout",
+    ),
+    (
+        {"regularization": {"weight_decay": {"kind": "loguniform", "low": 0, "high": 1e-3}}},
+        "regularization.weight_decay",
+    ),
     ({"epochs": []}, "epochs"),
     ({"surprise": 1}, "surprise"),
     ({"scaling": {"resolution": [16]}}, "scaling.resolution"),
     ({"resources": {"workers": 3}}, "batch_size"),
     # a relative budget whose reference is no buildable architecture; confirmation runs
-    ({"constraints": {"latency_ms": {"max_ratio": 1.5, "reference": {"depth": 10, "width": 0.25, "resolution": 32}}}},
-     "constraints.latency_ms.reference.depth: not a buildable architecture"),
-    ({"constraints": {"latency_ms": {"max_ratio": 1.5, "reference": {"depth": 26, "width": 0.25, "resolution": 8}}}},
-     "constraints.latency_ms.reference.resolution: not a buildable architecture"),
-    ({"search": {"confirm": {"top": 0, "seeds": [1]}}}, "search.confirm.top: expected an integer in [1, 100]"),
-    ({"search": {"confirm": {"top": 1, "seeds": []}}}, "search.confirm.seeds: expected a non-empty list"),
+    (
+        {
+            "constraints": {
+                "latency_ms": {
+                    "max_ratio": 1.5,
+                    "reference": {"depth": 10, "width": 0.25, "resolution": 32},
+                }
+            }
+        },
+        "constraints.latency_ms.reference.depth: not a buildable architecture",
+    ),
+    (
+        {
+            "constraints": {
+                "latency_ms": {
+                    "max_ratio": 1.5,
+                    "reference": {"depth": 26, "width": 0.25, "resolution": 8},
+                }
+            }
+        },
+        "constraints.latency_ms.reference.resolution: not a buildable architecture",
+    ),
+    (
+        {"search": {"confirm": {"top": 0, "seeds": [1]}}},
+        "search.confirm.top: expected an integer in [1, 100]",
+    ),
+    (
+        {"search": {"confirm": {"top": 1, "seeds": []}}},
+        "search.confirm.seeds: expected a non-empty list",
+    ),
 ]
 
 
@@ -315,10 +433,17 @@ BAD_SPACES = [
 def test_malformed_space_exits_2_before_ray_and_writes_nothing(change, named, tmp_path):
     space = smoke_space(tmp_path, "bad", **change)
     storage = tmp_path / "store"
-    code = ("import sys, ray; from rsearch.cli import main; c = main(sys.argv[1:]); "
-            "assert not ray.is_initialized(), 'ray started'; sys.exit(c)")
-    proc = subprocess.run([sys.executable, "-c", code, "tune", "--space", str(space), "--storage", str(storage)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    code = (
+        "import sys, ray; from rsearch.cli import main; c = main(sys.argv[1:]); "
+        "assert not ray.is_initialized(), 'ray started'; sys.exit(c)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "tune", "--space", str(space), "--storage", str(storage)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2, proc.stderr
     assert len(lines) == 1 and named in lines[0], lines
@@ -333,7 +458,9 @@ def test_resume_takes_the_experiment_folder_wherever_its_space_stored_it(tmp_pat
     by_path = rsearch("tune", "--resume", str(exp_dir), "--dry-run")
     assert by_path.returncode == 0, by_path.stderr
     assert f"results would go to {exp_dir}" in by_path.stdout
-    by_name = rsearch("tune", "--resume", "elsewhere", "--storage", str(tmp_path / "own-root"), "--dry-run")
+    by_name = rsearch(
+        "tune", "--resume", "elsewhere", "--storage", str(tmp_path / "own-root"), "--dry-run"
+    )
     assert by_name.returncode == 0 and f"results would go to {exp_dir}" in by_name.stdout
 
 
@@ -341,12 +468,21 @@ def test_resume_of_a_missing_experiment_is_one_line_naming_where_it_looked(tmp_p
     proc = rsearch("tune", "--resume", "nope", "--storage", str(tmp_path), "--dry-run")
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr
-    assert "error: --resume: " in lines[0] and str(tmp_path / "nope") in lines[0] and "folder or URI" in lines[0]
+    assert (
+        "error: --resume: " in lines[0]
+        and str(tmp_path / "nope") in lines[0]
+        and "folder or URI" in lines[0]
+    )
 
 
-@pytest.mark.parametrize("flags,named", [
-    (["--name", "../escape"], "--name"), (["--storage", "ftp://host/x"], "--storage"),
-    (["--storage", "s3://"], "--storage")])
+@pytest.mark.parametrize(
+    "flags,named",
+    [
+        (["--name", "../escape"], "--name"),
+        (["--storage", "ftp://host/x"], "--storage"),
+        (["--storage", "s3://"], "--storage"),
+    ],
+)
 def test_bad_tune_flags_are_one_line_before_anything_starts(flags, named, tmp_path):
     proc = rsearch("tune", "--space", str(SMOKE), *flags, "--dry-run")
     lines = proc.stderr.strip().splitlines()
@@ -365,17 +501,32 @@ def test_yaml_object_tag_never_executes(tmp_path):
 def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path):
     proc = rsearch("tune", "--space", str(SMOKE), "--storage", str(tmp_path / "store"), "--dry-run")
     assert proc.returncode == 0, proc.stderr
-    assert "trials per regime: 3 (configs over a budget are recorded, never trained)" in proc.stdout and "architectures: 3" in proc.stdout
+    assert (
+        "trials per regime: 3 (configs over a budget are recorded, never trained)" in proc.stdout
+        and "architectures: 3" in proc.stdout
+    )
     assert "budget 10 ms: 2 of 3 architectures feasible" in proc.stdout
     assert not (tmp_path / "store").exists()
 
 
 @pytest.mark.slow
 def test_two_worker_trials_run_on_ray_train_inside_tune_and_a_divergence_is_not_retried(tmp_path):
-    space = smoke_space(tmp_path, "twoworkers", scaling={"depth": [26], "width": [0.25, 0.5], "resolution": [32]},
-                        resources={"workers": 2, "cpus_per_worker": 0.5}, search={"max_concurrent": 1})
-    proc = rsearch("tune", "--space", str(space), "--storage", str(tmp_path), "--quiet",
-                   env={"RSEARCH_INJECT_NAN": "26,0.5,32"})
+    space = smoke_space(
+        tmp_path,
+        "twoworkers",
+        scaling={"depth": [26], "width": [0.25, 0.5], "resolution": [32]},
+        resources={"workers": 2, "cpus_per_worker": 0.5},
+        search={"max_concurrent": 1},
+    )
+    proc = rsearch(
+        "tune",
+        "--space",
+        str(space),
+        "--storage",
+        str(tmp_path),
+        "--quiet",
+        env={"RSEARCH_INJECT_NAN": "26,0.5,32"},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     exp = results.read_experiment(tmp_path / "twoworkers")
     frame = exp.results.set_index(M.WIDTH)
@@ -386,7 +537,9 @@ def test_two_worker_trials_run_on_ray_train_inside_tune_and_a_divergence_is_not_
     # A diverging worker group is the trial's result (its reason recorded), not a Ray
     # WorkerGroupError that Ray Train and Tune would restart, to diverge again, 3 x 3 times.
     assert frame.loc[0.5, M.STATUS] == M.STATUS_FAILED
-    assert frame.loc[0.5, M.FAILURE].startswith("diverged: training loss is nan"), frame.loc[0.5, M.FAILURE]
+    assert frame.loc[0.5, M.FAILURE].startswith("diverged: training loss is nan"), frame.loc[
+        0.5, M.FAILURE
+    ]
     assert "WorkerGroupError" not in proc.stderr
 
 
@@ -399,11 +552,21 @@ def test_a_trial_larger_than_the_local_machine_is_refused(tmp_path):
 
 @pytest.mark.slow
 def test_hyperopt_with_asha_records_sampled_and_stopped_trials(tmp_path):
-    space = smoke_space(tmp_path, "tpe", epochs=[2],
-                        search={"algorithm": "hyperopt", "num_samples": 4, "max_concurrent": 2,
-                                "scheduler": {"kind": "asha", "grace_period": 1, "reduction_factor": 2}},
-                        regularization={"dropout": {"kind": "uniform", "low": 0.0, "high": 0.3},
-                                        "randaugment_magnitude": 5})
+    space = smoke_space(
+        tmp_path,
+        "tpe",
+        epochs=[2],
+        search={
+            "algorithm": "hyperopt",
+            "num_samples": 4,
+            "max_concurrent": 2,
+            "scheduler": {"kind": "asha", "grace_period": 1, "reduction_factor": 2},
+        },
+        regularization={
+            "dropout": {"kind": "uniform", "low": 0.0, "high": 0.3},
+            "randaugment_magnitude": 5,
+        },
+    )
     proc = rsearch("tune", "--space", str(space), "--storage", str(tmp_path), "--quiet")
     assert proc.returncode == 0, proc.stderr[-3000:]
     exp = results.read_experiment(tmp_path / "tpe")
@@ -423,13 +586,19 @@ def test_hyperopt_with_asha_records_sampled_and_stopped_trials(tmp_path):
 def test_pareto_asha_stops_trials_behind_the_front_at_its_rung(tmp_path):
     # Quickstart-sized data, so that one epoch already separates the models by more than the
     # minival noise (400 images: 0.025): width 0.25 reaches ~0.2, width 0.5 ~0.1 (measured).
-    space = smoke_space(tmp_path, "pasha", epochs=[2],
-                        data={"train_size": 4000, "minival_fraction": 0.1, "crop_min_scale": 0.35},
-                        scaling={"depth": [26], "width": [0.25, 0.5], "resolution": [32]},
-                        regularization={"dropout": [0.0, 0.1], "randaugment_magnitude": 5},
-                        recipe={"preset": "rs", "batch_size": 64, "base_lr": 0.4},
-                        search={"max_concurrent": 2,
-                                "scheduler": {"kind": "pareto_asha", "grace_fraction": 0.5, "reduction_factor": 2}})
+    space = smoke_space(
+        tmp_path,
+        "pasha",
+        epochs=[2],
+        data={"train_size": 4000, "minival_fraction": 0.1, "crop_min_scale": 0.35},
+        scaling={"depth": [26], "width": [0.25, 0.5], "resolution": [32]},
+        regularization={"dropout": [0.0, 0.1], "randaugment_magnitude": 5},
+        recipe={"preset": "rs", "batch_size": 64, "base_lr": 0.4},
+        search={
+            "max_concurrent": 2,
+            "scheduler": {"kind": "pareto_asha", "grace_fraction": 0.5, "reduction_factor": 2},
+        },
+    )
     proc = rsearch("tune", "--space", str(space), "--storage", str(tmp_path), "--quiet")
     assert proc.returncode == 0, proc.stderr[-3000:]
     exp = results.read_experiment(tmp_path / "pasha")
@@ -437,7 +606,9 @@ def test_pareto_asha_stops_trials_behind_the_front_at_its_rung(tmp_path):
     assert len(frame) == 4 and set(frame[M.STATUS]) <= {M.STATUS_OK, M.STATUS_STOPPED}
     # The rule, checked on the rung's final picture: a trial on the front of every rung-1
     # result was on the front when it reached the rung, so it went on.
-    rung = exp.curves[exp.curves[M.EPOCH] == 1].merge(frame[[M.TRIAL_ID, M.STATUS, M.LATENCY_MS]], on=M.TRIAL_ID)
+    rung = exp.curves[exp.curves[M.EPOCH] == 1].merge(
+        frame[[M.TRIAL_ID, M.STATUS, M.LATENCY_MS]], on=M.TRIAL_ID
+    )
     on_front = accuracy_latency_mask(rung[M.MINIVAL_TOP1], rung[M.LATENCY_MS])
     assert (rung[on_front][M.STATUS] == M.STATUS_OK).all()
     stopped = frame[frame[M.STATUS] == M.STATUS_STOPPED]
@@ -446,12 +617,18 @@ def test_pareto_asha_stops_trials_behind_the_front_at_its_rung(tmp_path):
     assert_pareto_flags_correct(frame)
 
 
-@pytest.mark.parametrize("flags,message", [
-    (["--storage", "{file}"], "--storage: {file} is a file; expected a folder"),
-    (["--storage", "{file}/sub"], "--storage: {file}/sub lies under the file {file}; expected a folder"),
-    (["--storage", ""], "--storage: expected a local path or a URI"),
-    (["--name", ""], "--name: expected a name matching"),
-])
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        (["--storage", "{file}"], "--storage: {file} is a file; expected a folder"),
+        (
+            ["--storage", "{file}/sub"],
+            "--storage: {file}/sub lies under the file {file}; expected a folder",
+        ),
+        (["--storage", ""], "--storage: expected a local path or a URI"),
+        (["--name", ""], "--name: expected a name matching"),
+    ],
+)
 def test_unusable_storage_and_empty_flags_are_refused_up_front(tmp_path, flags, message):
     # Before: --storage on a file passed the dry run, and the real run failed after Ray started;
     # --name "" and --storage "" were silently ignored.
@@ -467,15 +644,22 @@ def test_unusable_storage_and_empty_flags_are_refused_up_front(tmp_path, flags, 
 @pytest.mark.slow
 def test_a_trial_too_large_for_memory_fails_before_allocating_and_the_others_train(tmp_path):
     # Before: a 1024 px trial in batches of 512 (~190 GiB by the estimate) went to the OOM killer.
-    space = smoke_space(tmp_path, "memory", constraints={"latency_ms": None}, recipe={"batch_size": 512},
-                        scaling={"depth": [26], "width": [0.25], "resolution": [32, 1024]},
-                        search={"max_concurrent": 1})
+    space = smoke_space(
+        tmp_path,
+        "memory",
+        constraints={"latency_ms": None},
+        recipe={"batch_size": 512},
+        scaling={"depth": [26], "width": [0.25], "resolution": [32, 1024]},
+        search={"max_concurrent": 1},
+    )
     proc = rsearch("tune", "--space", str(space), "--storage", str(tmp_path), "--quiet")
     assert proc.returncode == 0, proc.stderr[-3000:]
     frame = results.read_experiment(tmp_path / "memory").results.set_index(M.RESOLUTION)
     assert frame.loc[32, M.STATUS] == M.STATUS_OK
     assert frame.loc[1024, M.STATUS] == M.STATUS_FAILED
-    assert frame.loc[1024, M.FAILURE].startswith("out of memory (estimated before training): recipe.batch_size: "
-                                                 "training depth 26 width 0.25 at 1024 px"), frame.loc[1024, M.FAILURE]
+    assert frame.loc[1024, M.FAILURE].startswith(
+        "out of memory (estimated before training): recipe.batch_size: "
+        "training depth 26 width 0.25 at 1024 px"
+    ), frame.loc[1024, M.FAILURE]
     assert not (exp_curves := results.read_experiment(tmp_path / "memory").curves).empty
     assert set(exp_curves[M.RESOLUTION]) == {32}  # the large trial trained no epoch

@@ -1,8 +1,9 @@
 """`rsearch analyze`: which scaling axis wins in each epoch regime, and the model family.
 
-    rsearch analyze ~/rsearch_results/quickstart
-    rsearch analyze ~/rsearch_results/quickstart --json --target-epochs 350
+rsearch analyze ~/rsearch_results/quickstart
+rsearch analyze ~/rsearch_results/quickstart --json --target-epochs 350
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,7 +20,9 @@ def _budgets(text: str) -> list[float]:
     except ValueError:
         values = []
     if not values or not all(v > 0 and math.isfinite(v) for v in values):
-        raise argparse.ArgumentTypeError(f"must be comma-separated latencies in ms > 0 (e.g. 1,2.5,5), got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"must be comma-separated latencies in ms > 0 (e.g. 1,2.5,5), got {text!r}"
+        )
     return values
 
 
@@ -32,25 +35,40 @@ def _positive(kind):
         if value is None or not value > 0:
             raise argparse.ArgumentTypeError(f"must be a {kind.__name__} > 0, got {text!r}")
         return value
+
     return parse
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "analyze", help="which scaling axis (depth, width, resolution) wins per epoch regime",
+        "analyze",
+        help="which scaling axis (depth, width, resolution) wins per epoch regime",
         description="For each epoch regime of an experiment: the accuracy gained per doubling of measured "
-                    "latency when scaling depth, width or resolution from a common base, whether the "
-                    "winner's lead exceeds run-to-run noise, the best config per latency budget, and "
-                    "warnings where a conclusion would be extrapolated (to a longer regime, larger "
-                    "models, or from a single base architecture).")
+        "latency when scaling depth, width or resolution from a common base, whether the "
+        "winner's lead exceeds run-to-run noise, the best config per latency budget, and "
+        "warnings where a conclusion would be extrapolated (to a longer regime, larger "
+        "models, or from a single base architecture).",
+    )
     p.add_argument("experiment", metavar="EXPERIMENT", help="experiment folder (<storage>/<name>)")
     p.add_argument("--json", action="store_true", help="print the analysis as JSON")
-    p.add_argument("--budgets", type=_budgets, metavar="MS[,MS...]",
-                   help="latency budgets for the model-family table (default: the Pareto front)")
-    p.add_argument("--target-epochs", type=_positive(int), metavar="N",
-                   help="the regime you will train in: warns if it was not measured")
-    p.add_argument("--target-latency-ms", type=_positive(float), metavar="MS",
-                   help="the latency you will deploy at: warns if beyond the largest model measured")
+    p.add_argument(
+        "--budgets",
+        type=_budgets,
+        metavar="MS[,MS...]",
+        help="latency budgets for the model-family table (default: the Pareto front)",
+    )
+    p.add_argument(
+        "--target-epochs",
+        type=_positive(int),
+        metavar="N",
+        help="the regime you will train in: warns if it was not measured",
+    )
+    p.add_argument(
+        "--target-latency-ms",
+        type=_positive(float),
+        metavar="MS",
+        help="the latency you will deploy at: warns if beyond the largest model measured",
+    )
     p.set_defaults(func=run)
 
 
@@ -60,8 +78,12 @@ def run(args) -> int:
     from rsearch.results import read_experiment
 
     experiment = read_experiment(args.experiment)
-    result = analyze(experiment.results, budgets=args.budgets, target_epochs=args.target_epochs,
-                     target_latency_ms=args.target_latency_ms)
+    result = analyze(
+        experiment.results,
+        budgets=args.budgets,
+        target_epochs=args.target_epochs,
+        target_latency_ms=args.target_latency_ms,
+    )
     if args.json:
         payload = {"experiment": experiment.name, "path": experiment.path, **result.to_dict()}
         print(json.dumps(payload, indent=2, allow_nan=False))
@@ -74,7 +96,11 @@ def run(args) -> int:
 
 
 def _num(value, spec: str = ".4g") -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
+    return (
+        "-"
+        if value is None or (isinstance(value, float) and math.isnan(value))
+        else format(value, spec)
+    )
 
 
 def _counts(results) -> str:
@@ -83,20 +109,28 @@ def _counts(results) -> str:
 
 
 def _axis_lines(regime) -> list[str]:
-    lines = [f"  {'axis':<11}{'values':<22}{'latency ms':<18}{'top-1 gain':>11}{'per 2x latency':>16}"]
+    lines = [
+        f"  {'axis':<11}{'values':<22}{'latency ms':<18}{'top-1 gain':>11}{'per 2x latency':>16}"
+    ]
     for axis in regime.ranking + [a for a in regime.curves if a not in regime.ranking]:
         curve = regime.curves[axis]
         values = " ".join(f"{v:g}" for v in curve.values)
         span = f"{curve.latency_ms[0]:.3g}-{curve.latency_ms[-1]:.3g}" if curve.latency_ms else "-"
         gain = curve.accuracy[-1] - curve.accuracy[0] if curve.accuracy else None
         mark = "  <- best" if axis == regime.winner else ""
-        lines.append(f"  {axis:<11}{values:<22}{span:<18}{_num(gain, '+.4f'):>11}{_num(curve.slope, '+.4f'):>16}{mark}")
+        lines.append(
+            f"  {axis:<11}{values:<22}{span:<18}{_num(gain, '+.4f'):>11}{_num(curve.slope, '+.4f'):>16}{mark}"
+        )
     return lines
 
 
 def _pm(acc, se) -> str:
     """accuracy +- SE ("SE ?" when unknown)."""
-    return f"{_num(acc, '.4f')} ± {_num(se, '.4f')}" if se is not None else f"{_num(acc, '.4f')} ± SE ?"
+    return (
+        f"{_num(acc, '.4f')} ± {_num(se, '.4f')}"
+        if se is not None
+        else f"{_num(acc, '.4f')} ± SE ?"
+    )
 
 
 def _front_lines(regime) -> list[str]:
@@ -106,16 +140,25 @@ def _front_lines(regime) -> list[str]:
     if not regime.front:
         return ["  Pareto front: none yet (no trained trial with a measured latency)"]
     width = _id_width(regime.front)
-    lines = [f"  Pareto front (minival top-1 ± SE; tied: within {NOISE_Z:g} SE of a neighbour):",
-             f"  {'latency ms':>10}  {'top-1 ± SE':<18}{'model':<22}{'depth':>6}{'width':>7}{'res':>6}  "
-             f"{'trial':<{width}}tied"]
+    lines = [
+        f"  Pareto front (minival top-1 ± SE; tied: within {NOISE_Z:g} SE of a neighbour):",
+        f"  {'latency ms':>10}  {'top-1 ± SE':<18}{'model':<22}{'depth':>6}{'width':>7}{'res':>6}  "
+        f"{'trial':<{width}}tied",
+    ]
     for row in regime.front:
-        tied = ("tied with " + ", ".join(row[m.TIED_WITH]) if row[m.TIED] else "-" if row[m.TIED] is False
-                else "noise unknown")
+        tied = (
+            "tied with " + ", ".join(row[m.TIED_WITH])
+            if row[m.TIED]
+            else "-"
+            if row[m.TIED] is False
+            else "noise unknown"
+        )
         accuracy = _pm(row[m.MINIVAL_TOP1], row.get(m.MINIVAL_TOP1_SE))
-        lines.append(f"  {_num(row[m.LATENCY_MS], '.3g'):>10}  {accuracy:<18}"
-                     f"{str(row.get(m.MODEL) or '-'):<22}{row[m.DEPTH]:>6}{row[m.WIDTH]:>7g}{row[m.RESOLUTION]:>6}  "
-                     f"{str(row[m.TRIAL_ID]):<{width}}{tied}")
+        lines.append(
+            f"  {_num(row[m.LATENCY_MS], '.3g'):>10}  {accuracy:<18}"
+            f"{str(row.get(m.MODEL) or '-'):<22}{row[m.DEPTH]:>6}{row[m.WIDTH]:>7g}{row[m.RESOLUTION]:>6}  "
+            f"{str(row[m.TRIAL_ID]):<{width}}{tied}"
+        )
     lines.append("  " + ties_statement(regime.front))
     return lines
 
@@ -132,16 +175,20 @@ def _lead(row) -> str:
 
 
 def _family_lines(regime) -> list[str]:
-    lines = [f"  {'budget ms':>10}  {'model':<22}{'depth':>6}{'width':>7}{'res':>6}{'top-1 ± SE':>19}"
-             f"{'latency ms':>12}  lead over the best other architecture"]
+    lines = [
+        f"  {'budget ms':>10}  {'model':<22}{'depth':>6}{'width':>7}{'res':>6}{'top-1 ± SE':>19}"
+        f"{'latency ms':>12}  lead over the best other architecture"
+    ]
     for row in regime.family:
         if row.get(m.TRIAL_ID) is None:
             lines.append(f"  {_num(row['budget_ms']):>10}  (nothing measured fits)")
             continue
         accuracy = _pm(row[m.MINIVAL_TOP1], row.get(m.MINIVAL_TOP1_SE))
-        lines.append(f"  {_num(row['budget_ms']):>10}  {str(row.get(m.MODEL) or '-'):<22}{row[m.DEPTH]:>6}"
-                     f"{row[m.WIDTH]:>7g}{row[m.RESOLUTION]:>6}{accuracy:>19}"
-                     f"{_num(row[m.LATENCY_MS], '.3g'):>12}  {_lead(row)}")
+        lines.append(
+            f"  {_num(row['budget_ms']):>10}  {str(row.get(m.MODEL) or '-'):<22}{row[m.DEPTH]:>6}"
+            f"{row[m.WIDTH]:>7g}{row[m.RESOLUTION]:>6}{accuracy:>19}"
+            f"{_num(row[m.LATENCY_MS], '.3g'):>12}  {_lead(row)}"
+        )
     return lines
 
 
@@ -156,14 +203,18 @@ def _confirmation_lines(result) -> list[str]:
         lines.append(f"== {order['epochs']} epochs: {order_statement(order)}")
         configs = [c for c in result.confirmation if c[m.EPOCHS] == order["epochs"]]
         width = _id_width(configs, "trial_id")
-        lines.append(f"  {'trial':<{width}}{'model':<22}{'front':>6}{'n':>4}  {'seeds':<14}{'original':>9}"
-                     f"{'mean ± sd':>19}")
+        lines.append(
+            f"  {'trial':<{width}}{'model':<22}{'front':>6}{'n':>4}  {'seeds':<14}{'original':>9}"
+            f"{'mean ± sd':>19}"
+        )
         for c in configs:
             seeds = ",".join("-" if s is None else str(s) for s in c["seeds"]) or "-"
-            lines.append(f"  {str(c['trial_id']):<{width}}{str(c.get(m.MODEL) or '-'):<22}"
-                         f"{'yes' if c['on_front'] else 'no':>6}{c['n']:>4}  {seeds:<14}"
-                         f"{_num(c['original_top1'], '.4f'):>9}"
-                         f"{_num(c['mean_top1'], '.4f') + ' ± ' + _num(c['std_top1'], '.4f'):>19}")
+            lines.append(
+                f"  {str(c['trial_id']):<{width}}{str(c.get(m.MODEL) or '-'):<22}"
+                f"{'yes' if c['on_front'] else 'no':>6}{c['n']:>4}  {seeds:<14}"
+                f"{_num(c['original_top1'], '.4f'):>9}"
+                f"{_num(c['mean_top1'], '.4f') + ' ± ' + _num(c['std_top1'], '.4f'):>19}"
+            )
     return lines
 
 
@@ -171,14 +222,20 @@ def format_analysis(result, experiment) -> str:
     from rsearch.analysis import winner_statement  # the same words as the dashboard's
 
     results = experiment.results
-    lines = [f"Experiment {experiment.name}: {len(results)} trials ({_counts(results)})",
-             "Scaling from a common base: top-1 gained per doubling of measured latency along each axis.",
-             f"A difference exceeds noise when it is larger than {NOISE_Z:g} standard errors."]
+    lines = [
+        f"Experiment {experiment.name}: {len(results)} trials ({_counts(results)})",
+        "Scaling from a common base: top-1 gained per doubling of measured latency along each axis.",
+        f"A difference exceeds noise when it is larger than {NOISE_Z:g} standard errors.",
+    ]
     for regime in result.regimes:
         lines.append("")
         base = regime.base
-        where = ("" if base is None else f"  base: depth {base[m.DEPTH]}, width {base[m.WIDTH]:g}, resolution "
-                 f"{base[m.RESOLUTION]} ({base[m.LATENCY_MS]:.3g} ms, top-1 {base[m.MINIVAL_TOP1]:.4f})")
+        where = (
+            ""
+            if base is None
+            else f"  base: depth {base[m.DEPTH]}, width {base[m.WIDTH]:g}, resolution "
+            f"{base[m.RESOLUTION]} ({base[m.LATENCY_MS]:.3g} ms, top-1 {base[m.MINIVAL_TOP1]:.4f})"
+        )
         lines.append(f"== {regime.epochs} epochs ({regime.trials_ok} ok trials){where}")
         if regime.curves:
             lines += _axis_lines(regime)

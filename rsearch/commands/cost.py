@@ -1,8 +1,9 @@
 """`rsearch cost`: parameters, FLOPs, activation memory and (optionally) measured latency.
 
-    rsearch cost --model resnetrs-350 --resolution 256 --json
-    rsearch cost --depth 300 --width 1.5 --resolution 224 --latency --batch 1,64 --json
+rsearch cost --model resnetrs-350 --resolution 256 --json
+rsearch cost --depth 300 --width 1.5 --resolution 224 --latency --batch 1,64 --json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,6 +28,7 @@ def _int_at_least(low: int, why: str = ""):
         if value is None or value < low:
             raise argparse.ArgumentTypeError(f"must be an integer >= {low}{why}, got {text!r}")
         return value
+
     return parse
 
 
@@ -60,50 +62,93 @@ def _batch_list(text: str) -> list[int]:
             break
     if not sizes or min(sizes) < 1:
         raise argparse.ArgumentTypeError(
-            f"must be a comma-separated list of batch sizes >= 1 (e.g. 1,64), got {text!r}")
+            f"must be a comma-separated list of batch sizes >= 1 (e.g. 1,64), got {text!r}"
+        )
     return sizes
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "cost", help="parameters, FLOPs, activation memory and measured latency of a model",
+        "cost",
+        help="parameters, FLOPs, activation memory and measured latency of a model",
         description="Count a model's parameters, FLOPs (2 x MACs, torch's flop counter) and training "
-                    "activation memory on the meta device (no weights allocated); with --latency, "
-                    "measure inference latency with a declared method (cached).")
+        "activation memory on the meta device (no weights allocated); with --latency, "
+        "measure inference latency with a declared method (cached).",
+    )
     which = p.add_mutually_exclusive_group()
-    which.add_argument("--model", help="resnetrs-50 .. resnetrs-420 (or resnetrs50, resnet-50 for "
-                                       "the plain baseline, resnetrs-<depth> for any depth)")
-    which.add_argument("--depth", type=_int_at_least(MIN_DEPTH, " (one bottleneck per stage)"),
-                       help=f"any depth >= {MIN_DEPTH} (published block counts where they exist, "
-                            "the documented rule otherwise)")
+    which.add_argument(
+        "--model",
+        help="resnetrs-50 .. resnetrs-420 (or resnetrs50, resnet-50 for "
+        "the plain baseline, resnetrs-<depth> for any depth)",
+    )
+    which.add_argument(
+        "--depth",
+        type=_int_at_least(MIN_DEPTH, " (one bottleneck per stage)"),
+        help=f"any depth >= {MIN_DEPTH} (published block counts where they exist, "
+        "the documented rule otherwise)",
+    )
     p.add_argument("--width", type=_width, default=1.0, help="width multiplier (default 1.0)")
-    p.add_argument("--baseline", action="store_true",
-                   help="plain ResNet (7x7 stem + max-pool, no SE, no ResNet-D) instead of ResNet-RS")
-    p.add_argument("--resolution", type=_int_at_least(MIN_RESOLUTION, " (the network's total stride)"),
-                   help="input size in pixels, >= 32 (default: the paper's size for that depth)")
-    p.add_argument("--classes", type=_int_at_least(2), default=1000, help="number of classes (default 1000)")
-    p.add_argument("--in-chans", type=int, choices=(1, 3), default=3, help="input channels (default 3)")
+    p.add_argument(
+        "--baseline",
+        action="store_true",
+        help="plain ResNet (7x7 stem + max-pool, no SE, no ResNet-D) instead of ResNet-RS",
+    )
+    p.add_argument(
+        "--resolution",
+        type=_int_at_least(MIN_RESOLUTION, " (the network's total stride)"),
+        help="input size in pixels, >= 32 (default: the paper's size for that depth)",
+    )
+    p.add_argument(
+        "--classes", type=_int_at_least(2), default=1000, help="number of classes (default 1000)"
+    )
+    p.add_argument(
+        "--in-chans", type=int, choices=(1, 3), default=3, help="input channels (default 3)"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
     lat = p.add_argument_group("latency (with --latency)")
     lat.add_argument("--latency", action="store_true", help="also measure inference latency")
-    lat.add_argument("--batch", type=_batch_list, default=[1], help="batch sizes, e.g. 1,64 (default 1)")
+    lat.add_argument(
+        "--batch", type=_batch_list, default=[1], help="batch sizes, e.g. 1,64 (default 1)"
+    )
     lat.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="default cpu")
-    lat.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
-                     help="bfloat16 runs under autocast (default float32)")
+    lat.add_argument(
+        "--dtype",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="bfloat16 runs under autocast (default float32)",
+    )
     lat.add_argument("--warmup", type=_int_at_least(0), default=3, help="untimed calls (default 3)")
-    lat.add_argument("--repeats", type=_int_at_least(1), default=10,
-                     help="timed rounds, each a torch.utils.benchmark blocked_autorange (default 10)")
-    lat.add_argument("--min-run-time", type=_seconds, default=0.05,
-                     help="seconds of timed calls per round (default 0.05)")
+    lat.add_argument(
+        "--repeats",
+        type=_int_at_least(1),
+        default=10,
+        help="timed rounds, each a torch.utils.benchmark blocked_autorange (default 10)",
+    )
+    lat.add_argument(
+        "--min-run-time",
+        type=_seconds,
+        default=0.05,
+        help="seconds of timed calls per round (default 0.05)",
+    )
     lat.add_argument("--channels-last", action="store_true", help="channels-last memory format")
     lat.add_argument("--compile", action="store_true", help="torch.compile the model")
-    lat.add_argument("--cuda-graphs", action="store_true",
-                     help="replay CUDA graphs (compile mode reduce-overhead with --compile)")
-    lat.add_argument("--threads", type=_int_at_least(1), help="CPU threads (default: torch's default)")
-    lat.add_argument("--cache", default=os.environ.get("RSEARCH_LATENCY_CACHE", DEFAULT_CACHE),
-                     help=f"latency cache, Parquet (default $RSEARCH_LATENCY_CACHE or {DEFAULT_CACHE})")
-    lat.add_argument("--no-cache", action="store_true", help="always measure; do not read or write the cache")
+    lat.add_argument(
+        "--cuda-graphs",
+        action="store_true",
+        help="replay CUDA graphs (compile mode reduce-overhead with --compile)",
+    )
+    lat.add_argument(
+        "--threads", type=_int_at_least(1), help="CPU threads (default: torch's default)"
+    )
+    lat.add_argument(
+        "--cache",
+        default=os.environ.get("RSEARCH_LATENCY_CACHE", DEFAULT_CACHE),
+        help=f"latency cache, Parquet (default $RSEARCH_LATENCY_CACHE or {DEFAULT_CACHE})",
+    )
+    lat.add_argument(
+        "--no-cache", action="store_true", help="always measure; do not read or write the cache"
+    )
     p.set_defaults(func=run)
 
 
@@ -113,26 +158,42 @@ def _resolve(args):
     from rsearch.models import model_config, parse_model_name, regularization_defaults
 
     if args.model is None and args.depth is None:
-        raise UserError("--model or --depth: one is required (e.g. --model resnetrs-50 or --depth 300)")
+        raise UserError(
+            "--model or --depth: one is required (e.g. --model resnetrs-50 or --depth 300)"
+        )
     if args.model is not None:
         model_config(model=args.model)  # errors name --model, not --depth
         depth, rs = parse_model_name(args.model)
         rs = rs and not args.baseline
     else:
         depth, rs = args.depth, not args.baseline
-    cfg = model_config(depth=depth, width=args.width, num_classes=args.classes,
-                       in_chans=args.in_chans, rs=rs)
-    resolution = check_resolution(args.resolution if args.resolution is not None
-                                  else regularization_defaults(depth)["image_size"])
+    cfg = model_config(
+        depth=depth, width=args.width, num_classes=args.classes, in_chans=args.in_chans, rs=rs
+    )
+    resolution = check_resolution(
+        args.resolution
+        if args.resolution is not None
+        else regularization_defaults(depth)["image_size"]
+    )
     methods = []
     if args.device == "cuda" or args.latency:
         check_device(args.device)
     if args.latency:
-        methods = [LatencyMethod(device=args.device, dtype=args.dtype, batch_size=b, warmup=args.warmup,
-                                 repeats=args.repeats, min_run_time=args.min_run_time,
-                                 channels_last=args.channels_last,
-                                 compile=args.compile, cuda_graphs=args.cuda_graphs, threads=args.threads)
-                   for b in args.batch]
+        methods = [
+            LatencyMethod(
+                device=args.device,
+                dtype=args.dtype,
+                batch_size=b,
+                warmup=args.warmup,
+                repeats=args.repeats,
+                min_run_time=args.min_run_time,
+                channels_last=args.channels_last,
+                compile=args.compile,
+                cuda_graphs=args.cuda_graphs,
+                threads=args.threads,
+            )
+            for b in args.batch
+        ]
     return cfg, depth, resolution, methods
 
 
@@ -141,15 +202,30 @@ def run(args) -> int:
     from rsearch.cost import LatencyCache, measure_latency, model_cost
 
     cache = None if args.no_cache or not methods else LatencyCache(args.cache)
-    _check_memory(cfg, resolution, [m for m in methods if cache is None or cache.get(cfg, resolution, m) is None])
-    report = {"model": cfg.name, "depth": depth, "layers": list(cfg.layers), "blocks": sum(cfg.layers),
-              "width": cfg.width, "rs": cfg.rs, "resolution": resolution, "classes": cfg.num_classes,
-              "in_chans": cfg.in_chans, **model_cost(cfg, resolution)}
+    _check_memory(
+        cfg,
+        resolution,
+        [m for m in methods if cache is None or cache.get(cfg, resolution, m) is None],
+    )
+    report = {
+        "model": cfg.name,
+        "depth": depth,
+        "layers": list(cfg.layers),
+        "blocks": sum(cfg.layers),
+        "width": cfg.width,
+        "rs": cfg.rs,
+        "resolution": resolution,
+        "classes": cfg.num_classes,
+        "in_chans": cfg.in_chans,
+        **model_cost(cfg, resolution),
+    }
     if methods:
         report["latency"] = [
-            cache.get_or_measure(cfg, resolution, m) if cache is not None
+            cache.get_or_measure(cfg, resolution, m)
+            if cache is not None
             else {**measure_latency(cfg, resolution, m), "cached": False}
-            for m in methods]
+            for m in methods
+        ]
     print(json.dumps(report, sort_keys=False) if args.json else format_table(report))
     return 0
 
@@ -159,10 +235,16 @@ def _check_memory(cfg, resolution: int, to_measure) -> None:
     from rsearch import memory
 
     for method in to_measure:
-        estimate = memory.inference_estimate(cfg, resolution, method.batch_size, bf16=method.dtype == "bfloat16")
-        memory.check_fits(estimate, method.device, batch_flag="--batch",
-                          doing=f"measuring the latency of {cfg.name} at {resolution} px in batches of "
-                                f"{method.batch_size}")
+        estimate = memory.inference_estimate(
+            cfg, resolution, method.batch_size, bf16=method.dtype == "bfloat16"
+        )
+        memory.check_fits(
+            estimate,
+            method.device,
+            batch_flag="--batch",
+            doing=f"measuring the latency of {cfg.name} at {resolution} px in batches of "
+            f"{method.batch_size}",
+        )
 
 
 def format_table(report: dict) -> str:
@@ -183,13 +265,18 @@ def format_table(report: dict) -> str:
         if first["cuda_graphs"] and not first["compile"]:
             mode += " + CUDA graphs"
         threads = f", {first['threads_used']} threads" if first.get("threads_used") else ""
-        lines += ["", f"latency: {first['device']} ({first['device_name']}{threads}), {first['dtype']}, {mode}"
-                      f"{', channels_last' if first['channels_last'] else ''}, warmup {first['warmup']}, "
-                      f"{first['repeats']} rounds of >= {first.get('min_run_time', 0):g} s, "
-                      f"{first.get('clock', 'wall')} clock, torch {first['torch']}",
-                  f"{'batch':>6} {'latency ms':>10} {'IQR ms':>8} {'noise':>6} {'p95 ms':>10} {'img/s':>10}  cached"]
+        lines += [
+            "",
+            f"latency: {first['device']} ({first['device_name']}{threads}), {first['dtype']}, {mode}"
+            f"{', channels_last' if first['channels_last'] else ''}, warmup {first['warmup']}, "
+            f"{first['repeats']} rounds of >= {first.get('min_run_time', 0):g} s, "
+            f"{first.get('clock', 'wall')} clock, torch {first['torch']}",
+            f"{'batch':>6} {'latency ms':>10} {'IQR ms':>8} {'noise':>6} {'p95 ms':>10} {'img/s':>10}  cached",
+        ]
         for r in report["latency"]:
-            lines.append(f"{r['batch_size']:>6} {r['latency_ms']:>10.3f} {r.get('latency_spread_ms', 0):>8.3f} "
-                         f"{r.get('latency_noise', 0):>6.1%} {r['latency_p95_ms']:>10.3f} "
-                         f"{r['images_per_s']:>10.1f}  {'yes' if r['cached'] else 'no'}")
+            lines.append(
+                f"{r['batch_size']:>6} {r['latency_ms']:>10.3f} {r.get('latency_spread_ms', 0):>8.3f} "
+                f"{r.get('latency_noise', 0):>6.1%} {r['latency_p95_ms']:>10.3f} "
+                f"{r['images_per_s']:>10.1f}  {'yes' if r['cached'] else 'no'}"
+            )
     return "\n".join(lines)

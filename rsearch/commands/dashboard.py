@@ -1,8 +1,9 @@
 """`rsearch dashboard`: write the experiment's HTML report (offline, self-contained).
 
-    rsearch dashboard ~/rsearch_results/quickstart                 # -> .../quickstart/report.html
-    rsearch dashboard ~/rsearch_results/quickstart --watch 30      # rewrite every 30 s while it runs
+rsearch dashboard ~/rsearch_results/quickstart                 # -> .../quickstart/report.html
+rsearch dashboard ~/rsearch_results/quickstart --watch 30      # rewrite every 30 s while it runs
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,16 +27,27 @@ def _seconds(text: str) -> float:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "dashboard", help="write the HTML report of an experiment (Pareto fronts, scaling, trials)",
+        "dashboard",
+        help="write the HTML report of an experiment (Pareto fronts, scaling, trials)",
         description="Read an experiment's results store and write one self-contained HTML report "
-                    "(plotly.js embedded, opens offline): Pareto front, FLOPs vs latency, scaling curves, "
-                    "regularization vs size, learning curves, and a sortable trials table. Works on a "
-                    "running search: it shows whatever trials exist.")
+        "(plotly.js embedded, opens offline): Pareto front, FLOPs vs latency, scaling curves, "
+        "regularization vs size, learning curves, and a sortable trials table. Works on a "
+        "running search: it shows whatever trials exist.",
+    )
     p.add_argument("experiment", metavar="EXPERIMENT", help="experiment folder (<storage>/<name>)")
-    p.add_argument("-o", "--output", metavar="HTML", help="where to write the report (default: EXPERIMENT/report.html)")
-    p.add_argument("--watch", type=_seconds, metavar="SECONDS",
-                   help="rewrite the report every SECONDS until the experiment is finished or interrupted (Ctrl-C stops); "
-                        "the page then reloads itself in the browser")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="HTML",
+        help="where to write the report (default: EXPERIMENT/report.html)",
+    )
+    p.add_argument(
+        "--watch",
+        type=_seconds,
+        metavar="SECONDS",
+        help="rewrite the report every SECONDS until the experiment is finished or interrupted (Ctrl-C stops); "
+        "the page then reloads itself in the browser",
+    )
     p.set_defaults(func=run)
 
 
@@ -57,10 +69,9 @@ def write_report(experiment_dir, output=None, refresh_s: float | None = None) ->
 
 
 def run(args) -> int:
-    from rsearch.results import read_experiment
-
     from rsearch import storage
     from rsearch.errors import UserError
+    from rsearch.results import read_experiment
 
     # Refuse an empty experiment up front unless watching a search that is still starting.
     if not args.watch:
@@ -68,7 +79,9 @@ def run(args) -> int:
     if args.output is not None:  # the report's own folder is checked by writing the report
         if os.path.isdir(os.path.expanduser(args.output)):
             raise UserError(f"-o: {args.output} is a folder; expected the path of an .html file")
-        storage.check_writable_folder(os.path.dirname(os.path.abspath(os.path.expanduser(args.output))), "-o")
+        storage.check_writable_folder(
+            os.path.dirname(os.path.abspath(os.path.expanduser(args.output))), "-o"
+        )
     while True:
         path, status = write_report(args.experiment, args.output, refresh_s=args.watch)
         print(path, flush=True)

@@ -1,4 +1,5 @@
 """`rsearch tune`: the scaling / regularization search on Ray Tune."""
+
 from __future__ import annotations
 
 import argparse
@@ -12,23 +13,40 @@ from rsearch.errors import UserError
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "tune", help="search scaling (depth, width, resolution) and regularization under epoch/latency budgets",
+        "tune",
+        help="search scaling (depth, width, resolution) and regularization under epoch/latency budgets",
         description="Run the search a space file describes on Ray Tune (local Ray, or --address auto on a "
-                    "cluster). Results go to <storage>/<name>/: results.parquet, curves.parquet, space.yaml.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--space", help="search-space YAML (see search_spaces/); required unless --resume")
-    p.add_argument("--dry-run", action="store_true",
-                   help="validate the space, measure every architecture's latency in this process (or validate "
-                        "the cached figures), print the plan and the feasible set; no Ray, trains nothing, "
-                        "writes nothing")
-    p.add_argument("--json", action="store_true", help="with --dry-run: print one JSON object instead of text")
+        "cluster). Results go to <storage>/<name>/: results.parquet, curves.parquet, space.yaml.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--space", help="search-space YAML (see search_spaces/); required unless --resume"
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate the space, measure every architecture's latency in this process (or validate "
+        "the cached figures), print the plan and the feasible set; no Ray, trains nothing, "
+        "writes nothing",
+    )
+    p.add_argument(
+        "--json", action="store_true", help="with --dry-run: print one JSON object instead of text"
+    )
     p.add_argument("--name", help="experiment name (default: the space's name)")
-    p.add_argument("--storage", help="results root: a local or shared path, or a pyarrow filesystem URI such as "
-                                     "s3://bucket/prefix or gs://bucket/prefix (default: the space's storage.path)")
-    p.add_argument("--resume", metavar="EXPERIMENT",
-                   help="continue an interrupted experiment: its folder or URI (as printed when it started), "
-                        f"or its name under --storage (default root {storage.DEFAULT_STORAGE_PATH})")
-    p.add_argument("--address", help="Ray cluster address, e.g. auto (default: $RAY_ADDRESS, else a local Ray)")
+    p.add_argument(
+        "--storage",
+        help="results root: a local or shared path, or a pyarrow filesystem URI such as "
+        "s3://bucket/prefix or gs://bucket/prefix (default: the space's storage.path)",
+    )
+    p.add_argument(
+        "--resume",
+        metavar="EXPERIMENT",
+        help="continue an interrupted experiment: its folder or URI (as printed when it started), "
+        f"or its name under --storage (default root {storage.DEFAULT_STORAGE_PATH})",
+    )
+    p.add_argument(
+        "--address", help="Ray cluster address, e.g. auto (default: $RAY_ADDRESS, else a local Ray)"
+    )
     p.add_argument("--quiet", action="store_true", help="no live progress lines")
     p.set_defaults(func=run)
 
@@ -45,11 +63,15 @@ def _load(args):
         storage.check_reachable(check_storage_path(args.storage, "--storage"), "--storage")
     if args.resume:
         if args.space:
-            raise UserError("--space: not used with --resume (the experiment's saved space.yaml is used)")
+            raise UserError(
+                "--space: not used with --resume (the experiment's saved space.yaml is used)"
+            )
         exp_dir = _resume_location(args.resume, args.storage)
         return load_space(storage.join(exp_dir, "space.yaml")), exp_dir
     if not args.space:
-        raise UserError("--space: a search-space YAML is required (e.g. search_spaces/quickstart.yaml)")
+        raise UserError(
+            "--space: a search-space YAML is required (e.g. search_spaces/quickstart.yaml)"
+        )
     space = load_space(args.space)
     if not args.storage:
         storage.check_reachable(space.storage["path"], "storage.path")
@@ -61,9 +83,15 @@ def _resume_location(resume: str, storage_root: str | None) -> str:
     bare_name = "/" not in resume and not storage.is_uri(resume)
     if not bare_name:
         storage.check_reachable(resume, "--resume")
-    exp_dir = storage.join(storage_root or storage.DEFAULT_STORAGE_PATH, resume) if bare_name else storage.normalize(resume)
+    exp_dir = (
+        storage.join(storage_root or storage.DEFAULT_STORAGE_PATH, resume)
+        if bare_name
+        else storage.normalize(resume)
+    )
     if not storage.exists(storage.join(exp_dir, "space.yaml")):
-        hint = "; pass the experiment's folder or URI, as printed when it started" if bare_name else ""
+        hint = (
+            "; pass the experiment's folder or URI, as printed when it started" if bare_name else ""
+        )
         raise UserError(f"--resume: no rsearch experiment at {exp_dir} (no space.yaml there){hint}")
     return exp_dir
 
@@ -79,22 +107,42 @@ def run(args) -> int:
         costs, survey = _measure_latencies(space, exp_dir, plan, progress=not args.json)
         exists = storage.exists(storage.join(exp_dir, "experiment.json"))
         if args.json:
-            print(json.dumps({**dry_run_report(space, plan, costs, survey, exp_dir), "results_dir_exists": exists}))
+            print(
+                json.dumps(
+                    {
+                        **dry_run_report(space, plan, costs, survey, exp_dir),
+                        "results_dir_exists": exists,
+                    }
+                )
+            )
         else:
             print(describe_plan(space, plan, costs, survey))
-            note = (" (it exists: continue it with --resume, or choose another --name)"
-                    if exists and not args.resume else "")
+            note = (
+                " (it exists: continue it with --resume, or choose another --name)"
+                if exists and not args.resume
+                else ""
+            )
             print(f"results would go to {exp_dir}{note}")
         return 0
     from rsearch.tune.driver import run_search
     from rsearch.tune.interrupt import Interrupted
 
     try:
-        run_search(space, exp_dir=exp_dir, resume=bool(args.resume), address=args.address, quiet=args.quiet,
-                   space_file=storage.normalize(args.space) if args.space else None)
+        run_search(
+            space,
+            exp_dir=exp_dir,
+            resume=bool(args.resume),
+            address=args.address,
+            quiet=args.quiet,
+            space_file=storage.normalize(args.space) if args.space else None,
+        )
     except Interrupted as stop:
-        print(f"rsearch tune: {stop}; experiment marked interrupted. Resume with: "
-              f"rsearch tune --resume {shlex.quote(stop.exp_dir)}", file=sys.stderr, flush=True)
+        print(
+            f"rsearch tune: {stop}; experiment marked interrupted. Resume with: "
+            f"rsearch tune --resume {shlex.quote(stop.exp_dir)}",
+            file=sys.stderr,
+            flush=True,
+        )
         return stop.exit_code
     return _print_summary(exp_dir)
 
@@ -130,20 +178,37 @@ def dry_run_report(space, plan, costs: dict | None, survey: dict | None, exp_dir
     archs = []
     for depth, width, resolution in plan.architectures or []:
         cost = (costs or {}).get(arch_key(depth, width, resolution), {})
-        archs.append({"depth": depth, "width": width, "resolution": resolution,
-                      "params": cost.get("params"), "flops": cost.get("flops"),
-                      "latency_ms": cost.get("latency_ms"), "latency_noise": cost.get("latency_noise"),
-                      "latency_ratio": cost.get("latency_ratio"), "latency_margin": cost.get("latency_margin"),
-                      "latency_ratio_noise": cost.get("latency_ratio_noise"),
-                      "borderline": cost.get("latency_borderline"), "cached": cost.get("latency_cached"),
-                      "feasible": cost.get("over_budget") is None if costs else None,
-                      "over_budget": cost.get("over_budget")})
+        archs.append(
+            {
+                "depth": depth,
+                "width": width,
+                "resolution": resolution,
+                "params": cost.get("params"),
+                "flops": cost.get("flops"),
+                "latency_ms": cost.get("latency_ms"),
+                "latency_noise": cost.get("latency_noise"),
+                "latency_ratio": cost.get("latency_ratio"),
+                "latency_margin": cost.get("latency_margin"),
+                "latency_ratio_noise": cost.get("latency_ratio_noise"),
+                "borderline": cost.get("latency_borderline"),
+                "cached": cost.get("latency_cached"),
+                "feasible": cost.get("over_budget") is None if costs else None,
+                "over_budget": cost.get("over_budget"),
+            }
+        )
     latency = space.latency
-    return {"experiment": space.name, "results_dir": exp_dir, "regimes": plan.regimes,
-            "trials_per_regime": plan.trials_per_regime,
-            "budget": None if latency is None else {k: latency[k] for k in ("max", "max_ratio", "reference")},
-            "latency_survey": survey, "architectures": archs,
-            "feasible": sum(1 for a in archs if a["feasible"]) if costs else None}
+    return {
+        "experiment": space.name,
+        "results_dir": exp_dir,
+        "regimes": plan.regimes,
+        "trials_per_regime": plan.trials_per_regime,
+        "budget": None
+        if latency is None
+        else {k: latency[k] for k in ("max", "max_ratio", "reference")},
+        "latency_survey": survey,
+        "architectures": archs,
+        "feasible": sum(1 for a in archs if a["feasible"]) if costs else None,
+    }
 
 
 def _print_summary(exp_dir: str) -> int:
@@ -161,8 +226,11 @@ def _print_summary(exp_dir: str) -> int:
     failed = exp.results[exp.results[M.STATUS] == M.STATUS_FAILED]
     if len(failed) and not (exp.results[M.STATUS] == M.STATUS_OK).any():
         first = failed.iloc[0]
-        print(f"rsearch tune: error: no trial finished: {len(failed)} failed (trial {first[M.TRIAL_ID]}: "
-              f"{first[M.FAILURE]})", file=sys.stderr)
+        print(
+            f"rsearch tune: error: no trial finished: {len(failed)} failed (trial {first[M.TRIAL_ID]}: "
+            f"{first[M.FAILURE]})",
+            file=sys.stderr,
+        )
         return 1
     front = results.front_summary(exp.results)
     if not front.empty:
@@ -173,7 +241,9 @@ def _print_summary(exp_dir: str) -> int:
         print("\nbest under the latency budget:")
         for regime, row in sorted(best.items()):
             if row:
-                print(f"  {regime} epochs: depth {row['depth']} width {row['width']:g} resolution "
-                      f"{row['resolution']}  minival {row['minival_top1']:.4f}  latency {row['latency_ms']:.3g} ms")
+                print(
+                    f"  {regime} epochs: depth {row['depth']} width {row['width']:g} resolution "
+                    f"{row['resolution']}  minival {row['minival_top1']:.4f}  latency {row['latency_ms']:.3g} ms"
+                )
     print(f"\ndashboard: rsearch dashboard {exp_dir}", file=sys.stdout)
     return 0

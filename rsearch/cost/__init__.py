@@ -7,11 +7,18 @@
 
 Nothing here imports Ray; it needs torch and (for the cache) pyarrow only.
 """
+
 from rsearch.cost.cache import LatencyCache, cache_key
 from rsearch.cost.latency import LatencyMethod, check_device, device_name, measure_latency
 from rsearch.cost.static import check_resolution, model_cost
 
 __all__ = [
-    "LatencyCache", "LatencyMethod", "cache_key", "check_device", "check_resolution", "device_name",
-    "measure_latency", "model_cost",
+    "LatencyCache",
+    "LatencyMethod",
+    "cache_key",
+    "check_device",
+    "check_resolution",
+    "device_name",
+    "measure_latency",
+    "model_cost",
 ]

@@ -14,13 +14,16 @@ A borderline architecture is measured again with more rounds (survey.py); if it 
 borderline, the re-measured median decides, like any other (so the decision does not
 depend on how noisy the machine was), and the row records that it was borderline.
 """
+
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
 BORDERLINE_Z = 2.0  # uncertainties within which a decision is borderline
-BORDERLINE_FLOOR = 0.015  # relative uncertainty of any figure, whatever its rounds say (run-to-run drift)
+BORDERLINE_FLOOR = (
+    0.015  # relative uncertainty of any figure, whatever its rounds say (run-to-run drift)
+)
 REMEASURE_FACTOR = 3  # a borderline architecture is re-measured with this many times the rounds
 
 
@@ -31,13 +34,18 @@ class LatencyBudget:
     reference: tuple[int, float, int] | None = None  # ... to this (depth, width, resolution)
 
     @classmethod
-    def from_space(cls, latency: dict | None) -> "LatencyBudget | None":
+    def from_space(cls, latency: dict | None) -> LatencyBudget | None:
         """From a space's validated constraints.latency_ms mapping (None: no latency budget)."""
         if latency is None:
             return None
         ref = latency.get("reference")
-        return cls(max_ms=latency.get("max"), max_ratio=latency.get("max_ratio"),
-                   reference=None if ref is None else (int(ref["depth"]), float(ref["width"]), int(ref["resolution"])))
+        return cls(
+            max_ms=latency.get("max"),
+            max_ratio=latency.get("max_ratio"),
+            reference=None
+            if ref is None
+            else (int(ref["depth"]), float(ref["width"]), int(ref["resolution"])),
+        )
 
     @property
     def relative(self) -> bool:
@@ -58,8 +66,11 @@ class LatencyBudget:
         value, noise = self.value(figure)
         relative = max(BORDERLINE_FLOOR, noise / math.sqrt(max(1, figure.get("latency_rounds", 1))))
         uncertainty = value * relative
-        return {"latency_feasible": bool(value <= self.limit), "latency_margin": value / self.limit - 1,
-                "latency_borderline": bool(abs(value - self.limit) <= BORDERLINE_Z * uncertainty)}
+        return {
+            "latency_feasible": bool(value <= self.limit),
+            "latency_margin": value / self.limit - 1,
+            "latency_borderline": bool(abs(value - self.limit) <= BORDERLINE_Z * uncertainty),
+        }
 
     def describe(self) -> str:
         if self.relative:
@@ -70,6 +81,8 @@ class LatencyBudget:
     def why_over(self, figure: dict) -> str:
         """The failure text of an architecture over the budget."""
         if self.relative:
-            return (f"latency {figure['latency_ms']:.3g} ms = {figure['latency_ratio']:.3g}x the reference "
-                    f"> budget {self.max_ratio:g}x")
+            return (
+                f"latency {figure['latency_ms']:.3g} ms = {figure['latency_ratio']:.3g}x the reference "
+                f"> budget {self.max_ratio:g}x"
+            )
         return f"latency {figure['latency_ms']:.3g} ms > budget {self.max_ms:g} ms"

@@ -8,6 +8,7 @@ file is rewritten whole on every put: written to a temporary file beside it and 
 into place with os.replace, under an exclusive lock on `<path>.lock`, so readers never
 see a half-written table and concurrent writers (Ray trials) never lose each other's rows.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -21,11 +22,10 @@ from pathlib import Path
 
 import torch
 
-from rsearch.errors import UserError
-from rsearch.models import ResNetConfig
-
 from rsearch.cost.latency import LatencyMethod, device_name, measure_latency
 from rsearch.cost.static import check_resolution
+from rsearch.errors import UserError
+from rsearch.models import ResNetConfig
 
 try:
     import fcntl
@@ -57,8 +57,10 @@ def _schema():
 
 def _model_key(cfg: ResNetConfig) -> str:
     layers = ",".join(str(n) for n in cfg.layers)
-    return (f"layers={layers};width={cfg.width:g};rs={cfg.rs};se={cfg.se_ratio:g};"
-            f"in_chans={cfg.in_chans};classes={cfg.num_classes}")
+    return (
+        f"layers={layers};width={cfg.width:g};rs={cfg.rs};se={cfg.se_ratio:g};"
+        f"in_chans={cfg.in_chans};classes={cfg.num_classes}"
+    )
 
 
 def _software() -> str:
@@ -70,8 +72,13 @@ def cache_key(cfg: ResNetConfig, resolution: int, method: LatencyMethod) -> dict
     device = device_name(method.device)
     if method.device == "cpu":  # the same CPU model with fewer cores is a different device
         device += f";threads={method.threads or torch.get_num_threads()}"
-    parts = {"model": _model_key(cfg), "resolution": check_resolution(resolution),
-             "method": method.key(), "device_name": device, "software": _software()}
+    parts = {
+        "model": _model_key(cfg),
+        "resolution": check_resolution(resolution),
+        "method": method.key(),
+        "device_name": device,
+        "software": _software(),
+    }
     digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
     return {"key": digest, **parts}
 
@@ -153,10 +160,16 @@ class LatencyCache:
         new_rows = []
         for cfg, resolution, method, result in entries:
             parts = cache_key(cfg, resolution, method)
-            new_rows.append({**parts, "latency_ms": float(result["latency_ms"]),
-                             "latency_p95_ms": float(result.get("latency_p95_ms", result["latency_ms"])),
-                             "latency_noise": result.get("latency_noise"),
-                             "measured_at": time.time(), "result": json.dumps(result, sort_keys=True)})
+            new_rows.append(
+                {
+                    **parts,
+                    "latency_ms": float(result["latency_ms"]),
+                    "latency_p95_ms": float(result.get("latency_p95_ms", result["latency_ms"])),
+                    "latency_noise": result.get("latency_noise"),
+                    "measured_at": time.time(),
+                    "result": json.dumps(result, sort_keys=True),
+                }
+            )
         with self._locked():
             self._rows = None  # re-read under the lock: another process may have written
             rows = self._load()
@@ -165,7 +178,9 @@ class LatencyCache:
             import pyarrow.parquet as pq
 
             table = pa.Table.from_pylist(list(rows.values()), schema=_schema())
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+            fd, tmp = tempfile.mkstemp(
+                prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
+            )
             os.close(fd)
             try:
                 pq.write_table(table, tmp)

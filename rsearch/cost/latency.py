@@ -26,6 +26,7 @@ Method (LatencyMethod):
 - threads sets torch.set_num_threads for the measurement (restored afterwards), which
   makes CPU figures comparable between machines; threads_used records what ran.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -37,11 +38,10 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from rsearch.cost.static import check_resolution
 from rsearch.errors import UserError
 from rsearch.models import ResNetConfig, build
 from rsearch.models.registry import MAX_BATCH
-
-from rsearch.cost.static import check_resolution
 
 DEVICES = ("cpu", "cuda")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -67,22 +67,34 @@ class LatencyMethod:
             raise UserError(f"--device: must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if self.dtype not in DTYPES:
             raise UserError(f"--dtype: must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
-        for name, low, high in (("batch_size", 1, MAX_BATCH), ("warmup", 0, 10_000), ("repeats", 1, 10_000)):
+        for name, low, high in (
+            ("batch_size", 1, MAX_BATCH),
+            ("warmup", 0, 10_000),
+            ("repeats", 1, 10_000),
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 flag = "--batch" if name == "batch_size" else f"--{name}"
                 raise UserError(f"{flag}: must be an integer in [{low}, {high:,}], got {value!r}")
-        if isinstance(self.min_run_time, bool) or not isinstance(self.min_run_time, (int, float)) \
-                or not 0 < self.min_run_time <= 60:
-            raise UserError(f"--min-run-time: must be a number of seconds in (0, 60], got {self.min_run_time!r}")
-        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int)
-                                         or self.threads < 1):
+        if (
+            isinstance(self.min_run_time, bool)
+            or not isinstance(self.min_run_time, (int, float))
+            or not 0 < self.min_run_time <= 60
+        ):
+            raise UserError(
+                f"--min-run-time: must be a number of seconds in (0, 60], got {self.min_run_time!r}"
+            )
+        if self.threads is not None and (
+            isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1
+        ):
             raise UserError(f"--threads: must be an integer >= 1, got {self.threads!r}")
         if self.cuda_graphs and self.device != "cuda":
             raise UserError("--cuda-graphs: needs --device cuda")
         if (self.compile or self.cuda_graphs) and self.warmup < 3:
             # Compilation and CUDA-graph recording happen in the first calls; never time them.
-            raise UserError(f"--warmup: must be >= 3 with --compile or --cuda-graphs, got {self.warmup}")
+            raise UserError(
+                f"--warmup: must be >= 3 with --compile or --cuda-graphs, got {self.warmup}"
+            )
 
     @property
     def compile_mode(self) -> str | None:
@@ -92,7 +104,7 @@ class LatencyMethod:
 
     @property
     def clock(self) -> str:
-        """"thread_cpu" for one CPU thread: the calling thread's CPU time (time.thread_time), which
+        """ "thread_cpu" for one CPU thread: the calling thread's CPU time (time.thread_time), which
         time slices given to other processes do not inflate; "wall" otherwise (threads of a pool,
         or a GPU, whose work the calling thread's CPU time does not see)."""
         return "thread_cpu" if self.device == "cpu" and self.threads == 1 else "wall"
@@ -111,10 +123,12 @@ def check_device(device: str) -> None:
     if device not in DEVICES:
         raise UserError(f"--device: must be one of {', '.join(DEVICES)}, got {device!r}")
     if device == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device: cuda requested but no CUDA GPU is visible to torch; use --device cpu")
+        raise UserError(
+            "--device: cuda requested but no CUDA GPU is visible to torch; use --device cpu"
+        )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cpu_name() -> str:
     try:
         with open("/proc/cpuinfo") as f:
@@ -127,7 +141,7 @@ def _cpu_name() -> str:
 
 
 def device_name(device: str) -> str:
-    """"NVIDIA H100 80GB HBM3" / the CPU model string."""
+    """ "NVIDIA H100 80GB HBM3" / the CPU model string."""
     check_device(device)
     return torch.cuda.get_device_name() if device == "cuda" else _cpu_name()
 
@@ -194,14 +208,20 @@ class Runner:
         memory_format = torch.channels_last if method.channels_last else torch.contiguous_format
         model = build(cfg, device).eval().to(memory_format=memory_format)
         self.params = sum(p.numel() for p in model.parameters())
-        x = torch.randn(method.batch_size, cfg.in_chans, self.resolution, self.resolution, device=device)
+        x = torch.randn(
+            method.batch_size, cfg.in_chans, self.resolution, self.resolution, device=device
+        )
         x = x.contiguous(memory_format=memory_format)
         use_autocast = method.dtype != "float32"
 
         def autocast():
             # The autocast weight cache must be off while capturing a CUDA graph (torch docs).
-            return torch.autocast(device.type, dtype=DTYPES[method.dtype], enabled=use_autocast,
-                                  cache_enabled=not method.cuda_graphs)
+            return torch.autocast(
+                device.type,
+                dtype=DTYPES[method.dtype],
+                enabled=use_autocast,
+                cache_enabled=not method.cuda_graphs,
+            )
 
         with torch.inference_mode():
             if method.compile:
@@ -226,8 +246,12 @@ class Runner:
         from torch.utils.benchmark import Timer
 
         clock = {"timer": time.thread_time} if self.method.clock == "thread_cpu" else {}
-        timer = Timer(stmt="call()", globals={"call": self._call},
-                      num_threads=self.method.threads or torch.get_num_threads(), **clock)
+        timer = Timer(
+            stmt="call()",
+            globals={"call": self._call},
+            num_threads=self.method.threads or torch.get_num_threads(),
+            **clock,
+        )
         measurement = timer.blocked_autorange(min_run_time=self.method.min_run_time)
         self.calls_per_block = measurement.number_per_run
         return [t * 1e3 for t in measurement.times]
@@ -247,28 +271,47 @@ def summarize(rounds: list[list[float]], calls_per_block: int = 1) -> dict:
     figures = [round_figure(r) for r in rounds]
     blocks = [t for r in rounds for t in r]
     median = percentile(figures, 0.5)
-    spread = (percentile(figures, 0.75) - percentile(figures, 0.25) if len(figures) > 1
-              else percentile(blocks, 0.75) - percentile(blocks, 0.25))
-    return {"latency_ms": min(figures), "latency_median_ms": median, "latency_p95_ms": percentile(blocks, 0.95),
-            "latency_min_ms": min(blocks), "latency_spread_ms": spread,
-            "latency_noise": spread / median if median > 0 else 0.0,
-            "latency_rounds": len(rounds), "latency_runs": len(blocks) * calls_per_block}
+    spread = (
+        percentile(figures, 0.75) - percentile(figures, 0.25)
+        if len(figures) > 1
+        else percentile(blocks, 0.75) - percentile(blocks, 0.25)
+    )
+    return {
+        "latency_ms": min(figures),
+        "latency_median_ms": median,
+        "latency_p95_ms": percentile(blocks, 0.95),
+        "latency_min_ms": min(blocks),
+        "latency_spread_ms": spread,
+        "latency_noise": spread / median if median > 0 else 0.0,
+        "latency_rounds": len(rounds),
+        "latency_runs": len(blocks) * calls_per_block,
+    }
 
 
 def conditions(method: LatencyMethod) -> dict:
     """What the machine was doing when a figure was measured (stored with it in the cache)."""
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    return {"device_name": device_name(method.device), "torch": torch.__version__, "measured_at": time.time(),
-            "load_1m": load, "cpu_count": os.cpu_count()}
+    return {
+        "device_name": device_name(method.device),
+        "torch": torch.__version__,
+        "measured_at": time.time(),
+        "load_1m": load,
+        "cpu_count": os.cpu_count(),
+    }
 
 
 def describe_result(rounds: list[list[float]], runner: Runner) -> dict:
     """A storable result: the statistics of `runner`'s rounds, its method, the conditions."""
     method = runner.method
     stats = summarize(rounds, runner.calls_per_block)
-    return {**stats, "images_per_s": method.batch_size * 1e3 / stats["latency_ms"],
-            "resolution": runner.resolution, "threads_used": None if method.device == "cuda" else runner.threads_used,
-            **conditions(method), **method.describe()}
+    return {
+        **stats,
+        "images_per_s": method.batch_size * 1e3 / stats["latency_ms"],
+        "resolution": runner.resolution,
+        "threads_used": None if method.device == "cuda" else runner.threads_used,
+        **conditions(method),
+        **method.describe(),
+    }
 
 
 def measure_latency(cfg: ResNetConfig, resolution: int, method: LatencyMethod) -> dict:

@@ -16,6 +16,7 @@ cores are shared slows a large model (whose weights no longer stay in cache betw
 slices) more than a small one in most rounds, and the fastest block is the one a time
 slice did not cut.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,9 +30,17 @@ from rsearch.cost.latency import LatencyMethod, Runner, describe_result
 KEEP_PARAMS = 300_000_000
 
 
-def measure_interleaved(items: dict, method: LatencyMethod, *, reference: str | None = None, rounds: int | None = None,
-                        seed: int = 0, make_runner=Runner, progress: bool = False,
-                        keep_blocks: bool = False) -> dict[str, dict]:
+def measure_interleaved(
+    items: dict,
+    method: LatencyMethod,
+    *,
+    reference: str | None = None,
+    rounds: int | None = None,
+    seed: int = 0,
+    make_runner=Runner,
+    progress: bool = False,
+    keep_blocks: bool = False,
+) -> dict[str, dict]:
     """{key: result} for items {key: (ResNetConfig, resolution)}, timed in interleaved rounds.
 
     With `reference` (a key of `items`), every result also gets latency_ratio (its figure over
@@ -57,8 +66,12 @@ def measure_interleaved(items: dict, method: LatencyMethod, *, reference: str | 
                 runner.release()  # a rebuilt model is freed before the next one is built
             last[key] = runner
         if progress:
-            print(f"\r[rsearch] latency: round {r + 1}/{rounds} of {len(order)} architectures", end="",
-                  file=sys.stderr, flush=True)
+            print(
+                f"\r[rsearch] latency: round {r + 1}/{rounds} of {len(order)} architectures",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
     if progress:
         print(file=sys.stderr, flush=True)
     out = {key: describe_result(blocks[key], last[key]) for key in items}
@@ -77,4 +90,8 @@ def ratio_to(figure: dict, reference: dict, same: bool = False) -> dict:
         return {"latency_ratio": 1.0, "latency_ratio_spread": 0.0, "latency_ratio_noise": 0.0}
     ratio = figure["latency_ms"] / reference["latency_ms"]
     noise = math.hypot(figure.get("latency_noise", 0.0), reference.get("latency_noise", 0.0))
-    return {"latency_ratio": ratio, "latency_ratio_spread": ratio * noise, "latency_ratio_noise": noise}
+    return {
+        "latency_ratio": ratio,
+        "latency_ratio_spread": ratio * noise,
+        "latency_ratio_noise": noise,
+    }

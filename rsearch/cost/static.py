@@ -16,6 +16,7 @@ is done, so ResNet-RS-420 at 320 px is counted in a couple of seconds on a lapto
   image's inference forward (eval mode, inference_mode, float32): what measuring latency
   needs beside the weights and the input (rsearch.memory).
 """
+
 from __future__ import annotations
 
 import numbers
@@ -40,8 +41,10 @@ def check_resolution(resolution) -> int:
         except ValueError:
             value = None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < TOTAL_STRIDE:
-        raise UserError(f"--resolution: must be an integer >= {TOTAL_STRIDE} (the network's total "
-                        f"stride), got {resolution!r}")
+        raise UserError(
+            f"--resolution: must be an integer >= {TOTAL_STRIDE} (the network's total "
+            f"stride), got {resolution!r}"
+        )
     if value > MAX_RESOLUTION:
         raise UserError(f"--resolution: must be at most {MAX_RESOLUTION}, got {resolution!r}")
     return int(value)
@@ -69,8 +72,11 @@ def model_cost(cfg: ResNetConfig, resolution: int) -> dict:
     counter = FlopCounterMode(display=False)
     with counter, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         model(x)
-    return {"params": int(params), "flops": int(counter.get_total_flops()) // batch,
-            "activation_bytes": int(sum(saved.values())) // batch}
+    return {
+        "params": int(params),
+        "flops": int(counter.get_total_flops()) // batch,
+        "activation_bytes": int(sum(saved.values())) // batch,
+    }
 
 
 class _LiveBytes(TorchDispatchMode):

@@ -13,6 +13,7 @@ uncertainties, at least VALIDATE_FLOOR), the cache is stale and every architectu
 measured again. Under a relative budget the figures compared are the ratios to the
 reference, which a load shared by both does not move; under an absolute budget, the ms.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,9 +23,13 @@ from dataclasses import dataclass, field
 from rsearch.cost.budget import REMEASURE_FACTOR, LatencyBudget
 from rsearch.cost.rounds import measure_interleaved, ratio_to
 
-VALIDATE_ALL = 16  # cached architectures re-measured (besides the reference) before the cache is used
+VALIDATE_ALL = (
+    16  # cached architectures re-measured (besides the reference) before the cache is used
+)
 VALIDATE_Z = 3.0
-VALIDATE_FLOOR = 0.08  # a cached figure within 8% of a fresh one always agrees (runs differ by a few %)
+VALIDATE_FLOOR = (
+    0.08  # a cached figure within 8% of a fresh one always agrees (runs differ by a few %)
+)
 
 
 @dataclass
@@ -37,12 +42,27 @@ class Survey:
     remeasured: list[str] = field(default_factory=list)  # borderline keys measured again
 
     def describe(self) -> dict:
-        return {"cache": self.cache, "validated": self.validated, "disagreed": self.disagreed,
-                "measured": len(self.measured), "remeasured": self.remeasured}
+        return {
+            "cache": self.cache,
+            "validated": self.validated,
+            "disagreed": self.disagreed,
+            "measured": len(self.measured),
+            "remeasured": self.remeasured,
+        }
 
 
-def survey(items: dict, method, budget: LatencyBudget | None, cache=None, *, reference: str | None = None,
-           seed: int = 0, progress: bool = False, measure=measure_interleaved, store: bool = True) -> Survey:
+def survey(
+    items: dict,
+    method,
+    budget: LatencyBudget | None,
+    cache=None,
+    *,
+    reference: str | None = None,
+    seed: int = 0,
+    progress: bool = False,
+    measure=measure_interleaved,
+    store: bool = True,
+) -> Survey:
     """Latency and feasibility of items {key: (ResNetConfig, resolution)}.
 
     `reference` is the key of the budget's reference architecture (in `items`) for a
@@ -58,12 +78,17 @@ def survey(items: dict, method, budget: LatencyBudget | None, cache=None, *, ref
     fresh = {}
     if missing:
         todo = missing + ([ref] if ref is not None and ref not in missing else [])
-        fresh = measure({k: items[k] for k in todo}, method, reference=ref, seed=seed, progress=progress)
+        fresh = measure(
+            {k: items[k] for k in todo}, method, reference=ref, seed=seed, progress=progress
+        )
         result.measured = missing
         _store(writable, items, method, {k: fresh[k] for k in missing})
     for key in items:
-        result.figures[key] = ({**fresh[key], "latency_cached": False} if key in fresh and key in missing
-                               else {**hits[key], "latency_cached": True})
+        result.figures[key] = (
+            {**fresh[key], "latency_cached": False}
+            if key in fresh and key in missing
+            else {**hits[key], "latency_cached": True}
+        )
     if ref is not None:
         _ratios_from_cache(result.figures, ref)
     if budget is not None:
@@ -74,24 +99,34 @@ def survey(items: dict, method, budget: LatencyBudget | None, cache=None, *, ref
 def _cached(items, method, cache, ref, result: Survey) -> dict:
     if cache is None:
         return {}
-    hits = {k: hit for k, (cfg, res) in items.items() if (hit := cache.get(cfg, res, method)) is not None}
+    hits = {
+        k: hit
+        for k, (cfg, res) in items.items()
+        if (hit := cache.get(cfg, res, method)) is not None
+    }
     if ref is not None and ref not in hits:
         hits = {}  # ratios need the reference measured like the architectures it divides
     result.cache = "empty" if not hits else "valid"
     return hits
 
 
-def _validate(items, method, hits: dict, ref, seed: int, progress: bool, measure, result: Survey) -> dict:
+def _validate(
+    items, method, hits: dict, ref, seed: int, progress: bool, measure, result: Survey
+) -> dict:
     """The hits if a fresh measurement of them agrees, else {} (the cache is stale)."""
     others = sorted(k for k in hits if k != ref)
     if len(others) > VALIDATE_ALL:  # a different sample each run: no row escapes every check
         others = random.SystemRandom().sample(others, VALIDATE_ALL)
     sample = ([ref] if ref is not None else []) + others
-    fresh = measure({k: items[k] for k in sample}, method, reference=ref, seed=seed + 1, progress=progress)
+    fresh = measure(
+        {k: items[k] for k in sample}, method, reference=ref, seed=seed + 1, progress=progress
+    )
     result.validated = sample
     if ref is not None:  # compare ratios: a load on the machine moves both figures alike
         cached = {k: {**hits[k], **ratio_to(hits[k], hits[ref], same=k == ref)} for k in sample}
-        result.disagreed = [k for k in sample if k != ref and not agrees(cached[k], fresh[k], "latency_ratio")]
+        result.disagreed = [
+            k for k in sample if k != ref and not agrees(cached[k], fresh[k], "latency_ratio")
+        ]
     else:
         result.disagreed = [k for k in sample if not agrees(hits[k], fresh[k])]
     if result.disagreed:
@@ -118,29 +153,54 @@ def _ratios_from_cache(figures: dict, ref: str) -> None:
             fig.update(ratio_to(fig, figures[ref], same=key == ref))
 
 
-def _decide(items, method, budget: LatencyBudget, cache, ref, seed, progress, measure, result: Survey) -> None:
+def _decide(
+    items, method, budget: LatencyBudget, cache, ref, seed, progress, measure, result: Survey
+) -> None:
     for fig in result.figures.values():
         fig.update(budget.decide(fig), latency_remeasured=False)
     borderline = [k for k, fig in result.figures.items() if fig["latency_borderline"] and k != ref]
     if not borderline:
         return
     todo = borderline + ([ref] if ref is not None else [])
-    again = measure({k: items[k] for k in todo}, method, reference=ref, seed=seed + 2, progress=progress,
-                    rounds=REMEASURE_FACTOR * method.repeats)
+    again = measure(
+        {k: items[k] for k in todo},
+        method,
+        reference=ref,
+        seed=seed + 2,
+        progress=progress,
+        rounds=REMEASURE_FACTOR * method.repeats,
+    )
     for key in borderline:
-        result.figures[key] = {**again[key], "latency_cached": False, **budget.decide(again[key]),
-                               "latency_remeasured": True}
+        result.figures[key] = {
+            **again[key],
+            "latency_cached": False,
+            **budget.decide(again[key]),
+            "latency_remeasured": True,
+        }
     result.remeasured = borderline
     _store(cache, items, method, {k: again[k] for k in borderline})
 
 
 def _store(cache, items, method, figures: dict) -> None:
     if cache is not None and figures:
-        cache.put_many([(items[k][0], items[k][1], method, _storable(fig)) for k, fig in figures.items()])
+        cache.put_many(
+            [(items[k][0], items[k][1], method, _storable(fig)) for k, fig in figures.items()]
+        )
 
 
 def _storable(figure: dict) -> dict:
     """A figure as the cache keeps it: no ratio (it depends on the reference), no decision."""
-    return {k: v for k, v in figure.items() if not k.startswith(("latency_ratio", "latency_feasible",
-                                                                 "latency_margin", "latency_borderline",
-                                                                 "latency_remeasured", "latency_cached"))}
+    return {
+        k: v
+        for k, v in figure.items()
+        if not k.startswith(
+            (
+                "latency_ratio",
+                "latency_feasible",
+                "latency_margin",
+                "latency_borderline",
+                "latency_remeasured",
+                "latency_cached",
+            )
+        )
+    }

@@ -11,11 +11,21 @@ fashion_mnist / imagefolder / parquet (the sources), images (decoding, file chec
 transforms, split (minival), dataset (SampleSet), loader (deterministic sharded
 loaders), load (load_data, Splits).  Nothing here imports Ray.
 """
+
 from rsearch.data.config import SOURCES, DataConfig
 from rsearch.data.dataset import SampleSet
 from rsearch.data.load import Splits, load_data
 from rsearch.data.loader import Loader, epoch_order, make_loader
 from rsearch.data.transforms import Normalize
 
-__all__ = ["SOURCES", "DataConfig", "Loader", "Normalize", "SampleSet", "Splits", "epoch_order", "load_data",
-           "make_loader"]
+__all__ = [
+    "SOURCES",
+    "DataConfig",
+    "Loader",
+    "Normalize",
+    "SampleSet",
+    "Splits",
+    "epoch_order",
+    "load_data",
+    "make_loader",
+]

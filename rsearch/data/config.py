@@ -1,4 +1,5 @@
 """DataConfig: which images to train on, and the checks that run before anything is read."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,39 +18,55 @@ MAX_MINIVAL_FRACTION = 0.5
 @dataclass(frozen=True)
 class DataConfig:
     source: str = "synthetic"  # "synthetic" | "fashion-mnist" | "imagefolder" | "parquet"
-    data_dir: str | None = None  # fashion-mnist defaults to FASHION_MNIST_DIR; imagefolder/parquet need one
+    data_dir: str | None = (
+        None  # fashion-mnist defaults to FASHION_MNIST_DIR; imagefolder/parquet need one
+    )
     num_classes: int = 10  # synthetic only (the other sources read it from their labels)
     # synthetic only: ~5 s per epoch for ResNet-RS depth 26 width 0.25 at 32 px on one CPU core.
     train_size: int = 5000
     test_size: int = 1000  # synthetic only
     seed: int = 0  # synthetic rendering AND the minival split
     minival_fraction: float = 0.02  # held out of train, stratified by class, never trained on
-    cache_dir: str | None = None  # rendered synthetic sets; default $RSEARCH_CACHE or ~/.cache/rsearch
-    image_column: str = "image"  # parquet: encoded image bytes (binary, or a struct with a `bytes` field)
+    cache_dir: str | None = (
+        None  # rendered synthetic sets; default $RSEARCH_CACHE or ~/.cache/rsearch
+    )
+    image_column: str = (
+        "image"  # parquet: encoded image bytes (binary, or a struct with a `bytes` field)
+    )
     label_column: str = "label"  # parquet: integer class index
     crop_min_scale: float = 0.08  # random-resized-crop lower area bound (paper: 8%)
-    verify_images: str = "auto"  # imagefolder: "auto" | "decode" | "header" | "none" (see imagefolder.py)
+    verify_images: str = (
+        "auto"  # imagefolder: "auto" | "decode" | "header" | "none" (see imagefolder.py)
+    )
 
     def __post_init__(self):
         if self.source not in SOURCES:
-            raise UserError(f"data.source: expected one of {', '.join(SOURCES)}, got {self.source!r}")
+            raise UserError(
+                f"data.source: expected one of {', '.join(SOURCES)}, got {self.source!r}"
+            )
         fraction = self.minival_fraction
         if not isinstance(fraction, (int, float)) or not 0 < fraction <= MAX_MINIVAL_FRACTION:
-            raise UserError(f"data.minival_fraction: expected a number in (0, {MAX_MINIVAL_FRACTION}], "
-                            f"got {fraction!r}")
+            raise UserError(
+                f"data.minival_fraction: expected a number in (0, {MAX_MINIVAL_FRACTION}], "
+                f"got {fraction!r}"
+            )
         if not isinstance(self.seed, int) or self.seed < 0:
             raise UserError(f"data.seed: expected a non-negative integer, got {self.seed!r}")
         if not 0 < self.crop_min_scale <= 1:
-            raise UserError(f"data.crop_min_scale: expected a number in (0, 1], got {self.crop_min_scale!r}")
+            raise UserError(
+                f"data.crop_min_scale: expected a number in (0, 1], got {self.crop_min_scale!r}"
+            )
         if self.verify_images not in ("auto", "decode", "header", "none"):
-            raise UserError("data.verify_images: expected one of auto, decode, header, none, "
-                            f"got {self.verify_images!r}")
+            raise UserError(
+                "data.verify_images: expected one of auto, decode, header, none, "
+                f"got {self.verify_images!r}"
+            )
         for name in ("train_size", "test_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < (1 if name == "train_size" else 0):
                 raise UserError(f"data.{name}: expected a positive integer, got {value!r}")
 
-    def replace(self, **changes) -> "DataConfig":
+    def replace(self, **changes) -> DataConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:

@@ -1,4 +1,5 @@
 """A split as a torch Dataset: source images picked by index, transformed, normalised."""
+
 from __future__ import annotations
 
 import copy
@@ -19,8 +20,17 @@ class SampleSet(Dataset):
     (ship them to the GPU and normalise there with `Splits.normalizer`).
     """
 
-    def __init__(self, source: ImageSource, indices: np.ndarray, transform, *, random: bool,
-                 normalize: Normalize | None, seed: int = 0, epoch: int = 0):
+    def __init__(
+        self,
+        source: ImageSource,
+        indices: np.ndarray,
+        transform,
+        *,
+        random: bool,
+        normalize: Normalize | None,
+        seed: int = 0,
+        epoch: int = 0,
+    ):
         self.source = source
         self.indices = np.asarray(indices, dtype=np.int64)
         self.transform, self.random, self.normalize = transform, random, normalize
@@ -43,7 +53,7 @@ class SampleSet(Dataset):
             image = self.normalize(image)
         return image, int(self.source.labels[index])
 
-    def at_epoch(self, seed: int, epoch: int) -> "SampleSet":
+    def at_epoch(self, seed: int, epoch: int) -> SampleSet:
         view = copy.copy(self)
         view.seed, view.epoch = seed, epoch
         return view

@@ -8,6 +8,7 @@ every image decoded for small sets (<= DECODE_ALL), every file's header and end 
 checked for mid-size ones (<= CHECK_ALL), a seeded sample of CHECK_SAMPLE files beyond.
 Whatever slips through fails on first read with a message naming the file.
 """
+
 from __future__ import annotations
 
 import os
@@ -34,8 +35,11 @@ def list_images(folder: Path) -> list[str]:
 
 
 def class_folders(split_dir: Path) -> list[str]:
-    return sorted(entry.name for entry in os.scandir(split_dir)
-                  if entry.is_dir() and not entry.name.startswith("."))
+    return sorted(
+        entry.name
+        for entry in os.scandir(split_dir)
+        if entry.is_dir() and not entry.name.startswith(".")
+    )
 
 
 class ImageFolderSource(ImageSource):
@@ -75,26 +79,34 @@ def open_imagefolder(cfg) -> tuple[ImageFolderSource, ImageFolderSource | None]:
     root = existing_dir(cfg.data_dir, "imagefolder")
     train_dir = root / "train"
     if not train_dir.is_dir():
-        raise UserError(f"--data-dir: {root} has no train/ folder (expected train/<class>/<images>, "
-                        "optional val/)")
+        raise UserError(
+            f"--data-dir: {root} has no train/ folder (expected train/<class>/<images>, "
+            "optional val/)"
+        )
     names = class_folders(train_dir)
     if len(names) < 2:
-        raise UserError(f"--data-dir: {train_dir} has {len(names)} class folder(s) "
-                        f"({', '.join(names) or 'none'}); a classifier needs at least 2")
+        raise UserError(
+            f"--data-dir: {train_dir} has {len(names)} class folder(s) "
+            f"({', '.join(names) or 'none'}); a classifier needs at least 2"
+        )
     train = ImageFolderSource(train_dir, names)
     counts = np.bincount(train.labels, minlength=len(names))
     if counts.min() == 0:
         empty = [n for n, c in zip(names, counts) if c == 0]
-        raise UserError(f"--data-dir: class folder(s) {', '.join(empty)} in {train_dir} hold no images "
-                        f"({', '.join(EXTENSIONS)})")
+        raise UserError(
+            f"--data-dir: class folder(s) {', '.join(empty)} in {train_dir} hold no images "
+            f"({', '.join(EXTENSIONS)})"
+        )
     train.verify(cfg.verify_images, cfg.seed)
     test = None
     for folder in TEST_FOLDERS:
         if (root / folder).is_dir():
             unknown = sorted(set(class_folders(root / folder)) - set(names))
             if unknown:
-                raise UserError(f"--data-dir: {root / folder} has class folder(s) not in train/: "
-                                f"{', '.join(unknown[:5])}")
+                raise UserError(
+                    f"--data-dir: {root / folder} has class folder(s) not in train/: "
+                    f"{', '.join(unknown[:5])}"
+                )
             test = ImageFolderSource(root / folder, names)
             if len(test) == 0:
                 raise UserError(f"--data-dir: {root / folder} holds no images")

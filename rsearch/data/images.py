@@ -1,4 +1,5 @@
 """Encoded images: decode to uint8 RGB tensors, and cheap checks that a file is whole."""
+
 from __future__ import annotations
 
 import re
@@ -24,12 +25,16 @@ def decode_rgb(data: bytes | bytearray | memoryview, where: str) -> torch.Tensor
     try:
         buffer = torch.frombuffer(bytearray(data), dtype=torch.uint8)
         with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=_CODEC_DEPRECATION, category=DeprecationWarning)
+            warnings.filterwarnings(
+                "ignore", message=_CODEC_DEPRECATION, category=DeprecationWarning
+            )
             return decode_image(buffer, mode=ImageReadMode.RGB)
     except RuntimeError as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "decode failed"
         reason = re.sub(r"^.*?\.cpp:\d+,\s*", "", reason)  # drop torchvision's C++ source location
-        raise UserError(f"image {where}: cannot decode it (unreadable or truncated): {reason}") from None
+        raise UserError(
+            f"image {where}: cannot decode it (unreadable or truncated): {reason}"
+        ) from None
 
 
 def read_file(path: str) -> bytes:
@@ -53,10 +58,16 @@ def looks_whole(head: bytes, tail: bytes, size: int) -> str | None:
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return None if b"IEND" in tail else "PNG without its IEND chunk (truncated?)"
     if head.startswith(b"GIF8"):
-        return None if tail.rstrip(b"\x00").endswith(b";") else "GIF without its trailer (truncated?)"
+        return (
+            None if tail.rstrip(b"\x00").endswith(b";") else "GIF without its trailer (truncated?)"
+        )
     if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
         declared = int.from_bytes(head[4:8], "little") + 8
-        return None if size >= declared else f"WebP of {size} bytes, header says {declared} (truncated?)"
+        return (
+            None
+            if size >= declared
+            else f"WebP of {size} bytes, header says {declared} (truncated?)"
+        )
     return "not a JPEG, PNG, GIF or WebP file"
 
 

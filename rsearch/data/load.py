@@ -1,4 +1,5 @@
 """load_data: a DataConfig and a resolution in, train/minival/test datasets out."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -17,7 +18,9 @@ MIN_RESOLUTION = 8
 class Splits:
     train: SampleSet  # training split minus minival, train transforms
     minival: SampleSet  # the held-out slice of the training split, eval transforms
-    test: SampleSet | None  # the source's test/validation split (None if it has none), eval transforms
+    test: (
+        SampleSet | None
+    )  # the source's test/validation split (None if it has none), eval transforms
     num_classes: int
     in_chans: int  # 1 for Fashion-MNIST, 3 otherwise
     info: dict  # what to record with a run: sizes, minival fingerprint, seed, class names...
@@ -39,48 +42,90 @@ def open_sources(cfg: DataConfig, resolution: int) -> tuple[ImageSource, ImageSo
     """The source's (train, test) splits.  Imports stay local: each source loads only its own deps."""
     if cfg.source == "synthetic":
         from rsearch.data.synthetic import open_synthetic
+
         return open_synthetic(cfg, cache_root(cfg), resolution)
     if cfg.source == "fashion-mnist":
         from rsearch.data.fashion_mnist import open_fashion_mnist
+
         return open_fashion_mnist(cfg)
     if cfg.source == "imagefolder":
         from rsearch.data.imagefolder import open_imagefolder
+
         return open_imagefolder(cfg)
     from rsearch.data.parquet import open_parquet
+
     return open_parquet(cfg)
 
 
-def load_data(cfg: DataConfig, *, resolution: int, randaugment_ops: int = 2, randaugment_magnitude: int = 10,
-              normalize: bool = True) -> Splits:
+def load_data(
+    cfg: DataConfig,
+    *,
+    resolution: int,
+    randaugment_ops: int = 2,
+    randaugment_magnitude: int = 10,
+    normalize: bool = True,
+) -> Splits:
     """Open the source, hold out the minival split, attach the recipe's transforms.
 
     normalize=False keeps items uint8 (4x less to move between processes and to the GPU);
     the caller then applies `splits.normalizer()` to each batch on the device.
     """
     if not isinstance(resolution, int) or resolution < MIN_RESOLUTION:
-        raise UserError(f"--resolution: expected an integer >= {MIN_RESOLUTION}, got {resolution!r}")
+        raise UserError(
+            f"--resolution: expected an integer >= {MIN_RESOLUTION}, got {resolution!r}"
+        )
     if not isinstance(randaugment_ops, int) or randaugment_ops < 0:
-        raise UserError(f"randaugment_ops: expected a non-negative integer, got {randaugment_ops!r}")
+        raise UserError(
+            f"randaugment_ops: expected a non-negative integer, got {randaugment_ops!r}"
+        )
     if not isinstance(randaugment_magnitude, int) or not 0 <= randaugment_magnitude <= 30:
-        raise UserError(f"randaugment_magnitude: expected an integer in [0, 30], got {randaugment_magnitude!r}")
+        raise UserError(
+            f"randaugment_magnitude: expected an integer in [0, 30], got {randaugment_magnitude!r}"
+        )
     train_source, test_source = open_sources(cfg, resolution)
-    train_idx, minival_idx = train_minival(train_source.labels, cfg.minival_fraction, cfg.seed,
-                                           train_source.class_names)
+    train_idx, minival_idx = train_minival(
+        train_source.labels, cfg.minival_fraction, cfg.seed, train_source.class_names
+    )
     norm = Normalize(train_source.mean, train_source.std) if normalize else None
-    augment = train_transform(resolution, randaugment_ops, randaugment_magnitude, cfg.crop_min_scale)
+    augment = train_transform(
+        resolution, randaugment_ops, randaugment_magnitude, cfg.crop_min_scale
+    )
     evaluate = EvalTransform(resolution)
     train = SampleSet(train_source, train_idx, augment, random=True, normalize=norm, seed=cfg.seed)
-    minival = SampleSet(train_source, minival_idx, evaluate, random=False, normalize=norm, seed=cfg.seed)
+    minival = SampleSet(
+        train_source, minival_idx, evaluate, random=False, normalize=norm, seed=cfg.seed
+    )
     test = None
     if test_source is not None:
-        test = SampleSet(test_source, range(len(test_source)), evaluate, random=False, normalize=norm,
-                         seed=cfg.seed)
+        test = SampleSet(
+            test_source,
+            range(len(test_source)),
+            evaluate,
+            random=False,
+            normalize=norm,
+            seed=cfg.seed,
+        )
     info = {
-        "source": cfg.source, "data_dir": _data_dir(cfg), "resolution": resolution, "seed": cfg.seed,
-        "num_classes": train_source.num_classes, "in_chans": train_source.in_chans,
-        "train_size": len(train), "minival_size": len(minival), "test_size": len(test) if test else 0,
-        "minival_fraction": cfg.minival_fraction, "minival_fingerprint": fingerprint(minival_idx),
+        "source": cfg.source,
+        "data_dir": _data_dir(cfg),
+        "resolution": resolution,
+        "seed": cfg.seed,
+        "num_classes": train_source.num_classes,
+        "in_chans": train_source.in_chans,
+        "train_size": len(train),
+        "minival_size": len(minival),
+        "test_size": len(test) if test else 0,
+        "minival_fraction": cfg.minival_fraction,
+        "minival_fingerprint": fingerprint(minival_idx),
         "class_names": list(train_source.class_names) if train_source.class_names else None,
     }
-    return Splits(train, minival, test, train_source.num_classes, train_source.in_chans, info,
-                  tuple(train_source.mean), tuple(train_source.std))
+    return Splits(
+        train,
+        minival,
+        test,
+        train_source.num_classes,
+        train_source.in_chans,
+        info,
+        tuple(train_source.mean),
+        tuple(train_source.std),
+    )

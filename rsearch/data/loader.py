@@ -12,6 +12,7 @@ Sources whose reads are cheap only in groups (Parquet row groups) get a windowed
 shuffle: group order is shuffled, then samples are shuffled within windows of
 LOCALITY_WINDOW consecutive groups, so a reader touches a few groups at a time.
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -47,7 +48,7 @@ def train_batches(order: np.ndarray, batch_size: int, rank: int, world_size: int
 
 def eval_batches(n: int, batch_size: int, rank: int, world_size: int) -> list[np.ndarray]:
     shard = np.arange(rank, n, world_size)
-    return [shard[i:i + batch_size] for i in range(0, len(shard), batch_size)]
+    return [shard[i : i + batch_size] for i in range(0, len(shard), batch_size)]
 
 
 class BatchPlan(Sampler):
@@ -99,8 +100,9 @@ class Loader(DataLoader):
         except UserError as exc:
             message = str(exc)
             marker = "UserError: "
-            raise UserError(message[message.rfind(marker) + len(marker):] if marker in message
-                            else message) from None
+            raise UserError(
+                message[message.rfind(marker) + len(marker) :] if marker in message else message
+            ) from None
 
 
 def _train_plan(n, groups, seed, batch_size, rank, world_size, epoch):
@@ -111,8 +113,19 @@ def _eval_plan(n, batch_size, rank, world_size, epoch):
     return eval_batches(n, batch_size, rank, world_size)
 
 
-def make_loader(dataset, batch_size: int, *, train: bool, seed: int, epoch: int, rank: int = 0,
-                world_size: int = 1, num_workers: int = 0, pin_memory: bool = False, epochs: int = 1) -> Loader:
+def make_loader(
+    dataset,
+    batch_size: int,
+    *,
+    train: bool,
+    seed: int,
+    epoch: int,
+    rank: int = 0,
+    world_size: int = 1,
+    num_workers: int = 0,
+    pin_memory: bool = False,
+    epochs: int = 1,
+) -> Loader:
     """The loader of one rank, starting at `epoch`.  Three ways to use it:
     build one per epoch; or keep one and call `loader.set_epoch(e)` before each epoch
     (worker processes persist); or pass `epochs` > 1 and take `loader.steps_per_epoch`
@@ -121,7 +134,9 @@ def make_loader(dataset, batch_size: int, *, train: bool, seed: int, epoch: int,
     if not isinstance(batch_size, int) or batch_size < 1:
         raise UserError(f"batch_size: expected a positive integer, got {batch_size!r}")
     if not isinstance(world_size, int) or world_size < 1 or not 0 <= rank < world_size:
-        raise UserError(f"rank/world_size: expected 0 <= rank < world_size, got {rank}/{world_size}")
+        raise UserError(
+            f"rank/world_size: expected 0 <= rank < world_size, got {rank}/{world_size}"
+        )
     if not isinstance(num_workers, int) or num_workers < 0:
         raise UserError(f"num_workers: expected a non-negative integer, got {num_workers!r}")
     if not isinstance(epochs, int) or epochs < 1:
@@ -131,8 +146,10 @@ def make_loader(dataset, batch_size: int, *, train: bool, seed: int, epoch: int,
         dataset = dataset.at_epoch(seed, epoch)
     if train:
         if len(dataset) < batch_size * world_size:
-            raise UserError(f"batch_size: the training split has {len(dataset)} images, fewer than one "
-                            f"global batch of {batch_size * world_size}; lower the batch size")
+            raise UserError(
+                f"batch_size: the training split has {len(dataset)} images, fewer than one "
+                f"global batch of {batch_size * world_size}; lower the batch size"
+            )
         groups = dataset.locality() if hasattr(dataset, "locality") else None
         plan = partial(_train_plan, len(dataset), groups, seed, batch_size, rank, world_size)
     else:
@@ -140,5 +157,11 @@ def make_loader(dataset, batch_size: int, *, train: bool, seed: int, epoch: int,
     # The DataLoader draws its workers' base seed from `generator`, or else from the global
     # RNG: give it its own so iterating never moves the caller's random stream.
     generator = torch.Generator().manual_seed(sample_seed(seed, epoch, rank))
-    return Loader(dataset, batch_sampler=BatchPlan(plan, epoch, epochs, tag_epoch), num_workers=num_workers,
-                  generator=generator, pin_memory=pin_memory, persistent_workers=num_workers > 0)
+    return Loader(
+        dataset,
+        batch_sampler=BatchPlan(plan, epoch, epochs, tag_epoch),
+        num_workers=num_workers,
+        generator=generator,
+        pin_memory=pin_memory,
+        persistent_workers=num_workers > 0,
+    )

@@ -11,6 +11,7 @@ at a time, on demand, through a small per-process cache; the training loader shu
 within windows of row groups (loader.LOCALITY_WINDOW) so that cache hits.  The image
 column may be binary or a struct with a `bytes` field (the Hugging Face Image feature).
 """
+
 from __future__ import annotations
 
 import os
@@ -46,17 +47,32 @@ def _is_bytes(kind: pa.DataType) -> bool:
 
 def _check_schema(path: Path, schema: pa.Schema, image_column: str, label_column: str) -> None:
     names = schema.names
-    for option, column in (("data.image_column", image_column), ("data.label_column", label_column)):
+    for option, column in (
+        ("data.image_column", image_column),
+        ("data.label_column", label_column),
+    ):
         if column not in names:
-            raise UserError(f"{option}: {path} has no column {column!r} (columns: {', '.join(names)})")
+            raise UserError(
+                f"{option}: {path} has no column {column!r} (columns: {', '.join(names)})"
+            )
     image_type = schema.field(image_column).type
-    if not (_is_bytes(image_type) or (pa.types.is_struct(image_type) and image_type.get_field_index("bytes") >= 0
-                                      and _is_bytes(image_type.field("bytes").type))):
-        raise UserError(f"data.image_column: column {image_column!r} of {path} is {image_type}; expected "
-                        "encoded image bytes (binary, or a struct with a binary `bytes` field)")
+    if not (
+        _is_bytes(image_type)
+        or (
+            pa.types.is_struct(image_type)
+            and image_type.get_field_index("bytes") >= 0
+            and _is_bytes(image_type.field("bytes").type)
+        )
+    ):
+        raise UserError(
+            f"data.image_column: column {image_column!r} of {path} is {image_type}; expected "
+            "encoded image bytes (binary, or a struct with a binary `bytes` field)"
+        )
     if not pa.types.is_integer(schema.field(label_column).type):
-        raise UserError(f"data.label_column: column {label_column!r} of {path} is "
-                        f"{schema.field(label_column).type}; expected integer class indices")
+        raise UserError(
+            f"data.label_column: column {label_column!r} of {path} is "
+            f"{schema.field(label_column).type}; expected integer class indices"
+        )
 
 
 class ParquetSource(ImageSource):
@@ -69,7 +85,9 @@ class ParquetSource(ImageSource):
             _check_schema(path, pf.schema_arrow, image_column, label_column)
             column = pf.read(columns=[label_column]).column(label_column)
             if column.null_count:
-                raise UserError(f"data.label_column: {path} has {column.null_count} rows without a label")
+                raise UserError(
+                    f"data.label_column: {path} has {column.null_count} rows without a label"
+                )
             labels.append(column.to_numpy().astype(np.int64))
             for rg in range(pf.num_row_groups):
                 rows = pf.metadata.row_group(rg).num_rows
@@ -78,9 +96,13 @@ class ParquetSource(ImageSource):
                 self.groups.append((file_id, rg))
         self.labels = np.concatenate(labels) if labels else np.empty(0, np.int64)
         self.group_of_row = np.concatenate(group_of_row) if group_of_row else np.empty(0, np.int64)
-        self.offset_in_group = np.concatenate(offset_in_group) if offset_in_group else np.empty(0, np.int64)
+        self.offset_in_group = (
+            np.concatenate(offset_in_group) if offset_in_group else np.empty(0, np.int64)
+        )
         if len(self.labels) and self.labels.min() < 0:
-            raise UserError(f"data.label_column: labels must be class indices >= 0, found {self.labels.min()}")
+            raise UserError(
+                f"data.label_column: labels must be class indices >= 0, found {self.labels.min()}"
+            )
         self.num_classes = int(self.labels.max()) + 1 if len(self.labels) else 0
         self._handles: dict[int, pq.ParquetFile] = {}
         self._cache: OrderedDict[int, pa.Array] = OrderedDict()
@@ -154,16 +176,24 @@ def open_parquet(cfg) -> tuple[ParquetSource, ParquetSource | None]:
     train = ParquetSource(train_files, cfg.image_column, cfg.label_column)
     if len(train) == 0:
         raise UserError(f"--data-dir: the Parquet files under {root} have no rows")
-    if train.num_classes > MAX_CLASSES:  # a stray label would build a classifier of that many outputs
-        raise UserError(f"data.label_column: {root} has label {train.num_classes - 1}; expected labels in "
-                        f"[0, {MAX_CLASSES - 1:,}] (at most {MAX_CLASSES:,} classes)")
+    if (
+        train.num_classes > MAX_CLASSES
+    ):  # a stray label would build a classifier of that many outputs
+        raise UserError(
+            f"data.label_column: {root} has label {train.num_classes - 1}; expected labels in "
+            f"[0, {MAX_CLASSES - 1:,}] (at most {MAX_CLASSES:,} classes)"
+        )
     if train.num_classes < 2:
-        raise UserError(f"data.label_column: {root} has {train.num_classes} class; a classifier needs at least 2")
+        raise UserError(
+            f"data.label_column: {root} has {train.num_classes} class; a classifier needs at least 2"
+        )
     train.read(0)  # fail now if the image column does not hold images
     test = ParquetSource(test_files, cfg.image_column, cfg.label_column) if test_files else None
     if test is not None and len(test) and test.num_classes > train.num_classes:
-        raise UserError(f"data.label_column: the test split has label {test.num_classes - 1}, "
-                        f"above the training split's largest ({train.num_classes - 1})")
+        raise UserError(
+            f"data.label_column: the test split has label {test.num_classes - 1}, "
+            f"above the training split's largest ({train.num_classes - 1})"
+        )
     if test is not None:
         test.num_classes = train.num_classes
     return train, test

@@ -1,4 +1,5 @@
 """What every data source provides: labels up front, uint8 images on demand."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -27,6 +27,7 @@ Images are rendered at `render_size(resolution)` = ceil(resolution / 0.875): the
 center-crop of 87.5% then lands on native pixels.  A rendered split is cached on disk
 (keyed by every parameter and RENDER_VERSION) so a search's trials render it once.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -59,7 +60,9 @@ DISTRACTOR_RATIO = (0.2, 0.45)  # distractor radius / key radius
 DISTRACTORS = (1, 3)  # min, max number of distractors
 LINE_PROBABILITY = 0.4  # each of the N_LINES clutter lines is drawn with this probability
 TEXTURE_PERIOD = (0.35, 0.5)  # texture period / shape radius
-ROTATION = 0.15  # radians; shapes are tilted by up to this either way (full turns slow learning ~2x)
+ROTATION = (
+    0.15  # radians; shapes are tilted by up to this either way (full turns slow learning ~2x)
+)
 SLOTS = N_LINES + MAX_DISTRACTORS + MAX_KEYS  # objects per scene, in drawing order
 PIXELS_PER_CHUNK = 1 << 23  # objects x pixels rendered at once (bounds memory to ~200 MB)
 RENDER_WORKING_BYTES = 256 << 20  # what rendering a chunk needs beside the split's own array
@@ -72,7 +75,11 @@ def render_size(resolution: int) -> int:
 
 def class_attributes(label: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(shape id, texture id, key count) of each class label."""
-    return label % len(SHAPES), (label // len(SHAPES)) % len(TEXTURES), label // (len(SHAPES) * len(TEXTURES)) + 1
+    return (
+        label % len(SHAPES),
+        (label // len(SHAPES)) % len(TEXTURES),
+        label // (len(SHAPES) * len(TEXTURES)) + 1,
+    )
 
 
 def sample_scenes(n: int, num_classes: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -83,7 +90,11 @@ def sample_scenes(n: int, num_classes: int, rng: np.random.Generator) -> dict[st
     texture = np.zeros((n, SLOTS), np.int64)
     size = np.empty((n, SLOTS))
     active = np.zeros((n, SLOTS), bool)
-    lines, dist, keys = slice(0, N_LINES), slice(N_LINES, N_LINES + MAX_DISTRACTORS), slice(N_LINES + MAX_DISTRACTORS, SLOTS)
+    lines, dist, keys = (
+        slice(0, N_LINES),
+        slice(N_LINES, N_LINES + MAX_DISTRACTORS),
+        slice(N_LINES + MAX_DISTRACTORS, SLOTS),
+    )
 
     shape[:, lines] = LINE
     size[:, lines] = rng.uniform(0.3, 0.9, (n, N_LINES))  # half-length
@@ -99,19 +110,30 @@ def sample_scenes(n: int, num_classes: int, rng: np.random.Generator) -> dict[st
     shape[:, dist] = rng.integers(0, len(SHAPES), (n, MAX_DISTRACTORS))
     texture[:, dist] = rng.integers(0, len(TEXTURES), (n, MAX_DISTRACTORS))
     size[:, dist] = key_size[:, None] * rng.uniform(*DISTRACTOR_RATIO, (n, MAX_DISTRACTORS))
-    active[:, dist] = np.arange(MAX_DISTRACTORS)[None] < rng.integers(DISTRACTORS[0], DISTRACTORS[1] + 1, n)[:, None]
+    active[:, dist] = (
+        np.arange(MAX_DISTRACTORS)[None]
+        < rng.integers(DISTRACTORS[0], DISTRACTORS[1] + 1, n)[:, None]
+    )
 
     # Keep each shape inside the frame; lines may run off it.
     margin = np.where(shape == LINE, 0.0, size)
     centre = rng.uniform(-1, 1, (n, SLOTS, 2)) * (1 - margin)[..., None]
     background, colour, colour2 = _colours(n, rng)
     return {
-        "labels": labels, "shape": shape, "texture": texture, "active": active, "centre": centre,
-        "size": size, "angle": rng.uniform(-1, 1, (n, SLOTS)) * np.where(shape == LINE, math.pi, ROTATION),
+        "labels": labels,
+        "shape": shape,
+        "texture": texture,
+        "active": active,
+        "centre": centre,
+        "size": size,
+        "angle": rng.uniform(-1, 1, (n, SLOTS)) * np.where(shape == LINE, math.pi, ROTATION),
         "period": size * rng.uniform(*TEXTURE_PERIOD, (n, SLOTS)),
         "thickness": rng.uniform(0.015, 0.04, (n, SLOTS)),
-        "colour": colour, "colour2": colour2, "background": background,
-        "bg_angle": rng.uniform(0, 2 * math.pi, n), "noise": rng.uniform(0.02, 0.06, n),
+        "colour": colour,
+        "colour2": colour2,
+        "background": background,
+        "bg_angle": rng.uniform(0, 2 * math.pi, n),
+        "noise": rng.uniform(0.02, 0.06, n),
         "noise_seed": rng.integers(0, 2**62, n),
     }
 
@@ -124,8 +146,12 @@ def _colours(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, 
     too_close = np.abs(colour - background.mean(1, keepdims=True)).mean(-1, keepdims=True) < 0.2
     colour = np.where(too_close, 1 - colour, colour)
     # The texture's second colour: a darker (or, for dark colours, shifted) version of the first.
-    colour2 = np.clip(colour * rng.uniform(0.15, 0.5, (n, SLOTS, 1))
-                      + rng.uniform(0, 0.4, (n, SLOTS, 1)) * (colour < 0.5), 0, 1)
+    colour2 = np.clip(
+        colour * rng.uniform(0.15, 0.5, (n, SLOTS, 1))
+        + rng.uniform(0, 0.4, (n, SLOTS, 1)) * (colour < 0.5),
+        0,
+        1,
+    )
     return background, colour, colour2
 
 
@@ -182,8 +208,10 @@ def _draw_chunk(scene: dict[str, np.ndarray], rows: slice, size: int) -> np.ndar
     image = bg[:, 0, :, None, None] + (bg[:, 1] - bg[:, 0])[:, :, None, None] * ramp[:, None]
 
     # Coverage and texture of every (image, slot) object, computed one shape kind at a time.
-    flat = {k: t[k].reshape(n * SLOTS, *t[k].shape[2:]).float() for k in
-            ("centre", "size", "angle", "period", "thickness")}
+    flat = {
+        k: t[k].reshape(n * SLOTS, *t[k].shape[2:]).float()
+        for k in ("centre", "size", "angle", "period", "thickness")
+    }
     kind, tex = t["shape"].reshape(-1), t["texture"].reshape(-1)
     alpha = torch.zeros(n * SLOTS, size, size)
     mix = torch.zeros(n * SLOTS, size, size)
@@ -193,8 +221,14 @@ def _draw_chunk(scene: dict[str, np.ndarray], rows: slice, size: int) -> np.ndar
             idx = torch.nonzero((kind == shape_id) & (tex == tex_id) & active).flatten()
             if len(idx) == 0:
                 continue
-            col = lambda k: flat[k][idx][:, None, None]  # noqa: E731
-            dx, dy = x[None] - flat["centre"][idx, 0, None, None], y[None] - flat["centre"][idx, 1, None, None]
+
+            def col(k, idx=idx):
+                return flat[k][idx][:, None, None]
+
+            dx, dy = (
+                x[None] - flat["centre"][idx, 0, None, None],
+                y[None] - flat["centre"][idx, 1, None, None],
+            )
             ca, sa = torch.cos(col("angle")), torch.sin(col("angle"))
             u, v = ca * dx + sa * dy, -sa * dx + ca * dy
             dist = _shape_distance(shape_id, u, v, col("size"), col("thickness"))
@@ -214,8 +248,14 @@ def _draw_chunk(scene: dict[str, np.ndarray], rows: slice, size: int) -> np.ndar
     return (image.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
 
 
-def render(n: int, num_classes: int, size: int, seed: int, split: str = "train",
-           pixels_per_chunk: int = PIXELS_PER_CHUNK) -> tuple[np.ndarray, np.ndarray]:
+def render(
+    n: int,
+    num_classes: int,
+    size: int,
+    seed: int,
+    split: str = "train",
+    pixels_per_chunk: int = PIXELS_PER_CHUNK,
+) -> tuple[np.ndarray, np.ndarray]:
     """Render n scenes at size x size: (uint8 images (n, 3, size, size), int64 labels).
     The result does not depend on pixels_per_chunk (only memory use and speed do)."""
     rng = np.random.default_rng([seed, SPLIT_STREAMS[split], RENDER_VERSION])
@@ -235,9 +275,18 @@ def render(n: int, num_classes: int, size: int, seed: int, split: str = "train",
     return images, scene["labels"].astype(np.int64)
 
 
-def cached_render(cache: Path, n: int, num_classes: int, size: int, seed: int, split: str) -> tuple[np.ndarray, np.ndarray]:
+def cached_render(
+    cache: Path, n: int, num_classes: int, size: int, seed: int, split: str
+) -> tuple[np.ndarray, np.ndarray]:
     """render(), stored once under `cache` and memory-mapped afterwards (shared by all trials)."""
-    params = {"n": n, "classes": num_classes, "size": size, "seed": seed, "split": split, "version": RENDER_VERSION}
+    params = {
+        "n": n,
+        "classes": num_classes,
+        "size": size,
+        "seed": seed,
+        "split": split,
+        "version": RENDER_VERSION,
+    }
     key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
     folder = cache / "synthetic" / f"{split}-{size}px-{key}"
     if not (folder / "labels.npy").exists():
@@ -257,9 +306,11 @@ def _check_render_memory(n: int, size: int, split: str) -> None:
     needed, available = n * 3 * size * size + RENDER_WORKING_BYTES, available_bytes("cpu")
     if available is not None and needed > available:
         flag = "data.train_size (--train-size)" if split == "train" else "data.test_size"
-        raise UserError(f"{flag}: rendering the synthetic {split} split ({n:,} images of {size} x {size} px) "
-                        f"needs about {human_size(needed)} of memory, more than the {human_size(available)} "
-                        f"available on this machine; expected fewer images or a lower resolution")
+        raise UserError(
+            f"{flag}: rendering the synthetic {split} split ({n:,} images of {size} x {size} px) "
+            f"needs about {human_size(needed)} of memory, more than the {human_size(available)} "
+            f"available on this machine; expected fewer images or a lower resolution"
+        )
 
 
 @contextlib.contextmanager
@@ -268,7 +319,9 @@ def _render_lock(folder: Path):
         folder.parent.mkdir(parents=True, exist_ok=True)
         handle = open(folder.parent / f".{folder.name}.lock", "w")
     except OSError as exc:
-        raise UserError(f"data.cache_dir: cannot write the synthetic data cache in {folder.parent}: {exc}") from None
+        raise UserError(
+            f"data.cache_dir: cannot write the synthetic data cache in {folder.parent}: {exc}"
+        ) from None
     with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
@@ -296,8 +349,10 @@ class SyntheticSource(ImageSource):
     def __init__(self, images: np.ndarray, labels: np.ndarray, num_classes: int):
         self.images, self.labels, self.num_classes = images, labels, num_classes
         shapes, textures, counts = class_attributes(np.arange(num_classes))
-        self.class_names = [f"{'two ' if k == 2 else ''}{TEXTURES[t]} {SHAPES[s]}"
-                            for s, t, k in zip(shapes, textures, counts)]
+        self.class_names = [
+            f"{'two ' if k == 2 else ''}{TEXTURES[t]} {SHAPES[s]}"
+            for s, t, k in zip(shapes, textures, counts)
+        ]
 
     def read(self, index: int) -> torch.Tensor:
         # copy out of the read-only memory map so transforms may work in place
@@ -316,15 +371,23 @@ class SyntheticSource(ImageSource):
         self.__dict__.update(state)
 
 
-def open_synthetic(cfg, cache: Path, resolution: int) -> tuple[SyntheticSource, SyntheticSource | None]:
+def open_synthetic(
+    cfg, cache: Path, resolution: int
+) -> tuple[SyntheticSource, SyntheticSource | None]:
     if not isinstance(cfg.num_classes, int) or not 2 <= cfg.num_classes <= MAX_CLASSES:
-        raise UserError(f"data.num_classes: the synthetic source has 2 to {MAX_CLASSES} classes, "
-                        f"got {cfg.num_classes!r}")
+        raise UserError(
+            f"data.num_classes: the synthetic source has 2 to {MAX_CLASSES} classes, "
+            f"got {cfg.num_classes!r}"
+        )
     size = render_size(resolution)
-    train = SyntheticSource(*cached_render(cache, cfg.train_size, cfg.num_classes, size, cfg.seed, "train"),
-                            cfg.num_classes)
+    train = SyntheticSource(
+        *cached_render(cache, cfg.train_size, cfg.num_classes, size, cfg.seed, "train"),
+        cfg.num_classes,
+    )
     if cfg.test_size == 0:
         return train, None
-    test = SyntheticSource(*cached_render(cache, cfg.test_size, cfg.num_classes, size, cfg.seed, "test"),
-                           cfg.num_classes)
+    test = SyntheticSource(
+        *cached_render(cache, cfg.test_size, cfg.num_classes, size, cfg.seed, "test"),
+        cfg.num_classes,
+    )
     return train, test

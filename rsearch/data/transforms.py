@@ -12,6 +12,7 @@ numbers (independent of DataLoader workers and ranks) and the caller's RNG strea
 left untouched.  Measured: ~2.5 us per sample through torch.default_generator, against
 ~100 us for torch.manual_seed/fork_rng (which also visit every accelerator backend).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -48,11 +49,20 @@ def seeded_rng(seed: int):
         generator.set_state(saved)
 
 
-def train_transform(resolution: int, randaugment_ops: int = 2, randaugment_magnitude: int = 10,
-                    crop_min_scale: float = 0.08) -> v2.Transform:
+def train_transform(
+    resolution: int,
+    randaugment_ops: int = 2,
+    randaugment_magnitude: int = 10,
+    crop_min_scale: float = 0.08,
+) -> v2.Transform:
     steps = [
-        v2.RandomResizedCrop(resolution, scale=(crop_min_scale, 1.0), ratio=(3 / 4, 4 / 3),
-                             interpolation=InterpolationMode.BICUBIC, antialias=True),
+        v2.RandomResizedCrop(
+            resolution,
+            scale=(crop_min_scale, 1.0),
+            ratio=(3 / 4, 4 / 3),
+            interpolation=InterpolationMode.BICUBIC,
+            antialias=True,
+        ),
         v2.RandomHorizontalFlip(),
     ]
     if randaugment_ops > 0:
@@ -71,9 +81,17 @@ class EvalTransform:
         side = max(1, round(min(height, width) * EVAL_CROP_FRACTION))
         top, left = (height - side) // 2, (width - side) // 2
         if side == self.resolution:
-            return image[..., top:top + side, left:left + side]
-        return F.resized_crop(image, top, left, side, side, [self.resolution, self.resolution],
-                              interpolation=InterpolationMode.BICUBIC, antialias=True)
+            return image[..., top : top + side, left : left + side]
+        return F.resized_crop(
+            image,
+            top,
+            left,
+            side,
+            side,
+            [self.resolution, self.resolution],
+            interpolation=InterpolationMode.BICUBIC,
+            antialias=True,
+        )
 
 
 class Normalize:

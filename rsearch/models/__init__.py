@@ -4,6 +4,7 @@ resnet.py (torch) is imported on first use of one of its names: the CLI reads th
 names and bounds for every command, and `rsearch analyze` / `dashboard` never build a model
 (torch loaded beside pyarrow also makes a quick exit abort now and then).
 """
+
 from rsearch.models.registry import (
     RS_LAYERS,
     layers_for_depth,
@@ -24,6 +25,13 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "RS_LAYERS", "TOTAL_STRIDE", "ResNet", "ResNetConfig", "build", "layers_for_depth",
-    "model_config", "parse_model_name", "regularization_defaults",
+    "RS_LAYERS",
+    "TOTAL_STRIDE",
+    "ResNet",
+    "ResNetConfig",
+    "build",
+    "layers_for_depth",
+    "model_config",
+    "parse_model_name",
+    "regularization_defaults",
 ]

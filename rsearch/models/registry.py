@@ -10,6 +10,7 @@ entry.  Any other depth uses one rule (documented in README "Models"):
              the middle stages split the rest about 1:2 (stage 2 gets round(rest / 3))
              (depth 300 -> (4, 30, 61, 4), depth 400 -> (4, 42, 83, 4))
 """
+
 from __future__ import annotations
 
 import re
@@ -17,7 +18,8 @@ from typing import TYPE_CHECKING
 
 from rsearch.errors import UserError
 
-if TYPE_CHECKING:  # resnet.py imports torch: the names and bounds here are read by commands that never build a model
+# resnet.py imports torch: the names and bounds here are read by commands that never build a model
+if TYPE_CHECKING:
     from rsearch.models.resnet import ResNetConfig
 
 # depth -> blocks per stage, as published for ResNet-RS.
@@ -60,7 +62,9 @@ def layers_for_depth(depth: int) -> tuple[int, int, int, int]:
     if depth in RS_LAYERS:
         return RS_LAYERS[depth]
     if depth < MIN_DEPTH:
-        raise UserError(f"--depth: must be at least {MIN_DEPTH} (one bottleneck per stage), got {depth}")
+        raise UserError(
+            f"--depth: must be at least {MIN_DEPTH} (one bottleneck per stage), got {depth}"
+        )
     if depth > MAX_DEPTH:
         raise UserError(f"--depth: must be at most {MAX_DEPTH}, got {depth}")
     n = round((depth - 2) / 3)
@@ -81,8 +85,12 @@ def regularization_defaults(depth: int) -> dict:
     (or RS-50's for smaller nets).  Weight decay 4e-5 goes with dropout/stochastic depth."""
     key = max([d for d in RS_DEFAULTS if d <= depth], default=50)
     size, dropout, drop_path, magnitude = RS_DEFAULTS[key]
-    return {"image_size": size, "dropout": dropout, "stochastic_depth": drop_path,
-            "randaugment_magnitude": magnitude}
+    return {
+        "image_size": size,
+        "dropout": dropout,
+        "stochastic_depth": drop_path,
+        "randaugment_magnitude": magnitude,
+    }
 
 
 def parse_model_name(name: str) -> tuple[int, bool]:
@@ -90,15 +98,25 @@ def parse_model_name(name: str) -> tuple[int, bool]:
     m = _NAME.match(name.strip().lower())
     if not m:
         known = ", ".join(f"resnetrs-{d}" for d in RS_LAYERS)
-        raise UserError(f"--model: unknown model {name!r}; expected one of {known} "
-                        "(or resnetrs-<depth>, resnet-<depth> for the plain baseline)")
+        raise UserError(
+            f"--model: unknown model {name!r}; expected one of {known} "
+            "(or resnetrs-<depth>, resnet-<depth> for the plain baseline)"
+        )
     depth = int(m.group(2))
     return depth, m.group(1) == "resnetrs"
 
 
-def model_config(*, model: str | None = None, depth: int | None = None, width: float = 1.0,
-                 num_classes: int = 1000, in_chans: int = 3, rs: bool = True,
-                 drop_rate: float = 0.0, drop_path_rate: float = 0.0) -> ResNetConfig:
+def model_config(
+    *,
+    model: str | None = None,
+    depth: int | None = None,
+    width: float = 1.0,
+    num_classes: int = 1000,
+    in_chans: int = 3,
+    rs: bool = True,
+    drop_rate: float = 0.0,
+    drop_path_rate: float = 0.0,
+) -> ResNetConfig:
     """Resolve a model name or a depth/width pair into a validated ResNetConfig."""
     from rsearch.models.resnet import ResNetConfig
 
@@ -117,9 +135,20 @@ def model_config(*, model: str | None = None, depth: int | None = None, width: f
     except UserError:
         if model is None:
             raise
-        raise UserError(f"--model: {model!r} is too shallow; the smallest buildable depth is {MIN_DEPTH} "
-                        "(one bottleneck per stage)") from None
+        raise UserError(
+            f"--model: {model!r} is too shallow; the smallest buildable depth is {MIN_DEPTH} "
+            "(one bottleneck per stage)"
+        ) from None
     prefix = "resnetrs" if rs else "resnet"
     name = f"{prefix}-{depth}" + ("" if width == 1.0 else f"-w{width:g}")
-    return ResNetConfig(layers=layers, width=float(width), num_classes=num_classes, in_chans=in_chans,
-                        rs=rs, se_ratio=0.25 if rs else 0.0, drop_rate=drop_rate, drop_path_rate=drop_path_rate, name=name)
+    return ResNetConfig(
+        layers=layers,
+        width=float(width),
+        num_classes=num_classes,
+        in_chans=in_chans,
+        rs=rs,
+        se_ratio=0.25 if rs else 0.0,
+        drop_rate=drop_rate,
+        drop_path_rate=drop_path_rate,
+        name=name,
+    )

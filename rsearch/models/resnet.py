@@ -14,6 +14,7 @@ Architecture (Bello et al. 2021, section 4.1, and DESIGN.md section 1):
 Optional parts are decided in `__init__` (torchvision style): `forward` has no
 config lookups.  Layer names follow timm's `ResNet` so state dicts line up.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -43,7 +44,8 @@ class ResNetConfig:
     width: float = 1.0  # multiplier on stem and stage widths (rounded to multiples of 8)
     num_classes: int = 1000
     in_chans: int = 3  # 1 for grey images (Fashion-MNIST), 3 for RGB
-    rs: bool = True  # ResNet-D deep stem + avg-pool shortcut (True) vs the plain 7x7 stem / strided shortcut
+    # ResNet-D deep stem + avg-pool shortcut (True) vs the plain 7x7 stem / strided shortcut
+    rs: bool = True
     se_ratio: float = 0.25  # SE bottleneck, fraction of the block's output channels (0 = no SE)
     drop_rate: float = 0.0  # dropout before the classifier
     drop_path_rate: float = 0.0  # stochastic depth rate of the last stage
@@ -103,14 +105,25 @@ def conv_bn(cin: int, cout: int, kernel: int, stride: int = 1, act: bool = True)
 def shortcut(cin: int, cout: int, stride: int, avg_down: bool) -> nn.Module:
     """Projection shortcut; ResNet-D average-pools before the 1x1 conv instead of striding it."""
     if avg_down:
-        pool = nn.AvgPool2d(2, stride, ceil_mode=True, count_include_pad=False) if stride > 1 else nn.Identity()
+        pool = (
+            nn.AvgPool2d(2, stride, ceil_mode=True, count_include_pad=False)
+            if stride > 1
+            else nn.Identity()
+        )
         return nn.Sequential(pool, nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout))
     return nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
 
 
 class Bottleneck(nn.Module):
-    def __init__(self, cin: int, planes: int, stride: int, downsample: nn.Module | None,
-                 se_ratio: float, drop_path: float):
+    def __init__(
+        self,
+        cin: int,
+        planes: int,
+        stride: int,
+        downsample: nn.Module | None,
+        se_ratio: float,
+        drop_path: float,
+    ):
         super().__init__()
         cout = planes * EXPANSION
         self.conv1 = nn.Conv2d(cin, planes, 1, bias=False)
@@ -145,8 +158,10 @@ class ResNet(nn.Module):
         if cfg.rs:
             # Deep stem (ResNet-D / Inception-style) with the max-pool replaced by a strided conv.
             self.conv1 = nn.Sequential(
-                *conv_bn(cfg.in_chans, w(32), 3, stride=2), *conv_bn(w(32), w(32), 3),
-                nn.Conv2d(w(32), stem_out, 3, padding=1, bias=False))
+                *conv_bn(cfg.in_chans, w(32), 3, stride=2),
+                *conv_bn(w(32), w(32), 3),
+                nn.Conv2d(w(32), stem_out, 3, padding=1, bias=False),
+            )
             self.maxpool = nn.Sequential(*conv_bn(stem_out, stem_out, 3, stride=2))
         else:
             self.conv1 = nn.Conv2d(cfg.in_chans, stem_out, 7, stride=2, padding=3, bias=False)
@@ -155,7 +170,9 @@ class ResNet(nn.Module):
         self.act1 = nn.ReLU(inplace=True)
 
         cin = stem_out
-        se_ratio = cfg.se_ratio  # 0 = no SE (the plain baseline; the additive study's step before +SE)
+        se_ratio = (
+            cfg.se_ratio
+        )  # 0 = no SE (the plain baseline; the additive study's step before +SE)
         for index, (blocks, base) in enumerate(zip(cfg.layers, STAGE_WIDTHS)):
             planes = w(base)
             stride = 1 if index == 0 else 2

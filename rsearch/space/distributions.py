@@ -12,6 +12,7 @@ writes itself back as YAML (`to_yaml()`, the inverse of `parse_dimension`).
 Range checks that depend on the field (depth >= 14, dropout < 1) live in fields.py;
 `points()` gives them the values to check, each with its key path.
 """
+
 from __future__ import annotations
 
 import math
@@ -51,10 +52,10 @@ class Dimension:
     is_grid: ClassVar[bool] = False  # enumerated by Tune's grid search (not sampled)
 
     @classmethod
-    def from_mapping(cls, raw: dict, path: str) -> "Dimension":
+    def from_mapping(cls, raw: dict, path: str) -> Dimension:
         return cls(**{name: raw[name] for name in cls.params})._validated(path)
 
-    def _validated(self, path: str) -> "Dimension":
+    def _validated(self, path: str) -> Dimension:
         return self
 
     def values(self) -> list | None:
@@ -80,7 +81,9 @@ class Fixed(Dimension):
 
     def _validated(self, path):
         if not isinstance(self.value, Scalar):
-            raise UserError(f"{path}.value: expected a number, string or boolean, got {self.value!r}")
+            raise UserError(
+                f"{path}.value: expected a number, string or boolean, got {self.value!r}"
+            )
         return self
 
     def values(self):
@@ -109,7 +112,7 @@ class Finite(Dimension):
         return cls.from_list(raw["values"], f"{path}.values")
 
     @classmethod
-    def from_list(cls, values: Any, path: str, plain: bool = False) -> "Finite":
+    def from_list(cls, values: Any, path: str, plain: bool = False) -> Finite:
         if not isinstance(values, list):
             raise UserError(f"{path}: expected a list of values, got {values!r}")
         if not values:
@@ -154,7 +157,7 @@ class Grid(Finite):
     def to_yaml(self):
         return list(self.values_)  # a plain list means grid (under the grid algorithm)
 
-    def as_choice(self) -> "Choice":
+    def as_choice(self) -> Choice:
         return Choice(self.values_, plain=self.plain)
 
 
@@ -182,7 +185,9 @@ class Range(Dimension):
             if not is_number(value) or not math.isfinite(value):
                 raise UserError(f"{path}.{name}: expected a finite number, got {value!r}")
         if not self.low < self.high:
-            raise UserError(f"{path}.high: expected a number > low ({self.low!r}), got {self.high!r}")
+            raise UserError(
+                f"{path}.high: expected a number > low ({self.low!r}), got {self.high!r}"
+            )
         return self
 
     def points(self, path):
@@ -231,7 +236,9 @@ class QUniform(Range):
             # Tune rounds samples to multiples of q: a bound off the lattice would be
             # rounded outside [low, high].
             if not _is_multiple(getattr(self, name), self.q):
-                raise UserError(f"{path}.{name}: expected a multiple of q={self.q!r}, got {getattr(self, name)!r}")
+                raise UserError(
+                    f"{path}.{name}: expected a multiple of q={self.q!r}, got {getattr(self, name)!r}"
+                )
         return self
 
     def values(self):
@@ -274,8 +281,14 @@ class RandInt(Range):
 
     def points(self, path):
         # The largest value drawn is high - 1: that is what the field must accept.
-        return [Point(f"{path}.low", self.low),
-                Point(f"{path}.high", self.high - 1, note=f" (high is exclusive: {self.high} draws at most {self.high - 1})")]
+        return [
+            Point(f"{path}.low", self.low),
+            Point(
+                f"{path}.high",
+                self.high - 1,
+                note=f" (high is exclusive: {self.high} draws at most {self.high - 1})",
+            ),
+        ]
 
     def to_tune(self):
         from ray import tune
@@ -311,7 +324,9 @@ def _from_mapping(raw: dict, path: str) -> Dimension:
     allowed = ("kind", *cls.params)
     for key in raw:
         if key not in allowed:
-            raise UserError(f"{path}.{key}: unknown key for kind {kind}; expected one of {', '.join(allowed)}")
+            raise UserError(
+                f"{path}.{key}: unknown key for kind {kind}; expected one of {', '.join(allowed)}"
+            )
     for key in cls.params:
         if key not in raw:
             raise UserError(f"{path}.{key}: missing; kind {kind} needs {', '.join(cls.params)}")

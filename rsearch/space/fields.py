@@ -5,13 +5,15 @@ bound for continuous ones -- against the rule of the key it sets.  The recipe's
 ranges are not repeated here: a value is checked by building a Recipe with it
 (rsearch.recipe is the one place that knows dropout must be in [0, 1)).
 """
+
 from __future__ import annotations
 
 import dataclasses
 import re
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from rsearch.errors import UserError
 from rsearch.models import TOTAL_STRIDE
@@ -22,7 +24,12 @@ from rsearch.space.distributions import Dimension, RandInt, Range, is_integer, i
 # Checks a value of the right type: None if accepted, else "expected ..." for the error.
 Check = Callable[[Any], "str | None"]
 
-_TYPE_EXPECTED = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}
+_TYPE_EXPECTED = {
+    "int": "an integer",
+    "float": "a number",
+    "str": "a string",
+    "bool": "true or false",
+}
 _TYPE_NOUN = {"int": "integers", "float": "numbers", "str": "strings", "bool": "true/false"}
 _TYPE_TEST = {
     "int": is_integer,
@@ -49,14 +56,22 @@ class Rule:
 def check_dimension(dim: Dimension, rule: Rule, path: str) -> None:
     """Raise a UserError naming the key path if `dim` can yield a value `rule` refuses."""
     if isinstance(dim, Range) and dim.kind not in rule.allowed_kinds():
-        raise UserError(f"{path}.kind: expected one of {', '.join(rule.allowed_kinds())} "
-                        f"(the field takes {_TYPE_NOUN[rule.type]}), got {dim.kind!r}")
+        raise UserError(
+            f"{path}.kind: expected one of {', '.join(rule.allowed_kinds())} "
+            f"(the field takes {_TYPE_NOUN[rule.type]}), got {dim.kind!r}"
+        )
     for point in dim.points(path):
         if not _TYPE_TEST[rule.type](point.value):
-            raise UserError(f"{point.path}: expected {_TYPE_EXPECTED[rule.type]}, got {point.value!r}")
+            raise UserError(
+                f"{point.path}: expected {_TYPE_EXPECTED[rule.type]}, got {point.value!r}"
+            )
         expected = rule.check(point.value)
         if expected:
-            shown = dim.high if isinstance(dim, RandInt) and point.path.endswith(".high") else point.value
+            shown = (
+                dim.high
+                if isinstance(dim, RandInt) and point.path.endswith(".high")
+                else point.value
+            )
             raise UserError(f"{point.path}: {expected}, got {shown!r}{point.note}")
 
 
@@ -68,9 +83,16 @@ def _at_least(low: int, what: str, high: int | None = None) -> Check:
 
 # --- scaling: the three dimensions of the paper's study (all required) ---
 SCALING: dict[str, Rule] = {
-    "depth": Rule("int", _at_least(MIN_DEPTH, "an integer", MAX_DEPTH)),  # >= one bottleneck per stage
-    "width": Rule("float", lambda v: None if 0 < v <= MAX_WIDTH else f"expected a number in (0, {MAX_WIDTH:g}]"),
-    "resolution": Rule("int", _at_least(TOTAL_STRIDE, "an integer", MAX_RESOLUTION)),  # >= 1 pixel after 5 strides
+    "depth": Rule(
+        "int", _at_least(MIN_DEPTH, "an integer", MAX_DEPTH)
+    ),  # >= one bottleneck per stage
+    "width": Rule(
+        "float",
+        lambda v: None if 0 < v <= MAX_WIDTH else f"expected a number in (0, {MAX_WIDTH:g}]",
+    ),
+    "resolution": Rule(
+        "int", _at_least(TOTAL_STRIDE, "an integer", MAX_RESOLUTION)
+    ),  # >= 1 pixel after 5 strides
 }
 
 # --- recipe: every Recipe field, plus `preset` (the additive-study step) ---
@@ -93,13 +115,23 @@ def _recipe_check(name: str) -> Check:
 
 
 RECIPE: dict[str, Rule] = {
-    "preset": Rule("str", lambda v: None if v in PRESETS else f"expected one of {', '.join(PRESETS)}"),
+    "preset": Rule(
+        "str", lambda v: None if v in PRESETS else f"expected one of {', '.join(PRESETS)}"
+    ),
     **{name: Rule(kind, _recipe_check(name)) for name, kind in _RECIPE_TYPES.items()},
 }
 
 # --- regularization: the recipe's numeric knobs the paper tunes per model size on minival ---
 REGULARIZATION_KEYS = (
-    "dropout", "stochastic_depth", "label_smoothing", "randaugment_magnitude", "randaugment_ops",
-    "weight_decay", "ema_decay", "base_lr", "momentum", "warmup_epochs",
+    "dropout",
+    "stochastic_depth",
+    "label_smoothing",
+    "randaugment_magnitude",
+    "randaugment_ops",
+    "weight_decay",
+    "ema_decay",
+    "base_lr",
+    "momentum",
+    "warmup_epochs",
 )
 REGULARIZATION: dict[str, Rule] = {name: RECIPE[name] for name in REGULARIZATION_KEYS}

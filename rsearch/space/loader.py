@@ -10,6 +10,7 @@ MAX_NODES nodes once its aliases are followed (a "billion laughs" file is a few 
 anchors, each a list of nine aliases of the last, and expands to 9^9 nodes). The node
 count is taken on the composed node graph, before any Python object is built.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,7 +22,6 @@ import yaml
 
 from rsearch import storage
 from rsearch.errors import UserError
-
 
 MAX_SPACE_BYTES = 1_000_000
 MAX_NESTING = 32
@@ -48,7 +48,8 @@ class SpaceLoader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=True)
             if isinstance(key, (str, int, float, bool)) and key in seen:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark)
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
@@ -96,11 +97,15 @@ def read_yaml(path: str | os.PathLike) -> dict:
     except SpaceTooLarge as exc:
         raise UserError(f"{path}: too large for a space file: {exc}") from None
     except RecursionError:  # PyYAML composes recursively: a very deep file ends here first
-        raise UserError(f"{path}: too large for a space file: nested more than {MAX_NESTING} levels deep") from None
+        raise UserError(
+            f"{path}: too large for a space file: nested more than {MAX_NESTING} levels deep"
+        ) from None
     if mapping is None:
         raise UserError(f"{path}: empty file; expected a mapping of search-space sections")
     if not isinstance(mapping, dict):
-        raise UserError(f"{path}: expected a mapping of search-space sections at the top, got {type(mapping).__name__}")
+        raise UserError(
+            f"{path}: expected a mapping of search-space sections at the top, got {type(mapping).__name__}"
+        )
     return mapping
 
 

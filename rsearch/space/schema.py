@@ -4,20 +4,23 @@ Each `parse_<section>(raw, ...)` takes the YAML value of one top-level key and
 returns a dict with every default filled, or raises a UserError naming the key path.
 The searched sections (scaling, regularization, recipe) are Dimensions: see space.py.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import math
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from rsearch import metrics
 from rsearch.cost.latency import LatencyMethod
-from rsearch.data.config import MAX_MINIVAL_FRACTION, SOURCES as DATA_SOURCES, DataConfig
+from rsearch.data.config import MAX_MINIVAL_FRACTION, DataConfig
+from rsearch.data.config import SOURCES as DATA_SOURCES
 from rsearch.errors import UserError
 from rsearch.models.registry import MAX_BATCH
-from rsearch.storage import DEFAULT_STORAGE_PATH
 from rsearch.space.distributions import is_integer, is_number
+from rsearch.storage import DEFAULT_STORAGE_PATH
 
 Validator = Callable[[Any, str], Any]  # (value, key path) -> the value, or UserError
 
@@ -40,10 +43,14 @@ def strict_mapping(raw: Any, path: str, allowed: tuple[str, ...]) -> dict:
 
 def fill(raw: dict, path: str, fields: dict[str, tuple[Any, Validator]]) -> dict:
     """Every field of `fields` (name -> (default, validator)), validated, defaults filled."""
-    return {name: validate(raw.get(name, default), join(path, name)) for name, (default, validate) in fields.items()}
+    return {
+        name: validate(raw.get(name, default), join(path, name))
+        for name, (default, validate) in fields.items()
+    }
 
 
 # --- validators ---------------------------------------------------------------------------
+
 
 def _fail(path: str, expected: str, value: Any):
     raise UserError(f"{path}: expected {expected}, got {value!r}")
@@ -56,19 +63,27 @@ def integer(low: int = 0, high: int | None = None) -> Validator:
         if not is_integer(value) or value < low or (high is not None and value > high):
             _fail(path, expected, value)
         return value
+
     return check
 
 
 def number(low: float = 0.0, high: float = math.inf, low_open: bool = True) -> Validator:
     """A finite number in (low, high] (or [low, high] with low_open=False)."""
     interval = f"{'(' if low_open else '['}{low:g}, {high:g}]" if high != math.inf else None
-    expected = f"a number in {interval}" if interval else f"a number {'>' if low_open else '>='} {low:g}"
+    expected = (
+        f"a number in {interval}" if interval else f"a number {'>' if low_open else '>='} {low:g}"
+    )
 
     def check(value, path):
-        ok = is_number(value) and math.isfinite(value) and (value > low if low_open else value >= low)
+        ok = (
+            is_number(value)
+            and math.isfinite(value)
+            and (value > low if low_open else value >= low)
+        )
         if not ok or value > high:
             _fail(path, expected, value)
         return value
+
     return check
 
 
@@ -77,6 +92,7 @@ def one_of(*options: str) -> Validator:
         if value not in options:
             raise UserError(f"{path}: unknown {value!r}; expected one of {', '.join(options)}")
         return value
+
     return check
 
 
@@ -85,6 +101,7 @@ def boolean() -> Validator:
         if not isinstance(value, bool):
             _fail(path, "true or false", value)
         return value
+
     return check
 
 
@@ -99,6 +116,7 @@ def text(pattern: str = r".+", expected: str = "a non-empty string") -> Validato
         if not isinstance(value, str) or not regex.fullmatch(value):
             _fail(path, expected, value)
         return value
+
     return check
 
 
@@ -128,8 +146,12 @@ _DATA: dict[str, Validator] = {
 }
 # Keys that only mean something for some sources (the others bring their own classes, ...).
 _DATA_ONLY_FOR = {
-    "num_classes": ("synthetic",), "train_size": ("synthetic",), "test_size": ("synthetic",),
-    "image_column": ("parquet",), "label_column": ("parquet",), "verify_images": ("imagefolder",),
+    "num_classes": ("synthetic",),
+    "train_size": ("synthetic",),
+    "test_size": ("synthetic",),
+    "image_column": ("parquet",),
+    "label_column": ("parquet",),
+    "verify_images": ("imagefolder",),
 }
 _NEEDS_DIR = ("imagefolder", "parquet")
 
@@ -144,7 +166,9 @@ def parse_data(raw: Any) -> dict:
     source = one_of(*DATA_SOURCES)(raw.get("source", DataConfig.source), "data.source")
     for key, sources in _DATA_ONLY_FOR.items():
         if key in raw and source not in sources:
-            raise UserError(f"data.{key}: only for source {' or '.join(sources)}, got source {source}")
+            raise UserError(
+                f"data.{key}: only for source {' or '.join(sources)}, got source {source}"
+            )
     defaults = _data_defaults()
     keys = [k for k in _DATA if source in _DATA_ONLY_FOR.get(k, (source,))]
     data = {key: _DATA[key](raw.get(key, defaults[key]), f"data.{key}") for key in keys}
@@ -153,8 +177,11 @@ def parse_data(raw: Any) -> dict:
     if source in _NEEDS_DIR and data["dir"] is None:
         raise UserError(f"data.dir: required for source {source}; expected the dataset's directory")
     if source == "synthetic" and data["train_size"] * data["minival_fraction"] < 1:
-        _fail("data.minival_fraction", f"a fraction of train_size {data['train_size']} "
-              "that holds out at least one image", data["minival_fraction"])
+        _fail(
+            "data.minival_fraction",
+            f"a fraction of train_size {data['train_size']} that holds out at least one image",
+            data["minival_fraction"],
+        )
     DataConfig(**data_config_kwargs(data))  # its own checks, for anything not covered here
     return data
 
@@ -165,6 +192,7 @@ def data_config_kwargs(data: dict) -> dict:
 
 
 # --- epochs: the training regimes (the study runs once per regime) ------------------------
+
 
 def parse_epochs(raw: Any) -> list[int]:
     if is_integer(raw):
@@ -180,12 +208,17 @@ def parse_epochs(raw: Any) -> list[int]:
 
 # --- objective ----------------------------------------------------------------------------
 
+
 def parse_objective(raw: Any) -> dict:
     raw = strict_mapping(raw, "objective", ("metric", "mode"))
-    return fill(raw, "objective", {
-        "metric": (metrics.OBJECTIVE, one_of(metrics.OBJECTIVE)),
-        "mode": (metrics.OBJECTIVE_MODE, one_of(metrics.OBJECTIVE_MODE)),
-    })
+    return fill(
+        raw,
+        "objective",
+        {
+            "metric": (metrics.OBJECTIVE, one_of(metrics.OBJECTIVE)),
+            "mode": (metrics.OBJECTIVE_MODE, one_of(metrics.OBJECTIVE_MODE)),
+        },
+    )
 
 
 # --- constraints --------------------------------------------------------------------------
@@ -226,22 +259,36 @@ def _parse_latency(raw: Any) -> dict | None:
     if raw is None:
         return None
     raw = strict_mapping(raw, path, (*_LATENCY, "reference"))
-    raw = {k: v for k, v in raw.items() if v is not None}  # a resolved space writes unset keys as null
+    raw = {
+        k: v for k, v in raw.items() if v is not None
+    }  # a resolved space writes unset keys as null
     if "max" not in raw and "max_ratio" not in raw:
-        raise UserError(f"{path}.max: missing; expected the latency budget in ms (> 0), or max_ratio with a "
-                        "reference architecture for a relative budget")
+        raise UserError(
+            f"{path}.max: missing; expected the latency budget in ms (> 0), or max_ratio with a "
+            "reference architecture for a relative budget"
+        )
     if "max" in raw and "max_ratio" in raw:
-        raise UserError(f"{path}.max_ratio: expected either max (ms) or max_ratio (relative), not both")
+        raise UserError(
+            f"{path}.max_ratio: expected either max (ms) or max_ratio (relative), not both"
+        )
     defaults = {f.name: f.default for f in dataclasses.fields(LatencyMethod)}
-    latency = {key: check(raw.get(key, defaults.get(key)), f"{path}.{key}") for key, check in _LATENCY.items()}
+    latency = {
+        key: check(raw.get(key, defaults.get(key)), f"{path}.{key}")
+        for key, check in _LATENCY.items()
+    }
     if "max_ratio" in raw:
         if "reference" not in raw:
-            raise UserError(f"{path}.reference: missing; expected the architecture max_ratio is relative to, "
-                            "e.g. {depth: 26, width: 0.25, resolution: 48}")
+            raise UserError(
+                f"{path}.reference: missing; expected the architecture max_ratio is relative to, "
+                "e.g. {depth: 26, width: 0.25, resolution: 48}"
+            )
         latency["reference"] = _parse_reference(raw["reference"], f"{path}.reference")
     elif "reference" in raw:
-        _fail(f"{path}.reference", "no reference with an absolute `max` (use max_ratio for a relative budget)",
-              raw["reference"])
+        _fail(
+            f"{path}.reference",
+            "no reference with an absolute `max` (use max_ratio for a relative budget)",
+            raw["reference"],
+        )
     else:
         latency["reference"] = None
     if latency["cuda_graphs"] and latency["device"] != "cuda":
@@ -260,8 +307,10 @@ def _parse_reference(raw: Any, path: str) -> dict:
     raw = strict_mapping(raw, path, _REFERENCE_KEYS)
     missing = [k for k in _REFERENCE_KEYS if k not in raw]
     if missing:
-        raise UserError(f"{path}.{missing[0]}: missing; expected a buildable architecture "
-                        "{depth: >= 14, width: > 0, resolution: >= 32}")
+        raise UserError(
+            f"{path}.{missing[0]}: missing; expected a buildable architecture "
+            "{depth: >= 14, width: > 0, resolution: >= 32}"
+        )
     depth, width, resolution = (raw[k] for k in _REFERENCE_KEYS)
     if not is_integer(depth):
         _fail(f"{path}.depth", "an integer >= 14", depth)
@@ -269,8 +318,10 @@ def _parse_reference(raw: Any, path: str) -> dict:
         _fail(f"{path}.width", "a number > 0", width)
     if not is_integer(resolution):
         _fail(f"{path}.resolution", "an integer >= 32", resolution)
-    for key, check in (("depth", lambda: model_config(depth=depth, width=width)),
-                       ("resolution", lambda: check_resolution(resolution))):
+    for key, check in (
+        ("depth", lambda: model_config(depth=depth, width=width)),
+        ("resolution", lambda: check_resolution(resolution)),
+    ):
         try:
             check()
         except UserError as exc:  # the registry's reason, under this key path
@@ -287,20 +338,34 @@ MAX_CONFIRM_TOP, MAX_CONFIRM_SEEDS = 100, 100  # bounds: a typo must not plan a 
 SCHEDULERS: dict[str, dict[str, tuple[Any, Validator]]] = {
     "fifo": {},
     "asha": {"grace_period": (1, integer(1)), "reduction_factor": (3, number(1.0))},
-    # ASHA promoting by Pareto rank on (accuracy, latency); the first rung at a fraction of each regime
-    "pareto_asha": {"grace_fraction": (round(1 / 3, 4), number(0.0, 1.0)), "reduction_factor": (3, number(1.0))},
+    # ASHA promoting by Pareto rank on (accuracy, latency); the first rung at a fraction of each
+    # regime
+    "pareto_asha": {
+        "grace_fraction": (round(1 / 3, 4), number(0.0, 1.0)),
+        "reduction_factor": (3, number(1.0)),
+    },
 }
 
 
 def parse_search(raw: Any, epochs: list[int]) -> dict:
-    raw = strict_mapping(raw, "search", ("algorithm", "num_samples", "scheduler", "max_concurrent", "seed",
-                                         "confirm"))
-    search = fill(raw, "search", {
-        "algorithm": ("grid", one_of(*ALGORITHMS)),
-        "num_samples": (1, integer(1)),
-        "max_concurrent": (None, optional(integer(1))),  # None: as many as the cluster's resources allow
-        "seed": (0, optional(integer(0))),  # None: unseeded
-    })
+    raw = strict_mapping(
+        raw,
+        "search",
+        ("algorithm", "num_samples", "scheduler", "max_concurrent", "seed", "confirm"),
+    )
+    search = fill(
+        raw,
+        "search",
+        {
+            "algorithm": ("grid", one_of(*ALGORITHMS)),
+            "num_samples": (1, integer(1)),
+            "max_concurrent": (
+                None,
+                optional(integer(1)),
+            ),  # None: as many as the cluster's resources allow
+            "seed": (0, optional(integer(0))),  # None: unseeded
+        },
+    )
     search["scheduler"] = _parse_scheduler(raw.get("scheduler", "fifo"), epochs)
     search["confirm"] = _parse_confirm(raw.get("confirm"), search["seed"] or 0)
     return search
@@ -315,7 +380,9 @@ def _parse_confirm(raw: Any, search_seed: int) -> dict | None:
     raw = strict_mapping(raw, path, ("top", "seeds"))
     for key in ("top", "seeds"):
         if key not in raw:
-            raise UserError(f"{path}.{key}: missing; expected e.g. confirm: {{top: 2, seeds: [1, 2]}}")
+            raise UserError(
+                f"{path}.{key}: missing; expected e.g. confirm: {{top: 2, seeds: [1, 2]}}"
+            )
     top = integer(1, MAX_CONFIRM_TOP)(raw["top"], f"{path}.top")
     seeds = raw["seeds"]
     if not isinstance(seeds, list) or not seeds:
@@ -345,19 +412,28 @@ def _parse_scheduler(raw: Any, epochs: list[int]) -> dict:
     grace = scheduler.get("grace_period")
     if grace is not None and grace >= min(epochs):
         # A trial must run past the grace period for ASHA to stop anything early.
-        _fail(f"{path}.grace_period", f"an integer < the shortest regime ({min(epochs)} epochs)", grace)
+        _fail(
+            f"{path}.grace_period",
+            f"an integer < the shortest regime ({min(epochs)} epochs)",
+            grace,
+        )
     return scheduler
 
 
 # --- resources and storage ----------------------------------------------------------------
 
+
 def parse_resources(raw: Any) -> dict:
     raw = strict_mapping(raw, "resources", ("workers", "cpus_per_worker", "gpus_per_worker"))
-    return fill(raw, "resources", {
-        "workers": (1, integer(1)),  # > 1: the trial drives a Ray Train TorchTrainer
-        "cpus_per_worker": (1, number()),
-        "gpus_per_worker": (0, number(0.0, low_open=False)),  # fractions share a GPU
-    })
+    return fill(
+        raw,
+        "resources",
+        {
+            "workers": (1, integer(1)),  # > 1: the trial drives a Ray Train TorchTrainer
+            "cpus_per_worker": (1, number()),
+            "gpus_per_worker": (0, number(0.0, low_open=False)),  # fractions share a GPU
+        },
+    )
 
 
 # A local path, or a URI pyarrow can open (shared storage for multi-node clusters).
@@ -378,8 +454,10 @@ def check_storage_path(path: str, where: str) -> str:
         _fail(where, "a local path or a URI such as s3://bucket/prefix", path)
     uri = _URI.fullmatch(path)
     if uri and uri.group(1) not in STORAGE_SCHEMES:
-        raise UserError(f"{where}: unknown scheme {uri.group(1)!r}; expected a local path "
-                        f"or one of {', '.join(s + '://' for s in STORAGE_SCHEMES)}")
+        raise UserError(
+            f"{where}: unknown scheme {uri.group(1)!r}; expected a local path "
+            f"or one of {', '.join(s + '://' for s in STORAGE_SCHEMES)}"
+        )
     if uri and not uri.group(2):
         _fail(where, f"a bucket or path after {uri.group(1)}://", path)
     return path

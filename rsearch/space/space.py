@@ -9,6 +9,7 @@ Lists mean "grid" under `search.algorithm: grid` and "choice" otherwise: HyperOp
 cannot take a grid, and a random search draws instead of enumerating.  The
 conversion happens here, once, so every Dimension already says what Tune will do.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -21,14 +22,32 @@ from typing import Any
 from rsearch.errors import UserError
 from rsearch.recipe import Recipe
 from rsearch.space import fields, schema
-from rsearch.space.distributions import MAX_ENUMERATED, Dimension, Fixed, Grid, Range, parse_dimension
+from rsearch.space.distributions import (
+    MAX_ENUMERATED,
+    Dimension,
+    Fixed,
+    Grid,
+    Range,
+    parse_dimension,
+)
 from rsearch.space.loader import read_yaml
 
 # Trials a space may plan over all its regimes (a 10,000-trial study is large; 10^29 a typo).
 MAX_PLANNED_TRIALS = 100_000
 
-SECTIONS = ("name", "data", "epochs", "scaling", "regularization", "recipe", "objective",
-            "constraints", "search", "resources", "storage")
+SECTIONS = (
+    "name",
+    "data",
+    "epochs",
+    "scaling",
+    "regularization",
+    "recipe",
+    "objective",
+    "constraints",
+    "search",
+    "resources",
+    "storage",
+)
 DEFAULT_PRESET = "rs"
 
 
@@ -41,7 +60,9 @@ class SearchSpace:
     regularization: dict[str, Dimension]  # searched recipe knobs
     recipe: dict[str, Dimension]  # preset + fixed (or gridded) recipe fields
     objective: dict  # {metric, mode}
-    latency: dict | None  # constraints.latency_ms: {max, batch_size, dtype, device, repeats, threads}
+    latency: (
+        dict | None
+    )  # constraints.latency_ms: {max, batch_size, dtype, device, repeats, threads}
     max_params: float | None
     max_flops: float | None
     search: dict  # {algorithm, num_samples, scheduler: {kind, ...}, max_concurrent, seed}
@@ -82,14 +103,19 @@ class SearchSpace:
         as_yaml = lambda dims: {key: dim.to_yaml() for key, dim in dims.items()}  # noqa: E731
         return {
             "name": self.name,
-            "data": {("dir" if key == "data_dir" else key): value for key, value in self.data.items()},
+            "data": {
+                ("dir" if key == "data_dir" else key): value for key, value in self.data.items()
+            },
             "epochs": list(self.epochs),
             "scaling": as_yaml(self.scaling),
             "regularization": as_yaml(self.regularization),
             "recipe": as_yaml(self.recipe),
             "objective": dict(self.objective),
-            "constraints": {"latency_ms": None if self.latency is None else dict(self.latency),
-                            "max_params": self.max_params, "max_flops": self.max_flops},
+            "constraints": {
+                "latency_ms": None if self.latency is None else dict(self.latency),
+                "max_params": self.max_params,
+                "max_flops": self.max_flops,
+            },
             "search": {**self.search, "scheduler": dict(self.search["scheduler"])},
             "resources": dict(self.resources),
             "storage": dict(self.storage),
@@ -113,14 +139,20 @@ def parse_space(mapping: dict, source: str = "<space>") -> SearchSpace:
     raw = schema.strict_mapping(mapping, "", SECTIONS)
     for key in ("epochs", "scaling"):
         if key not in raw:
-            raise UserError(f"{key}: missing; every space needs {key} (see search_spaces/README.md)")
+            raise UserError(
+                f"{key}: missing; every space needs {key} (see search_spaces/README.md)"
+            )
     epochs = schema.parse_epochs(raw["epochs"])
     search = schema.parse_search(raw.get("search"), epochs)
     resources = schema.parse_resources(raw.get("resources"))
     constraints = schema.parse_constraints(raw.get("constraints"))
     as_grid = search["algorithm"] == "grid"
-    scaling = _dimensions(raw["scaling"], "scaling", fields.SCALING, as_grid, required=tuple(fields.SCALING))
-    regularization = _dimensions(raw.get("regularization"), "regularization", fields.REGULARIZATION, as_grid)
+    scaling = _dimensions(
+        raw["scaling"], "scaling", fields.SCALING, as_grid, required=tuple(fields.SCALING)
+    )
+    regularization = _dimensions(
+        raw.get("regularization"), "regularization", fields.REGULARIZATION, as_grid
+    )
     recipe = _dimensions(raw.get("recipe"), "recipe", fields.RECIPE, as_grid)
     recipe = {"preset": recipe.pop("preset", Fixed(DEFAULT_PRESET)), **recipe}
     space = SearchSpace(
@@ -147,8 +179,13 @@ def _default_name(source: str) -> str:
     return stem if stem and not source.startswith("<") else "experiment"
 
 
-def _dimensions(raw: Any, section: str, rules: dict[str, fields.Rule], as_grid: bool,
-                required: tuple[str, ...] = ()) -> dict[str, Dimension]:
+def _dimensions(
+    raw: Any,
+    section: str,
+    rules: dict[str, fields.Rule],
+    as_grid: bool,
+    required: tuple[str, ...] = (),
+) -> dict[str, Dimension]:
     raw = schema.strict_mapping(raw, section, tuple(rules))
     for key in required:
         if key not in raw:
@@ -166,25 +203,36 @@ def _check_across_sections(space: SearchSpace) -> None:
     """Rules that tie two sections together."""
     for key in space.recipe:
         if key in space.regularization:
-            raise UserError(f"recipe.{key}: already set in regularization.{key}; expected it in one section")
+            raise UserError(
+                f"recipe.{key}: already set in regularization.{key}; expected it in one section"
+            )
     _check_batch_split(space)
     _check_plan_size(space)
     latency = space.latency
     if latency and latency["device"] == "cuda" and not space.resources["gpus_per_worker"]:
-        # Latency is measured on the kind of device the trials use (a Ray task with their resources).
-        raise UserError("constraints.latency_ms.device: expected cpu when resources.gpus_per_worker is 0, got 'cuda'")
-    if space.search["algorithm"] != "grid" and all(isinstance(d, Fixed) for d in space.dimensions().values()):
-        raise UserError(f"search.algorithm: {space.search['algorithm']} needs at least one searched dimension "
-                        "(a list or a distribution); every value is fixed -- use algorithm grid")
+        # Latency is measured on the kind of device the trials use (a Ray task with their
+        # resources).
+        raise UserError(
+            "constraints.latency_ms.device: expected cpu when resources.gpus_per_worker is 0, got 'cuda'"
+        )
+    if space.search["algorithm"] != "grid" and all(
+        isinstance(d, Fixed) for d in space.dimensions().values()
+    ):
+        raise UserError(
+            f"search.algorithm: {space.search['algorithm']} needs at least one searched dimension "
+            "(a list or a distribution); every value is fixed -- use algorithm grid"
+        )
 
 
 def _check_plan_size(space: SearchSpace) -> None:
     """A plan larger than MAX_PLANNED_TRIALS is a typo more often than a study: refuse it."""
     total = space.trial_count(space.epochs[0]) * len(space.epochs)
     if total > MAX_PLANNED_TRIALS:
-        raise UserError(f"search.num_samples: the plan has {total:,} trials (grid {space.grid_size():,} x "
-                        f"num_samples {space.search['num_samples']:,} x {len(space.epochs)} regimes); expected at "
-                        f"most {MAX_PLANNED_TRIALS:,}: split the study into several spaces")
+        raise UserError(
+            f"search.num_samples: the plan has {total:,} trials (grid {space.grid_size():,} x "
+            f"num_samples {space.search['num_samples']:,} x {len(space.epochs)} regimes); expected at "
+            f"most {MAX_PLANNED_TRIALS:,}: split the study into several spaces"
+        )
 
 
 def _check_batch_split(space: SearchSpace) -> None:
@@ -195,8 +243,12 @@ def _check_batch_split(space: SearchSpace) -> None:
     dim = space.recipe.get("batch_size")
     values = [Recipe().batch_size] if dim is None else dim.values()
     if values is None:  # a randint too wide to list
-        raise UserError(f"recipe.batch_size: expected a list of batch sizes with resources.workers {workers}, "
-                        f"got kind {dim.kind} over more than {MAX_ENUMERATED} values")
+        raise UserError(
+            f"recipe.batch_size: expected a list of batch sizes with resources.workers {workers}, "
+            f"got kind {dim.kind} over more than {MAX_ENUMERATED} values"
+        )
     for value in values:
         if value % workers:
-            raise UserError(f"recipe.batch_size: expected a multiple of resources.workers ({workers}), got {value}")
+            raise UserError(
+                f"recipe.batch_size: expected a multiple of resources.workers ({workers}), got {value}"
+            )

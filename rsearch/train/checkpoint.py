@@ -1,4 +1,5 @@
 """Checkpoints: plain tensors and Python values only, so they load with weights_only=True."""
+
 from __future__ import annotations
 
 import os
@@ -36,7 +37,11 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         state = torch.load(Path(path), map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"--resume: {path} is not a readable rsearch checkpoint ({reason[:100]})") from None
+        raise UserError(
+            f"--resume: {path} is not a readable rsearch checkpoint ({reason[:100]})"
+        ) from None
     if not isinstance(state, dict):
-        raise UserError(f"--resume: {path} is not an rsearch checkpoint (holds {type(state).__name__})")
+        raise UserError(
+            f"--resume: {path} is not an rsearch checkpoint (holds {type(state).__name__})"
+        )
     return state

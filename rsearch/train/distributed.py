@@ -6,6 +6,7 @@ with `ray.train.report` (rank 0 attaches the checkpoint); `fit_torch_trainer` bu
 runs the TorchTrainer.  Inside a Tune trial, pass `in_tune=True`: metrics and checkpoint
 paths then reach Tune through Ray's TuneReportCallback.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -47,8 +48,11 @@ def worker_loop(config: dict) -> dict | None:
                     save_checkpoint(epoch.state(), Path(tmp) / CHECKPOINT_FILE)
                     attached = ray.train.Checkpoint.from_directory(tmp)
                 # Every rank must call report the same number of times (it is a barrier).
-                ray.train.report({**config.get("report_with", {}), **epoch.metrics}, checkpoint=attached,
-                                 checkpoint_dir_name=f"epoch_{epoch.metrics['epoch']:04d}")
+                ray.train.report(
+                    {**config.get("report_with", {}), **epoch.metrics},
+                    checkpoint=attached,
+                    checkpoint_dir_name=f"epoch_{epoch.metrics['epoch']:04d}",
+                )
     except TrainingDiverged as exc:
         # A divergence is the run's outcome, not a fault: raised, Ray Train (and Tune around it)
         # would restart the workers max_failures times to diverge again. The loop checks the
@@ -58,9 +62,17 @@ def worker_loop(config: dict) -> dict | None:
     return None
 
 
-def fit_torch_trainer(cfg: TrainConfig, *, name: str, storage_path: str, in_tune: bool = False,
-                      max_failures: int = 2, cpus_per_worker: float = 1, gpus_per_worker: float = 1,
-                      report_with: dict | None = None):
+def fit_torch_trainer(
+    cfg: TrainConfig,
+    *,
+    name: str,
+    storage_path: str,
+    in_tune: bool = False,
+    max_failures: int = 2,
+    cpus_per_worker: float = 1,
+    gpus_per_worker: float = 1,
+    report_with: dict | None = None,
+):
     """Run `cfg` on `cfg.workers` Ray Train workers; returns the ray.train.Result.
 
     `report_with`: values added to every epoch's report (a Tune trial's cost columns).
@@ -76,9 +88,14 @@ def fit_torch_trainer(cfg: TrainConfig, *, name: str, storage_path: str, in_tune
         worker_loop,
         train_loop_config={"train": cfg.to_dict(), "report_with": dict(report_with or {})},
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
-        scaling_config=ScalingConfig(num_workers=cfg.workers, use_gpu=use_gpu,
-                                     resources_per_worker={"CPU": cpus_per_worker,
-                                                           **({"GPU": gpus_per_worker} if use_gpu else {})}),
+        scaling_config=ScalingConfig(
+            num_workers=cfg.workers,
+            use_gpu=use_gpu,
+            resources_per_worker={
+                "CPU": cpus_per_worker,
+                **({"GPU": gpus_per_worker} if use_gpu else {}),
+            },
+        ),
         run_config=RunConfig(
             name=name,  # the trial id (never a timestamp), so a restored trial finds its run again
             **storage.ray_storage(storage_path),  # a local/shared path or a pyarrow URI
@@ -90,5 +107,5 @@ def fit_torch_trainer(cfg: TrainConfig, *, name: str, storage_path: str, in_tune
     result = trainer.fit()
     failure = (result.return_value or {}).get(M.FAILURE) or ""
     if failure.startswith(DIVERGED):
-        raise TrainingDiverged(failure[len(DIVERGED):])
+        raise TrainingDiverged(failure[len(DIVERGED) :])
     return result

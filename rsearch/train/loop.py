@@ -7,14 +7,15 @@
 The in-process Tune trial, the Ray Train worker and `rsearch train` all drive this loop;
 with `world_size > 1` the caller has set up torch.distributed (Ray Train does).
 """
+
 from __future__ import annotations
 
 import math
 import os
 import time
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -24,8 +25,8 @@ from rsearch import metrics as M
 from rsearch.data import load_data, make_loader
 from rsearch.models import build
 from rsearch.train.config import TrainConfig
-from rsearch.train.syncbn import convert_global_batchnorm
 from rsearch.train.optim import LRSchedule, WeightEMA, make_optimizer
+from rsearch.train.syncbn import convert_global_batchnorm
 
 
 class TrainingDiverged(RuntimeError):
@@ -53,7 +54,9 @@ class _Run:
     criterion: nn.Module
     splits: object
     device: torch.device
-    normalize: Callable  # uint8 batch -> normalised float, on the device (4x less to ship than floats)
+    normalize: (
+        Callable  # uint8 batch -> normalised float, on the device (4x less to ship than floats)
+    )
     loaders: dict | None = None  # built once; worker processes persist across epochs
     step: int = 0
     epoch: int = 0
@@ -63,12 +66,24 @@ class _Run:
 def load_splits(cfg: TrainConfig):
     """The run's data: uint8 batches, normalised on the device by `splits.normalizer()`."""
     recipe = cfg.recipe
-    return load_data(cfg.data, resolution=cfg.resolution, randaugment_ops=recipe.randaugment_ops,
-                     randaugment_magnitude=recipe.randaugment_magnitude, normalize=False)
+    return load_data(
+        cfg.data,
+        resolution=cfg.resolution,
+        randaugment_ops=recipe.randaugment_ops,
+        randaugment_magnitude=recipe.randaugment_magnitude,
+        normalize=False,
+    )
 
 
-def train_epochs(cfg: TrainConfig, *, resume: dict | None = None, rank: int = 0, world_size: int = 1,
-                 progress: Callable[[int, int], None] | None = None, splits=None) -> Iterator[EpochResult]:
+def train_epochs(
+    cfg: TrainConfig,
+    *,
+    resume: dict | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+    splits=None,
+) -> Iterator[EpochResult]:
     """`splits`: data already loaded by the caller with `load_splits(cfg)` (else loaded here)."""
     run = _setup(cfg, rank, world_size, splits)
     if resume is not None:
@@ -83,13 +98,21 @@ def train_epochs(cfg: TrainConfig, *, resume: dict | None = None, rank: int = 0,
         # Phase 2: evaluate on minival with the EMA weights (the paper evaluates the EMA).
         evaluated = run.ema.module if run.ema is not None else run.core
         minival_loss, minival_top1 = evaluate(evaluated, run, "minival", cfg, rank, world_size)
-        row = {M.EPOCH: run.epoch, M.TRAIN_LOSS: train_loss, M.MINIVAL_TOP1: minival_top1,
-               M.MINIVAL_LOSS: minival_loss, M.LR: run.schedule(max(run.step - 1, 0)),
-               M.IMG_PER_S: images / max(train_seconds, 1e-9), M.EPOCH_SECONDS: time.perf_counter() - t0,
-               M.WALL_S: time.perf_counter() - start}
+        row = {
+            M.EPOCH: run.epoch,
+            M.TRAIN_LOSS: train_loss,
+            M.MINIVAL_TOP1: minival_top1,
+            M.MINIVAL_LOSS: minival_loss,
+            M.LR: run.schedule(max(run.step - 1, 0)),
+            M.IMG_PER_S: images / max(train_seconds, 1e-9),
+            M.EPOCH_SECONDS: time.perf_counter() - t0,
+            M.WALL_S: time.perf_counter() - start,
+        }
         # Phase 3: the test split is reported once, at the end, never used for selection.
         if run.epoch == cfg.epochs and cfg.eval_test and run.splits.test is not None:
-            row[M.TEST_LOSS], row[M.TEST_TOP1] = evaluate(evaluated, run, "test", cfg, rank, world_size)
+            row[M.TEST_LOSS], row[M.TEST_TOP1] = evaluate(
+                evaluated, run, "test", cfg, rank, world_size
+            )
         run.history.append(row)
         yield EpochResult(metrics=dict(row), state=lambda: _state(run, cfg))
 
@@ -110,22 +133,38 @@ def _setup(cfg: TrainConfig, rank: int, world_size: int, splits=None) -> _Run:
     if world_size > 1:
         # SyncBatchNorm: N workers with batch B/N see the statistics of the global batch B,
         # so the data-parallel run follows the single-worker trajectory.
-        core = (nn.SyncBatchNorm.convert_sync_batchnorm(core) if device.type == "cuda"
-                else convert_global_batchnorm(core))
-        model = nn.parallel.DistributedDataParallel(core, device_ids=[device.index] if device.type == "cuda" else None)
+        core = (
+            nn.SyncBatchNorm.convert_sync_batchnorm(core)
+            if device.type == "cuda"
+            else convert_global_batchnorm(core)
+        )
+        model = nn.parallel.DistributedDataParallel(
+            core, device_ids=[device.index] if device.type == "cuda" else None
+        )
     if recipe.compile:
         model = torch.compile(model)
     steps = _steps_per_epoch(len(splits.train), cfg)
-    return _Run(model=model, core=core, ema=WeightEMA(core, recipe.ema_decay) if recipe.ema_decay > 0 else None,
-                optimizer=make_optimizer(core, recipe), schedule=LRSchedule(recipe, steps, cfg.epochs),
-                criterion=nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing), splits=splits,
-                device=device, normalize=splits.normalizer(), history=[], loaders={})
+    return _Run(
+        model=model,
+        core=core,
+        ema=WeightEMA(core, recipe.ema_decay) if recipe.ema_decay > 0 else None,
+        optimizer=make_optimizer(core, recipe),
+        schedule=LRSchedule(recipe, steps, cfg.epochs),
+        criterion=nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing),
+        splits=splits,
+        device=device,
+        normalize=splits.normalizer(),
+        history=[],
+        loaders={},
+    )
 
 
 def _steps_per_epoch(train_size: int, cfg: TrainConfig) -> int:
     steps = train_size // cfg.recipe.batch_size
     if steps < 1:
-        raise ValueError(f"batch_size {cfg.recipe.batch_size} exceeds the training split ({train_size} images)")
+        raise ValueError(
+            f"batch_size {cfg.recipe.batch_size} exceeds the training split ({train_size} images)"
+        )
     return min(steps, cfg.max_steps_per_epoch or steps)
 
 
@@ -147,13 +186,22 @@ def _loader(run: _Run, split: str, cfg: TrainConfig, rank: int, world_size: int)
     if split not in run.loaders:
         train = split == "train"
         run.loaders[split] = make_loader(
-            getattr(run.splits, split), cfg.per_worker_batch, train=train, seed=cfg.seed,
-            epoch=run.epoch if train else 0, rank=rank, world_size=world_size, num_workers=cfg.loader_workers,
-            pin_memory=run.device.type == "cuda")
+            getattr(run.splits, split),
+            cfg.per_worker_batch,
+            train=train,
+            seed=cfg.seed,
+            epoch=run.epoch if train else 0,
+            rank=rank,
+            world_size=world_size,
+            num_workers=cfg.loader_workers,
+            pin_memory=run.device.type == "cuda",
+        )
     return run.loaders[split]
 
 
-def _train_one_epoch(run: _Run, cfg: TrainConfig, rank: int, world_size: int, progress) -> tuple[float, int]:
+def _train_one_epoch(
+    run: _Run, cfg: TrainConfig, rank: int, world_size: int, progress
+) -> tuple[float, int]:
     run.model.train()
     loader = _loader(run, "train", cfg, rank, world_size)
     loader.set_epoch(run.epoch)
@@ -188,8 +236,9 @@ def _train_one_epoch(run: _Run, cfg: TrainConfig, rank: int, world_size: int, pr
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, run: _Run, split: str, cfg: TrainConfig, rank: int,
-             world_size: int) -> tuple[float, float]:
+def evaluate(
+    model: nn.Module, run: _Run, split: str, cfg: TrainConfig, rank: int, world_size: int
+) -> tuple[float, float]:
     """(mean loss, top-1 accuracy) over the whole split, exact across ranks (no padding)."""
     was_training = model.training
     model.eval()
@@ -215,10 +264,16 @@ def _all_reduce_sum(t: torch.Tensor, world_size: int) -> torch.Tensor:
 
 
 def _state(run: _Run, cfg: TrainConfig) -> dict:
-    state = {"epoch": run.epoch, "step": run.step, "model": run.core.state_dict(),
-             "ema": run.ema.module.state_dict() if run.ema is not None else None,
-             "optimizer": run.optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
-             "history": list(run.history), "config": cfg.to_dict()}
+    state = {
+        "epoch": run.epoch,
+        "step": run.step,
+        "model": run.core.state_dict(),
+        "ema": run.ema.module.state_dict() if run.ema is not None else None,
+        "optimizer": run.optimizer.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+        "history": list(run.history),
+        "config": cfg.to_dict(),
+    }
     if run.device.type == "cuda":
         state["cuda_rng"] = torch.cuda.get_rng_state(run.device)
     return state

@@ -1,4 +1,5 @@
 """Optimizer, per-iteration LR schedule and weight EMA of the ResNet-RS recipe."""
+
 from __future__ import annotations
 
 import copy
@@ -16,10 +17,16 @@ def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.SGD:
     for p in model.parameters():
         if p.requires_grad:
             (no_decay if p.ndim <= 1 else decay).append(p)
-    groups = [{"params": decay, "weight_decay": recipe.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.SGD(groups, lr=recipe.peak_lr(), momentum=recipe.momentum,
-                           nesterov=recipe.nesterov and recipe.momentum > 0)
+    groups = [
+        {"params": decay, "weight_decay": recipe.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.SGD(
+        groups,
+        lr=recipe.peak_lr(),
+        momentum=recipe.momentum,
+        nesterov=recipe.nesterov and recipe.momentum > 0,
+    )
 
 
 class LRSchedule:
@@ -61,7 +68,9 @@ class WeightEMA:
     def update(self, model: nn.Module, step: int) -> None:
         d = min(self.decay, (1 + step) / (10 + step))
         ema_float, src_float = [], []
-        for (name, target), value in zip(self.module.state_dict().items(), model.state_dict().values()):
+        for (_name, target), value in zip(
+            self.module.state_dict().items(), model.state_dict().values()
+        ):
             if target.dtype.is_floating_point:
                 ema_float.append(target)
                 src_float.append(value)

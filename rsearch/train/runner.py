@@ -1,5 +1,6 @@
 """`rsearch train`: run one configuration, in-process (1 worker) or on Ray Train (N workers),
 and leave summary.json, epochs.parquet and checkpoint.pt in the output folder."""
+
 from __future__ import annotations
 
 import json
@@ -37,13 +38,17 @@ def preflight(cfg: TrainConfig, *, local_gpu: bool = True, check_memory: bool = 
         import torch
 
         if not torch.cuda.is_available():
-            raise UserError("--gpu: a GPU was requested but torch sees no CUDA device on this machine")
+            raise UserError(
+                "--gpu: a GPU was requested but torch sees no CUDA device on this machine"
+            )
     if check_memory:
         _check_memory(cfg)  # before the data: rendering it may take long, and memory of its own
     splits = load_splits(cfg)
     if len(splits.train) < cfg.recipe.batch_size:
-        raise UserError(f"--batch-size: {cfg.recipe.batch_size} exceeds the training split "
-                        f"({len(splits.train)} images); expected at most {len(splits.train)}")
+        raise UserError(
+            f"--batch-size: {cfg.recipe.batch_size} exceeds the training split "
+            f"({len(splits.train)} images); expected at most {len(splits.train)}"
+        )
     info = dict(splits.info)
     info.update(num_classes=splits.num_classes, in_chans=splits.in_chans)
     return info, splits
@@ -67,24 +72,38 @@ def prepare_output(output: Path, resume: bool) -> dict | None:
         return None  # an interrupted N-worker run: Ray Train restores it from its own storage
     if resume:
         if not ckpt.exists():
-            raise UserError(f"--resume: no {CHECKPOINT_FILE} in {output}; expected the --output of an earlier run")
+            raise UserError(
+                f"--resume: no {CHECKPOINT_FILE} in {output}; expected the --output of an earlier run"
+            )
         return load_checkpoint(ckpt)
     if output.exists() and any(output.iterdir()):
-        raise UserError(f"--output: {output} is not empty; choose a new folder, or pass --resume to continue the run in it")
+        raise UserError(
+            f"--output: {output} is not empty; choose a new folder, or pass --resume to continue the run in it"
+        )
     return None
 
 
-def run_training(cfg: TrainConfig, output: str | os.PathLike, *, resume: bool = False, show_progress: bool = True,
-                 ray_address: str | None = None) -> dict:
+def run_training(
+    cfg: TrainConfig,
+    output: str | os.PathLike,
+    *,
+    resume: bool = False,
+    show_progress: bool = True,
+    ray_address: str | None = None,
+) -> dict:
     output = Path(output).expanduser()
     on_cluster = cfg.workers > 1 and bool(ray_address or os.environ.get("RAY_ADDRESS"))
     data_info, splits = preflight(cfg, local_gpu=not on_cluster, check_memory=not on_cluster)
     state = prepare_output(output, resume)
     if state is not None and same_run(state["config"]) != same_run(cfg.to_dict()):
         changed = ", ".join(_differences(same_run(state["config"]), same_run(cfg.to_dict()))[:3])
-        raise UserError(f"--resume: the arguments differ from the interrupted run's ({changed}); "
-                        "pass the same arguments")
-    warning = small_minival_warning(int(data_info.get("minival_size", 0)))  # after every input check
+        raise UserError(
+            f"--resume: the arguments differ from the interrupted run's ({changed}); "
+            "pass the same arguments"
+        )
+    warning = small_minival_warning(
+        int(data_info.get("minival_size", 0))
+    )  # after every input check
     if warning and show_progress:
         print(warning, file=sys.stderr, flush=True)
     output.mkdir(parents=True, exist_ok=True)
@@ -115,11 +134,14 @@ def same_run(config: dict) -> dict:
     return {**config, "device": str(config.get("device", "")).split(":")[0]}
 
 
-def _run_in_process(cfg: TrainConfig, output: Path, state: dict | None, show_progress: bool,
-                    splits) -> list[dict]:
+def _run_in_process(
+    cfg: TrainConfig, output: Path, state: dict | None, show_progress: bool, splits
+) -> list[dict]:
     progress = _ProgressLine(cfg.epochs) if show_progress else None
     history = list(state["history"]) if state else []
-    for epoch in train_epochs(cfg, resume=state, progress=progress and progress.batch, splits=splits):
+    for epoch in train_epochs(
+        cfg, resume=state, progress=progress and progress.batch, splits=splits
+    ):
         history.append(epoch.metrics)
         # Checkpoint then epoch table, each atomic: a kill loses at most the epoch in flight.
         save_checkpoint(epoch.state(), output / CHECKPOINT_FILE)
@@ -148,12 +170,18 @@ def _run_ray_train(cfg: TrainConfig, output: Path, ray_address: str | None) -> l
 def _summary(cfg: TrainConfig, data_info: dict, history: list[dict], wall_s: float) -> dict:
     last = history[-1]
     return {
-        M.MINIVAL_TOP1: last[M.MINIVAL_TOP1], M.MINIVAL_LOSS: last[M.MINIVAL_LOSS],
-        M.TEST_TOP1: last.get(M.TEST_TOP1), M.TEST_LOSS: last.get(M.TEST_LOSS),
-        "train_size": data_info["train_size"], "minival_size": data_info["minival_size"],
-        "test_size": data_info.get("test_size"), "minival_fingerprint": data_info.get("minival_fingerprint"),
-        "num_classes": data_info["num_classes"], M.EPOCHS: cfg.epochs,
-        M.IMG_PER_S: sum(r[M.IMG_PER_S] for r in history) / len(history), M.WALL_S: wall_s,
+        M.MINIVAL_TOP1: last[M.MINIVAL_TOP1],
+        M.MINIVAL_LOSS: last[M.MINIVAL_LOSS],
+        M.TEST_TOP1: last.get(M.TEST_TOP1),
+        M.TEST_LOSS: last.get(M.TEST_LOSS),
+        "train_size": data_info["train_size"],
+        "minival_size": data_info["minival_size"],
+        "test_size": data_info.get("test_size"),
+        "minival_fingerprint": data_info.get("minival_fingerprint"),
+        "num_classes": data_info["num_classes"],
+        M.EPOCHS: cfg.epochs,
+        M.IMG_PER_S: sum(r[M.IMG_PER_S] for r in history) / len(history),
+        M.WALL_S: wall_s,
         "config": cfg.to_dict(),
     }
 
@@ -173,8 +201,10 @@ def _write_json(path: Path, obj: dict) -> None:
 
 
 def _format_epoch(row: dict, epochs: int) -> str:
-    text = (f"epoch {row[M.EPOCH]}/{epochs}  loss {row[M.TRAIN_LOSS]:.4f}  minival top-1 {row[M.MINIVAL_TOP1]:.4f}"
-            f"  lr {row[M.LR]:.4g}  {row[M.IMG_PER_S]:.0f} img/s  {row[M.EPOCH_SECONDS]:.1f}s")
+    text = (
+        f"epoch {row[M.EPOCH]}/{epochs}  loss {row[M.TRAIN_LOSS]:.4f}  minival top-1 {row[M.MINIVAL_TOP1]:.4f}"
+        f"  lr {row[M.LR]:.4g}  {row[M.IMG_PER_S]:.0f} img/s  {row[M.EPOCH_SECONDS]:.1f}s"
+    )
     if row.get(M.TEST_TOP1) is not None:
         text += f"  test top-1 {row[M.TEST_TOP1]:.4f}"
     return text
@@ -192,4 +222,8 @@ class _ProgressLine:
             print(f"\r  batch {done}/{total}", end="", file=sys.stderr, flush=True)
 
     def epoch(self, row: dict) -> None:
-        print(("\r" if self.tty else "") + _format_epoch(row, self.epochs), file=sys.stderr, flush=True)
+        print(
+            ("\r" if self.tty else "") + _format_epoch(row, self.epochs),
+            file=sys.stderr,
+            flush=True,
+        )

@@ -7,6 +7,7 @@ the autograd-aware `torch.distributed.nn.all_reduce`, so the backward pass sums 
 statistics' gradients across workers too: the exact gradients of BN over the global batch.
 On GPUs rsearch uses torch's fused SyncBatchNorm instead.
 """
+
 from __future__ import annotations
 
 import torch
@@ -20,13 +21,14 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
         if not self.training or not dist.is_initialized() or dist.get_world_size() == 1:
             return super().forward(x)
         local_count = x.numel() // x.shape[1]
-        sums = torch.cat([x.sum((0, 2, 3)), (x * x).sum((0, 2, 3)),
-                          x.new_full((1,), float(local_count))])
+        sums = torch.cat(
+            [x.sum((0, 2, 3)), (x * x).sum((0, 2, 3)), x.new_full((1,), float(local_count))]
+        )
         sums = dist_nn.all_reduce(sums)  # differentiable: backward all-reduces the gradients
         c = x.shape[1]
         count = sums[-1]
         mean = sums[:c] / count
-        var = (sums[c:2 * c] / count - mean * mean).clamp_min(0)
+        var = (sums[c : 2 * c] / count - mean * mean).clamp_min(0)
         with torch.no_grad():
             self.num_batches_tracked += 1
             unbiased = var * (count / (count - 1))
@@ -40,9 +42,15 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
 def convert_global_batchnorm(module: nn.Module) -> nn.Module:
     """Replace every BatchNorm2d with GlobalBatchNorm2d, keeping parameters and buffers."""
     if isinstance(module, nn.BatchNorm2d) and not isinstance(module, GlobalBatchNorm2d):
-        converted = GlobalBatchNorm2d(module.num_features, module.eps, module.momentum, module.affine,
-                                      module.track_running_stats, device=module.weight.device,
-                                      dtype=module.weight.dtype)
+        converted = GlobalBatchNorm2d(
+            module.num_features,
+            module.eps,
+            module.momentum,
+            module.affine,
+            module.track_running_stats,
+            device=module.weight.device,
+            dtype=module.weight.dtype,
+        )
         converted.load_state_dict(module.state_dict())
         return converted
     for name, child in module.named_children():

@@ -9,6 +9,7 @@ Each rerun is a row of results.parquet whose `confirms` column names its origina
 reruns are never on the front themselves. The analysis reports mean +- standard
 deviation per configuration and whether the front's order held.
 """
+
 from __future__ import annotations
 
 import sys
@@ -24,7 +25,9 @@ def front_to_confirm(exp_dir: str, regime: int, top: int) -> list[dict]:
     if df.empty:
         return []
     original = df[M.CONFIRMS].isna()
-    members = df[(df[M.EPOCHS] == regime) & (df[M.STATUS] == M.STATUS_OK) & original & (df[M.PARETO] == True)]  # noqa: E712
+    # `== True`: the column holds booleans and NaN (never-flagged rows), not only booleans.
+    on_front = df[M.PARETO] == True  # noqa: E712
+    members = df[(df[M.EPOCHS] == regime) & (df[M.STATUS] == M.STATUS_OK) & original & on_front]
     return members.sort_values(M.MINIVAL_TOP1, ascending=False).head(top).to_dict("records")
 
 
@@ -35,17 +38,27 @@ def confirmation_jobs(members: list[dict], seeds: list[int]) -> list[dict]:
         config = J.row_config(row)
         for seed in seeds:
             if seed != int(config.get("seed", 0)):
-                out.append(J.make_job(f"{row[M.TRIAL_ID]}-seed{seed}", {**config, "seed": seed}, of=row[M.TRIAL_ID]))
+                out.append(
+                    J.make_job(
+                        f"{row[M.TRIAL_ID]}-seed{seed}",
+                        {**config, "seed": seed},
+                        of=row[M.TRIAL_ID],
+                    )
+                )
     return out
 
 
-def run_confirmation(space, regime: int, ctx, exp_dir: str, resume: bool, quiet: bool, run_jobs) -> None:
+def run_confirmation(
+    space, regime: int, ctx, exp_dir: str, resume: bool, quiet: bool, run_jobs
+) -> None:
     """`run_jobs(run name, jobs, scheduler?)` runs a list of jobs as one Tune run (the driver's)."""
     confirm = space.search["confirm"]
     run = f"regime_{regime}_confirm"
     planned = J.load_plan(exp_dir, run) if resume else None
     if planned is None:
-        planned = confirmation_jobs(front_to_confirm(exp_dir, regime, confirm["top"]), confirm["seeds"])
+        planned = confirmation_jobs(
+            front_to_confirm(exp_dir, regime, confirm["top"]), confirm["seeds"]
+        )
         if not planned:
             return
         J.save_plan(exp_dir, run, planned)
@@ -53,6 +66,10 @@ def run_confirmation(space, regime: int, ctx, exp_dir: str, resume: bool, quiet:
     if not todo:
         return
     if not quiet:
-        print(f"[rsearch] regime {regime} epochs: confirming {len({j['of'] for j in planned})} front members "
-              f"with {len(todo)} reruns (seeds {confirm['seeds']})", file=sys.stderr, flush=True)
+        print(
+            f"[rsearch] regime {regime} epochs: confirming {len({j['of'] for j in planned})} front members "
+            f"with {len(todo)} reruns (seeds {confirm['seeds']})",
+            file=sys.stderr,
+            flush=True,
+        )
     run_jobs(run, todo, scheduled=False)

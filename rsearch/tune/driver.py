@@ -1,11 +1,12 @@
 """The search driver: SearchSpace -> cost table -> one Ray Tune run per epoch regime -> results store.
 
-    space (validated) --> costs: params, FLOPs, latency measured in interleaved rounds
-                          (cache validated first), feasibility under the budget
-        --> per regime: Tuner(grid | random | HyperOpt TPE, FIFO | ASHA | Pareto ASHA) over run_trial
-            --> with search.confirm: the regime's best front members re-trained with other seeds
-        --> ResultsRecorder keeps results.parquet / curves.parquet current
+space (validated) --> costs: params, FLOPs, latency measured in interleaved rounds
+                      (cache validated first), feasibility under the budget
+    --> per regime: Tuner(grid | random | HyperOpt TPE, FIFO | ASHA | Pareto ASHA) over run_trial
+        --> with search.confirm: the regime's best front members re-trained with other seeds
+    --> ResultsRecorder keeps results.parquet / curves.parquet current
 """
+
 from __future__ import annotations
 
 import os
@@ -22,7 +23,14 @@ from rsearch.noise import small_minival_warning
 from rsearch.tune.interrupt import Interrupted, StopSignals
 from rsearch.tune.lock import LOCK_FILE, DriverLock
 from rsearch.tune.plan import Plan, make_plan
-from rsearch.tune.trial import TrialContext, arch_key, build_train_config, confirmed_trial, over_budget, trial_settings
+from rsearch.tune.trial import (
+    TrialContext,
+    arch_key,
+    build_train_config,
+    confirmed_trial,
+    over_budget,
+    trial_settings,
+)
 
 LATENCY_TABLE = "latency.parquet"  # shared by every experiment under one storage root
 
@@ -42,13 +50,22 @@ def latency_table(exp_dir: str) -> str:
     return storage.join(storage.parent(exp_dir), LATENCY_TABLE)
 
 
-def run_search(space, *, exp_dir: str, resume: bool = False, address: str | None = None,
-               quiet: bool = False, space_file: str | None = None) -> str:
+def run_search(
+    space,
+    *,
+    exp_dir: str,
+    resume: bool = False,
+    address: str | None = None,
+    quiet: bool = False,
+    space_file: str | None = None,
+) -> str:
     """Run (or resume) the whole study; returns the experiment folder."""
     from rsearch.train.runner import preflight
 
     if resume and not storage.exists(storage.join(exp_dir, results.EXPERIMENT_FILE)):
-        raise UserError(f"--resume: no experiment at {exp_dir}; expected a folder written by `rsearch tune`")
+        raise UserError(
+            f"--resume: no experiment at {exp_dir}; expected a folder written by `rsearch tune`"
+        )
     lock = DriverLock(exp_dir, "--resume" if resume else "--name")
     lock.check()  # a running driver is named before any slow work
     _check_new(exp_dir, resume)
@@ -78,12 +95,21 @@ def _check_latency_table(space, exp_dir: str) -> None:
 def _check_new(exp_dir: str, resume: bool) -> None:
     """A new experiment's folder must hold nothing but (our own) driver lock."""
     if not resume and any(name != LOCK_FILE for name in storage.entry_names(exp_dir)):
-        raise UserError(f"--name: experiment {exp_dir} already exists; pass --resume to continue it, "
-                        "or choose another --name")
+        raise UserError(
+            f"--name: experiment {exp_dir} already exists; pass --resume to continue it, "
+            "or choose another --name"
+        )
 
 
-def _run_locked(space, exp_dir: str, resume: bool, address: str | None, quiet: bool, space_file: str | None,
-                data_info: dict) -> str:
+def _run_locked(
+    space,
+    exp_dir: str,
+    resume: bool,
+    address: str | None,
+    quiet: bool,
+    space_file: str | None,
+    data_info: dict,
+) -> str:
     ctx = _context(space, data_info, exp_dir)
     plan = make_plan(space)
     warning = small_minival_warning(ctx.minival_size)
@@ -109,28 +135,43 @@ def _run_locked(space, exp_dir: str, resume: bool, address: str | None, quiet: b
             else:  # an interrupted experiment runs again: views must not take it for final
                 results.update_meta(exp_dir, status="running")
             if not quiet:
-                print(f"[rsearch] experiment {exp_dir} (if interrupted: rsearch tune --resume "
-                      f"{shlex.quote(exp_dir)})", file=sys.stderr, flush=True)
+                print(
+                    f"[rsearch] experiment {exp_dir} (if interrupted: rsearch tune --resume "
+                    f"{shlex.quote(exp_dir)})",
+                    file=sys.stderr,
+                    flush=True,
+                )
             ctx = _with_costs(ctx, plan, quiet, exp_dir)
             for regime in space.epochs:
                 _run_regime(space, plan, regime, ctx, exp_dir, resume, quiet, stops.fit)
                 if space.search["confirm"]:
                     from rsearch.tune.confirm import run_confirmation
 
-                    run_confirmation(space, regime, ctx, exp_dir, resume, quiet,
-                                     _RunTune(space, regime, ctx, exp_dir, quiet, stops.fit).jobs)
+                    run_confirmation(
+                        space,
+                        regime,
+                        ctx,
+                        exp_dir,
+                        resume,
+                        quiet,
+                        _RunTune(space, regime, ctx, exp_dir, quiet, stops.fit).jobs,
+                    )
         except KeyboardInterrupt:
             import ray
 
             ray.shutdown()  # no trial's log line may come after the resume command the CLI prints
             if storage.exists(storage.join(exp_dir, results.EXPERIMENT_FILE)):
-                results.update_meta(exp_dir, status="interrupted", interrupted=time.strftime("%Y-%m-%dT%H:%M:%S"))
+                results.update_meta(
+                    exp_dir, status="interrupted", interrupted=time.strftime("%Y-%m-%dT%H:%M:%S")
+                )
             raise Interrupted(stops.received or signal.SIGINT, exp_dir) from None
         except BaseException:
             # Whatever went wrong, the experiment must not stay "running" (dashboard --watch
             # waits on it); --resume continues it as it would an interrupted one.
             if storage.exists(storage.join(exp_dir, results.EXPERIMENT_FILE)):
-                results.update_meta(exp_dir, status="failed", failed=time.strftime("%Y-%m-%dT%H:%M:%S"))
+                results.update_meta(
+                    exp_dir, status="failed", failed=time.strftime("%Y-%m-%dT%H:%M:%S")
+                )
             raise
     results.update_meta(exp_dir, status="finished", finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
     return exp_dir
@@ -141,25 +182,40 @@ def _context(space, data_info: dict, exp_dir: str) -> TrialContext:
     method = latency_method(latency) if latency is not None else None
     res = space.resources
     return TrialContext(
-        data=dict(space.data), num_classes=int(data_info["num_classes"]), in_chans=int(data_info["in_chans"]),
+        data=dict(space.data),
+        num_classes=int(data_info["num_classes"]),
+        in_chans=int(data_info["in_chans"]),
         minival_size=int(data_info.get("minival_size", 0)),
-        workers=int(res["workers"]), cpus_per_worker=float(res["cpus_per_worker"]),
+        workers=int(res["workers"]),
+        cpus_per_worker=float(res["cpus_per_worker"]),
         gpus_per_worker=float(res["gpus_per_worker"]),
-        latency_budget=LatencyBudget.from_space(latency), max_params=space.max_params,
-        max_flops=space.max_flops, latency_method=method,
-        latency_cache=latency_table(exp_dir), train_storage=storage.join(exp_dir, "train"))
+        latency_budget=LatencyBudget.from_space(latency),
+        max_params=space.max_params,
+        max_flops=space.max_flops,
+        latency_method=method,
+        latency_cache=latency_table(exp_dir),
+        train_storage=storage.join(exp_dir, "train"),
+    )
 
 
 def dry_run_context(space, exp_dir: str) -> TrialContext:
     """The trial context a dry run measures with, without loading the data: the class count
     and channels the space's data source gives (imagefolder/parquet: as declared)."""
     in_chans = 1 if space.data.get("source") == "fashion-mnist" else 3
-    return _context(space, {"num_classes": int(space.data.get("num_classes", 10)), "in_chans": in_chans}, exp_dir)
+    return _context(
+        space,
+        {"num_classes": int(space.data.get("num_classes", 10)), "in_chans": in_chans},
+        exp_dir,
+    )
 
 
 def latency_method(latency: dict) -> dict:
     """LatencyMethod fields from the space's constraints.latency_ms mapping."""
-    return {k: v for k, v in latency.items() if k not in ("max", "max_ratio", "reference") and v is not None}
+    return {
+        k: v
+        for k, v in latency.items()
+        if k not in ("max", "max_ratio", "reference") and v is not None
+    }
 
 
 def _first_config(space) -> dict:
@@ -174,12 +230,19 @@ def _first_config(space) -> dict:
 
 
 def _meta(space, plan: Plan, space_file: str | None) -> dict:
-    return {"name": space.name, "schema_version": M.RESULTS_SCHEMA_VERSION,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "space_file": space_file,
-            "epochs": list(space.epochs), "latency_budget_ms": space.latency["max"] if space.latency else None,
-            "latency_method": dict(space.latency) if space.latency else None, "objective": M.OBJECTIVE,
-            "confirm": space.search["confirm"],
-            "planned_trials": plan.total_trials + _planned_reruns(space), "status": "running"}
+    return {
+        "name": space.name,
+        "schema_version": M.RESULTS_SCHEMA_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "space_file": space_file,
+        "epochs": list(space.epochs),
+        "latency_budget_ms": space.latency["max"] if space.latency else None,
+        "latency_method": dict(space.latency) if space.latency else None,
+        "objective": M.OBJECTIVE,
+        "confirm": space.search["confirm"],
+        "planned_trials": plan.total_trials + _planned_reruns(space),
+        "status": "running",
+    }
 
 
 def _planned_reruns(space) -> int:
@@ -199,8 +262,12 @@ def _with_costs(ctx: TrialContext, plan: Plan, quiet: bool, exp_dir: str) -> Tri
     if not plan.architectures:
         return ctx  # continuous scaling dimensions: each trial measures its own (cached)
     if not quiet:
-        print(f"[rsearch] measuring cost of {len(plan.architectures)} architectures in interleaved rounds "
-              f"(latency method: {ctx.latency_method})", file=sys.stderr, flush=True)
+        print(
+            f"[rsearch] measuring cost of {len(plan.architectures)} architectures in interleaved rounds "
+            f"(latency method: {ctx.latency_method})",
+            file=sys.stderr,
+            flush=True,
+        )
     costs, survey = measure_costs_remote(plan.architectures, ctx)
     if survey is not None:
         _record_survey(exp_dir, ctx, costs, survey, quiet)
@@ -220,13 +287,18 @@ def _record_survey(exp_dir: str, ctx: TrialContext, costs: dict, survey: dict, q
         return
     feasible = sum(1 for c in costs.values() if c.get("latency_feasible"))
     borderline = sum(1 for c in costs.values() if c.get("latency_borderline"))
-    print(f"[rsearch] latency cache {survey['cache']}; {survey['measured']} measured, "
-          f"{len(survey['remeasured'])} re-measured (borderline); {feasible} of {len(costs)} architectures within "
-          f"the budget ({budget.describe() if budget else 'none'}){f', {borderline} borderline' if borderline else ''}",
-          file=sys.stderr, flush=True)
+    print(
+        f"[rsearch] latency cache {survey['cache']}; {survey['measured']} measured, "
+        f"{len(survey['remeasured'])} re-measured (borderline); {feasible} of {len(costs)} architectures within "
+        f"the budget ({budget.describe() if budget else 'none'}){f', {borderline} borderline' if borderline else ''}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
-def _run_regime(space, plan: Plan, regime: int, ctx: TrialContext, exp_dir: str, resume: bool, quiet: bool, fit):
+def _run_regime(
+    space, plan: Plan, regime: int, ctx: TrialContext, exp_dir: str, resume: bool, quiet: bool, fit
+):
     from rsearch.tune import jobs as J
     from rsearch.tune.tuner import param_space, search_algorithm
 
@@ -242,16 +314,21 @@ def _run_regime(space, plan: Plan, regime: int, ctx: TrialContext, exp_dir: str,
     extra = [_infeasible_row(ctx.costs[k], regime, ctx) for k in infeasible] if grid else []
     run = _RunTune(space, regime, ctx, exp_dir, quiet, fit, extra)
     if grid and not feasible and planned is None:
-        print(f"[rsearch] regime {regime} epochs: every architecture is over the budget; nothing to train",
-              file=sys.stderr)
+        print(
+            f"[rsearch] regime {regime} epochs: every architecture is over the budget; nothing to train",
+            file=sys.stderr,
+        )
         run.record_only()
         return
     recorded = J.recorded_trials(exp_dir, regime, confirmations=False) if resume else {}
     if not quiet:
         over = f" ({len(infeasible)} over the budget: recorded, not trained)" if infeasible else ""
         done = f"; resumed: {len(recorded)} started before" if recorded else ""
-        print(f"[rsearch] regime {regime} epochs: {plan.trials_per_regime} trials planned{over}{done}",
-              file=sys.stderr, flush=True)
+        print(
+            f"[rsearch] regime {regime} epochs: {plan.trials_per_regime} trials planned{over}{done}",
+            file=sys.stderr,
+            flush=True,
+        )
     space_of_regime = param_space(space, regime, feasible)
     if hyperopt:
         again = J.unfinished_jobs(recorded, exp_dir)
@@ -260,10 +337,14 @@ def _run_regime(space, plan: Plan, regime: int, ctx: TrialContext, exp_dir: str,
             recorded = J.recorded_trials(exp_dir, regime, confirmations=False)
         if samples > len(recorded):
             algo = search_algorithm(space, space_of_regime, J.finished_points(recorded))
-            run.search(run_name, space_of_regime, search_alg=algo, num_samples=samples - len(recorded))
+            run.search(
+                run_name, space_of_regime, search_alg=algo, num_samples=samples - len(recorded)
+            )
         return
     if planned is None:  # drawn once, before the first trial: a resume runs the same jobs
-        planned = J.draw(space_of_regime, samples, int(space.search.get("seed") or 0), f"{regime}ep")
+        planned = J.draw(
+            space_of_regime, samples, int(space.search.get("seed") or 0), f"{regime}ep"
+        )
         J.save_plan(exp_dir, run_name, planned)
     todo = J.pending(planned, recorded, exp_dir)
     if todo:
@@ -276,15 +357,29 @@ class _RunTune:
     """One Tune run of a regime (or of its confirmation reruns) at a fresh path under tune/,
     recorded into the experiment's results store."""
 
-    def __init__(self, space, regime: int, ctx: TrialContext, exp_dir: str, quiet: bool, fit, extra_rows=()):
-        self.space, self.regime, self.ctx, self.exp_dir, self.quiet, self.fit = space, regime, ctx, exp_dir, quiet, fit
+    def __init__(
+        self, space, regime: int, ctx: TrialContext, exp_dir: str, quiet: bool, fit, extra_rows=()
+    ):
+        self.space, self.regime, self.ctx, self.exp_dir, self.quiet, self.fit = (
+            space,
+            regime,
+            ctx,
+            exp_dir,
+            quiet,
+            fit,
+        )
         self.extra_rows = list(extra_rows)
 
     def _recorder(self):
         from rsearch.tune.recorder import ResultsRecorder
 
-        return ResultsRecorder(self.exp_dir, self.ctx.costs, lambda config: _describe(config, self.ctx),
-                               self.extra_rows, self.quiet)
+        return ResultsRecorder(
+            self.exp_dir,
+            self.ctx.costs,
+            lambda config: _describe(config, self.ctx),
+            self.extra_rows,
+            self.quiet,
+        )
 
     def record_only(self) -> None:
         self._recorder().setup()
@@ -294,17 +389,35 @@ class _RunTune:
 
         self.search(run_name, job_space(jobs), scheduled=scheduled)
 
-    def search(self, run_name: str, param_space: dict, *, search_alg=None, num_samples: int = 1,
-             scheduled: bool = True) -> None:
+    def search(
+        self,
+        run_name: str,
+        param_space: dict,
+        *,
+        search_alg=None,
+        num_samples: int = 1,
+        scheduled: bool = True,
+    ) -> None:
         from ray import tune
 
         from rsearch.tune.tuner import run_config, tune_config
 
         recorder = self._recorder()
-        config = tune_config(self.space, self.regime, self.ctx, recorder, search_alg=search_alg,
-                             num_samples=num_samples, scheduled=scheduled)
-        tuner = tune.Tuner(_trainable(self.ctx), param_space=param_space, tune_config=config,
-                           run_config=run_config(_fresh_run_path(self.exp_dir, run_name), recorder))
+        config = tune_config(
+            self.space,
+            self.regime,
+            self.ctx,
+            recorder,
+            search_alg=search_alg,
+            num_samples=num_samples,
+            scheduled=scheduled,
+        )
+        tuner = tune.Tuner(
+            _trainable(self.ctx),
+            param_space=param_space,
+            tune_config=config,
+            run_config=run_config(_fresh_run_path(self.exp_dir, run_name), recorder),
+        )
         self.fit(tuner)
 
 
@@ -340,9 +453,16 @@ def _split_by_budget(plan: Plan, ctx: TrialContext) -> tuple[list, list]:
 
 
 def _infeasible_row(cost: dict, regime: int, ctx: TrialContext) -> dict:
-    return {M.MINIVAL_SIZE: ctx.minival_size, M.TRIAL_ID: f"infeasible_{regime}ep_{cost[M.DEPTH]}_{cost[M.WIDTH]:g}_{cost[M.RESOLUTION]}",
-            **cost, M.EPOCHS: regime, M.STATUS: M.STATUS_INFEASIBLE, M.FAILURE: over_budget(cost, ctx),
-            M.TRAIN_SECONDS: 0.0, "epochs_done": 0}
+    return {
+        M.MINIVAL_SIZE: ctx.minival_size,
+        M.TRIAL_ID: f"infeasible_{regime}ep_{cost[M.DEPTH]}_{cost[M.WIDTH]:g}_{cost[M.RESOLUTION]}",
+        **cost,
+        M.EPOCHS: regime,
+        M.STATUS: M.STATUS_INFEASIBLE,
+        M.FAILURE: over_budget(cost, ctx),
+        M.TRAIN_SECONDS: 0.0,
+        "epochs_done": 0,
+    }
 
 
 def _describe(config: dict, ctx: TrialContext) -> dict:
@@ -350,12 +470,25 @@ def _describe(config: dict, ctx: TrialContext) -> dict:
     cfg = build_train_config(config, ctx)
     _, _, preset_name = trial_settings(config)
     r = cfg.recipe
-    return {M.DEPTH: cfg.depth, M.WIDTH: cfg.width, M.RESOLUTION: cfg.resolution, M.EPOCHS: cfg.epochs,
-            M.SEED: cfg.seed, M.CONFIRMS: confirmed_trial(config), M.MINIVAL_SIZE: ctx.minival_size,
-            "recipe": preset_name, "dropout": r.dropout, "stochastic_depth": r.stochastic_depth,
-            "label_smoothing": r.label_smoothing, "randaugment_magnitude": r.randaugment_magnitude,
-            "randaugment_ops": r.randaugment_ops, "weight_decay": r.weight_decay, "ema_decay": r.ema_decay,
-            "base_lr": r.base_lr, "batch_size": r.batch_size}
+    return {
+        M.DEPTH: cfg.depth,
+        M.WIDTH: cfg.width,
+        M.RESOLUTION: cfg.resolution,
+        M.EPOCHS: cfg.epochs,
+        M.SEED: cfg.seed,
+        M.CONFIRMS: confirmed_trial(config),
+        M.MINIVAL_SIZE: ctx.minival_size,
+        "recipe": preset_name,
+        "dropout": r.dropout,
+        "stochastic_depth": r.stochastic_depth,
+        "label_smoothing": r.label_smoothing,
+        "randaugment_magnitude": r.randaugment_magnitude,
+        "randaugment_ops": r.randaugment_ops,
+        "weight_decay": r.weight_decay,
+        "ema_decay": r.ema_decay,
+        "base_lr": r.base_lr,
+        "batch_size": r.batch_size,
+    }
 
 
 def _check_fits(ctx: TrialContext, address: str | None) -> None:
@@ -369,9 +502,11 @@ def _check_fits(ctx: TrialContext, address: str | None) -> None:
     cpus = need.get("cpu", 0) + (ctx.workers * ctx.cpus_per_worker if ctx.workers > 1 else 0)
     gpus = need.get("gpu", 0) + (ctx.workers * ctx.gpus_per_worker if ctx.workers > 1 else 0)
     if cpus > have.get("CPU", 0) + 1e-9 or gpus > have.get("GPU", 0) + 1e-9:
-        raise UserError(f"resources: one trial needs {cpus:g} CPUs and {gpus:g} GPUs, but this machine's Ray has "
-                        f"{have.get('CPU', 0):g} CPUs and {have.get('GPU', 0):g} GPUs; lower workers / "
-                        "cpus_per_worker / gpus_per_worker, or pass --address of a larger cluster")
+        raise UserError(
+            f"resources: one trial needs {cpus:g} CPUs and {gpus:g} GPUs, but this machine's Ray has "
+            f"{have.get('CPU', 0):g} CPUs and {have.get('GPU', 0):g} GPUs; lower workers / "
+            "cpus_per_worker / gpus_per_worker, or pass --address of a larger cluster"
+        )
 
 
 def _trial_resources(ctx: TrialContext) -> dict:

@@ -12,6 +12,7 @@ SIGTERM for the whole search:
 - the driver then marks experiment.json `interrupted` and the CLI exits 128 + the signal
   number (130 for SIGINT, 143 for SIGTERM) with the command that resumes.
 """
+
 from __future__ import annotations
 
 import os
@@ -53,7 +54,9 @@ class StopSignals:
         if first:
             self.received = signum
         if first and self._in_fit and hasattr(signal, "SIGUSR1"):
-            os.kill(os.getpid(), signal.SIGUSR1)  # Tune's graceful stop: last state saved, fit() returns
+            os.kill(
+                os.getpid(), signal.SIGUSR1
+            )  # Tune's graceful stop: last state saved, fit() returns
         else:
             raise KeyboardInterrupt
 

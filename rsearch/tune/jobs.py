@@ -19,6 +19,7 @@ a list of jobs as one grid dimension. HyperOpt's trials are not drawn up front (
 adapts); a resumed HyperOpt search re-runs its unfinished trials as jobs and continues
 with a TPE that has seen every finished one (tuner.WarmStartHyperOpt).
 """
+
 from __future__ import annotations
 
 import json
@@ -66,14 +67,19 @@ def draw(param_space: dict, num_samples: int, seed: int | None, prefix: str) -> 
     from ray.tune.search.variant_generator import generate_variants
 
     rng = _BackwardsCompatibleNumpyRng(seed)
-    configs = [spec["config"] for _ in range(num_samples)
-               for _, spec in generate_variants({"config": param_space}, random_state=rng)]
+    configs = [
+        spec["config"]
+        for _ in range(num_samples)
+        for _, spec in generate_variants({"config": param_space}, random_state=rng)
+    ]
     return [make_job(f"{prefix}-{i:05d}", _plain(config)) for i, config in enumerate(configs)]
 
 
 def _plain(value):
     """numpy scalars -> Python values: a job is JSON."""
-    return json.loads(json.dumps(value, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+    return json.loads(
+        json.dumps(value, default=lambda o: o.item() if hasattr(o, "item") else str(o))
+    )
 
 
 def config_json(config: dict) -> str:
@@ -84,7 +90,9 @@ def config_json(config: dict) -> str:
 
 
 def save_plan(exp_dir: str, run: str, jobs: list[dict]) -> None:
-    results.write_file_atomic(storage.join(exp_dir, PLANS), f"{run}.json", (json.dumps(jobs, indent=1) + "\n").encode())
+    results.write_file_atomic(
+        storage.join(exp_dir, PLANS), f"{run}.json", (json.dumps(jobs, indent=1) + "\n").encode()
+    )
 
 
 MAX_PLAN_BYTES = 256 * 2**20  # a plan of MAX_PLANNED_TRIALS jobs is well under this
@@ -103,28 +111,40 @@ def load_plan(exp_dir: str, run: str) -> list[dict] | None:
     if info.type == pafs.FileType.NotFound:
         return None
     if info.type != pafs.FileType.File or (info.size or 0) > MAX_PLAN_BYTES:
-        raise UserError(f"--resume: {location} is not an rsearch job list; expected a file of at most "
-                        f"{MAX_PLAN_BYTES // 2**20} MiB")
+        raise UserError(
+            f"--resume: {location} is not an rsearch job list; expected a file of at most "
+            f"{MAX_PLAN_BYTES // 2**20} MiB"
+        )
     with fs.open_input_stream(path) as stream:
         raw = stream.read(MAX_PLAN_BYTES + 1)
     try:
         jobs = json.loads(raw)
     except ValueError as exc:
-        raise UserError(f"--resume: {location} is not valid JSON ({str(exc)[:100]}); expected the job list "
-                        "rsearch wrote") from None
+        raise UserError(
+            f"--resume: {location} is not valid JSON ({str(exc)[:100]}); expected the job list "
+            "rsearch wrote"
+        ) from None
     if not isinstance(jobs, list) or not all(_is_job(j) for j in jobs):
-        raise UserError(f"--resume: {location} is not an rsearch job list; expected a JSON list of "
-                        '{"id": letters, digits, "_.-", "config": object}')
+        raise UserError(
+            f"--resume: {location} is not an rsearch job list; expected a JSON list of "
+            '{"id": letters, digits, "_.-", "config": object}'
+        )
     ids = [j["id"] for j in jobs]
     if len(jobs) > MAX_PLANNED_TRIALS or len(set(ids)) != len(ids):
-        raise UserError(f"--resume: {location} is not an rsearch job list; expected at most "
-                        f"{MAX_PLANNED_TRIALS:,} jobs with distinct ids, got {len(jobs):,} ({len(set(ids)):,} distinct)")
+        raise UserError(
+            f"--resume: {location} is not an rsearch job list; expected at most "
+            f"{MAX_PLANNED_TRIALS:,} jobs with distinct ids, got {len(jobs):,} ({len(set(ids)):,} distinct)"
+        )
     return jobs
 
 
 def _is_job(job) -> bool:
-    return (isinstance(job, dict) and isinstance(job.get("id"), str) and bool(_JOB_ID.fullmatch(job["id"]))
-            and isinstance(job.get("config"), dict))
+    return (
+        isinstance(job, dict)
+        and isinstance(job.get("id"), str)
+        and bool(_JOB_ID.fullmatch(job["id"]))
+        and isinstance(job.get("config"), dict)
+    )
 
 
 # --------------------------------------------------------------------------- resuming
@@ -137,7 +157,11 @@ def recorded_trials(exp_dir: str, regime: int, confirmations: bool) -> dict[str,
     if frame.empty:
         return {}
     rerun = frame[M.CONFIRMS].notna()
-    mine = frame[(frame[M.EPOCHS] == regime) & (rerun if confirmations else ~rerun) & frame[M.TRIAL_CONFIG].notna()]
+    mine = frame[
+        (frame[M.EPOCHS] == regime)
+        & (rerun if confirmations else ~rerun)
+        & frame[M.TRIAL_CONFIG].notna()
+    ]
     return {row[M.TRIAL_ID]: clean_row(row) for row in mine.to_dict("records")}
 
 
@@ -145,7 +169,9 @@ def clean_row(row: dict) -> dict:
     """Nulls read back through pandas (NaN, pd.NA) -> None."""
     import pandas as pd
 
-    return {k: (None if v is pd.NA or (isinstance(v, float) and v != v) else v) for k, v in row.items()}
+    return {
+        k: (None if v is pd.NA or (isinstance(v, float) and v != v) else v) for k, v in row.items()
+    }
 
 
 def check_records(exp_dir: str, trainable) -> None:
@@ -154,14 +180,16 @@ def check_records(exp_dir: str, trainable) -> None:
     would (UserError on the first record that is not rsearch's or not a trial of this space)."""
     for name in storage.entry_names(storage.join(exp_dir, PLANS)):
         if name.endswith(".json") and not name.startswith("."):
-            for job in load_plan(exp_dir, name[:-len(".json")]):
+            for job in load_plan(exp_dir, name[: -len(".json")]):
                 _check_config(trainable, job["config"], f"{PLANS}/{name}, job {job['id']}")
     frame = results.read_experiment(exp_dir, allow_empty=True).results
     for row in frame[frame[M.TRIAL_CONFIG].notna()].to_dict("records") if not frame.empty else []:
         row = clean_row(row)
         if not _JOB_ID.fullmatch(str(row[M.TRIAL_ID])):
-            raise UserError(f"--resume: results.parquet has trial id {str(row[M.TRIAL_ID])[:100]!r}; expected "
-                            "letters, digits and _.-")
+            raise UserError(
+                f"--resume: results.parquet has trial id {str(row[M.TRIAL_ID])[:100]!r}; expected "
+                "letters, digits and _.-"
+            )
         job = with_checkpoint(make_job(row[M.TRIAL_ID], row_config(row)), row, exp_dir)
         _check_config(trainable, job["config"], f"results.parquet, trial {job['id']}")
 
@@ -172,8 +200,10 @@ def _check_config(trainable, config: dict, where: str) -> None:
     except UserError as exc:
         raise UserError(f"--resume: {where}: {exc}") from None
     except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise UserError(f"--resume: {where}: expected a trial config of this space, got "
-                        f"{type(exc).__name__}: {str(exc)[:100]}") from None
+        raise UserError(
+            f"--resume: {where}: expected a trial config of this space, got "
+            f"{type(exc).__name__}: {str(exc)[:100]}"
+        ) from None
 
 
 def pending(jobs: list[dict], recorded: dict[str, dict], exp_dir: str) -> list[dict]:
@@ -191,15 +221,21 @@ def pending(jobs: list[dict], recorded: dict[str, dict], exp_dir: str) -> list[d
 
 def unfinished_jobs(recorded: dict[str, dict], exp_dir: str) -> list[dict]:
     """Started, unfinished trials (HyperOpt's) as jobs that continue from their checkpoints."""
-    return [with_checkpoint(make_job(trial_id, row_config(row), of=row.get(M.CONFIRMS)), row, exp_dir)
-            for trial_id, row in recorded.items() if row[M.STATUS] not in FINAL]
+    return [
+        with_checkpoint(make_job(trial_id, row_config(row), of=row.get(M.CONFIRMS)), row, exp_dir)
+        for trial_id, row in recorded.items()
+        if row[M.STATUS] not in FINAL
+    ]
 
 
 def finished_points(recorded: dict[str, dict]) -> list[tuple[dict, float]]:
     """(config, objective as the searcher saw it) of every finished trial: infeasible and
     failed trials reported 0.0."""
-    return [(row_config(row), float(row.get(M.OBJECTIVE) or 0.0))
-            for row in recorded.values() if row[M.STATUS] in FINAL]
+    return [
+        (row_config(row), float(row.get(M.OBJECTIVE) or 0.0))
+        for row in recorded.values()
+        if row[M.STATUS] in FINAL
+    ]
 
 
 def with_checkpoint(job: dict, row: dict, exp_dir: str) -> dict:
@@ -207,11 +243,15 @@ def with_checkpoint(job: dict, row: dict, exp_dir: str) -> dict:
     if relative is None:
         return job
     if not isinstance(relative, str):
-        raise UserError(f"--resume: results.parquet names checkpoint {str(relative)[:100]!r} for trial {job['id']}; "
-                        "expected a folder inside the experiment")
+        raise UserError(
+            f"--resume: results.parquet names checkpoint {str(relative)[:100]!r} for trial {job['id']}; "
+            "expected a folder inside the experiment"
+        )
     if relative.startswith("/") or ".." in relative.split("/"):
-        raise UserError(f"--resume: results.parquet names checkpoint '{relative[:200]}' for trial {job['id']}; "
-                        "expected a folder inside the experiment")
+        raise UserError(
+            f"--resume: results.parquet names checkpoint '{relative[:200]}' for trial {job['id']}; "
+            "expected a folder inside the experiment"
+        )
     return {**job, "checkpoint": storage.join(exp_dir, relative)}
 
 
@@ -221,8 +261,10 @@ def row_config(row: dict) -> dict:
     except (TypeError, ValueError):
         config = None
     if not isinstance(config, dict):
-        raise UserError(f"--resume: results.parquet holds no readable trial_config for trial {row[M.TRIAL_ID]}; "
-                        "expected the JSON object rsearch wrote")
+        raise UserError(
+            f"--resume: results.parquet holds no readable trial_config for trial {row[M.TRIAL_ID]}; "
+            "expected the JSON object rsearch wrote"
+        )
     return config
 
 
@@ -232,4 +274,4 @@ def checkpoint_relative(exp_dir: str, checkpoint) -> str | None:
     _, root = storage.filesystem(exp_dir)
     root = root.rstrip("/") + "/"
     path = str(checkpoint.path)
-    return path[len(root):] if path.startswith(root) else None
+    return path[len(root) :] if path.startswith(root) else None

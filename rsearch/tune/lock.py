@@ -13,6 +13,7 @@ therefore takes `<experiment>/driver.lock` before Ray starts and holds it for th
   is checked, then written, then read back to see who won. Two drivers that start within
   the same second may both pass; use a local or shared path when that matters.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -28,7 +29,11 @@ LOCK_FILE = "driver.lock"
 
 
 def _holder() -> dict:
-    return {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    return {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
 
 
 def _alive(pid: int) -> bool:
@@ -47,9 +52,11 @@ def _stale(holder: dict) -> bool:
 
 
 def _refuse(exp_dir: str, holder: dict, flag: str) -> UserError:
-    return UserError(f"{flag}: experiment {exp_dir} is being run by another rsearch driver (pid {holder.get('pid')} "
-                     f"on {holder.get('host')}, since {holder.get('started')}); wait for it to end or stop it, or "
-                     f"delete {storage.join(exp_dir, LOCK_FILE)} if that driver is gone")
+    return UserError(
+        f"{flag}: experiment {exp_dir} is being run by another rsearch driver (pid {holder.get('pid')} "
+        f"on {holder.get('host')}, since {holder.get('started')}); wait for it to end or stop it, or "
+        f"delete {storage.join(exp_dir, LOCK_FILE)} if that driver is gone"
+    )
 
 
 class DriverLock:
@@ -68,7 +75,7 @@ class DriverLock:
             if not _stale(holder):
                 raise _refuse(self.exp_dir, holder, self.flag)
 
-    def acquire(self) -> "DriverLock":
+    def acquire(self) -> DriverLock:
         if storage.is_uri(self.exp_dir):
             self._acquire_object()
         else:

@@ -19,6 +19,7 @@ Rungs sit at regime/rf, regime/rf^2, ... epochs, down to grace_fraction x regime
 9-epoch and a 350-epoch regime are cut at the same relative points (with the default
 1/3 and rf 3: one rung, after 3 and after 117 epochs).
 """
+
 from __future__ import annotations
 
 import math
@@ -37,8 +38,10 @@ def rung_epochs(regime: int, grace_fraction: float, reduction_factor: float) -> 
     """The epochs at which trials are compared: regime/rf, regime/rf^2, ... down to
     grace_fraction x regime (none for a regime too short to cut)."""
     rungs, k = set(), 1
-    while reduction_factor ** k * grace_fraction <= 1 + 1e-3:  # regime/rf^k >= grace_fraction x regime
-        epoch = round(regime / reduction_factor ** k)
+    while (
+        reduction_factor**k * grace_fraction <= 1 + 1e-3
+    ):  # regime/rf^k >= grace_fraction x regime
+        epoch = round(regime / reduction_factor**k)
         if 1 <= epoch < regime:
             rungs.add(epoch)
         k += 1
@@ -48,9 +51,18 @@ def rung_epochs(regime: int, grace_fraction: float, reduction_factor: float) -> 
 class ParetoASHA(FIFOScheduler):
     """`cost_of(trial, result)` gives the second objective (latency, lower is better)."""
 
-    def __init__(self, *, regime: int, cost_of: Callable, grace_fraction: float = 1 / 3,
-                 reduction_factor: float = 3, noise: float = 0.0, metric: str = M.OBJECTIVE,
-                 mode: str = M.OBJECTIVE_MODE, exp_dir: str | None = None):
+    def __init__(
+        self,
+        *,
+        regime: int,
+        cost_of: Callable,
+        grace_fraction: float = 1 / 3,
+        reduction_factor: float = 3,
+        noise: float = 0.0,
+        metric: str = M.OBJECTIVE,
+        mode: str = M.OBJECTIVE_MODE,
+        exp_dir: str | None = None,
+    ):
         super().__init__()
         # A resumed search starts a new Tune run, with empty rungs. They are refilled from the
         # experiment's results store (exp_dir) before the first decision.
@@ -68,13 +80,18 @@ class ParetoASHA(FIFOScheduler):
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
         epoch = result.get(M.EPOCH)
-        if epoch not in self.recorded or result.get(M.STATUS) in (M.STATUS_FAILED, M.STATUS_INFEASIBLE):
+        if epoch not in self.recorded or result.get(M.STATUS) in (
+            M.STATUS_FAILED,
+            M.STATUS_INFEASIBLE,
+        ):
             return TrialScheduler.CONTINUE
         if not self._seeded:
             self._seed_from_results()
         accuracy = float(result[self._metric]) * (1 if self._mode == "max" else -1)
         cost = self.cost_of(trial, result)
-        key = row_key(trial)  # the results row's id, which a resumed trial keeps (rungs seeded from results)
+        key = row_key(
+            trial
+        )  # the results row's id, which a resumed trial keeps (rungs seeded from results)
         self.recorded[epoch][key] = (accuracy, float("nan") if cost is None else float(cost))
         return TrialScheduler.CONTINUE if self._promotes(epoch, key) else TrialScheduler.STOP
 
@@ -85,11 +102,16 @@ class ParetoASHA(FIFOScheduler):
         self._seeded = True
         exp = results.read_experiment(self.exp_dir, allow_empty=True)
         frame = exp.results[exp.results[M.EPOCHS] == self.regime].set_index(M.TRIAL_ID)
-        cost = frame[M.LATENCY_MS].fillna(frame[M.FLOPS].astype(float))  # as cost_of: latency, else FLOPs
+        cost = frame[M.LATENCY_MS].fillna(
+            frame[M.FLOPS].astype(float)
+        )  # as cost_of: latency, else FLOPs
         for row in exp.curves[exp.curves[M.EPOCH].isin(self.rungs)].itertuples(index=False):
             trial_id, epoch = getattr(row, M.TRIAL_ID), int(getattr(row, M.EPOCH))
             if trial_id in cost.index:
-                self.recorded[epoch][trial_id] = (float(getattr(row, M.MINIVAL_TOP1)), float(cost[trial_id]))
+                self.recorded[epoch][trial_id] = (
+                    float(getattr(row, M.MINIVAL_TOP1)),
+                    float(cost[trial_id]),
+                )
 
     def _promotes(self, rung: int, trial_id: str) -> bool:
         ids = list(self.recorded[rung])

@@ -1,5 +1,6 @@
 """What a search will run, computed from the space alone (no Ray, nothing written): the
 architectures to cost, and the trials per regime.  `rsearch tune --dry-run` prints it."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,7 +8,9 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Plan:
-    architectures: list[tuple[int, float, int]] | None  # every (depth, width, resolution), when finite
+    architectures: (
+        list[tuple[int, float, int]] | None
+    )  # every (depth, width, resolution), when finite
     trials_per_regime: int  # Tune trials per regime (grid: feasible archs not yet excluded)
     regimes: list[int]
 
@@ -27,26 +30,35 @@ def make_plan(space) -> Plan:
     archs = space.architectures()  # the space already knows its grid; typed here for arch keys
     if archs is not None:
         archs = [(int(d), float(w), int(r)) for d, w, r in archs]
-    return Plan(architectures=archs, trials_per_regime=space.trial_count(space.epochs[0]),
-                regimes=list(space.epochs))
+    return Plan(
+        architectures=archs,
+        trials_per_regime=space.trial_count(space.epochs[0]),
+        regimes=list(space.epochs),
+    )
 
 
 def describe_plan(space, plan: Plan, costs: dict | None = None, survey: dict | None = None) -> str:
     """Human-readable plan; `costs` (arch key -> cost row with the latency decision) adds the
     feasible set with each figure, its noise and its margin to the budget."""
-    lines = [f"experiment {space.name}: {space.search['algorithm']} search, scheduler "
-             f"{_describe_scheduler(space.search['scheduler'], plan.regimes)}, regimes {plan.regimes} epochs",
-             f"data: {space.data.get('source')}, resources per trial: {space.resources}"]
+    lines = [
+        f"experiment {space.name}: {space.search['algorithm']} search, scheduler "
+        f"{_describe_scheduler(space.search['scheduler'], plan.regimes)}, regimes {plan.regimes} epochs",
+        f"data: {space.data.get('source')}, resources per trial: {space.resources}",
+    ]
     if plan.architectures is not None:
         lines.append(f"architectures: {len(plan.architectures)} (depth x width x resolution)")
         if costs:
             lines += _feasible_table(space, plan, costs, survey)
-    lines.append(f"trials per regime: {plan.trials_per_regime} (configs over a budget are recorded, never "
-                 f"trained), total {plan.total_trials}")
+    lines.append(
+        f"trials per regime: {plan.trials_per_regime} (configs over a budget are recorded, never "
+        f"trained), total {plan.total_trials}"
+    )
     confirm = space.search.get("confirm")
     if confirm:
-        lines.append(f"confirmation: after each regime, the {confirm['top']} most accurate front members "
-                     f"re-trained with seeds {confirm['seeds']}")
+        lines.append(
+            f"confirmation: after each regime, the {confirm['top']} most accurate front members "
+            f"re-trained with seeds {confirm['seeds']}"
+        )
     return "\n".join(lines)
 
 
@@ -60,25 +72,37 @@ def _feasible_table(space, plan: Plan, costs: dict, survey: dict | None) -> list
     limits = [budget.describe()] if budget else []
     limits += [f"max_params {space.max_params:,.0f}"] if space.max_params else []
     limits += [f"max_flops {space.max_flops:,.0f}"] if space.max_flops else []
-    lines = [f"budget {', '.join(limits) or 'none'}: {len(feasible)} of {len(rows)} architectures feasible"]
+    lines = [
+        f"budget {', '.join(limits) or 'none'}: {len(feasible)} of {len(rows)} architectures feasible"
+    ]
     if survey:
-        lines.append(f"latency: cache {survey['cache']}, {survey['measured']} measured, "
-                     f"{len(survey['validated'])} re-measured to validate the cache"
-                     f"{' (disagreed: ' + ', '.join(survey['disagreed']) + ')' if survey['disagreed'] else ''}, "
-                     f"{len(survey['remeasured'])} borderline re-measured")
-    lines.append(f"  {'depth':>5} {'width':>5} {'res':>4} {'params':>11} {'latency ms':>10} {'noise':>6} "
-                 f"{'ratio':>6} {'margin':>7}  decision")
+        lines.append(
+            f"latency: cache {survey['cache']}, {survey['measured']} measured, "
+            f"{len(survey['validated'])} re-measured to validate the cache"
+            f"{' (disagreed: ' + ', '.join(survey['disagreed']) + ')' if survey['disagreed'] else ''}, "
+            f"{len(survey['remeasured'])} borderline re-measured"
+        )
+    lines.append(
+        f"  {'depth':>5} {'width':>5} {'res':>4} {'params':>11} {'latency ms':>10} {'noise':>6} "
+        f"{'ratio':>6} {'margin':>7}  decision"
+    )
     for r in rows:
         ratio = f"{r['latency_ratio']:6.3f}" if r.get("latency_ratio") is not None else f"{'-':>6}"
-        noise = r.get("latency_ratio_noise" if budget and budget.relative else "latency_noise") or 0.0
+        noise = (
+            r.get("latency_ratio_noise" if budget and budget.relative else "latency_noise") or 0.0
+        )
         latency = f"{r['latency_ms']:10.3f}" if r.get("latency_ms") is not None else f"{'-':>10}"
-        decision = "feasible" if r.get("over_budget") is None else f"over budget: {r['over_budget']}"
+        decision = (
+            "feasible" if r.get("over_budget") is None else f"over budget: {r['over_budget']}"
+        )
         if r.get("latency_borderline"):
             decision += " (borderline, re-measured)"
         elif r.get("latency_remeasured"):
             decision += " (re-measured)"
-        lines.append(f"  {r['depth']:>5} {r['width']:>5g} {r['resolution']:>4} {r['params']:>11,} {latency} "
-                     f"{noise:>6.1%} {ratio} {r.get('latency_margin', 0):>+7.1%}  {decision}")
+        lines.append(
+            f"  {r['depth']:>5} {r['width']:>5g} {r['resolution']:>4} {r['params']:>11,} {latency} "
+            f"{noise:>6.1%} {ratio} {r.get('latency_margin', 0):>+7.1%}  {decision}"
+        )
     return lines
 
 
@@ -87,6 +111,8 @@ def _describe_scheduler(sched: dict, regimes: list[int]) -> str:
         return sched["kind"]
     from rsearch.tune.pareto_asha import rung_epochs
 
-    rungs = "; ".join(f"{r}: {rung_epochs(r, sched['grace_fraction'], sched['reduction_factor']) or 'none'}"
-                      for r in regimes)
+    rungs = "; ".join(
+        f"{r}: {rung_epochs(r, sched['grace_fraction'], sched['reduction_factor']) or 'none'}"
+        for r in regimes
+    )
     return f"pareto_asha (rung epochs per regime {rungs})"

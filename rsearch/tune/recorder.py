@@ -6,6 +6,7 @@ the experiment mid-run, and a resumed driver picks the rows up again (`setup` re
 instead of starting from an empty table. Each row keeps what a resume needs: the trial's
 config (JSON) and its latest checkpoint folder.
 """
+
 from __future__ import annotations
 
 import sys
@@ -21,17 +22,43 @@ from rsearch.tune.jobs import FINAL, checkpoint_relative, clean_row, config_json
 from rsearch.tune.trial import arch_key
 
 # Recipe values recorded for every trial (searched or fixed).
-RECIPE_COLUMNS = ("recipe", "dropout", "stochastic_depth", "label_smoothing", "randaugment_magnitude",
-                  "randaugment_ops", "weight_decay", "ema_decay", "base_lr", "batch_size")
-CURVE_COLUMNS = (M.EPOCH, M.TRAIN_LOSS, M.MINIVAL_TOP1, M.MINIVAL_LOSS, M.LR, M.IMG_PER_S, M.EPOCH_SECONDS)
+RECIPE_COLUMNS = (
+    "recipe",
+    "dropout",
+    "stochastic_depth",
+    "label_smoothing",
+    "randaugment_magnitude",
+    "randaugment_ops",
+    "weight_decay",
+    "ema_decay",
+    "base_lr",
+    "batch_size",
+)
+CURVE_COLUMNS = (
+    M.EPOCH,
+    M.TRAIN_LOSS,
+    M.MINIVAL_TOP1,
+    M.MINIVAL_LOSS,
+    M.LR,
+    M.IMG_PER_S,
+    M.EPOCH_SECONDS,
+)
 
 
 class ResultsRecorder(Callback):
-    def __init__(self, exp_dir: str, costs: dict, describe_trial, extra_rows: list[dict] | None = None,
-                 quiet: bool = False):
+    def __init__(
+        self,
+        exp_dir: str,
+        costs: dict,
+        describe_trial,
+        extra_rows: list[dict] | None = None,
+        quiet: bool = False,
+    ):
         self.exp_dir = exp_dir
         self.costs = costs  # arch key -> params/flops/latency, measured before the search
-        self.describe_trial = describe_trial  # trial config -> {depth, width, resolution, epochs, recipe values}
+        self.describe_trial = (
+            describe_trial  # trial config -> {depth, width, resolution, epochs, recipe values}
+        )
         self.extra_rows = extra_rows or []  # infeasible configs the grid never scheduled
         self.quiet = quiet
         self.rows: dict[str, dict] = {}
@@ -58,8 +85,19 @@ class ResultsRecorder(Callback):
         row = self._row(trial)
         status = result.get(M.STATUS, M.STATUS_RUNNING)
         row[M.STATUS] = status
-        for key in (M.FAILURE, M.MINIVAL_TOP1, M.MINIVAL_LOSS, M.TEST_TOP1, M.TEST_LOSS, M.IMG_PER_S,
-                    M.PARAMS, M.FLOPS, M.LATENCY_MS, M.MODEL, *LATENCY_COLUMNS):
+        for key in (
+            M.FAILURE,
+            M.MINIVAL_TOP1,
+            M.MINIVAL_LOSS,
+            M.TEST_TOP1,
+            M.TEST_LOSS,
+            M.IMG_PER_S,
+            M.PARAMS,
+            M.FLOPS,
+            M.LATENCY_MS,
+            M.MODEL,
+            *LATENCY_COLUMNS,
+        ):
             if key in result:
                 row[key] = result[key]
         if status in (M.STATUS_INFEASIBLE, M.STATUS_FAILED):
@@ -70,8 +108,9 @@ class ResultsRecorder(Callback):
             curve.update({k: row[k] for k in (M.DEPTH, M.WIDTH, M.RESOLUTION, M.EPOCHS)})
             self.curves[(key, int(result[M.EPOCH]))] = curve
             row["epochs_done"] = int(result[M.EPOCH])
-            row[M.TRAIN_SECONDS] = sum(c.get(M.EPOCH_SECONDS) or 0.0 for (t, _), c in self.curves.items()
-                                       if t == key)
+            row[M.TRAIN_SECONDS] = sum(
+                c.get(M.EPOCH_SECONDS) or 0.0 for (t, _), c in self.curves.items() if t == key
+            )
         self._flush()
         self._progress(trials)
 
@@ -105,8 +144,13 @@ class ResultsRecorder(Callback):
         if row is None:
             described = self.describe_trial(trial.config)
             key = arch_key(described[M.DEPTH], described[M.WIDTH], described[M.RESOLUTION])
-            row = {M.TRIAL_ID: trial_key, **self.costs.get(key, {}), **described, M.TRAIN_SECONDS: 0.0,
-                   M.TRIAL_CONFIG: config_json(trial.config)}
+            row = {
+                M.TRIAL_ID: trial_key,
+                **self.costs.get(key, {}),
+                **described,
+                M.TRAIN_SECONDS: 0.0,
+                M.TRIAL_CONFIG: config_json(trial.config),
+            }
             self.rows[trial_key] = row
         return row
 
@@ -122,22 +166,31 @@ class ResultsRecorder(Callback):
         counts: dict[str, int] = {}
         for row in self.rows.values():
             counts[row.get(M.STATUS, "?")] = counts.get(row.get(M.STATUS, "?"), 0) + 1
-        best = max((r for r in self.rows.values() if r.get(M.MINIVAL_TOP1) is not None),
-                   key=lambda r: r[M.MINIVAL_TOP1], default=None)
+        best = max(
+            (r for r in self.rows.values() if r.get(M.MINIVAL_TOP1) is not None),
+            key=lambda r: r[M.MINIVAL_TOP1],
+            default=None,
+        )
         text = "  ".join(f"{k} {v}" for k, v in sorted(counts.items()))
         if best:
-            text += (f"  | best minival {best[M.MINIVAL_TOP1]:.3f}: depth {best[M.DEPTH]} width {best[M.WIDTH]:g} "
-                     f"res {best[M.RESOLUTION]} @ {best[M.EPOCHS]} ep")
+            text += (
+                f"  | best minival {best[M.MINIVAL_TOP1]:.3f}: depth {best[M.DEPTH]} width {best[M.WIDTH]:g} "
+                f"res {best[M.RESOLUTION]} @ {best[M.EPOCHS]} ep"
+            )
         print(f"[rsearch] trials: {text}", file=sys.stderr, flush=True)
 
 
 def _error_line(trial) -> str:
     """The error itself: the last line of the trial's error.txt (Ray's traceback, text; the
     pickled error beside it is never loaded)."""
-    lines = [line for line in str(getattr(trial, "error_msg", None) or "").splitlines() if line.strip()]
+    lines = [
+        line for line in str(getattr(trial, "error_msg", None) or "").splitlines() if line.strip()
+    ]
     if not lines:
         lines = [line for line in _error_text(trial).splitlines() if line.strip()]
-    return bounded(lines[-1].strip()) if lines else "trial raised an error (no error.txt was written)"
+    return (
+        bounded(lines[-1].strip()) if lines else "trial raised an error (no error.txt was written)"
+    )
 
 
 def _error_text(trial) -> str:

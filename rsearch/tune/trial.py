@@ -7,6 +7,7 @@ A configuration over the latency (or params/FLOPs) budget is reported as `infeas
 with its measured cost and never trained; it reports the worst objective so that a
 model-based searcher (HyperOpt TPE) learns the boundary instead of sampling near it.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -30,6 +31,7 @@ from rsearch.train.config import TrainConfig
 from rsearch.train.loop import DIVERGED, TrainingDiverged, train_epochs
 from rsearch.tune.jobs import job_field, unwrap
 
+
 @dataclass(frozen=True)
 class TrialContext:
     """What every trial shares, handed over with tune.with_parameters (not searched)."""
@@ -40,12 +42,16 @@ class TrialContext:
     workers: int = 1
     cpus_per_worker: float = 1
     gpus_per_worker: float = 0
-    latency_budget: "LatencyBudget | None" = None  # absolute ms, or a ratio to a reference architecture
+    latency_budget: LatencyBudget | None = (
+        None  # absolute ms, or a ratio to a reference architecture
+    )
     max_params: int | None = None
     max_flops: int | None = None
     latency_method: dict | None = None  # LatencyMethod fields
     latency_cache: str | None = None  # Parquet latency table (measured before the search)
-    costs: dict = field(default_factory=dict)  # "depth,width,resolution" -> {params, flops, latency_ms, ...}
+    costs: dict = field(
+        default_factory=dict
+    )  # "depth,width,resolution" -> {params, flops, latency_ms, ...}
     train_storage: str = ""  # where N-worker trials keep their Ray Train runs
     max_steps_per_epoch: int | None = None  # cap on steps per epoch (benchmarks, smoke checks)
     eval_test: bool = True  # evaluate the test split after a trial's last epoch
@@ -82,10 +88,19 @@ def build_train_config(config: dict, ctx: TrialContext) -> TrainConfig:
             recipe_values[key] = int(round(recipe_values[key]))
     recipe = preset(name, depth=depth, **recipe_values)
     device = "cuda" if ctx.gpus_per_worker > 0 else "cpu"
-    return TrainConfig(depth=depth, width=width, resolution=resolution, epochs=int(config[M.EPOCHS]),
-                       recipe=recipe, data=DataConfig(**ctx.data), seed=int(config.get("seed", 0)),
-                       device=device, workers=ctx.workers, max_steps_per_epoch=ctx.max_steps_per_epoch,
-                       eval_test=ctx.eval_test)
+    return TrainConfig(
+        depth=depth,
+        width=width,
+        resolution=resolution,
+        epochs=int(config[M.EPOCHS]),
+        recipe=recipe,
+        data=DataConfig(**ctx.data),
+        seed=int(config.get("seed", 0)),
+        device=device,
+        workers=ctx.workers,
+        max_steps_per_epoch=ctx.max_steps_per_epoch,
+        eval_test=ctx.eval_test,
+    )
 
 
 def trial_cost(cfg: TrainConfig, ctx: TrialContext) -> dict:
@@ -96,8 +111,12 @@ def trial_cost(cfg: TrainConfig, ctx: TrialContext) -> dict:
         return dict(ctx.costs[key])
     from rsearch.tune.costs import measure_costs
 
-    costs, _ = measure_costs([(cfg.depth, cfg.width, cfg.resolution)], ctx,
-                             resnet_d=cfg.recipe.resnet_d, se=cfg.recipe.se)
+    costs, _ = measure_costs(
+        [(cfg.depth, cfg.width, cfg.resolution)],
+        ctx,
+        resnet_d=cfg.recipe.resnet_d,
+        se=cfg.recipe.se,
+    )
     return costs[key]
 
 
@@ -112,8 +131,8 @@ def over_budget(cost: dict, ctx: TrialContext) -> str | None:
     return None
 
 
-# Fault injection for the failure-handling tests: "nan:<depth>,<width>,<resolution>" makes the
-# loss of that architecture's trials NaN from the first step (a real divergence, detected by the loop).
+# Fault injection for the failure-handling tests: "nan:<depth>,<width>,<resolution>" makes the loss
+# of that architecture's trials NaN from the first step (a real divergence, detected by the loop).
 FAULT_ENV = "RSEARCH_INJECT_NAN"
 
 
@@ -129,11 +148,21 @@ def run_trial(config: dict, ctx: TrialContext) -> None:
     base = {**cost, M.STATUS: M.STATUS_RUNNING}
     reason = over_budget(cost, ctx)
     if reason is not None:
-        tune.report({**base, M.STATUS: M.STATUS_INFEASIBLE, M.FAILURE: reason, M.MINIVAL_TOP1: 0.0,
-                     M.TRAIN_SECONDS: 0.0, M.EPOCH: 0})
+        tune.report(
+            {
+                **base,
+                M.STATUS: M.STATUS_INFEASIBLE,
+                M.FAILURE: reason,
+                M.MINIVAL_TOP1: 0.0,
+                M.TRAIN_SECONDS: 0.0,
+                M.EPOCH: 0,
+            }
+        )
         return
     shortfall = _memory_shortfall(cfg, ctx)
-    if shortfall is not None:  # estimated before allocating: the node's OOM killer never gets to act
+    if (
+        shortfall is not None
+    ):  # estimated before allocating: the node's OOM killer never gets to act
         _report_failure(base, shortfall)
         return
     try:
@@ -150,8 +179,13 @@ def run_trial(config: dict, ctx: TrialContext) -> None:
 def _memory_shortfall(cfg: TrainConfig, ctx: TrialContext) -> str | None:
     """Why this trial cannot fit in the free memory of the node it landed on, or None."""
     try:
-        memory.check_training(cfg, ctx.num_classes, ctx.in_chans, batch_flag="recipe.batch_size",
-                              resolution_flag="scaling.resolution")
+        memory.check_training(
+            cfg,
+            ctx.num_classes,
+            ctx.in_chans,
+            batch_flag="recipe.batch_size",
+            resolution_flag="scaling.resolution",
+        )
     except UserError as exc:
         return f"out of memory (estimated before training): {exc}"
     return None
@@ -175,8 +209,10 @@ def _train_in_process(cfg: TrainConfig, base: dict, resumed_from: str | None) ->
         status = M.STATUS_OK if epoch.metrics[M.EPOCH] == cfg.epochs else M.STATUS_RUNNING
         with tempfile.TemporaryDirectory() as tmp:
             save_checkpoint(epoch.state(), Path(tmp) / CHECKPOINT_FILE)
-            tune.report({**base, **epoch.metrics, M.STATUS: status, M.TRAIN_SECONDS: train_seconds},
-                        checkpoint=tune.Checkpoint.from_directory(tmp))
+            tune.report(
+                {**base, **epoch.metrics, M.STATUS: status, M.TRAIN_SECONDS: train_seconds},
+                checkpoint=tune.Checkpoint.from_directory(tmp),
+            )
 
 
 def _recorded_checkpoint(location: str | None):
@@ -187,7 +223,9 @@ def _recorded_checkpoint(location: str | None):
     from rsearch import storage
 
     if not storage.exists(storage.join(location, CHECKPOINT_FILE)):
-        logging.getLogger(__name__).warning("checkpoint %s is gone; the trial starts over", location)
+        logging.getLogger(__name__).warning(
+            "checkpoint %s is gone; the trial starts over", location
+        )
         return None
     fs, path = storage.filesystem(location)
     return tune.Checkpoint(path, filesystem=fs)
@@ -207,6 +245,12 @@ def _train_on_ray_train(cfg: TrainConfig, ctx: TrialContext, base: dict, config:
     # Named after the trial's row (its job id, stable across resumes), else Tune's trial id:
     # a retried or resumed trial finds its Ray Train run and continues from its checkpoint.
     trial_id = job_field(config, "id") or tune.get_context().get_trial_id()
-    fit_torch_trainer(cfg, name=trial_id, storage_path=ctx.train_storage, in_tune=True, report_with=base,
-                      cpus_per_worker=ctx.cpus_per_worker, gpus_per_worker=ctx.gpus_per_worker)
-
+    fit_torch_trainer(
+        cfg,
+        name=trial_id,
+        storage_path=ctx.train_storage,
+        in_tune=True,
+        report_with=base,
+        cpus_per_worker=ctx.cpus_per_worker,
+        gpus_per_worker=ctx.gpus_per_worker,
+    )

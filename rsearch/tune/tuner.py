@@ -1,6 +1,7 @@
 """Tune's parts for one regime: param space (nesting mirrors the trial config), search
 algorithm (rsearch's drawn jobs for grid | random; HyperOpt TPE, warm-started on resume),
 scheduler (FIFO | ASHA | Pareto ASHA) and run config."""
+
 from __future__ import annotations
 
 import functools
@@ -20,7 +21,8 @@ def param_space(space, regime: int, feasible: list) -> dict:
     # Lists are grid dimensions under `grid` and choices otherwise: the space decided at parse time.
     ps: dict = {M.EPOCHS: regime, "seed": int(space.search.get("seed") or 0)}
     if algorithm == "grid" and feasible:
-        # One grid dimension over the feasible architectures: configs over the budget never reach Tune.
+        # One grid dimension over the feasible architectures: configs over the budget never reach
+        # Tune.
         ps["arch"] = tune.grid_search([list(a) for a in feasible])
     else:
         for key in (M.DEPTH, M.WIDTH, M.RESOLUTION):
@@ -41,9 +43,13 @@ def search_algorithm(space, param_space: dict, observed: list[tuple[dict, float]
     seed = search.get("seed")
     # A resumed TPE with the first run's seed would replay that run's random start points,
     # which have run already: the seed moves on by the points it has seen.
-    algo = WarmStartHyperOpt(metric=M.OBJECTIVE, mode=M.OBJECTIVE_MODE, n_initial_points=initial,
-                             random_state_seed=None if seed is None else int(seed) + len(observed),
-                             observed=[(searched_values(param_space, c), v) for c, v in observed])
+    algo = WarmStartHyperOpt(
+        metric=M.OBJECTIVE,
+        mode=M.OBJECTIVE_MODE,
+        n_initial_points=initial,
+        random_state_seed=None if seed is None else int(seed) + len(observed),
+        observed=[(searched_values(param_space, c), v) for c, v in observed],
+    )
     if search.get("max_concurrent"):
         return ConcurrencyLimiter(algo, max_concurrent=int(search["max_concurrent"]))
     return algo
@@ -88,10 +94,14 @@ class WarmStartHyperOpt(HyperOptSearch):
         for config, value in self._observed:
             config = copy.deepcopy(config)
             try:
-                self._convert_categories_to_indices(config)  # a choice is known to hyperopt by its index
+                self._convert_categories_to_indices(
+                    config
+                )  # a choice is known to hyperopt by its index
             except (ValueError, KeyError, TypeError):
                 continue  # a recorded value outside today's space: nothing TPE can model
-            points.append(flatten_dict(config, delimiter="/"))  # hyperopt's labels: "regularization/dropout"
+            points.append(
+                flatten_dict(config, delimiter="/")
+            )  # hyperopt's labels: "regularization/dropout"
             values.append(value)
         if not points:
             return
@@ -109,14 +119,21 @@ def scheduler(space, regime: int, ctx, exp_dir: str | None = None):
     if sched["kind"] == "pareto_asha":
         from rsearch.tune.pareto_asha import ParetoASHA, minival_noise
 
-        return ParetoASHA(regime=regime, cost_of=functools.partial(trial_latency, ctx.costs),
-                          grace_fraction=float(sched["grace_fraction"]),
-                          reduction_factor=float(sched["reduction_factor"]), noise=minival_noise(ctx.minival_size),
-                          exp_dir=exp_dir)
+        return ParetoASHA(
+            regime=regime,
+            cost_of=functools.partial(trial_latency, ctx.costs),
+            grace_fraction=float(sched["grace_fraction"]),
+            reduction_factor=float(sched["reduction_factor"]),
+            noise=minival_noise(ctx.minival_size),
+            exp_dir=exp_dir,
+        )
     if sched["kind"] == "asha":
-        return ASHAScheduler(time_attr="training_iteration", max_t=regime,
-                             grace_period=min(int(sched.get("grace_period", 1)), regime),
-                             reduction_factor=float(sched.get("reduction_factor", 3)))
+        return ASHAScheduler(
+            time_attr="training_iteration",
+            max_t=regime,
+            grace_period=min(int(sched.get("grace_period", 1)), regime),
+            reduction_factor=float(sched.get("reduction_factor", 3)),
+        )
     return FIFOScheduler()
 
 
@@ -132,21 +149,38 @@ def trial_latency(costs: dict, trial, result: dict) -> float | None:
     return None
 
 
-def tune_config(space, regime: int, ctx, recorder, *, search_alg=None, num_samples: int = 1,
-                scheduled: bool = True) -> tune.TuneConfig:
+def tune_config(
+    space,
+    regime: int,
+    ctx,
+    recorder,
+    *,
+    search_alg=None,
+    num_samples: int = 1,
+    scheduled: bool = True,
+) -> tune.TuneConfig:
     """A Tune run's config: rsearch's jobs as a grid (search_alg None, one sample each), or
     HyperOpt sampling `num_samples` trials; with the space's scheduler unless `scheduled` is off."""
     return tune.TuneConfig(
-        metric=M.OBJECTIVE, mode=M.OBJECTIVE_MODE, search_alg=search_alg,
+        metric=M.OBJECTIVE,
+        mode=M.OBJECTIVE_MODE,
+        search_alg=search_alg,
         scheduler=scheduler(space, regime, ctx, recorder.exp_dir) if scheduled else None,
-        num_samples=num_samples, max_concurrent_trials=space.search.get("max_concurrent"),
-        reuse_actors=True)  # a finished trial's process takes the next trial: no new Python + torch import
+        num_samples=num_samples,
+        max_concurrent_trials=space.search.get("max_concurrent"),
+        reuse_actors=True,
+    )  # a finished trial's process takes the next trial: no new Python + torch import
 
 
 def run_config(path: str, recorder) -> tune.RunConfig:
     """Where a Tune run keeps its state, how it retries, and the results recorder."""
     return tune.RunConfig(
-        name=storage.basename(path), **storage.ray_storage(storage.parent(path)),
-        failure_config=tune.FailureConfig(max_failures=2),  # a killed trial resumes from its checkpoint
+        name=storage.basename(path),
+        **storage.ray_storage(storage.parent(path)),
+        failure_config=tune.FailureConfig(
+            max_failures=2
+        ),  # a killed trial resumes from its checkpoint
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-        callbacks=[recorder], verbose=0)
+        callbacks=[recorder],
+        verbose=0,
+    )
