@@ -1,14 +1,19 @@
-"""Shared pieces of the report's figures: colours, hover text, number columns, layout."""
+"""Shared pieces of the report: colours, layout, hover text, and the rows the figures choose.
+
+Nothing here imports plotly: the info objects (what a figure shows) are built from these
+helpers alone, and only the figure builders draw.
+"""
 
 from __future__ import annotations
 
 import html
-import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from rsearch import metrics as m
+from rsearch.frames import floats, is_null, ok_mask, plain
 from rsearch.results import REGULARIZATION_COLUMNS
 
 # One colour per epoch regime, the same in every figure (Okabe-Ito: colour-blind safe).
@@ -33,6 +38,31 @@ LEGEND_BELOW = dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0)
 
 ACC_LABEL = "minival top-1"
 LATENCY_LABEL = "measured latency (ms)"
+HOVER_TEMPLATE = "%{hovertext}<extra></extra>"
+
+
+@dataclass(frozen=True)
+class Points:
+    """One set of markers (or one line) of a figure: coordinates and a hover text per point.
+    Arrays, or lists where several lines are joined into one with None gaps."""
+
+    x: np.ndarray | list
+    y: np.ndarray | list
+    hover: tuple[str | None, ...]
+
+
+@dataclass(frozen=True)
+class RegimePoints:
+    """The points of one epoch regime, in the regime's colour."""
+
+    regime: int
+    colour: str
+    points: Points
+
+
+def trace_data(points: Points) -> dict:
+    """The keyword arguments that put `points` and their hover texts into a plotly trace."""
+    return dict(x=points.x, y=points.y, hovertext=points.hover, hovertemplate=HOVER_TEMPLATE)
 
 
 def regime_colour(regimes: list[int], regime: int) -> str:
@@ -45,11 +75,6 @@ def faded(colour: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
-def floats(series: pd.Series) -> np.ndarray:
-    """A column as float numpy (NaN for null), whatever its pandas dtype."""
-    return pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-
-
 def in_regime(frame: pd.DataFrame, regime: int) -> np.ndarray:
     """Boolean mask of the rows of one epoch regime (null epochs never match)."""
     return (frame[m.EPOCHS] == regime).fillna(False).to_numpy(dtype=bool)
@@ -57,20 +82,49 @@ def in_regime(frame: pd.DataFrame, regime: int) -> np.ndarray:
 
 def ok_rows(results: pd.DataFrame) -> pd.DataFrame:
     """Trained trials with both objectives measured."""
-    ok = (results[m.STATUS] == m.STATUS_OK).fillna(False).to_numpy(dtype=bool)
     measured = ~np.isnan(floats(results[m.MINIVAL_TOP1])) & ~np.isnan(floats(results[m.LATENCY_MS]))
-    return results[ok & measured]
+    return results[ok_mask(results) & measured]
 
 
-def _fmt(value) -> str | None:
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return None
+def on_front(results: pd.DataFrame) -> np.ndarray:
+    """The stored `pareto` flags: the store computes them on every write (results.write_results),
+    so a running search's page shows the front as of its last recorded trial."""
+    # A copy: to_numpy may return a view of the column, which a later edit would change.
+    return np.array(results[m.PARETO].to_numpy(dtype=bool, na_value=False))
+
+
+def front_rows(results: pd.DataFrame) -> pd.DataFrame:
+    """The Pareto-front rows of every regime, by regime then latency."""
+    return results[on_front(results)].sort_values([m.EPOCHS, m.LATENCY_MS], kind="stable")
+
+
+def name_or(value, default: str) -> str:
+    """A model name for a title, or `default` where the row has none."""
+    return default if is_null(value) or value == "" else str(value)
+
+
+def text_of(value) -> str:
+    """A cell value as the report prints it: 4 significant digits, thousands separators
+    from 10,000 on (plain text: the caller escapes it)."""
+    value = plain(value)
     if isinstance(value, float):
         return f"{value:.4g}"
-    if isinstance(value, (int, np.integer)) and abs(int(value)) >= 10_000:
-        return f"{int(value):,}"
-    return html.escape(str(value))
+    if isinstance(value, int) and abs(value) >= 10_000:
+        return f"{value:,}"
+    return str(value)
 
+
+# How the latency was judged and what the trial cost: the tail of the hover text and of the
+# trials table alike.
+COST_FIELDS = (
+    m.LATENCY_NOISE,
+    m.LATENCY_RATIO,
+    m.LATENCY_BORDERLINE,
+    m.PARAMS,
+    m.FLOPS,
+    m.TRAIN_SECONDS,
+    m.EPOCHS_DONE,
+)
 
 # The hover text lists these, in this order, where present.
 _HOVER_FIELDS = (
@@ -93,29 +147,23 @@ _HOVER_FIELDS = (
     m.LATENCY_P95_MS,
     m.LATENCY_SPREAD_MS,
     m.LATENCY_RUNS,
-    m.LATENCY_NOISE,
-    m.LATENCY_RATIO,
-    m.LATENCY_BORDERLINE,
-    m.PARAMS,
-    m.FLOPS,
-    m.TRAIN_SECONDS,
-    m.EPOCHS_DONE,
+    *COST_FIELDS,
 )
 
 
 def hover_text(row: pd.Series) -> str:
     """The full config of one trial, one field a line (plotly hover HTML)."""
-    title = _fmt(row.get(m.MODEL)) or "trial"
-    lines = [f"<b>{title}</b>"]
+    lines = [f"<b>{_hover_value(row.get(m.MODEL)) or 'trial'}</b>"]
     for name in _HOVER_FIELDS:
-        value = _fmt(row.get(name))
+        value = _hover_value(row.get(name))
         if value is not None:
             lines.append(f"{name}: {value}")
     return "<br>".join(lines)
 
 
-def hover_texts(frame: pd.DataFrame) -> list[str]:
-    return [hover_text(row) for _, row in frame.iterrows()]
+def _hover_value(value) -> str | None:
+    return None if is_null(value) else html.escape(text_of(value))
 
 
-HOVER_TEMPLATE = "%{hovertext}<extra></extra>"
+def hover_texts(frame: pd.DataFrame) -> tuple[str, ...]:
+    return tuple(hover_text(row) for _, row in frame.iterrows())

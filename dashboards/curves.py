@@ -1,108 +1,173 @@
-"""Learning curves: minival accuracy per epoch, Pareto-front members highlighted."""
+"""Learning curves: minival accuracy per epoch, Pareto-front members highlighted.
+
+curves_info chooses the lines, from the experiment's frames and without plotly;
+curves_figure only draws them.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from dashboards.common import (
     ACC_LABEL,
     BASE_LAYOUT,
-    HOVER_TEMPLATE,
     LEGEND_BELOW,
+    Points,
     faded,
-    floats,
+    name_or,
+    on_front,
     regime_colour,
+    trace_data,
 )
 from rsearch import metrics as m
-from rsearch.results import pareto_flags, regimes
+from rsearch.frames import floats
+from rsearch.results import regimes
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 
-def _joined(curves: pd.DataFrame) -> tuple[list, list, list]:
-    """Many trials as one trace: their lines separated by None gaps (fast with hundreds)."""
+@dataclass(frozen=True)
+class FrontCurve:
+    """One front member's learning curve: x epoch, y minival top-1."""
+
+    trial_id: str
+    label: str  # model @resolution, named in the hover
+    points: Points
+
+
+@dataclass(frozen=True)
+class CurvesPanel:
+    """One regime's panel: every other trial as one thin line, the front members bold."""
+
+    regime: int
+    colour: str
+    others: Points | None  # None where every trial of the regime is on the front
+    front: tuple[FrontCurve, ...]
+
+
+@dataclass(frozen=True)
+class CurvesInfo:
+    panels: tuple[CurvesPanel, ...]  # the regimes with curves, ascending
+
+
+def _epoch_texts(trial_id, epochs: np.ndarray, top1: np.ndarray) -> list[str]:
+    return [f"trial {trial_id}<br>epoch {e:g}: top-1 {a:.4g}" for e, a in zip(epochs, top1)]
+
+
+def _joined(curves: pd.DataFrame) -> Points:
+    """Many trials as one line: their curves separated by None gaps (fast with hundreds)."""
     xs, ys, texts = [], [], []
     for trial_id, rows in curves.groupby(m.TRIAL_ID, sort=False):
         rows = rows.sort_values(m.EPOCH)
-        xs += floats(rows[m.EPOCH]).tolist() + [None]
-        ys += floats(rows[m.MINIVAL_TOP1]).tolist() + [None]
-        texts += [
-            f"trial {trial_id}<br>epoch {e:g}: top-1 {a:.4g}"
-            for e, a in zip(floats(rows[m.EPOCH]), floats(rows[m.MINIVAL_TOP1]))
-        ] + [None]
-    return xs, ys, texts
+        epochs, top1 = floats(rows[m.EPOCH]), floats(rows[m.MINIVAL_TOP1])
+        xs += epochs.tolist() + [None]
+        ys += top1.tolist() + [None]
+        texts += _epoch_texts(trial_id, epochs, top1) + [None]
+    return Points(xs, ys, tuple(texts))
 
 
-def curves_figure(
-    results: pd.DataFrame, curves: pd.DataFrame, front: pd.DataFrame | None = None
-) -> go.Figure | None:
-    """One panel per regime; every trial a thin line, front members bold and named.
-    `front`: the front rows (results.front_ties), when the caller has them already."""
+def _front_curve(trial_id, rows: pd.DataFrame, label: str) -> FrontCurve:
+    rows = rows.sort_values(m.EPOCH)
+    epochs, top1 = floats(rows[m.EPOCH]), floats(rows[m.MINIVAL_TOP1])
+    hover = tuple(
+        f"<b>{label}</b> (Pareto front)<br>{text}" for text in _epoch_texts(trial_id, epochs, top1)
+    )
+    return FrontCurve(trial_id, label, Points(epochs, top1, hover))
+
+
+def _labels(results: pd.DataFrame) -> dict[str, str]:
+    """Each trial's name in the hover of a front curve: model @resolution."""
+    models = results[m.MODEL].astype(object)
+    return {
+        trial_id: f"{name_or(model, 'trial')} @{resolution:g}"
+        for trial_id, model, resolution in zip(
+            results[m.TRIAL_ID], models, floats(results[m.RESOLUTION])
+        )
+    }
+
+
+def _panel(
+    curves: pd.DataFrame, front_ids: set, labels: dict, regime: int, colour: str
+) -> CurvesPanel:
+    members = curves[m.TRIAL_ID].isin(front_ids)
+    others = curves[~members]
+    return CurvesPanel(
+        regime=regime,
+        colour=colour,
+        others=_joined(others) if len(others) else None,
+        front=tuple(
+            _front_curve(trial_id, rows, labels[trial_id])
+            for trial_id, rows in curves[members].groupby(m.TRIAL_ID, sort=False)
+        ),
+    )
+
+
+def curves_info(results: pd.DataFrame, curves: pd.DataFrame) -> CurvesInfo | None:
+    """One panel per regime with measured epochs; the front is the stored `pareto` flags
+    (front members are rows of `results`, so each has a label). None while no epoch has a
+    minival top-1."""
     curves = curves[~np.isnan(floats(curves[m.MINIVAL_TOP1]))]
     if curves.empty:
         return None
-    regime_of = dict(zip(results[m.TRIAL_ID], floats(results[m.EPOCHS])))
-    model_of = dict(zip(results[m.TRIAL_ID], results[m.MODEL].astype(object)))
-    resolution_of = dict(zip(results[m.TRIAL_ID], floats(results[m.RESOLUTION])))
-    front_ids = set((results[pareto_flags(results)] if front is None else front)[m.TRIAL_ID])
-    curves = curves.assign(_regime=curves[m.TRIAL_ID].map(regime_of))
+    regime_of = curves[m.TRIAL_ID].map(dict(zip(results[m.TRIAL_ID], floats(results[m.EPOCHS]))))
+    front_ids = set(results[on_front(results)][m.TRIAL_ID])
+    labels = _labels(results)
     all_regimes = regimes(results)
-    shown = [r for r in all_regimes if (curves["_regime"] == r).any()]
-    if not shown:
-        return None
+    panels = tuple(
+        _panel(
+            curves[(regime_of == r).to_numpy()], front_ids, labels, r, regime_colour(all_regimes, r)
+        )
+        for r in all_regimes
+        if (regime_of == r).any()
+    )
+    return CurvesInfo(panels) if panels else None
+
+
+def _others_trace(panel: CurvesPanel, first: bool) -> dict:
+    return dict(
+        **trace_data(panel.others),
+        mode="lines",
+        name="other trials",
+        legendgroup="other",
+        showlegend=first,
+        line=dict(color=faded(panel.colour, 0.3), width=1),
+    )
+
+
+def _front_trace(panel: CurvesPanel, curve: FrontCurve, first: bool) -> dict:
+    # Front members: bold, one legend entry per regime; the hover names the trial.
+    return dict(
+        **trace_data(curve.points),
+        mode="lines+markers",
+        name=f"Pareto front ({panel.regime} epochs)",
+        legendgroup=f"front-{panel.regime}",
+        showlegend=first,
+        line=dict(color=panel.colour, width=2.5),
+        marker=dict(size=5),
+    )
+
+
+def curves_figure(info: CurvesInfo) -> go.Figure:
+    """One panel per regime; every trial a thin line, front members bold and named."""
+    import plotly.graph_objects as go  # plotly draws; the info objects are built without it
+    from plotly.subplots import make_subplots
+
     fig = make_subplots(
         rows=1,
-        cols=len(shown),
-        subplot_titles=[f"{r} epochs" for r in shown],
+        cols=len(info.panels),
+        subplot_titles=[f"{panel.regime} epochs" for panel in info.panels],
         horizontal_spacing=0.06,
     )
-    for col, regime in enumerate(shown, start=1):
-        colour = regime_colour(all_regimes, regime)
-        mine = curves[curves["_regime"] == regime]
-        others = mine[~mine[m.TRIAL_ID].isin(front_ids)]
-        if len(others):
-            xs, ys, texts = _joined(others)
-            fig.add_trace(
-                go.Scatter(
-                    x=xs,
-                    y=ys,
-                    mode="lines",
-                    name="other trials",
-                    legendgroup="other",
-                    showlegend=col == 1,
-                    line=dict(color=faded(colour, 0.3), width=1),
-                    hovertext=texts,
-                    hovertemplate=HOVER_TEMPLATE,
-                ),
-                row=1,
-                col=col,
-            )
-        # Front members: bold, one legend entry per regime; the hover names the trial.
-        for k, (trial_id, rows) in enumerate(
-            mine[mine[m.TRIAL_ID].isin(front_ids)].groupby(m.TRIAL_ID, sort=False)
-        ):
-            rows = rows.sort_values(m.EPOCH)
-            label = f"{model_of.get(trial_id) or 'trial'} @{resolution_of.get(trial_id, 0):g}"
-            fig.add_trace(
-                go.Scatter(
-                    x=floats(rows[m.EPOCH]),
-                    y=floats(rows[m.MINIVAL_TOP1]),
-                    mode="lines+markers",
-                    name=f"Pareto front ({regime} epochs)",
-                    legendgroup=f"front-{regime}",
-                    showlegend=k == 0,
-                    line=dict(color=colour, width=2.5),
-                    marker=dict(size=5),
-                    hovertext=[
-                        f"<b>{label}</b> (Pareto front)<br>trial {trial_id}<br>epoch {e:g}: top-1 {a:.4g}"
-                        for e, a in zip(floats(rows[m.EPOCH]), floats(rows[m.MINIVAL_TOP1]))
-                    ],
-                    hovertemplate=HOVER_TEMPLATE,
-                ),
-                row=1,
-                col=col,
-            )
+    for col, panel in enumerate(info.panels, start=1):
+        if panel.others is not None:
+            fig.add_trace(go.Scatter(**_others_trace(panel, col == 1)), row=1, col=col)
+        for k, curve in enumerate(panel.front):
+            fig.add_trace(go.Scatter(**_front_trace(panel, curve, k == 0)), row=1, col=col)
         fig.update_xaxes(title_text="epoch", row=1, col=col)
     fig.update_yaxes(title_text=ACC_LABEL, row=1, col=1)
     fig.update_layout(**BASE_LAYOUT)

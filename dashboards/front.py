@@ -1,38 +1,81 @@
-"""The accuracy/latency Pareto front and the FLOPs-vs-latency view."""
+"""The accuracy/latency Pareto front and the FLOPs-vs-latency view.
+
+front_info / flops_info choose what each figure shows, from the experiment's frames and
+without plotly; pareto_figure / flops_figure only draw an info object.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from dashboards.common import (
     ACC_LABEL,
     BASE_LAYOUT,
     FAILED_COLOUR,
-    HOVER_TEMPLATE,
     INFEASIBLE_COLOUR,
     LATENCY_LABEL,
     LEGEND_BELOW,
+    Points,
+    RegimePoints,
     faded,
-    floats,
+    front_rows,
     hover_texts,
     in_regime,
+    name_or,
     ok_rows,
     regime_colour,
+    trace_data,
 )
 from rsearch import metrics as m
+from rsearch.frames import floats
 from rsearch.results import front_ties, regimes
 
-
-def _status_rows(results: pd.DataFrame, status: str) -> pd.DataFrame:
-    rows = results[(results[m.STATUS] == status).fillna(False).to_numpy(dtype=bool)]
-    return rows[~np.isnan(floats(rows[m.LATENCY_MS]))]
-
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 # Front members that cannot be told apart from a neighbour are drawn hollow.
 FRONT_SYMBOL, TIED_SYMBOL = "diamond", "diamond-open"
+# The strip below the front: configs never trained, in this order, each with its marker.
+UNTRAINED = (m.STATUS_INFEASIBLE, m.STATUS_FAILED)
+_UNTRAINED_MARKERS = {
+    m.STATUS_INFEASIBLE: ("infeasible (not trained)", INFEASIBLE_COLOUR, "x"),
+    m.STATUS_FAILED: (m.STATUS_FAILED, FAILED_COLOUR, "triangle-up"),
+}
+
+
+# --------------------------------------------------------------------------- the front: data
+
+
+@dataclass(frozen=True)
+class RegimeFront:
+    """One regime of the front figure."""
+
+    regime: int
+    colour: str
+    trials: Points  # every trained trial of the regime: x latency, y minival top-1
+    front: Points  # its Pareto-front members (the stored `pareto` flags), by latency
+    tied: np.ndarray  # per member: within noise of a neighbour (drawn hollow)
+    se: np.ndarray  # per member: the minival top-1 SE of its error bar (NaN: unknown)
+
+
+@dataclass(frozen=True)
+class Untrained:
+    """Configs of one status (UNTRAINED) at their measured latency, in the strip below."""
+
+    status: str
+    latency_ms: np.ndarray
+    hover: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FrontInfo:
+    regimes: tuple[RegimeFront, ...]
+    untrained: tuple[Untrained, ...]  # only the statuses that have rows
+    budget_ms: float | None  # the dashed line, where the search had a budget
 
 
 def _tie_note(row: pd.Series) -> str:
@@ -42,103 +85,150 @@ def _tie_note(row: pd.Series) -> str:
     return f"<br><b>within noise of {', '.join(row[m.TIED_WITH])}</b>" if tied else ""
 
 
-def _front_hover(members: pd.DataFrame) -> list[str]:
-    return [
-        text + _tie_note(row) for text, (_, row) in zip(hover_texts(members), members.iterrows())
-    ]
+def _members(results: pd.DataFrame, ties: pd.DataFrame) -> pd.DataFrame:
+    """The front rows with their tie columns. Membership is the stored flag; which members
+    are within noise of a neighbour is results.front_ties' rule (the one `rsearch analyze`
+    states), looked up by trial id."""
+    members = front_rows(results)
+    ids = members[m.TRIAL_ID].tolist()
+    tied = dict(zip(ties[m.TRIAL_ID], ties[m.TIED]))
+    tied_with = dict(zip(ties[m.TRIAL_ID], ties[m.TIED_WITH]))
+    return members.assign(
+        **{
+            m.TIED: pd.array([tied.get(i, pd.NA) for i in ids], dtype="boolean"),
+            m.TIED_WITH: pd.Series([tied_with.get(i, []) for i in ids], members.index, object),
+        }
+    )
 
 
-def pareto_figure(
-    results: pd.DataFrame, budget_ms: float | None, front: pd.DataFrame | None = None
-) -> go.Figure:
+def _regime_front(
+    trained: pd.DataFrame, members: pd.DataFrame, regime: int, colour: str
+) -> RegimeFront:
+    trials = trained[in_regime(trained, regime)]
+    mine = members[in_regime(members, regime)]
+    hover = tuple(
+        text + _tie_note(row) for text, (_, row) in zip(hover_texts(mine), mine.iterrows())
+    )
+    return RegimeFront(
+        regime=regime,
+        colour=colour,
+        trials=Points(
+            floats(trials[m.LATENCY_MS]), floats(trials[m.MINIVAL_TOP1]), hover_texts(trials)
+        ),
+        front=Points(floats(mine[m.LATENCY_MS]), floats(mine[m.MINIVAL_TOP1]), hover),
+        tied=mine[m.TIED].fillna(False).to_numpy(dtype=bool),
+        se=floats(mine[m.MINIVAL_TOP1_SE]),
+    )
+
+
+def _untrained(results: pd.DataFrame, status: str) -> Untrained:
+    rows = results[(results[m.STATUS] == status).fillna(False).to_numpy(dtype=bool)]
+    rows = rows[~np.isnan(floats(rows[m.LATENCY_MS]))]
+    return Untrained(status, floats(rows[m.LATENCY_MS]), hover_texts(rows))
+
+
+def front_info(
+    results: pd.DataFrame, budget_ms: float | None, ties: pd.DataFrame | None = None
+) -> FrontInfo:
+    """Every trained trial by regime, each regime's front with its noise, and the configs
+    never trained. `ties`: front_ties(results), when the caller has it already."""
+    ties = front_ties(results) if ties is None else ties
+    members = _members(results, ties)
+    trained = ok_rows(results)
+    all_regimes = regimes(results)
+    strips = (_untrained(results, status) for status in UNTRAINED)
+    return FrontInfo(
+        regimes=tuple(
+            _regime_front(trained, members, regime, regime_colour(all_regimes, regime))
+            for regime in all_regimes
+        ),
+        untrained=tuple(strip for strip in strips if len(strip.latency_ms)),
+        budget_ms=budget_ms,
+    )
+
+
+# --------------------------------------------------------------------------- the front: drawing
+
+
+def _trials_trace(regime: RegimeFront) -> dict:
+    colour = regime.colour
+    return dict(
+        **trace_data(regime.trials),
+        mode="markers",
+        name=f"{regime.regime} epochs",
+        legendgroup=str(regime.regime),
+        marker=dict(color=faded(colour, 0.45), size=8, line=dict(color=colour, width=1)),
+    )
+
+
+def _front_trace(regime: RegimeFront) -> dict:
+    colour = regime.colour
+    error_bars = dict(
+        type="data",
+        array=np.nan_to_num(regime.se),
+        color=colour,
+        thickness=1.2,
+        width=4,
+        visible=bool((~np.isnan(regime.se)).any()),
+    )
+    return dict(
+        **trace_data(regime.front),
+        mode="lines+markers",
+        name=f"{regime.regime} epochs: Pareto front",
+        legendgroup=str(regime.regime),
+        line=dict(color=colour, width=2.5),
+        marker=dict(
+            color=colour,
+            size=10,
+            symbol=[TIED_SYMBOL if tied else FRONT_SYMBOL for tied in regime.tied],
+        ),
+        error_y=error_bars,
+    )
+
+
+def _untrained_trace(strip: Untrained) -> dict:
+    name, colour, symbol = _UNTRAINED_MARKERS[strip.status]
+    points = Points(strip.latency_ms, np.array([strip.status] * len(strip.latency_ms)), strip.hover)
+    return dict(
+        **trace_data(points),
+        mode="markers",
+        name=name,
+        marker=dict(color=colour, size=9, symbol=symbol),
+    )
+
+
+def _add_budget(fig: go.Figure, budget_ms: float) -> None:
+    fig.add_vline(x=budget_ms, line=dict(color="#444", dash="dash", width=1.5), row="all", col=1)
+    fig.add_annotation(
+        x=np.log10(budget_ms),
+        y=1,
+        yref="paper",
+        xref="x",
+        showarrow=False,
+        text=f"latency budget {budget_ms:.3g} ms",
+        xanchor="left",
+        yanchor="bottom",
+        font=dict(size=11, color="#444"),
+    )
+
+
+def pareto_figure(info: FrontInfo) -> go.Figure:
     """Top: every trained trial, one colour per regime, each regime's front joined, with
     +-1 SE error bars; members within noise of a neighbour are hollow (results.front_ties).
-    Bottom strip: configs that were never trained (over budget) or failed, at their latency.
-    `front`: front_ties(results), when the caller has it already."""
+    Bottom strip: configs that were never trained (over budget) or failed, at their latency."""
+    import plotly.graph_objects as go  # plotly draws; the info objects are built without it
+    from plotly.subplots import make_subplots
+
     fig = make_subplots(
         rows=2, cols=1, shared_xaxes=True, row_heights=[0.84, 0.16], vertical_spacing=0.03
     )
-    all_regimes = regimes(results)
-    front = front_ties(results) if front is None else front
-    ok = ok_rows(results)
-    for regime in all_regimes:
-        colour = regime_colour(all_regimes, regime)
-        trials = ok[in_regime(ok, regime)]
-        members = front[in_regime(front, regime)]
-        tied = members[m.TIED].fillna(False).to_numpy(dtype=bool)
-        fig.add_trace(
-            go.Scatter(
-                x=floats(trials[m.LATENCY_MS]),
-                y=floats(trials[m.MINIVAL_TOP1]),
-                mode="markers",
-                name=f"{regime} epochs",
-                legendgroup=str(regime),
-                marker=dict(color=faded(colour, 0.45), size=8, line=dict(color=colour, width=1)),
-                hovertext=hover_texts(trials),
-                hovertemplate=HOVER_TEMPLATE,
-            ),
-            row=1,
-            col=1,
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=floats(members[m.LATENCY_MS]),
-                y=floats(members[m.MINIVAL_TOP1]),
-                mode="lines+markers",
-                name=f"{regime} epochs: Pareto front",
-                legendgroup=str(regime),
-                line=dict(color=colour, width=2.5),
-                marker=dict(
-                    color=colour, size=10, symbol=[TIED_SYMBOL if t else FRONT_SYMBOL for t in tied]
-                ),
-                error_y=dict(
-                    type="data",
-                    array=np.nan_to_num(floats(members[m.MINIVAL_TOP1_SE])),
-                    color=colour,
-                    thickness=1.2,
-                    width=4,
-                    visible=bool(members[m.MINIVAL_TOP1_SE].notna().any()),
-                ),
-                hovertext=_front_hover(members),
-                hovertemplate=HOVER_TEMPLATE,
-            ),
-            row=1,
-            col=1,
-        )
-    for status, colour, symbol in (
-        (m.STATUS_INFEASIBLE, INFEASIBLE_COLOUR, "x"),
-        (m.STATUS_FAILED, FAILED_COLOUR, "triangle-up"),
-    ):
-        rows = _status_rows(results, status)
-        if len(rows):
-            fig.add_trace(
-                go.Scatter(
-                    x=floats(rows[m.LATENCY_MS]),
-                    y=[status] * len(rows),
-                    mode="markers",
-                    name=f"{status} (not trained)" if status == m.STATUS_INFEASIBLE else status,
-                    marker=dict(color=colour, size=9, symbol=symbol),
-                    hovertext=hover_texts(rows),
-                    hovertemplate=HOVER_TEMPLATE,
-                ),
-                row=2,
-                col=1,
-            )
-    if budget_ms is not None:
-        fig.add_vline(
-            x=budget_ms, line=dict(color="#444", dash="dash", width=1.5), row="all", col=1
-        )
-        fig.add_annotation(
-            x=np.log10(budget_ms),
-            y=1,
-            yref="paper",
-            xref="x",
-            showarrow=False,
-            text=f"latency budget {budget_ms:.3g} ms",
-            xanchor="left",
-            yanchor="bottom",
-            font=dict(size=11, color="#444"),
-        )
+    for regime in info.regimes:
+        fig.add_trace(go.Scatter(**_trials_trace(regime)), row=1, col=1)
+        fig.add_trace(go.Scatter(**_front_trace(regime)), row=1, col=1)
+    for strip in info.untrained:
+        fig.add_trace(go.Scatter(**_untrained_trace(strip)), row=2, col=1)
+    if info.budget_ms is not None:
+        _add_budget(fig, info.budget_ms)
     fig.update_layout(**BASE_LAYOUT)
     fig.update_layout(height=560, margin=dict(t=70))
     fig.update_xaxes(type="log", row=1, col=1)
@@ -154,6 +244,23 @@ def pareto_figure(
     return fig
 
 
+# --------------------------------------------------------------------------- FLOPs: data
+
+
+@dataclass(frozen=True)
+class FlopsInfo:
+    architectures: Points  # one per (depth, width, resolution): x GFLOPs, y median latency
+    resolution: np.ndarray  # each architecture's resolution: its point's colour
+    ms_per_gflop: float  # the median ratio: the line "latency proportional to FLOPs"
+    regimes: tuple[RegimePoints, ...]  # trained trials: x GFLOPs, y minival top-1
+
+    def proportional_line(self) -> tuple[np.ndarray, np.ndarray]:
+        """The ends of the line latency = ms_per_gflop x GFLOPs, across the architectures."""
+        gflops = self.architectures.x
+        span = np.array([gflops.min(), gflops.max()])
+        return span, span * self.ms_per_gflop
+
+
 def _architectures(results: pd.DataFrame) -> pd.DataFrame:
     """One row per (depth, width, resolution) with FLOPs and median latency, trained or not."""
     keys = [m.DEPTH, m.WIDTH, m.RESOLUTION]
@@ -165,82 +272,88 @@ def _architectures(results: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _arch_hover(arch: pd.DataFrame) -> list[str]:
-    return [
-        f"<b>{row[m.MODEL] or 'model'}</b><br>depth {row[m.DEPTH]:g}, width {row[m.WIDTH]:g}, "
-        f"resolution {row[m.RESOLUTION]:g}<br>GFLOPs {row[m.FLOPS] / 1e9:.4g}<br>latency "
-        f"{row[m.LATENCY_MS]:.4g} ms<br>ms per GFLOP {row[m.LATENCY_MS] / (row[m.FLOPS] / 1e9):.3g}"
-        for _, row in arch.iterrows()
-    ]
+def _arch_hover(row: pd.Series) -> str:
+    gflops, latency = row[m.FLOPS] / 1e9, row[m.LATENCY_MS]
+    return (
+        f"<b>{name_or(row[m.MODEL], 'model')}</b><br>depth {row[m.DEPTH]:g}, "
+        f"width {row[m.WIDTH]:g}, resolution {row[m.RESOLUTION]:g}<br>GFLOPs {gflops:.4g}"
+        f"<br>latency {latency:.4g} ms<br>ms per GFLOP {latency / gflops:.3g}"
+    )
 
 
-def flops_figure(results: pd.DataFrame) -> go.Figure | None:
-    """Left: latency against FLOPs per architecture, with the line 'latency proportional to
-    FLOPs' through the median ratio; points far from it are where FLOPs mislead.
-    Right: accuracy against FLOPs per regime (equal FLOPs, different accuracy)."""
+def _flops_regime(trained: pd.DataFrame, regime: int, colour: str) -> RegimePoints:
+    trials = trained[in_regime(trained, regime)]
+    points = Points(
+        floats(trials[m.FLOPS]) / 1e9, floats(trials[m.MINIVAL_TOP1]), hover_texts(trials)
+    )
+    return RegimePoints(regime, colour, points)
+
+
+def flops_info(results: pd.DataFrame) -> FlopsInfo | None:
+    """Latency and accuracy against FLOPs; None until some trial has both FLOPs and latency."""
     arch = _architectures(results)
     if arch.empty:
         return None
+    gflops = arch[m.FLOPS].to_numpy() / 1e9
+    latency = arch[m.LATENCY_MS].to_numpy()
+    trained = ok_rows(results)
+    all_regimes = regimes(results)
+    return FlopsInfo(
+        architectures=Points(
+            gflops, latency, tuple(_arch_hover(row) for _, row in arch.iterrows())
+        ),
+        resolution=arch[m.RESOLUTION].to_numpy(),
+        ms_per_gflop=float(np.median(latency / gflops)),
+        regimes=tuple(
+            _flops_regime(trained, regime, regime_colour(all_regimes, regime))
+            for regime in all_regimes
+        ),
+    )
+
+
+# --------------------------------------------------------------------------- FLOPs: drawing
+
+
+def flops_figure(info: FlopsInfo) -> go.Figure:
+    """Left: latency against FLOPs per architecture, with the line 'latency proportional to
+    FLOPs' through the median ratio; points far from it are where FLOPs mislead.
+    Right: accuracy against FLOPs per regime (equal FLOPs, different accuracy)."""
+    import plotly.graph_objects as go  # plotly draws; the info objects are built without it
+    from plotly.subplots import make_subplots
+
     fig = make_subplots(
         rows=1,
         cols=2,
         horizontal_spacing=0.16,
         subplot_titles=("latency vs FLOPs (one point per architecture)", "accuracy vs FLOPs"),
     )
-    gflops = arch[m.FLOPS].to_numpy() / 1e9
-    fig.add_trace(
-        go.Scatter(
-            x=gflops,
-            y=arch[m.LATENCY_MS],
+    colorbar = dict(title=dict(text="resolution", side="top"), x=0.43, len=0.75, thickness=10)
+    marker = dict(
+        size=9, color=info.resolution, colorscale="Viridis", showscale=True, colorbar=colorbar
+    )
+    architectures = go.Scatter(
+        **trace_data(info.architectures), mode="markers", name="architecture", marker=marker
+    )
+    x, y = info.proportional_line()
+    proportional = go.Scatter(
+        x=x,
+        y=y,
+        mode="lines",
+        name="latency proportional to FLOPs",
+        line=dict(color="#444", dash="dot"),
+        hoverinfo="skip",
+    )
+    fig.add_trace(architectures, row=1, col=1)
+    fig.add_trace(proportional, row=1, col=1)
+    for regime in info.regimes:
+        trials = go.Scatter(
+            **trace_data(regime.points),
             mode="markers",
-            name="architecture",
-            marker=dict(
-                size=9,
-                color=arch[m.RESOLUTION],
-                colorscale="Viridis",
-                showscale=True,
-                colorbar=dict(
-                    title=dict(text="resolution", side="top"), x=0.43, len=0.75, thickness=10
-                ),
-            ),
-            hovertext=_arch_hover(arch),
-            hovertemplate=HOVER_TEMPLATE,
-        ),
-        row=1,
-        col=1,
-    )
-    ratio = float(np.median(arch[m.LATENCY_MS].to_numpy() / gflops))
-    span = np.array([gflops.min(), gflops.max()])
-    fig.add_trace(
-        go.Scatter(
-            x=span,
-            y=span * ratio,
-            mode="lines",
-            name="latency proportional to FLOPs",
-            line=dict(color="#444", dash="dot"),
-            hoverinfo="skip",
-        ),
-        row=1,
-        col=1,
-    )
-    ok = ok_rows(results)
-    all_regimes = regimes(results)
-    for regime in all_regimes:
-        trials = ok[in_regime(ok, regime)]
-        fig.add_trace(
-            go.Scatter(
-                x=floats(trials[m.FLOPS]) / 1e9,
-                y=floats(trials[m.MINIVAL_TOP1]),
-                mode="markers",
-                name=f"{regime} epochs",
-                legendgroup=str(regime),
-                marker=dict(color=regime_colour(all_regimes, regime), size=8, opacity=0.75),
-                hovertext=hover_texts(trials),
-                hovertemplate=HOVER_TEMPLATE,
-            ),
-            row=1,
-            col=2,
+            name=f"{regime.regime} epochs",
+            legendgroup=str(regime.regime),
+            marker=dict(color=regime.colour, size=8, opacity=0.75),
         )
+        fig.add_trace(trials, row=1, col=2)
     fig.update_layout(**BASE_LAYOUT)
     fig.update_layout(legend=LEGEND_BELOW, height=500, margin=dict(t=40, b=110))
     fig.update_xaxes(type="log", title_text="GFLOPs")

@@ -11,19 +11,34 @@ from __future__ import annotations
 import datetime as _dt
 import html
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from dashboards.common import ok_rows
-from dashboards.curves import curves_figure
-from dashboards.front import flops_figure, pareto_figure
-from dashboards.scaling import fixed_knobs, regularization_figure, scaling_figure
-from dashboards.table import SORT_SCRIPT, confirmation_table, front_table, trials_table
+from dashboards.curves import curves_figure, curves_info
+from dashboards.front import flops_figure, flops_info, front_info, pareto_figure
+from dashboards.scaling import (
+    fixed_knobs,
+    regularization_figure,
+    regularization_info,
+    scaling_figure,
+    scaling_info,
+)
+from dashboards.table import (
+    SORT_SCRIPT,
+    confirmation_info,
+    front_table_info,
+    table_html,
+    trials_info,
+)
 from rsearch import metrics as m
 from rsearch.analysis import Analysis, analyze, order_statement, ties_statement, winner_statement
 from rsearch.noise import NOISE_Z
 from rsearch.results import Experiment, front_ties
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
 # Runs after plotly's newPlot promise resolves ({plot_id} is filled in by plotly.py).
@@ -33,7 +48,8 @@ MARK_DRAWN = (
 )
 
 CSS = """
-body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 0; color: #222; background: #fafafa; }
+body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 0; color: #222;
+  background: #fafafa; }
 header { background: #1d3557; color: #fff; padding: 14px 28px; }
 header h1 { margin: 0 0 4px; font-size: 22px; font-weight: 600; }
 header .facts { font-size: 13px; opacity: 0.9; }
@@ -41,19 +57,22 @@ header .facts span { margin-right: 18px; display: inline-block; }
 nav { padding: 8px 28px; background: #e9eef5; font-size: 13px; }
 nav a { margin-right: 14px; color: #1d3557; }
 main { padding: 0 28px 28px; max-width: 1500px; }
-section { background: #fff; border: 1px solid #e3e3e3; border-radius: 6px; margin: 18px 0; padding: 12px 16px; }
+section { background: #fff; border: 1px solid #e3e3e3; border-radius: 6px; margin: 18px 0;
+  padding: 12px 16px; }
 section h2 { font-size: 17px; margin: 4px 0 2px; }
 p.why { margin: 2px 0 8px; color: #555; font-size: 13px; }
-p.note { background: #fff7e0; border-left: 4px solid #e6a700; padding: 8px 12px; margin: 8px 0; font-size: 14px; }
+p.note { background: #fff7e0; border-left: 4px solid #e6a700; padding: 8px 12px; margin: 8px 0;
+  font-size: 14px; }
 ul.warnings li { color: #8a4b00; font-size: 13px; margin: 3px 0; }
 ul.verdicts li { font-size: 13px; margin: 3px 0; }
-.status { display: inline-block; padding: 1px 8px; border-radius: 10px; background: #e6a700; color: #222; }
+.status { display: inline-block; padding: 1px 8px; border-radius: 10px; background: #e6a700;
+  color: #222; }
 .status.finished { background: #52b788; }
 .status.interrupted { background: #e76f51; }
 .table-wrap { max-height: 520px; overflow: auto; }
 table.sortable { border-collapse: collapse; font-size: 12px; width: 100%; }
-table.sortable th { position: sticky; top: 0; background: #f0f3f7; cursor: pointer; padding: 4px 6px;
-  text-align: left; border-bottom: 1px solid #ccc; white-space: nowrap; }
+table.sortable th { position: sticky; top: 0; background: #f0f3f7; cursor: pointer;
+  padding: 4px 6px; text-align: left; border-bottom: 1px solid #ccc; white-space: nowrap; }
 table.sortable th[aria-sort=ascending]::after { content: ' \\25B2'; }
 table.sortable th[aria-sort=descending]::after { content: ' \\25BC'; }
 table.sortable td { padding: 3px 6px; border-bottom: 1px solid #eee; white-space: nowrap; }
@@ -87,8 +106,9 @@ def _note(text: str) -> str:
     return f'<p class="note">{html.escape(text)}</p>'
 
 
-def _figure_or_note(fig: go.Figure | None, key: str, note: str) -> str:
-    return _figure_html(fig, key) if fig is not None else _note(note)
+def _figure_or_note(info, draw, key: str, note: str) -> str:
+    """The figure `draw` makes of `info`, or the note while the results hold nothing to show."""
+    return _note(note) if info is None else _figure_html(draw(info), key)
 
 
 def _items(texts: list[str], klass: str = "verdicts") -> str:
@@ -115,19 +135,18 @@ def _verdicts(analysis: Analysis) -> str:
     return items + (f'<ul class="warnings">{warnings}</ul>' if warnings else "")
 
 
-def _front_body(
-    experiment: Experiment, front, analysis: Analysis
-) -> str:  # front: results.front_ties
-    """The front figure, which members are tied in each regime, and the front's table."""
-    figure = _figure_html(
-        pareto_figure(experiment.results, experiment.latency_budget_ms, front=front), "pareto"
-    )
+def _front_body(experiment: Experiment, front, analysis: Analysis) -> str:
+    """The front figure, which members are tied in each regime, and the front's table.
+    `front`: results.front_ties of the experiment's results."""
+    info = front_info(experiment.results, experiment.latency_budget_ms, ties=front)
+    figure = _figure_html(pareto_figure(info), "pareto")
     if front.empty:
         return figure
     ties = _items(
         [f"{r.epochs} epochs: {ties_statement(r.front)}" for r in analysis.regimes if r.front]
     )
-    return figure + ties + _borderline_note(experiment.results) + front_table(front)
+    front_table = table_html(front_table_info(front))
+    return figure + ties + _borderline_note(experiment.results) + front_table
 
 
 def _borderline_note(results) -> str:
@@ -153,7 +172,7 @@ def _borderline_note(results) -> str:
 def _confirmation_body(analysis: Analysis) -> str:
     return _items(
         [f"{e['epochs']} epochs: {order_statement(e)}" for e in analysis.confirmation_order]
-    ) + confirmation_table(analysis.confirmation)
+    ) + table_html(confirmation_info(analysis.confirmation))
 
 
 def _regularization_note(experiment: Experiment) -> str:
@@ -175,8 +194,8 @@ def sections(experiment: Experiment) -> list[Section]:
             Section(
                 "confirmation",
                 "Confirmation runs: reruns of chosen trials with other seeds",
-                "Mean and sd of minival top-1 over each original and its reruns; the front's order "
-                "held when the reruns rank the confirmed members as the front did.",
+                "Mean and sd of minival top-1 over each original and its reruns; the front's "
+                "order held when the reruns rank the confirmed members as the front did.",
                 _confirmation_body(analysis),
             )
         ]
@@ -187,29 +206,34 @@ def sections(experiment: Experiment) -> list[Section]:
         Section(
             "pareto",
             "Pareto front: accuracy vs measured latency",
-            "Each regime in its own colour; its non-dominated trials are joined, with ±1 minival SE bars. "
-            f"A hollow marker cannot be told apart from a neighbouring member (within {NOISE_Z:g} SE). "
-            "Configs over the latency budget were measured but never trained: they sit in the strip below.",
+            "Each regime in its own colour; its non-dominated trials are joined, with ±1 minival "
+            "SE bars. A hollow marker cannot be told apart from a neighbouring member (within "
+            f"{NOISE_Z:g} SE). Configs over the latency budget were measured but never trained: "
+            "they sit in the strip below.",
             _front_body(experiment, front, analysis),
         ),
         *confirmation,
         Section(
             "flops",
             "FLOPs vs measured latency",
-            "Points off the dotted line run slower or faster than their FLOPs predict; on the right, models "
-            "with equal FLOPs reach different accuracy.",
+            "Points off the dotted line run slower or faster than their FLOPs predict; on the "
+            "right, models with equal FLOPs reach different accuracy.",
             _figure_or_note(
-                flops_figure(results), "flops", "No trial has both FLOPs and latency yet."
+                flops_info(results),
+                flops_figure,
+                "flops",
+                "No trial has both FLOPs and latency yet.",
             ),
         ),
         Section(
             "scaling",
             "Scaling curves: depth vs width vs resolution",
-            "From a common base config, each axis grown alone. The steeper curve buys more accuracy per "
-            "unit of latency; compare the regimes.",
+            "From a common base config, each axis grown alone. The steeper curve buys more "
+            "accuracy per unit of latency; compare the regimes.",
             _verdicts(analysis)
             + _figure_or_note(
-                scaling_figure(analysis),
+                scaling_info(analysis),
+                scaling_figure,
                 "scaling",
                 "Not enough finished trials to follow an axis from a common base yet.",
             ),
@@ -219,7 +243,10 @@ def sections(experiment: Experiment) -> list[Section]:
             "Regularization vs model size",
             "The values of the best trial of each architecture: larger models usually want more.",
             _figure_or_note(
-                regularization_figure(results), "regularization", _regularization_note(experiment)
+                regularization_info(results),
+                regularization_figure,
+                "regularization",
+                _regularization_note(experiment),
             ),
         ),
         Section(
@@ -227,7 +254,8 @@ def sections(experiment: Experiment) -> list[Section]:
             "Learning curves",
             "Minival top-1 per epoch; Pareto-front members in bold.",
             _figure_or_note(
-                curves_figure(results, experiment.curves, front=front),
+                curves_info(results, experiment.curves),
+                curves_figure,
                 "curves",
                 "No per-epoch metrics recorded yet.",
             ),
@@ -236,7 +264,7 @@ def sections(experiment: Experiment) -> list[Section]:
             "trials",
             "Trials",
             "Click a column header to sort. Failed trials show their reason.",
-            trials_table(results) if len(results) else _note("No trials recorded yet."),
+            table_html(trials_info(results)) if len(results) else _note("No trials recorded yet."),
         ),
     ]
 
@@ -304,8 +332,8 @@ def build_report(experiment: Experiment, refresh_s: float | None = None) -> str:
             "what exists; run rsearch dashboard again, or with --watch, to refresh it."
         )
     body = "".join(
-        f'<section id="{s.key}"><h2>{html.escape(s.title)}</h2><p class="why">{html.escape(s.why)}</p>'
-        f"{s.body}</section>"
+        f'<section id="{s.key}"><h2>{html.escape(s.title)}</h2>'
+        f'<p class="why">{html.escape(s.why)}</p>{s.body}</section>'
         for s in parts
     )
     refresh = f'<meta http-equiv="refresh" content="{max(1, int(refresh_s))}">' if refresh_s else ""

@@ -1,14 +1,19 @@
-"""The trials table: plain HTML, sortable by a few lines of inline JavaScript."""
+"""The report's tables: plain HTML, sortable by a few lines of inline JavaScript.
+
+trials_info / front_table_info / confirmation_info choose the cells (text, sort key, class);
+table_html only writes them out.
+"""
 
 from __future__ import annotations
 
 import html
-import math
+from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
+from dashboards.common import COST_FIELDS, text_of
 from rsearch import metrics as m
+from rsearch.frames import is_null, plain
 from rsearch.results import REGULARIZATION_COLUMNS
 
 COLUMNS = (
@@ -29,13 +34,7 @@ COLUMNS = (
     m.TEST_TOP1,
     m.LATENCY_MS,
     m.LATENCY_SPREAD_MS,
-    m.LATENCY_NOISE,
-    m.LATENCY_RATIO,
-    m.LATENCY_BORDERLINE,
-    m.PARAMS,
-    m.FLOPS,
-    m.TRAIN_SECONDS,
-    m.EPOCHS_DONE,
+    *COST_FIELDS,
     m.PARETO,
 )
 # The front table: each member with its noise, and the neighbours it cannot be told apart from.
@@ -55,7 +54,7 @@ FRONT_COLUMNS = (
 # The confirmation table (analysis.confirmation_summary's configurations).
 CONFIRMATION_COLUMNS = (
     m.EPOCHS,
-    "trial_id",
+    m.TRIAL_ID,
     m.MODEL,
     "on_front",
     "n",
@@ -75,7 +74,10 @@ document.querySelectorAll('table.sortable').forEach(function (table) {
       var asc = th.getAttribute('aria-sort') !== 'ascending';
       table.querySelectorAll('th').forEach(function (h) { h.removeAttribute('aria-sort'); });
       th.setAttribute('aria-sort', asc ? 'ascending' : 'descending');
-      function key(row) { var v = row.cells[col].getAttribute('data-v'); return v === '' ? null : v; }
+      function key(row) {
+        var v = row.cells[col].getAttribute('data-v');
+        return v === '' ? null : v;
+      }
       rows.sort(function (a, b) {
         var x = key(a), y = key(b);
         if (x === null || y === null) { return (x === null) - (y === null); }
@@ -90,94 +92,89 @@ document.querySelectorAll('table.sortable').forEach(function (table) {
 """
 
 
-def _is_null(value) -> bool:
-    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+@dataclass(frozen=True)
+class Cell:
+    html: str  # what the cell shows (HTML, escaped)
+    key: str  # its sort key (data-v): "" sorts last
+    klass: str | None = None  # a CSS class: the status colour, the front and tie marks
 
 
-def _cell(name: str, value) -> str:
-    if _is_null(value):
-        return '<td data-v=""></td>'
-    if isinstance(value, np.generic):
-        value = value.item()
+@dataclass(frozen=True)
+class TableInfo:
+    table_id: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Cell, ...], ...]
+
+
+_EMPTY = Cell("", "")
+
+
+def _cell(name: str, value) -> Cell:
+    if is_null(value):
+        return _EMPTY
+    value = plain(value)
     if name == m.PARETO:
-        text, key = ("&#9670;" if value else ""), int(bool(value))
-        return f'<td class="pareto" data-v="{key}">{text}</td>'
+        return Cell("&#9670;" if value else "", str(int(bool(value))), "pareto")
     if isinstance(value, list):  # e.g. the seeds of a confirmed config
         value = ", ".join("-" if v is None else str(v) for v in value)
-    if isinstance(value, float):
-        text = f"{value:.4g}"
-    elif isinstance(value, int) and abs(value) >= 10_000:
-        text = f"{value:,}"
-    else:
-        text = str(value)
-    klass = f' class="status-{html.escape(str(value))}"' if name == m.STATUS else ""
-    return f'<td{klass} data-v="{html.escape(str(value), quote=True)}">{html.escape(text)}</td>'
+    klass = f"status-{value}" if name == m.STATUS else None
+    return Cell(html.escape(text_of(value)), str(value), klass)
 
 
-def _tied_cell(row: pd.Series) -> str:
+def _tied_cell(row: pd.Series) -> Cell:
     tied = row[m.TIED]
-    if _is_null(tied):
-        return '<td data-v="">noise unknown</td>'
+    if is_null(tied):
+        return Cell("noise unknown", "")
     text = ("&#8776; " + html.escape(", ".join(row[m.TIED_WITH]))) if tied else ""
-    return f'<td class="tied" data-v="{int(bool(tied))}">{text}</td>'
+    return Cell(text, str(int(bool(tied))), "tied")
 
 
-def _sortable(table_id: str, columns, rows: list[str]) -> str:
-    head = "".join(f'<th scope="col" title="click to sort">{html.escape(c)}</th>' for c in columns)
-    body = "\n".join(rows)
-    return (
-        f'<div class="table-wrap"><table class="sortable" id="{table_id}">'
-        f"<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody></table></div>"
+def _shown(columns, frame: pd.DataFrame, always: tuple[str, ...]) -> tuple[str, ...]:
+    """The columns of `columns` the frame has values in (`always` even when empty)."""
+    return tuple(
+        c for c in columns if c in frame.columns and (c in always or frame[c].notna().any())
     )
 
 
-def trials_table(results: pd.DataFrame) -> str:
-    """The whole results table as HTML, best first within each regime."""
-    columns = [
-        c
-        for c in COLUMNS
-        if c in results.columns and (c in (m.TRIAL_ID, m.STATUS) or results[c].notna().any())
-    ]
+def trials_info(results: pd.DataFrame) -> TableInfo:
+    """The whole results table, best first within each regime."""
+    columns = _shown(COLUMNS, results, always=(m.TRIAL_ID, m.STATUS))
     ordered = results.sort_values(
         [m.EPOCHS, m.MINIVAL_TOP1], ascending=[True, False], kind="stable", na_position="last"
     )
-    return _sortable(
-        "trials",
-        columns,
-        [
-            "<tr>" + "".join(_cell(c, row[c]) for c in columns) + "</tr>"
-            for _, row in ordered.iterrows()
-        ],
-    )
+    rows = (tuple(_cell(c, row[c]) for c in columns) for _, row in ordered.iterrows())
+    return TableInfo("trials", columns, tuple(rows))
 
 
-def front_table(front: pd.DataFrame) -> str:
+def front_table_info(front: pd.DataFrame) -> TableInfo:
     """The Pareto front of each regime (results.front_ties), by regime then latency: top-1
     with its SE, and the neighbours a member cannot be told apart from (&#8776;)."""
-    columns = [
-        c
-        for c in FRONT_COLUMNS
-        if c in front.columns and (c in (m.TRIAL_ID, m.TIED) or front[c].notna().any())
-    ]
-    return _sortable(
-        "front-table",
-        columns,
-        [
-            "<tr>"
-            + "".join(_tied_cell(row) if c == m.TIED else _cell(c, row[c]) for c in columns)
-            + "</tr>"
-            for _, row in front.iterrows()
-        ],
+    columns = _shown(FRONT_COLUMNS, front, always=(m.TRIAL_ID, m.TIED))
+    rows = (
+        tuple(_tied_cell(row) if c == m.TIED else _cell(c, row[c]) for c in columns)
+        for _, row in front.iterrows()
     )
+    return TableInfo("front-table", columns, tuple(rows))
 
 
-def confirmation_table(configurations: list[dict]) -> str:
+def confirmation_info(configurations: list[dict]) -> TableInfo:
     """Each confirmed config (analysis.confirmation_summary) with its runs' mean and sd."""
-    return _sortable(
-        "confirmation-table",
-        CONFIRMATION_COLUMNS,
-        [
-            "<tr>" + "".join(_cell(c, row.get(c)) for c in CONFIRMATION_COLUMNS) + "</tr>"
-            for row in configurations
-        ],
+    rows = (tuple(_cell(c, row.get(c)) for c in CONFIRMATION_COLUMNS) for row in configurations)
+    return TableInfo("confirmation-table", CONFIRMATION_COLUMNS, tuple(rows))
+
+
+def _td(cell: Cell) -> str:
+    klass = f' class="{html.escape(cell.klass)}"' if cell.klass else ""
+    return f'<td{klass} data-v="{html.escape(cell.key, quote=True)}">{cell.html}</td>'
+
+
+def table_html(info: TableInfo) -> str:
+    """A sortable table (SORT_SCRIPT sorts it on a header click)."""
+    head = "".join(
+        f'<th scope="col" title="click to sort">{html.escape(c)}</th>' for c in info.columns
+    )
+    body = "\n".join("<tr>" + "".join(_td(cell) for cell in row) + "</tr>" for row in info.rows)
+    return (
+        f'<div class="table-wrap"><table class="sortable" id="{info.table_id}">'
+        f"<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody></table></div>"
     )

@@ -8,6 +8,9 @@ import html
 import io
 import math
 import os
+import subprocess
+import sys
+import tempfile
 import threading
 from html.parser import HTMLParser
 from pathlib import Path
@@ -16,11 +19,11 @@ import numpy as np
 import pytest
 
 from dashboards import browser
-from dashboards.curves import curves_figure
-from dashboards.front import TIED_SYMBOL, pareto_figure
-from dashboards.page import sections
-from dashboards.scaling import regularization_figure, scaling_figure
-from dashboards.table import SORT_SCRIPT, trials_table
+from dashboards.curves import curves_figure, curves_info
+from dashboards.front import TIED_SYMBOL, flops_info, front_info, pareto_figure
+from dashboards.page import _budget_text, sections
+from dashboards.scaling import regularization_info, scaling_info
+from dashboards.table import SORT_SCRIPT, table_html, trials_info
 from rsearch import metrics as m
 from rsearch.analysis import analyze, order_statement, winner_statement
 from rsearch.cli import main
@@ -128,15 +131,14 @@ def confirmations(rows, regime, rng, count=2):
 
 
 def write_results_frame(rows):
-    import tempfile
-
     with tempfile.TemporaryDirectory() as tmp:
         create_experiment(tmp, {}, {})
         return write_results(tmp, rows)
 
 
 def make_experiment(path, finished=True, confirm=True):
-    """A 2-regime grid with infeasible, failed, running, repeated and confirmation trials, and curves."""
+    """A 2-regime grid with infeasible, failed, running, repeated and confirmation trials, and
+    curves."""
     rng = np.random.default_rng(0)
     create_experiment(
         path,
@@ -366,11 +368,11 @@ def test_trials_table_sorts_on_click(tmp_path, experiment):
     results = read_experiment(experiment).results
     page = tmp_path / "table.html"
     click = "document.querySelectorAll('#trials th')[%d].click();"
-    header = trials_table(results).split("</thead>")[0]
+    table = table_html(trials_info(results))
+    header = table.split("</thead>")[0]
     latency_col = header.count("<th") - 1 - header.split(m.LATENCY_MS)[1].count("<th")
     page.write_text(
-        f"<html><body>{trials_table(results)}<script>{SORT_SCRIPT}"
-        f"{click % latency_col}</script></body></html>"
+        f"<html><body>{table}<script>{SORT_SCRIPT}{click % latency_col}</script></body></html>"
     )
     dom = browser.load(page).dom
     body = dom.split("<tbody>")[1]
@@ -391,25 +393,29 @@ def test_screenshot_is_a_small_png(tmp_path, report):
 
 
 # --------------------------------------------------------------------------- data behind the
-# figures
+# figures (the info objects: no plotly needed)
 
 
-def test_pareto_figure_data(experiment):
-    exp = read_experiment(experiment)
-    results = exp.results
-    fig = pareto_figure(results, BUDGET_MS)
-    traces = {t.name: t for t in fig.data}
-    front = results[pareto_flags(results) & (results[m.EPOCHS] == 100).to_numpy(dtype=bool)]
-    front = front.sort_values(m.LATENCY_MS)
-    line = traces["100 epochs: Pareto front"]
+def _regime_mask(frame, regime):
+    return (frame[m.EPOCHS] == regime).to_numpy(dtype=bool)
+
+
+def test_front_info_data(experiment):
+    results = read_experiment(experiment).results
+    info = front_info(results, BUDGET_MS)
+    by_regime = {r.regime: r for r in info.regimes}
+    assert list(by_regime) == [10, 100]
+    front = results[pareto_flags(results) & _regime_mask(results, 100)].sort_values(m.LATENCY_MS)
+    line = by_regime[100].front
     np.testing.assert_allclose(line.x, front[m.LATENCY_MS].to_numpy(float))
     np.testing.assert_allclose(line.y, front[m.MINIVAL_TOP1].to_numpy(float))
     assert list(np.diff(line.y) > 0) == [True] * (len(line.y) - 1)  # a front rises with latency
-    infeasible = traces["infeasible (not trained)"]
-    assert len(infeasible.x) == int((results[m.STATUS] == m.STATUS_INFEASIBLE).sum()) > 0
-    assert min(infeasible.x) > BUDGET_MS
-    assert [s.x0 for s in fig.layout.shapes] == [BUDGET_MS, BUDGET_MS]  # one line per panel
-    hover = traces["10 epochs"].hovertext[0]
+    strips = {strip.status: strip for strip in info.untrained}
+    assert list(strips) == [m.STATUS_INFEASIBLE, m.STATUS_FAILED]
+    infeasible = strips[m.STATUS_INFEASIBLE]
+    assert len(infeasible.latency_ms) == int((results[m.STATUS] == m.STATUS_INFEASIBLE).sum()) > 0
+    assert min(infeasible.latency_ms) > BUDGET_MS and info.budget_ms == BUDGET_MS
+    hover = by_regime[10].trials.hover[0]
     for field in (
         m.DEPTH,
         m.WIDTH,
@@ -422,38 +428,135 @@ def test_pareto_figure_data(experiment):
         assert f"{field}: " in hover
 
 
-def test_scaling_figure_follows_the_analysis(experiment):
+def test_infos_read_the_stored_front(experiment):
+    """The front of every info is the store's `pareto` column, not a recomputation."""
+    exp = read_experiment(experiment)
+    results = exp.results.copy()
+    stored = results[m.PARETO].to_numpy(dtype=bool, na_value=False).copy()  # not a view
+    np.testing.assert_array_equal(stored, pareto_flags(results))  # as written by the store
+    dropped = results[m.TRIAL_ID][stored].iloc[0]
+    results.loc[results[m.TRIAL_ID] == dropped, m.PARETO] = False
+    regime = results.loc[results[m.TRIAL_ID] == dropped, m.EPOCHS].iloc[0]
+    members = {r.regime: r for r in front_info(results, BUDGET_MS).regimes}[regime].front
+    assert len(members.x) == int((stored & _regime_mask(results, regime)).sum()) - 1
+    assert not any(f">{dropped}<" in text or f"{dropped}<br>" in text for text in members.hover)
+    curves = curves_info(results, exp.curves)
+    front_ids = {c.trial_id for panel in curves.panels for c in panel.front}
+    assert front_ids == set(results[m.TRIAL_ID][stored]) - {dropped}
+
+
+def test_scaling_info_follows_the_analysis(experiment):
     results = read_experiment(experiment).results
     analysis = analyze(results)
-    fig = scaling_figure(analysis)
-    for panel, regime in enumerate(analysis.regimes, start=1):
-        xaxis = "x" if panel == 1 else f"x{panel}"
-        traces = {t.name: t for t in fig.data if t.xaxis == xaxis}
-        assert set(traces) == {"scale depth", "scale width", "scale resolution"}
-        for axis in (m.DEPTH, m.WIDTH, m.RESOLUTION):
-            np.testing.assert_allclose(traces[f"scale {axis}"].y, regime.curves[axis].accuracy)
-    titles = [a.text for a in fig.layout.annotations]
+    info = scaling_info(analysis)
+    assert len(info.panels) == len(analysis.regimes)
+    for panel, regime in zip(info.panels, analysis.regimes):
+        curves = {curve.axis: curve for curve in panel.curves}
+        assert list(curves) == [m.DEPTH, m.WIDTH, m.RESOLUTION]
+        for axis, curve in curves.items():
+            np.testing.assert_allclose(curve.points.y, regime.curves[axis].accuracy)
+            np.testing.assert_allclose(curve.points.x, regime.curves[axis].latency_ms)
+        assert [curve.labels[0] for curve in panel.curves] == ["base", "", ""]  # named once
     verdicts = [verdict(r.exceeds_noise) for r in analysis.regimes]
-    assert titles == [
+    assert [panel.title for panel in info.panels] == [
         f"10 epochs: width wins ({verdicts[0]})",
         f"100 epochs: depth wins ({verdicts[1]})",
     ]
 
 
-def test_curves_figure_highlights_exactly_the_front(experiment):
+def test_curves_info_highlights_exactly_the_front(experiment):
     exp = read_experiment(experiment)
-    fig = curves_figure(exp.results, exp.curves)
+    info = curves_info(exp.results, exp.curves)
     front = exp.results[pareto_flags(exp.results)]
+    assert [panel.regime for panel in info.panels] == [10, 100]
+    for panel in info.panels:
+        ids = {curve.trial_id for curve in panel.front}
+        assert ids == set(front[m.TRIAL_ID][_regime_mask(front, panel.regime)]) and ids
+        assert all(
+            f"<b>{curve.label}</b> (Pareto front)" in curve.points.hover[0] for curve in panel.front
+        )
+        others = {text.split("<br>")[0] for text in panel.others.hover if text}
+        assert others and not others & {f"trial {trial_id}" for trial_id in ids}
+
+
+def test_regularization_info_shows_only_varied_knobs(experiment):
+    info = regularization_info(read_experiment(experiment).results)
+    knobs = [panel.knob for panel in info.panels]
+    assert knobs == [m.DROPOUT, m.STOCHASTIC_DEPTH, m.RANDAUGMENT_MAGNITUDE]  # the rest was fixed
+    assert info.x_label == "parameters (M)"
+
+
+def test_flops_info_one_point_per_architecture(experiment):
+    results = read_experiment(experiment).results
+    info = flops_info(results)
+    architectures = results.drop_duplicates([m.DEPTH, m.WIDTH, m.RESOLUTION])
+    assert len(info.architectures.x) == len(architectures) == len(info.resolution)
+    x, y = info.proportional_line()
+    assert x[0] == info.architectures.x.min() and y[1] == x[1] * info.ms_per_gflop
+    trained = sum(len(r.points.x) for r in info.regimes)
+    assert trained == int((results[m.STATUS] == m.STATUS_OK).sum())
+
+
+def test_infos_are_built_without_plotly(experiment):
+    """Choosing what a figure shows needs no plotting library: only drawing loads plotly."""
+    probe = (
+        "import sys\n"
+        "from dashboards.curves import curves_info\n"
+        "from dashboards.front import flops_info, front_info\n"
+        "from dashboards.scaling import regularization_info, scaling_info\n"
+        "from dashboards.table import trials_info\n"
+        "from rsearch.analysis import analyze\n"
+        "from rsearch.results import read_experiment\n"
+        f"exp = read_experiment({str(experiment)!r})\n"
+        "infos = [front_info(exp.results, 6.0), flops_info(exp.results),\n"
+        "         scaling_info(analyze(exp.results)), regularization_info(exp.results),\n"
+        "         curves_info(exp.results, exp.curves), trials_info(exp.results)]\n"
+        "assert all(info is not None for info in infos)\n"
+        "sys.exit(0 if 'plotly' not in sys.modules else 3)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_trials_info_cells(experiment):
+    results = read_experiment(experiment).results
+    info = trials_info(results)
+    assert info.columns[:2] == (m.TRIAL_ID, m.STATUS) and m.PARETO in info.columns
+    assert len(info.rows) == len(results)
+    column = {name: k for k, name in enumerate(info.columns)}
+    failed = [row for row in info.rows if row[column[m.STATUS]].key == m.STATUS_FAILED]
+    assert {row[column[m.FAILURE]].html for row in failed} == {
+        "CUDA out of memory at batch 256",
+        "NaN loss at epoch 3",
+    }
+    assert all(
+        row[column[m.STATUS]].klass == f"status-{row[column[m.STATUS]].key}" for row in info.rows
+    )
+    marks = [row[column[m.PARETO]] for row in info.rows]
+    assert sum(cell.key == "1" for cell in marks) == int(pareto_flags(results).sum())
+    assert {cell.html for cell in marks if cell.key == "1"} == {"&#9670;"}
+
+
+def test_figures_draw_their_info(experiment):
+    """What only the drawing decides: the budget line in both panels, tied members hollow,
+    one legend entry per regime's front curves."""
+    exp = read_experiment(experiment)
+    info = front_info(exp.results, BUDGET_MS)
+    fig = pareto_figure(info)
+    assert [s.x0 for s in fig.layout.shapes] == [BUDGET_MS, BUDGET_MS]  # one line per panel
+    traces = {t.name: t for t in fig.data}
+    for regime in info.regimes:
+        line = traces[f"{regime.regime} epochs: Pareto front"]
+        assert [s == TIED_SYMBOL for s in line.marker.symbol] == regime.tied.tolist()
+        np.testing.assert_allclose(line.x, regime.front.x)
+        assert list(line.hovertext) == list(regime.front.hover)
+    curves = curves_figure(curves_info(exp.results, exp.curves))
     for regime in (10, 100):
-        bold = [t for t in fig.data if t.legendgroup == f"front-{regime}"]
-        assert len(bold) == int((front[m.EPOCHS] == regime).sum()) > 0
-        assert sum(t.showlegend for t in bold) == 1
+        bold = [t for t in curves.data if t.legendgroup == f"front-{regime}"]
+        assert len(bold) > 0 and sum(t.showlegend for t in bold) == 1
 
 
-def test_regularization_figure_shows_only_varied_knobs(experiment):
-    fig = regularization_figure(read_experiment(experiment).results)
-    titles = [a.text for a in fig.layout.annotations]
-    assert titles == [m.DROPOUT, m.STOCHASTIC_DEPTH, m.RANDAUGMENT_MAGNITUDE]  # the rest was fixed
+# --------------------------------------------------------------------------- the report's text
 
 
 def test_report_lists_every_trial_and_failure(experiment, report):
@@ -478,16 +581,14 @@ def test_report_lists_every_trial_and_failure(experiment, report):
 def test_front_marks_members_within_noise_of_a_neighbour(experiment):
     results = read_experiment(experiment).results
     ties = front_ties(results)
-    fig = pareto_figure(results, BUDGET_MS, front=ties)
-    traces = {t.name: t for t in fig.data}
+    info = front_info(results, BUDGET_MS, ties=ties)
     seen = set()
-    for regime in (10, 100):
-        members = ties[(ties[m.EPOCHS] == regime).to_numpy(dtype=bool)]
-        line = traces[f"{regime} epochs: Pareto front"]
+    for regime in info.regimes:
+        members = ties[_regime_mask(ties, regime.regime)]
         tied = members[m.TIED].fillna(False).to_numpy(dtype=bool)
-        assert [s == TIED_SYMBOL for s in line.marker.symbol] == tied.tolist()
-        np.testing.assert_allclose(line.error_y.array, members[m.MINIVAL_TOP1_SE].to_numpy(float))
-        for text, within, others in zip(line.hovertext, tied, members[m.TIED_WITH]):
+        assert regime.tied.tolist() == tied.tolist()
+        np.testing.assert_allclose(regime.se, members[m.MINIVAL_TOP1_SE].to_numpy(float))
+        for text, within, others in zip(regime.front.hover, tied, members[m.TIED_WITH]):
             assert ("within noise of " + ", ".join(others) in text) == within
             assert f"{m.MINIVAL_TOP1_SE}: " in text
         seen |= set(tied.tolist())
@@ -521,8 +622,6 @@ def test_report_names_borderline_architectures_and_a_relative_budget(experiment,
     note = text.split("Borderline latency")[1].split("</")[0]
     for row in borderline.drop_duplicates([m.DEPTH, m.WIDTH, m.RESOLUTION]).to_dict("records"):
         assert f"depth {row[m.DEPTH]} width {row[m.WIDTH]:g} @{row[m.RESOLUTION]}" in note
-    from dashboards.page import _budget_text
-
     relative = {"max_ratio": 1.6, "reference": {"depth": 26, "width": 0.25, "resolution": 48}}
     assert _budget_text(relative, 2.85) == "1.6x depth 26 width 0.25 @48 = 2.85 ms here"
     assert _budget_text({"max": 4.0}, 4.0) == "4 ms" and _budget_text(None, None) == "none"
