@@ -18,8 +18,8 @@ batches so work the workers did before the clock started does not count.
     python benchmarks/input_pipeline.py                                   # CPU, tiny
     python benchmarks/input_pipeline.py --e2e --device cuda --model resnetrs-50 --resolution 160 \\
         --batch 256 --dtype bfloat16 --channels-last --workers 16 --json e2e.json
-    python benchmarks/input_pipeline.py --prepare-jpeg /tmp/jpeg ...       # synthetic scenes as a
-                                                                          # JPEG ImageFolder (decode cost)
+    python benchmarks/input_pipeline.py --prepare-jpeg /tmp/jpeg ...  # synthetic scenes as a
+                                                                     # JPEG ImageFolder (decoding)
 
 Needs torch and torchvision only; never imports Ray.
 """
@@ -40,8 +40,11 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from torchvision.io import encode_jpeg  # noqa: E402
 
+from benchmarks.common import add_device_args, check_device, setup_device  # noqa: E402
 from rsearch.data import DataConfig, load_data, make_loader  # noqa: E402
+from rsearch.data.synthetic import render  # noqa: E402
 from rsearch.models import build, model_config  # noqa: E402
 
 
@@ -85,15 +88,11 @@ def parse_args(argv=None):
     p.add_argument(
         "--width", type=float, help="width multiplier (default 0.25 on CPU, 1.0 on CUDA)"
     )
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument(
-        "--dtype",
-        choices=("float32", "bfloat16"),
-        default="float32",
-        help="bfloat16 = torch.autocast (weights stay float32)",
+    add_device_args(
+        p,
+        compile_help="torch.compile the model",
+        threads_help="torch.set_num_threads in the main process",
     )
-    p.add_argument("--channels-last", action="store_true")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument(
         "--steps", type=int, help="timed batches/steps per measurement (default: 8 CPU, 50 CUDA)"
     )
@@ -101,7 +100,6 @@ def parse_args(argv=None):
     p.add_argument(
         "--rounds", type=int, default=3, help="timed windows per measurement (default 3)"
     )
-    p.add_argument("--threads", type=int, help="torch.set_num_threads in the main process")
     p.add_argument(
         "--e2e", action="store_true", help="real-loader training step vs synthetic-tensor step"
     )
@@ -110,9 +108,8 @@ def parse_args(argv=None):
     )
     p.add_argument("--json", metavar="PATH", help="write every number and the config here")
     args = p.parse_args(argv)
+    check_device(p, args)
     cuda = args.device == "cuda"
-    if cuda and not torch.cuda.is_available():
-        p.error("--device: cuda requested but no CUDA GPU is visible to torch")
     args.resolution = args.resolution or (160 if cuda else 32)
     args.batch = args.batch or (256 if cuda else 32)
     args.steps = args.steps or (50 if cuda else 8)
@@ -125,10 +122,6 @@ def parse_args(argv=None):
 
 def prepare_jpeg(folder: Path, args) -> None:
     """Render the synthetic training scenes at --jpeg-size and save them as an ImageFolder."""
-    from torchvision.io import encode_jpeg
-
-    from rsearch.data.synthetic import render
-
     if (folder / "train" / ".complete").exists():
         return
     images, labels = render(args.train_size, 10, args.jpeg_size, seed=0)
@@ -281,11 +274,7 @@ def measure_all(measure: Measure, args) -> dict:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+    device = setup_device(args)
     if args.prepare_jpeg:
         start = time.perf_counter()
         prepare_jpeg(Path(args.prepare_jpeg), args)
@@ -305,12 +294,14 @@ def main(argv=None) -> int:
     normalize = splits.normalizer()
     step = Step(args, splits.num_classes, splits.in_chans, device)
     source = "imagefolder (JPEG from --prepare-jpeg)" if args.prepare_jpeg else args.source
+    ops, magnitude = args.randaugment
     print(
-        f"{source} @{args.resolution}: {len(splits.train)} training images (loaded in {load_s:.1f} s); "
-        f"{args.model} w{args.width:g}, batch {args.batch}, {args.device}, {args.dtype}"
+        f"{source} @{args.resolution}: {len(splits.train)} training images "
+        f"(loaded in {load_s:.1f} s); {args.model} w{args.width:g}, batch {args.batch}, "
+        f"{args.device}, {args.dtype}"
         f"{', channels_last' if args.channels_last else ''}{', compile' if args.compile else ''}; "
-        f"{args.workers} loader workers, {args.transfer} transfer, RandAugment {args.randaugment[0]}/"
-        f"{args.randaugment[1]}; {torch.get_num_threads()} torch threads, {os.cpu_count()} CPUs",
+        f"{args.workers} loader workers, {args.transfer} transfer, RandAugment {ops}/{magnitude}; "
+        f"{torch.get_num_threads()} torch threads, {os.cpu_count()} CPUs",
         flush=True,
     )
 

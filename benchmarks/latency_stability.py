@@ -27,6 +27,9 @@ import subprocess
 import sys
 import time
 
+import torch
+
+from rsearch import metrics as M
 from rsearch.cost import LatencyMethod
 from rsearch.cost.latency import percentile
 from rsearch.cost.rounds import measure_interleaved
@@ -41,12 +44,14 @@ def _median(values):
 
 
 def per_round_ratios(of_round, of_ratios):
-    """Ratio rule: each round's figure (of its blocks) over the reference's, combined over rounds."""
+    """Ratio rule: each round's figure (of its blocks) over the reference's, combined over
+    rounds."""
     return lambda arch, ref: of_ratios([of_round(a) / of_round(b) for a, b in zip(arch, ref)])
 
 
 def ratio_of_figures(of_round, of_rounds):
-    """Ratio rule: each architecture's own figure (combined over its rounds) over the reference's."""
+    """Ratio rule: each architecture's own figure (combined over its rounds) over the
+    reference's."""
     return lambda arch, ref: (
         of_rounds([of_round(a) for a in arch]) / of_rounds([of_round(b) for b in ref])
     )
@@ -78,8 +83,6 @@ def busy(n: int):
 
 def old_method(cfg, resolution: int, threads: int) -> float:
     """rsearch's figure before: 3 warm-up calls, 10 calls timed one by one, median (ms)."""
-    import torch
-
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -121,11 +124,11 @@ def main() -> int:
         for d, w, r in space.architectures()
     }
     ref = latency["reference"]
-    ref_key = f"{ref['depth']},{ref['width']:g},{ref['resolution']}"
+    ref_key = f"{ref[M.DEPTH]},{ref[M.WIDTH]:g},{ref[M.RESOLUTION]}"
     if ref_key not in items:
         items[ref_key] = (
-            model_config(depth=ref["depth"], width=ref["width"], num_classes=classes),
-            ref["resolution"],
+            model_config(depth=ref[M.DEPTH], width=ref[M.WIDTH], num_classes=classes),
+            ref[M.RESOLUTION],
         )
     raw = {}
     for name, n in CONDITIONS:
@@ -160,7 +163,7 @@ def main() -> int:
     table = report["rules"][RSEARCH_RULE]
     old_abs = {key: [raw[name]["old"][key] for name, _ in CONDITIONS] for key in items}
     new_abs = {
-        key: [raw[name]["new"][key]["latency_ms"] for name, _ in CONDITIONS] for key in items
+        key: [raw[name]["new"][key][M.LATENCY_MS] for name, _ in CONDITIONS] for key in items
     }
     budget = latency.get("max_ratio")
     print(
@@ -168,7 +171,8 @@ def main() -> int:
         + ", ".join(n for n, _ in CONDITIONS)
     )
     print(
-        f"{'architecture':<14} {'ratios':>24} {'spread':>7} | {'old abs ms':>22} {'spread':>7} | feasible"
+        f"{'architecture':<14} {'ratios':>24} {'spread':>7} | "
+        f"{'old abs ms':>22} {'spread':>7} | feasible"
     )
     for key in items:
         ratios = table[key]
@@ -179,25 +183,21 @@ def main() -> int:
             f"{'/'.join('y' if f else 'n' for f in feasible)}"
         )
     print("\nlargest spread across the conditions, per rule (target <= 10%):")
-    for rule, rows in report["rules"].items():
-        print(
-            f"  {rule + (' (rsearch)' if rule == RSEARCH_RULE else ''):<52} max {max(spread(v) for v in rows.values()):6.1%}  "
-            f"median {percentile([spread(v) for v in rows.values()], 0.5):6.1%}"
-        )
-    print(
-        f"  {'new method, absolute ms':<52} max {max(spread(v) for v in new_abs.values()):6.1%}  "
-        f"median {percentile([spread(v) for v in new_abs.values()], 0.5):6.1%}"
-    )
-    print(
-        f"  {'old method, absolute ms':<52} max {max(spread(v) for v in old_abs.values()):6.1%}  "
-        f"median {percentile([spread(v) for v in old_abs.values()], 0.5):6.1%}"
-    )
+    lines = {
+        rule + (" (rsearch)" if rule == RSEARCH_RULE else ""): rows
+        for rule, rows in report["rules"].items()
+    }
+    lines.update({"new method, absolute ms": new_abs, "old method, absolute ms": old_abs})
+    for label, rows in lines.items():
+        spreads = [spread(v) for v in rows.values()]
+        print(f"  {label:<52} max {max(spreads):6.1%}  median {percentile(spreads, 0.5):6.1%}")
     if budget:
         sets = [
             frozenset(k for k in items if table[k][i] <= budget) for i in range(len(CONDITIONS))
         ]
         print(
-            f"\nfeasible set (ratio <= {budget:g}) the same in all conditions: {len(set(sets)) == 1} "
+            f"\nfeasible set (ratio <= {budget:g}) the same in all conditions: "
+            f"{len(set(sets)) == 1} "
             f"({len(sets[0])} of {len(items)} idle)"
         )
     if args.json:

@@ -39,8 +39,15 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+import torchvision  # noqa: E402
 
-from rsearch.models import build, model_config, parse_model_name, regularization_defaults  # noqa: E402
+from benchmarks.common import add_device_args, check_device, setup_device  # noqa: E402
+from rsearch.models import (  # noqa: E402
+    build,
+    model_config,
+    parse_model_name,
+    regularization_defaults,
+)
 
 
 def parse_args(argv=None):
@@ -63,18 +70,11 @@ def parse_args(argv=None):
         help="alternate the models every step (CPU default) or every round (CUDA default)",
     )
     p.add_argument("--classes", type=int, default=1000)
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument(
-        "--dtype",
-        choices=("float32", "bfloat16"),
-        default="float32",
-        help="bfloat16 = torch.autocast (weights stay float32)",
+    add_device_args(
+        p,
+        compile_help="torch.compile both models (default mode)",
+        threads_help="torch.set_num_threads (CPU)",
     )
-    p.add_argument("--channels-last", action="store_true")
-    p.add_argument(
-        "--compile", action="store_true", help="torch.compile both models (default mode)"
-    )
-    p.add_argument("--threads", type=int, help="torch.set_num_threads (CPU)")
     p.add_argument(
         "--pool", type=int, default=4, help="distinct synthetic batches, cycled (default 4)"
     )
@@ -94,13 +94,12 @@ def parse_args(argv=None):
     args.steps = args.steps or (20 if cuda else 4)
     args.interleave = args.interleave or ("round" if cuda else "step")
     args.warmup = args.warmup if args.warmup is not None else (10 if cuda else 2)
-    if cuda and not torch.cuda.is_available():
-        p.error("--device: cuda requested but no CUDA GPU is visible to torch")
+    check_device(p, args)
     return args, depth
 
 
 def make_models(args, depth):
-    import timm
+    import timm  # optional (the test extra): only this benchmark needs it
 
     cfg = model_config(model=args.model, num_classes=args.classes)
     if not cfg.rs or depth not in (50, 101, 152, 200, 270, 350, 420):
@@ -181,8 +180,7 @@ class Stepper:
 
 
 def environment(args) -> dict:
-    import timm
-    import torchvision
+    import timm  # optional (the test extra): only this benchmark needs it
 
     try:
         commit = (
@@ -223,17 +221,14 @@ def environment(args) -> dict:
 
 def main(argv=None) -> int:
     args, depth = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+    device = setup_device(args)
     models, params = make_models(args, depth)
     steppers = {name: Stepper(m, args, device) for name, m in models.items()}
     env = environment(args)
     print(
-        f"{args.model} @{args.resolution}, batch {args.batch}, {args.device} ({env['device_name']}), "
-        f"{args.dtype}{', channels_last' if args.channels_last else ''}"
+        f"{args.model} @{args.resolution}, batch {args.batch}, "
+        f"{args.device} ({env['device_name']}), {args.dtype}"
+        f"{', channels_last' if args.channels_last else ''}"
         f"{', compile' if args.compile else ', eager'}; {params:,} params each; "
         f"torch {env['torch']}, timm {env['timm']}, {env['torch_threads']} threads",
         flush=True,
@@ -280,10 +275,12 @@ def main(argv=None) -> int:
         "final_loss": {name: s.loss for name, s in steppers.items()},
     }
     print(
-        f"median: rsearch {summary['rsearch_img_s']:.1f} img/s, timm {summary['timm_img_s']:.1f} img/s, "
+        f"median: rsearch {summary['rsearch_img_s']:.1f} img/s, "
+        f"timm {summary['timm_img_s']:.1f} img/s, "
         f"ratio rsearch/timm {summary['ratio_median']:.3f} "
         f"(range {summary['ratio_min']:.3f}..{summary['ratio_max']:.3f} over {args.rounds} rounds; "
-        f"per-step median {summary['ratio_of_median_steps']:.3f}, best {summary['ratio_of_best_steps']:.3f})"
+        f"per-step median {summary['ratio_of_median_steps']:.3f}, "
+        f"best {summary['ratio_of_best_steps']:.3f})"
     )
     print(
         "final loss: "

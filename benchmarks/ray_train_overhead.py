@@ -30,27 +30,12 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from trial_overhead import run_torch_trainer  # benchmarks/ is on sys.path when run as a script
+from trial_overhead import config, run_torch_trainer  # benchmarks/ is on sys.path (a script)
 
-from rsearch.data import DataConfig, load_data
-from rsearch.recipe import preset
+from rsearch.data import load_data
+from rsearch.ray_session import init_ray
 from rsearch.train import TrainConfig, train_epochs
 from rsearch.train.checkpoint import CHECKPOINT_FILE, save_checkpoint
-
-
-def config(workers: int, epochs: int, steps: int | None) -> TrainConfig:
-    recipe = preset("rs", depth=26, batch_size=64, dropout=0.0)
-    return TrainConfig(
-        depth=26,
-        width=0.25,
-        resolution=32,
-        epochs=epochs,
-        recipe=recipe,
-        workers=workers,
-        data=DataConfig(source="synthetic", train_size=4000, test_size=200),
-        eval_test=False,
-        max_steps_per_epoch=steps,
-    )
 
 
 def _free_port() -> int:
@@ -96,12 +81,9 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--json", help="write every number here")
     args = parser.parse_args(argv)
-    cfg = config(args.workers, args.epochs, args.steps)
+    cfg = config(args.steps, args.workers, epochs=args.epochs, batch=64, images=4000)
     os.environ.setdefault("RSEARCH_CACHE", tempfile.mkdtemp(prefix="rsearch-bench-"))
     load_data(cfg.data, resolution=cfg.resolution)  # render the data once, outside every timing
-
-    from rsearch.ray_session import init_ray
-
     init_ray(num_cpus=args.workers)
     storage = tempfile.mkdtemp(prefix="rsearch-train-overhead-")
     paths = {
@@ -118,7 +100,8 @@ def main(argv=None) -> int:
         (ray - plain) / plain for ray, plain in zip(times["ray-train"], times["plain-ddp"])
     ]
     print(
-        f"\n{args.workers} workers, {args.epochs} epochs (steps cap {args.steps}), {args.rounds} round(s)"
+        f"\n{args.workers} workers, {args.epochs} epochs (steps cap {args.steps}), "
+        f"{args.rounds} round(s)"
     )
     for name, values in times.items():
         print(f"{name:10s} median {statistics.median(values):8.1f} s")

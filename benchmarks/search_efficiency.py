@@ -15,7 +15,8 @@ same reference point for all) per regime, and the training compute spent: trial-
 training FLOPs (3 x forward FLOPs x images per epoch) and wall time.
 Target (DESIGN.md section 4): adaptive >= 98% of the grid's hypervolume for <= 30% of its compute.
 
-    python benchmarks/search_efficiency.py [--space search_spaces/quickstart.yaml] [--with-asha] [--json out.json]
+    python benchmarks/search_efficiency.py [--space search_spaces/quickstart.yaml] [--with-asha] \\
+        [--json out.json]
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def variants(raw: dict, with_asha: bool = False) -> tuple[dict[str, dict], float
 
 def training_compute(frame, images_per_epoch: int) -> float:
     """Training FLOPs spent: epochs actually trained x 3 x forward FLOPs per image x images."""
-    done = frame["epochs_done"].fillna(0).astype(float)
+    done = frame[M.EPOCHS_DONE].fillna(0).astype(float)
     return float((done * frame[M.FLOPS].astype(float) * 3 * images_per_epoch).sum())
 
 
@@ -123,7 +124,7 @@ def main(argv=None) -> int:
         )
         report[label] = {
             "hypervolume": results.hypervolume_by_regime(frame, ref_latency_ms=budget),
-            "trial_epochs": int(frame["epochs_done"].fillna(0).sum()),
+            "trial_epochs": int(frame[M.EPOCHS_DONE].fillna(0).sum()),
             "train_flops": training_compute(frame, train_images),
             "train_seconds": float(frame[M.TRAIN_SECONDS].fillna(0).sum()),
             "wall_s": wall,

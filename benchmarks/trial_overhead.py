@@ -25,22 +25,32 @@ import tempfile
 import time
 
 import torch
+from ray import tune
 
+from rsearch import metrics as M
 from rsearch.data import DataConfig, load_data
+from rsearch.ray_session import init_ray
 from rsearch.recipe import preset
 from rsearch.train import TrainConfig, train_epochs
+from rsearch.train.distributed import fit_torch_trainer
+from rsearch.tune.trial import TrialContext, arch_key, run_trial
+
+# The tiny architecture every path trains (here and in ray_train_overhead.py).
+DEPTH, WIDTH, RESOLUTION = 26, 0.25, 32
 
 
-def config(steps: int, workers: int = 1) -> TrainConfig:
-    recipe = preset("rs", depth=26, batch_size=32, dropout=0.0)
+def config(
+    steps: int | None, workers: int = 1, *, epochs: int = 1, batch: int = 32, images: int = 2000
+) -> TrainConfig:
+    """The run every path trains: `images` synthetic images, `steps` per epoch at most."""
     return TrainConfig(
-        depth=26,
-        width=0.25,
-        resolution=32,
-        epochs=1,
-        recipe=recipe,
+        depth=DEPTH,
+        width=WIDTH,
+        resolution=RESOLUTION,
+        epochs=epochs,
+        recipe=preset("rs", depth=DEPTH, batch_size=batch, dropout=0.0),
         workers=workers,
-        data=DataConfig(source="synthetic", train_size=2000, test_size=200),
+        data=DataConfig(source="synthetic", train_size=images, test_size=200),
         eval_test=False,
         max_steps_per_epoch=steps,
     )
@@ -56,10 +66,6 @@ def run_plain(steps: int) -> float:
 def run_tune_trials(steps: int, storage: str, trials: int) -> float:
     """Wall time of `trials` one-at-a-time Tune trials, divided by `trials`: the cost one trial
     of a search pays (Tune's own start-up is amortised, the trial process is reused)."""
-    from ray import tune
-
-    from rsearch.tune.trial import TrialContext, run_trial
-
     cfg = config(steps)
     ctx = TrialContext(
         data=cfg.data.to_dict(),
@@ -67,10 +73,10 @@ def run_tune_trials(steps: int, storage: str, trials: int) -> float:
         in_chans=3,
         max_steps_per_epoch=steps,
         eval_test=False,
-        costs={"26,0.25,32": {"params": 1, "flops": 1}},
+        costs={arch_key(DEPTH, WIDTH, RESOLUTION): {M.PARAMS: 1, M.FLOPS: 1}},
     )
     space = {
-        "arch": [26, 0.25, 32],
+        "arch": [DEPTH, WIDTH, RESOLUTION],
         "epochs": 1,
         "seed": tune.grid_search(list(range(trials))),
         "recipe": {"batch_size": 32, "dropout": 0.0},
@@ -93,8 +99,6 @@ def run_tune_trials(steps: int, storage: str, trials: int) -> float:
 
 def run_torch_trainer(cfg: TrainConfig, storage: str) -> float:
     """Wall time of one Ray Train TorchTrainer run of `cfg` (cfg.workers workers, 1 CPU each)."""
-    from rsearch.train.distributed import fit_torch_trainer
-
     t = time.perf_counter()
     result = fit_torch_trainer(
         cfg,
@@ -118,10 +122,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     os.environ.setdefault("RSEARCH_CACHE", tempfile.mkdtemp(prefix="rsearch-bench-"))
-    load_data(config(1).data, resolution=32)  # render the data once, outside every timing
-
-    from rsearch.ray_session import init_ray
-
+    load_data(config(1).data, resolution=RESOLUTION)  # render the data once, outside every timing
     init_ray(num_cpus=2)
     storage = tempfile.mkdtemp(prefix="rsearch-overhead-")
     paths = {
@@ -137,7 +138,8 @@ def main(argv=None) -> int:
             print(f"round {r + 1} {name:8s} {times[name][-1]:7.2f} s", file=sys.stderr, flush=True)
     plain = statistics.median(times["plain"])
     print(
-        f"\n{'path':9s} {'median s':>9s} {'overhead s':>11s}   ({args.steps} steps, {args.rounds} rounds)"
+        f"\n{'path':9s} {'median s':>9s} {'overhead s':>11s}   "
+        f"({args.steps} steps, {args.rounds} rounds)"
     )
     for name, values in times.items():
         med = statistics.median(values)

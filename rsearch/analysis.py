@@ -39,10 +39,10 @@ import numpy as np
 import pandas as pd
 
 from rsearch import metrics as m
+from rsearch.frames import floats, is_null, ok_mask, plain, records
 from rsearch.noise import NOISE_Z, all_exceed, exceeds, verdict
 from rsearch.results import (
     REGULARIZATION_COLUMNS,
-    _floats,
     best_under_budget,
     competing,
     front_ties,
@@ -64,9 +64,7 @@ class AxisCurve:
     latency_ms: list[float]
     accuracy: list[float]
     slope: float | None  # accuracy gain per doubling of latency; None with < 2 distinct latencies
-    slope_se: (
-        float | None
-    )  # its standard error from the configs' noise sd (see _configs); None if unknown
+    slope_se: float | None  # its SE from the configs' noise sd (see _configs); None if unknown
     first_step: float | None  # slope of the first step (smallest models)
     last_step: float | None  # slope of the last step (largest models)
     first_step_se: float | None = None  # their standard errors; None if noise unknown
@@ -119,35 +117,19 @@ class Analysis:
     confirmation_order: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return _clean(asdict(self))
-
-
-def _clean(value):
-    """NaN -> None recursively, so the dict is valid JSON."""
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
+        return plain(asdict(self))  # NaN -> None recursively: valid JSON
 
 
 # --------------------------------------------------------------------------- configs
 
 
 def _numeric(frame: pd.DataFrame, columns) -> pd.DataFrame:
-    return pd.DataFrame(
-        {c: pd.to_numeric(frame[c], errors="coerce").astype(float) for c in columns},
-        index=frame.index,
-    )
+    return pd.DataFrame({c: floats(frame[c]) for c in columns}, index=frame.index)
 
 
 def _runs(results: pd.DataFrame, regime: int) -> pd.DataFrame:
     """The usable "ok" runs of one regime: architecture, regularization, accuracy, latency."""
-    ok = results[(results[m.STATUS] == m.STATUS_OK).fillna(False).astype(bool)]
+    ok = results[ok_mask(results)]
     regs = [c for c in REGULARIZATION_COLUMNS if c in ok.columns]
     runs = _numeric(ok, ARCH + [m.EPOCHS, m.MINIVAL_TOP1, m.LATENCY_MS] + regs)
     runs[m.MINIVAL_TOP1_SE] = minival_se(ok)
@@ -182,13 +164,10 @@ def _configs(runs: pd.DataFrame) -> tuple[pd.DataFrame, float | None, int]:
     noise = math.sqrt(float(((repeated["n"] - 1) * repeated["var"]).sum()) / dof) if dof else None
     # SE of a mean of n independent binomial estimates: sqrt(sum se_i^2) / n; unknown if any is.
     known = stats["se_known"] == stats["n"]
-    stats["run_se"] = np.where(
-        known, np.sqrt(stats["se2"] / stats["n"]), np.nan
-    )  # rms SE of one run
+    stats["run_se"] = np.where(known, np.sqrt(stats["se2"] / stats["n"]), np.nan)  # of one run
     mean_se = np.where(known, np.sqrt(stats["se2"]) / stats["n"], np.nan)
-    stats["sd"] = (
-        mean_se if noise is None else np.fmax(noise, stats["run_se"])
-    )  # fmax: NaN SE -> noise
+    # fmax: where a config's SE is NaN, the pooled noise alone.
+    stats["sd"] = mean_se if noise is None else np.fmax(noise, stats["run_se"])
     best = stats.sort_values("acc", ascending=False, kind="stable").drop_duplicates(ARCH)
     return best[ARCH + ["acc", "lat", "sd", "run_se"]].reset_index(drop=True), noise, len(repeated)
 
@@ -340,7 +319,7 @@ def family_table(
             [m.LATENCY_MS, m.MINIVAL_TOP1], kind="stable"
         )
         rows = rows.drop_duplicates([m.LATENCY_MS, m.MINIVAL_TOP1])
-        table = [dict({"budget_ms": row[m.LATENCY_MS]}, **row) for row in _records(rows[keep])]
+        table = [dict({"budget_ms": row[m.LATENCY_MS]}, **row) for row in records(rows[keep])]
     else:
         table = []
         for budget in sorted(float(b) for b in budgets):
@@ -358,19 +337,15 @@ def _budget_lead(pool: pd.DataFrame, row: dict) -> dict:
     lead = {"runner_up": None, "lead": None, "lead_se": None, "exceeds_noise": None}
     if row.get(m.TRIAL_ID) is None:
         return lead
-    acc, lat = _floats(pool[m.MINIVAL_TOP1]), _floats(pool[m.LATENCY_MS])
-    other = np.logical_or.reduce([~np.isclose(_floats(pool[a]), float(row[a])) for a in ARCH])
+    acc, lat = floats(pool[m.MINIVAL_TOP1]), floats(pool[m.LATENCY_MS])
+    other = np.logical_or.reduce([~np.isclose(floats(pool[a]), float(row[a])) for a in ARCH])
     usable = other & (lat <= row["budget_ms"]) & ~np.isnan(acc)
     if not usable.any():
         return lead  # alone under its budget: nothing to be told apart from
     index = np.flatnonzero(usable)
     runner = pool.iloc[index[np.lexsort((lat[index], -acc[index]))[0]]]
     se_a, se_b = row.get(m.MINIVAL_TOP1_SE), runner.get(m.MINIVAL_TOP1_SE)
-    se = (
-        None
-        if _value(se_a, float) is None or _value(se_b, float) is None
-        else math.hypot(se_a, se_b)
-    )
+    se = None if is_null(se_a) or is_null(se_b) else math.hypot(se_a, se_b)
     diff = float(row[m.MINIVAL_TOP1]) - float(runner[m.MINIVAL_TOP1])
     return {
         "runner_up": runner[m.TRIAL_ID],
@@ -378,15 +353,6 @@ def _budget_lead(pool: pd.DataFrame, row: dict) -> dict:
         "lead_se": se,
         "exceeds_noise": exceeds(diff, se),
     }
-
-
-def _records(frame: pd.DataFrame) -> list[dict]:
-    return _clean(
-        [
-            {k: (None if v is pd.NA else v) for k, v in row.items()}
-            for row in frame.to_dict("records")
-        ]
-    )
 
 
 def analyze_regime(
@@ -434,7 +400,7 @@ def analyze_regime(
         exceeds_noise=exceeded,
         base_winners=_winners_from_bases(configs, coverage, ranking) if len(ranking) >= 2 else [],
         family=family_table(results, regime, budgets, front=front),
-        front=_records(members[[c for c in _FRONT_KEEP if c in members.columns]]),
+        front=records(members[[c for c in _FRONT_KEEP if c in members.columns]]),
     )
 
 
@@ -491,7 +457,8 @@ def winner_statement(regime: RegimeAnalysis) -> str:
 
 
 def ties_statement(front: list[dict]) -> str:
-    """Which neighbouring members of one regime's front (RegimeAnalysis.front) cannot be told apart."""
+    """Which neighbouring members of one regime's front (RegimeAnalysis.front) cannot be told
+    apart."""
     pairs = [
         f"{a[m.TRIAL_ID]} = {b[m.TRIAL_ID]}"
         for a, b in zip(front, front[1:])
@@ -514,7 +481,8 @@ def order_statement(entry: dict) -> str:
         return "fewer than two confirmed front members: no order to check"
     if held:
         return f"front order held over the reruns ({order})"
-    return f"front order NOT held: {order} on the front, {' < '.join(entry['confirmed_order'])} by mean"
+    confirmed = " < ".join(entry["confirmed_order"])
+    return f"front order NOT held: {order} on the front, {confirmed} by mean"
 
 
 def _with_verdict(kind: str, message: str, exceeded: bool | None) -> Warning_:
@@ -654,33 +622,26 @@ def confirmation_summary(results: pd.DataFrame, front: pd.DataFrame | None = Non
     if m.CONFIRMS not in results.columns or results[m.CONFIRMS].isna().all():
         return {"configurations": [], "regimes": []}
     front = front_ties(results) if front is None else front
-    rank = {
-        trial_id: k for k, trial_id in enumerate(front[m.TRIAL_ID])
-    }  # latency order within a regime
-    usable = results[
-        (results[m.STATUS] == m.STATUS_OK).fillna(False).to_numpy(dtype=bool)
-        & ~np.isnan(_floats(results[m.MINIVAL_TOP1]))
-    ]
+    rank = {trial_id: k for k, trial_id in enumerate(front[m.TRIAL_ID])}  # latency order
+    usable = results[ok_mask(results) & ~np.isnan(floats(results[m.MINIVAL_TOP1]))]
     configs = [
         _confirmed(results, usable, original, original in rank)
         for original in dict.fromkeys(results[m.CONFIRMS].dropna())
     ]
-    configs.sort(
-        key=lambda c: -1 if c[m.EPOCHS] is None else c[m.EPOCHS]
-    )  # stable: by regime, then as recorded
+    # Stable: by regime, then as recorded.
+    configs.sort(key=lambda c: -1 if c[m.EPOCHS] is None else c[m.EPOCHS])
     orders = []
     for regime in sorted({c[m.EPOCHS] for c in configs if c[m.EPOCHS] is not None}):
         confirmed = sorted(
             (c for c in configs if c[m.EPOCHS] == regime and c["on_front"] and c["n"]),
-            key=lambda c: rank[c["trial_id"]],
+            key=lambda c: rank[c[m.TRIAL_ID]],
         )
-        original_order = [c["trial_id"] for c in confirmed]
-        confirmed_order = [
-            c["trial_id"] for c in sorted(confirmed, key=lambda c: c["mean_top1"])
-        ]  # stable
+        original_order = [c[m.TRIAL_ID] for c in confirmed]
+        by_mean = sorted(confirmed, key=lambda c: c["mean_top1"])  # stable
+        confirmed_order = [c[m.TRIAL_ID] for c in by_mean]
         orders.append(
             {
-                "epochs": regime,
+                m.EPOCHS: regime,
                 "front_order_held": None
                 if len(confirmed) < 2
                 else original_order == confirmed_order,
@@ -688,7 +649,7 @@ def confirmation_summary(results: pd.DataFrame, front: pd.DataFrame | None = Non
                 "confirmed_order": confirmed_order,
             }
         )
-    return _clean({"configurations": configs, "regimes": orders})
+    return plain({"configurations": configs, "regimes": orders})
 
 
 def _confirmed(results: pd.DataFrame, usable: pd.DataFrame, original: str, on_front: bool) -> dict:
@@ -701,10 +662,10 @@ def _confirmed(results: pd.DataFrame, usable: pd.DataFrame, original: str, on_fr
         return rows.iloc[np.argsort(rows[m.CONFIRMS].notna().to_numpy(), kind="stable")]
 
     described, runs = of(results).iloc[0], of(usable)  # described: the original, if it was recorded
-    accs = _floats(runs[m.MINIVAL_TOP1])
+    accs = floats(runs[m.MINIVAL_TOP1])
     is_original = (runs[m.TRIAL_ID] == original).to_numpy(dtype=bool)
     return {
-        "trial_id": original,
+        m.TRIAL_ID: original,
         m.EPOCHS: _value(described[m.EPOCHS], int),
         m.MODEL: _value(described.get(m.MODEL), str),
         **{a: _value(described[a], lambda v, a=a: _py(v, a)) for a in AXES},
@@ -719,11 +680,7 @@ def _confirmed(results: pd.DataFrame, usable: pd.DataFrame, original: str, on_fr
 
 def _value(value, kind):
     """A cell as a plain Python value of `kind`, None for null."""
-    return (
-        None
-        if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
-        else kind(value)
-    )
+    return None if is_null(value) else kind(value)
 
 
 # --------------------------------------------------------------------------- entry point

@@ -38,3 +38,8 @@ def floats(series: pd.Series) -> np.ndarray:
 def ok_mask(results: pd.DataFrame) -> np.ndarray:
     """Rows of trials that trained their whole regime (status "ok"; a null status is not)."""
     return (results[m.STATUS] == m.STATUS_OK).to_numpy(dtype=bool, na_value=False)
+
+
+def records(frame: pd.DataFrame) -> list[dict]:
+    """The rows as dicts of plain Python values, nulls as None (see `plain`)."""
+    return [plain(row) for row in frame.to_dict("records")]

@@ -22,7 +22,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+import torch
+
+from rsearch.cost.static import inference_activation_bytes, model_cost
 from rsearch.errors import UserError
+from rsearch.models import build
 
 FLOAT32 = 4  # bytes
 
@@ -57,8 +61,6 @@ def training_estimate(
 ) -> Estimate:
     """One training worker of `cfg` (a ResNetConfig) at `resolution` px with `batch_size` images
     per step. bf16: autocast on (the trainer's default on GPU); ddp: more than one worker."""
-    from rsearch.cost.static import model_cost
-
     cost = model_cost(cfg, resolution)
     # weights + gradients (+ momentum) (+ EMA copy) (+ DDP buckets) (+ bf16 weight copies)
     copies = 2 + momentum + ema + ddp + (0.5 if bf16 else 0)
@@ -73,9 +75,6 @@ def training_estimate(
 
 def inference_estimate(cfg, resolution: int, batch_size: int, *, bf16: bool = False) -> Estimate:
     """A latency measurement of `cfg` at `resolution` px on batches of `batch_size` images."""
-    from rsearch.cost.static import inference_activation_bytes
-    from rsearch.models import build
-
     model = build(cfg, "meta")
     weights = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
     activations = inference_activation_bytes(cfg, resolution)
@@ -94,8 +93,6 @@ def available_bytes(device: str = "cpu") -> int | None:
     reclaimable cache), within this container's cgroup limit, where the OOM killer acts
     whatever the host has free, and within this process's address-space limit (ulimit -v)."""
     if device.startswith("cuda"):
-        import torch
-
         if not torch.cuda.is_available():
             return None
         return int(torch.cuda.mem_get_info(torch.device(device))[0])
@@ -109,7 +106,7 @@ def available_bytes(device: str = "cpu") -> int | None:
 
 def _address_space_left() -> int | None:
     try:
-        import resource
+        import resource  # Unix only: elsewhere there is no address-space limit to read
 
         limit = resource.getrlimit(resource.RLIMIT_AS)[0]
         if limit == resource.RLIM_INFINITY:
@@ -213,9 +210,12 @@ def check_fits(
     )
     each = "" if processes == 1 else f" in each of {processes} processes"
     where = device if device.startswith("cuda") else "this machine"
+    parts = (
+        f"{human_size(estimate.per_image)} per image x {estimate.batch_size} "
+        f"+ {human_size(estimate.fixed)} of {estimate.fixed_is}{each}"
+    )
     raise UserError(
-        f"{batch_flag}: {doing} needs about {human_size(needed)} of memory ({human_size(estimate.per_image)} "
-        f"per image x {estimate.batch_size} + {human_size(estimate.fixed)} of {estimate.fixed_is}{each}), "
+        f"{batch_flag}: {doing} needs about {human_size(needed)} of memory ({parts}), "
         f"more than the {human_size(available)} available on {where}; expected {lower}"
     )
 

@@ -69,10 +69,21 @@ CONFIRMS = "confirms"  # a confirmation rerun names the original trial here; ori
 LATENCY_SPREAD_MS = "latency_spread_ms"  # interquartile range of the latency measurements
 LATENCY_RUNS = "latency_runs"  # measurement rounds behind latency_ms
 LATENCY_NOISE = "latency_noise"  # relative noise: spread / median
-LATENCY_RATIO = (
-    "latency_ratio"  # latency / the space's reference architecture; null for an absolute budget
-)
+# latency / the space's reference architecture; null for an absolute budget
+LATENCY_RATIO = "latency_ratio"
 LATENCY_BORDERLINE = "latency_borderline"  # the feasibility decision was within noise of the budget
+
+# More keys of a measured latency figure and its budget decision (rsearch.cost): the cost
+# table's, never stored in results.parquet.
+LATENCY_MEDIAN_MS = "latency_median_ms"  # median of the rounds' figures
+LATENCY_MIN_MS = "latency_min_ms"  # fastest single block
+LATENCY_ROUNDS = "latency_rounds"  # interleaved rounds behind the figure
+LATENCY_RATIO_SPREAD = "latency_ratio_spread"  # latency_ratio x latency_ratio_noise
+LATENCY_RATIO_NOISE = "latency_ratio_noise"  # relative noise of the ratio (both figures')
+LATENCY_FEASIBLE = "latency_feasible"  # within the budget
+LATENCY_MARGIN = "latency_margin"  # value / budget - 1
+LATENCY_REMEASURED = "latency_remeasured"  # measured again with more rounds (borderline)
+LATENCY_CACHED = "latency_cached"  # taken from the latency cache, not measured now
 
 # Derived by the readers (rsearch.results.front_ties), never stored.
 TRIAL_CONFIG = "trial_config"  # the trial's Tune config as JSON: what --resume re-runs

@@ -49,10 +49,11 @@ def small_minival_warning(minival_size: int) -> str | None:
     if not minival_size or se <= NOISY_MINIVAL_SE:
         return None
     return (
-        f"warning: the minival split holds {minival_size} images, so one accuracy's standard error is up "
-        f"to {100 * se:.1f} points (> {100 * NOISY_MINIVAL_SE:g}); differences smaller than about "
-        f"{200 * se:.0f} points cannot rank models. Raise the training set size or the minival fraction "
-        "(a space's data.train_size and data.minival_fraction; --train-size)."
+        f"warning: the minival split holds {minival_size} images, so one accuracy's standard "
+        f"error is up to {100 * se:.1f} points (> {100 * NOISY_MINIVAL_SE:g}); differences "
+        f"smaller than about {200 * se:.0f} points cannot rank models. Raise the training set "
+        "size or the minival fraction (a space's data.train_size and data.minival_fraction; "
+        "--train-size)."
     )
 
 

@@ -1,9 +1,21 @@
-"""Starting or joining Ray, the same way for `rsearch train` and `rsearch tune`."""
+"""Starting or joining Ray, the same way for `rsearch train` and `rsearch tune`.
+
+Ray is imported at the top: its callers import this module only where Ray is about to start.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+
+import grpc
+import ray
+from ray._common.network_utils import is_localhost, parse_address
+from ray._private import ray_constants, services
+from ray._private.authentication.authentication_token_setup import (
+    maybe_enable_token_auth_if_token_available,
+)
+from ray._private.grpc_utils import init_grpc_channel  # Ray's TLS and token-auth settings
 
 from rsearch.errors import UserError
 
@@ -25,8 +37,6 @@ GCS_ANSWER_TIMEOUT_S = 20
 def init_ray(address: str | None = None, *, num_cpus: int | None = None) -> None:
     """Join the cluster at `address` ("auto", "ray://...", "host:port"), or start a local Ray
     whose every listening socket is on loopback (issue #10)."""
-    import ray
-
     if ray.is_initialized():
         return
     # Inside `ray job submit`, RAY_ADDRESS names the cluster the job belongs to.
@@ -51,15 +61,11 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None) -> None
 
 
 def _join(address: str, source: str) -> None:
-    import ray
-
     if "://" in address:  # ray://host:port, Ray Client: left to Ray
         ray.init(address=address, log_to_driver=True)
         return
     if address == "auto":
         address = _find_local_cluster(source)
-    from ray._common.network_utils import is_localhost, parse_address
-
     parsed = parse_address(address)
     if parsed is None or not parsed[1].isdigit():
         raise UserError(
@@ -77,11 +83,6 @@ def _find_local_cluster(source: str) -> str:
     """What ray.init(address="auto") would join (RAY_ADDRESS, the cluster recorded by the last
     `ray start`, else a running gcs_server), so that it gets the same bounded check. Without
     a cluster Ray raises ConnectionError at once ("Could not find any running Ray instance")."""
-    from ray._private import services
-    from ray._private.authentication.authentication_token_setup import (
-        maybe_enable_token_auth_if_token_available,
-    )
-
     with _loopback_node_ip():  # a head bound to loopback is found as 127.0.0.1:port: keep it
         services.find_gcs_addresses.cache_clear()  # cached per process; ray.init clears it too
         try:
@@ -99,9 +100,6 @@ def _check_gcs_answers(address: str, source: str) -> None:
     """Ask the GCS at `address` for its cluster ID, with a deadline: ray.init would retry for
     minutes. A TCP connect is not enough: a firewall or transparent proxy may accept any
     connection (the sandbox this was written in answers 10.255.255.1:6379 that way)."""
-    import grpc
-    from ray._private.grpc_utils import init_grpc_channel  # Ray's TLS and token-auth settings
-
     channel = init_grpc_channel(address)
     # NodeInfoGcsService.GetClusterId takes an empty request: b"" needs no generated protos.
     call = channel.unary_unary(
@@ -135,8 +133,6 @@ def _loopback_node_ip():
     it starts (raylet, agents, workers inherit it), the constant for this one (Ray read the
     env var when it was imported). Restored afterwards so nothing started later by this
     process (another ray.init joining a cluster, a `ray job` subprocess) inherits it."""
-    from ray._private import ray_constants
-
     saved_env, saved_flag = os.environ.get(_SINGLE_NODE_ENV), ray_constants.ENABLE_RAY_CLUSTER
     os.environ[_SINGLE_NODE_ENV] = "0"
     ray_constants.ENABLE_RAY_CLUSTER = False

@@ -42,6 +42,7 @@ import yaml
 from rsearch import metrics as m
 from rsearch import storage
 from rsearch.errors import UserError
+from rsearch.frames import floats, is_null, ok_mask, plain
 from rsearch.noise import NOISE_Z, binomial_se, within_noise
 from rsearch.pareto import hypervolume_2d, pareto_mask_by_group, reference_point
 
@@ -53,20 +54,18 @@ _VERSION_KEY = b"rsearch.schema_version"
 
 _STR, _INT, _FLOAT, _BOOL = pa.string(), pa.int64(), pa.float64(), pa.bool_()
 
-# results.parquet, in file order. The first six are required in every row.
-RESULT_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
-    (m.TRIAL_ID, _STR),
-    (m.STATUS, _STR),
+# The trial's architecture and regime: in every row of both files, so that a curve can be
+# read without its trial's row.
+_ARCH_TYPES = (
     (m.DEPTH, _INT),
     (m.WIDTH, _FLOAT),
     (m.RESOLUTION, _INT),
     (m.EPOCHS, _INT),
-    (m.FAILURE, _STR),
-    (m.MODEL, _STR),
-    (m.RECIPE, _STR),
-    (m.SEED, _INT),
-    (m.CONFIRMS, _STR),  # a confirmation rerun names its original in `confirms`
-    # regularization and recipe values of the trial
+)
+
+# The regularization and recipe values of a trial, in display order (analysis and the
+# dashboards show them in this order: REGULARIZATION_COLUMNS).
+_REGULARIZATION_TYPES = (
     (m.DROPOUT, _FLOAT),
     (m.STOCHASTIC_DEPTH, _FLOAT),
     (m.LABEL_SMOOTHING, _FLOAT),
@@ -76,6 +75,20 @@ RESULT_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     (m.EMA_DECAY, _FLOAT),
     (m.BASE_LR, _FLOAT),
     (m.BATCH_SIZE, _INT),
+)
+REGULARIZATION_COLUMNS = tuple(name for name, _ in _REGULARIZATION_TYPES)
+
+# results.parquet, in file order. The first six are required in every row.
+RESULT_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
+    (m.TRIAL_ID, _STR),
+    (m.STATUS, _STR),
+    *_ARCH_TYPES,
+    (m.FAILURE, _STR),
+    (m.MODEL, _STR),
+    (m.RECIPE, _STR),
+    (m.SEED, _INT),
+    (m.CONFIRMS, _STR),  # a confirmation rerun names its original in `confirms`
+    *_REGULARIZATION_TYPES,
     # outcome and cost
     (m.MINIVAL_TOP1, _FLOAT),
     (m.MINIVAL_TOP1_SE, _FLOAT),  # computed by write_results, never taken from the rows
@@ -102,32 +115,15 @@ RESULT_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
 )
 REQUIRED_RESULT_COLUMNS = (m.TRIAL_ID, m.STATUS, m.DEPTH, m.WIDTH, m.RESOLUTION, m.EPOCHS)
 
-# The regularization/recipe knobs, in display order (analysis and dashboards use them).
-REGULARIZATION_COLUMNS = (
-    m.DROPOUT,
-    m.STOCHASTIC_DEPTH,
-    m.LABEL_SMOOTHING,
-    m.RANDAUGMENT_MAGNITUDE,
-    m.RANDAUGMENT_OPS,
-    m.WEIGHT_DECAY,
-    m.EMA_DECAY,
-    m.BASE_LR,
-    m.BATCH_SIZE,
-)
+# The per-epoch metrics the trainer reports (all floats), in curves.parquet's order.
+EPOCH_METRICS = (m.TRAIN_LOSS, m.MINIVAL_TOP1, m.MINIVAL_LOSS, m.LR, m.IMG_PER_S, m.EPOCH_SECONDS)
 
+# curves.parquet, in file order.
 CURVE_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     (m.TRIAL_ID, _STR),
     (m.EPOCH, _INT),
-    (m.TRAIN_LOSS, _FLOAT),
-    (m.MINIVAL_TOP1, _FLOAT),
-    (m.MINIVAL_LOSS, _FLOAT),
-    (m.LR, _FLOAT),
-    (m.IMG_PER_S, _FLOAT),
-    (m.EPOCH_SECONDS, _FLOAT),
-    (m.DEPTH, _INT),
-    (m.WIDTH, _FLOAT),
-    (m.RESOLUTION, _INT),
-    (m.EPOCHS, _INT),
+    *((name, _FLOAT) for name in EPOCH_METRICS),
+    *_ARCH_TYPES,
 )
 REQUIRED_CURVE_COLUMNS = (m.TRIAL_ID, m.EPOCH)
 
@@ -231,7 +227,8 @@ def _write_meta(exp_dir, meta: dict) -> None:
 def _parse_meta(raw: bytes | None, root: str) -> dict:
     if raw is None:
         raise UserError(
-            f"EXPERIMENT: expected an rsearch experiment folder (with {EXPERIMENT_FILE}), got '{root}'"
+            f"EXPERIMENT: expected an rsearch experiment folder (with {EXPERIMENT_FILE}), "
+            f"got '{root}'"
         )
     try:
         meta = json.loads(raw)
@@ -241,7 +238,8 @@ def _parse_meta(raw: bytes | None, root: str) -> dict:
         ) from None
     if not isinstance(meta, dict):
         raise UserError(
-            f"EXPERIMENT: expected a JSON object in {root}/{EXPERIMENT_FILE}, got {type(meta).__name__}"
+            f"EXPERIMENT: expected a JSON object in {root}/{EXPERIMENT_FILE}, "
+            f"got {type(meta).__name__}"
         )
     _check_version(meta.get("schema_version", 1), f"{root}/{EXPERIMENT_FILE}")
     return meta
@@ -274,13 +272,13 @@ _METHOD_FIELDS = {  # inside latency_method: the report prints a relative budget
     "max_ratio": ("a number > 0", lambda v: _is_number(v) and v > 0),
     "reference": (
         "an object with depth, width and resolution",
-        lambda v: isinstance(v, dict) and {"depth", "width", "resolution"} <= set(v),
+        lambda v: isinstance(v, dict) and {m.DEPTH, m.WIDTH, m.RESOLUTION} <= set(v),
     ),
 }
 _REFERENCE_FIELDS = {
-    "depth": ("an integer", _is_int),
-    "width": ("a number", _is_number),
-    "resolution": ("an integer", _is_int),
+    m.DEPTH: ("an integer", _is_int),
+    m.WIDTH: ("a number", _is_number),
+    m.RESOLUTION: ("an integer", _is_int),
 }
 
 
@@ -292,7 +290,8 @@ def _check_meta(meta: dict, where: str) -> None:
             value = values.get(key)
             if value is not None and not test(value):
                 raise UserError(
-                    f"EXPERIMENT: {prefix}{key} in {where}: expected {expected} (or null), got {value!r}"
+                    f"EXPERIMENT: {prefix}{key} in {where}: expected {expected} (or null), "
+                    f"got {value!r}"
                 )
 
     check(meta, _META_FIELDS, "")
@@ -320,7 +319,7 @@ def _cell(value, kind: pa.DataType, column: str):
     """One Python value coerced to its column type; None/NaN become null."""
     if isinstance(value, np.generic):
         value = value.item()
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if is_null(value):
         return None
     if kind == _STR:
         return str(value)
@@ -416,9 +415,7 @@ def _read_table(fs: pafs.FileSystem, path: str, columns, required) -> pd.DataFra
 # The Arrow types a file may hold for each schema type: the schema's own, or narrower ones
 # that convert exactly (int32 for int64, an integer for a float). Never text for a number.
 _ACCEPTED = {
-    _STR: lambda t: (
-        pa.types.is_string(t) or pa.types.is_large_string(t)
-    ),  # pandas writes large_string
+    _STR: lambda t: pa.types.is_string(t) or pa.types.is_large_string(t),  # pandas: large_string
     _INT: pa.types.is_integer,
     _BOOL: pa.types.is_boolean,
     _FLOAT: lambda t: pa.types.is_floating(t) or pa.types.is_integer(t),
@@ -427,8 +424,9 @@ _HOLDS = {_STR: "strings", _INT: "integers", _FLOAT: "numbers", _BOOL: "true/fal
 
 
 def _checked_types(table: pa.Table, columns, required, path: str) -> pa.Table:
-    """`table` with the known columns in their schema types; a UserError naming the file and
-    the columns when a required one is missing or empty in a row, or a column holds another type."""
+    """`table` with the known columns in their schema types; a UserError naming the file
+    and the columns when a required one is missing or empty in a row, or a column holds
+    another type."""
     missing = [name for name in required if name not in table.column_names]
     if missing:
         raise UserError(
@@ -450,9 +448,8 @@ def _checked_types(table: pa.Table, columns, required, path: str) -> pa.Table:
                 f"got {column.null_count} empty"
             )
         try:
-            table = _replace_column(
-                table, name, column.cast(kind)
-            )  # safe cast: refuses a value that would change
+            # A safe cast: it refuses a value that would change.
+            table = _replace_column(table, name, column.cast(kind))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
             raise UserError(
                 f"EXPERIMENT: column {name} in {path}: expected {_HOLDS[kind]} "
@@ -474,7 +471,8 @@ def _conform(frame: pd.DataFrame, columns) -> pd.DataFrame:
 
 
 def read_experiment(exp_dir, allow_empty: bool = False) -> Experiment:
-    """Read an experiment folder. UserError (one line) for anything that is not a readable experiment.
+    """Read an experiment folder; a one-line UserError for anything that is not a readable
+    experiment.
 
     allow_empty=True accepts an experiment with no trial rows yet (a live dashboard).
     """
@@ -499,15 +497,12 @@ def read_experiment(exp_dir, allow_empty: bool = False) -> Experiment:
 # --------------------------------------------------------------------------- summaries
 
 
-def _floats(series: pd.Series) -> np.ndarray:
-    return pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-
-
 def minival_se(results: pd.DataFrame) -> np.ndarray:
-    """The binomial standard error of each row's minival_top1 (NaN where it or minival_size is unknown)."""
+    """The binomial standard error of each row's minival_top1 (NaN where it or minival_size
+    is unknown)."""
     if m.MINIVAL_SIZE not in results.columns:
         return np.full(len(results), np.nan)
-    return binomial_se(_floats(results[m.MINIVAL_TOP1]), _floats(results[m.MINIVAL_SIZE]))
+    return binomial_se(floats(results[m.MINIVAL_TOP1]), floats(results[m.MINIVAL_SIZE]))
 
 
 def competing(results: pd.DataFrame) -> np.ndarray:
@@ -516,7 +511,7 @@ def competing(results: pd.DataFrame) -> np.ndarray:
     A confirmation rerun re-measures its original with another seed: letting it compete
     would count one config twice and reward the luckiest seed.
     """
-    ok = (results[m.STATUS] == m.STATUS_OK).to_numpy(dtype=bool, na_value=False)
+    ok = ok_mask(results)
     if m.CONFIRMS in results.columns:
         ok = ok & results[m.CONFIRMS].isna().to_numpy(dtype=bool)
     return ok
@@ -525,9 +520,9 @@ def competing(results: pd.DataFrame) -> np.ndarray:
 def pareto_flags(results: pd.DataFrame) -> np.ndarray:
     """Non-dominated in (max minival_top1, min latency_ms) among the competing rows
     (trained originals, see `competing`) of the same regime."""
-    objectives = np.column_stack([_floats(results[m.MINIVAL_TOP1]), _floats(results[m.LATENCY_MS])])
+    objectives = np.column_stack([floats(results[m.MINIVAL_TOP1]), floats(results[m.LATENCY_MS])])
     objectives[~competing(results)] = np.nan  # NaN rows are never on the front and dominate nothing
-    regimes = _floats(results[m.EPOCHS])
+    regimes = floats(results[m.EPOCHS])
     return pareto_mask_by_group(objectives, (True, False), regimes)
 
 
@@ -553,13 +548,13 @@ def front_ties(results: pd.DataFrame, z: float = NOISE_Z) -> pd.DataFrame:
     found (noise unknown); `tied_with` the trial ids of the tied neighbours (a list).
     """
     front = _front(results).reset_index(drop=True)
-    acc = _floats(front[m.MINIVAL_TOP1])
+    acc = floats(front[m.MINIVAL_TOP1])
     se = (
-        _floats(front[m.MINIVAL_TOP1_SE])
+        floats(front[m.MINIVAL_TOP1_SE])
         if m.MINIVAL_TOP1_SE in front.columns
         else minival_se(front)
     )
-    regime = _floats(front[m.EPOCHS])
+    regime = floats(front[m.EPOCHS])
     # pair[i]: members i and i+1 (1 tied, 0 apart, NaN unknown); none across two regimes.
     pair = within_noise(acc[:-1], se[:-1], acc[1:], se[1:], z)
     pair[regime[:-1] != regime[1:]] = 0.0
@@ -573,18 +568,6 @@ def front_ties(results: pd.DataFrame, z: float = NOISE_Z) -> pd.DataFrame:
     front[m.TIED] = pd.array(tied, dtype="boolean")
     front[m.TIED_WITH] = pd.Series(tied_with, index=front.index, dtype=object)
     return front
-
-
-def _record(row: pd.Series) -> dict:
-    """A row as plain Python values (None for nulls), e.g. for JSON."""
-    out = {}
-    for key, value in row.items():
-        if isinstance(value, np.generic):
-            value = value.item()
-        out[key] = (
-            None if value is pd.NA or (isinstance(value, float) and math.isnan(value)) else value
-        )
-    return out
 
 
 def regimes(results: pd.DataFrame) -> list[int]:
@@ -602,7 +585,7 @@ def best_under_budget(results: pd.DataFrame, budget_ms: float | None) -> dict[in
     ok = results[competing(results)]
     for regime in regimes(results):
         rows = ok[ok[m.EPOCHS] == regime]
-        acc, lat = _floats(rows[m.MINIVAL_TOP1]), _floats(rows[m.LATENCY_MS])
+        acc, lat = floats(rows[m.MINIVAL_TOP1]), floats(rows[m.LATENCY_MS])
         usable = ~np.isnan(acc) & ~np.isnan(lat)
         if budget_ms is not None:
             usable &= lat <= budget_ms
@@ -611,14 +594,15 @@ def best_under_budget(results: pd.DataFrame, budget_ms: float | None) -> dict[in
             continue
         index = np.flatnonzero(usable)
         winner = index[np.lexsort((lat[index], -acc[index]))[0]]
-        best[regime] = _record(rows.iloc[winner])
+        best[regime] = plain(rows.iloc[winner].to_dict())
     return best
 
 
 def hypervolume_by_regime(
     results: pd.DataFrame, budget_ms: float | None = None, ref_latency_ms: float | None = None
 ) -> dict[int, float]:
-    """Pareto hypervolume (accuracy x latency) of the competing trials (trained originals) of each regime.
+    """Pareto hypervolume (accuracy x latency) of each regime's competing trials (trained
+    originals).
 
     The reference is accuracy 0 and `ref_latency_ms`, else the budget, else 1.1 x the
     slowest point; pass the same reference to compare two searches.
@@ -627,7 +611,7 @@ def hypervolume_by_regime(
     volumes = {}
     for regime in regimes(results):
         rows = ok[ok[m.EPOCHS] == regime]
-        acc, lat = _floats(rows[m.MINIVAL_TOP1]), _floats(rows[m.LATENCY_MS])
+        acc, lat = floats(rows[m.MINIVAL_TOP1]), floats(rows[m.LATENCY_MS])
         ref = (
             (0.0, ref_latency_ms) if ref_latency_ms is not None else reference_point(lat, budget_ms)
         )
@@ -653,5 +637,6 @@ __all__ = [
     "write_file_atomic",
     "RESULT_COLUMNS",
     "CURVE_COLUMNS",
+    "EPOCH_METRICS",
     "REGULARIZATION_COLUMNS",
 ]

@@ -10,13 +10,13 @@ helpers give pyarrow: storage_path=<path>, storage_filesystem=<filesystem>.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from rsearch.errors import UserError
 
-DEFAULT_STORAGE_PATH = (
-    "~/rsearch_results"  # the results root when neither the space nor --storage names one
-)
+# The results root when neither the space nor --storage names one.
+DEFAULT_STORAGE_PATH = "~/rsearch_results"
 
 
 def is_uri(location) -> bool:
@@ -52,11 +52,17 @@ def parent(location) -> str:
     return base.rstrip("/").rsplit("/", 1)[0] + query
 
 
-def filesystem(location):
-    """(pyarrow filesystem, path inside it)."""
-    # imported here: `rsearch --help`, cost and train start without pyarrow
+def _pafs():
+    """pyarrow.fs, imported on first use: `rsearch --help`, cost and train start without
+    pyarrow."""
     import pyarrow.fs as pafs
 
+    return pafs
+
+
+def filesystem(location):
+    """(pyarrow filesystem, path inside it)."""
+    pafs = _pafs()
     text = normalize(location)
     if is_uri(text):
         return pafs.FileSystem.from_uri(text)
@@ -64,30 +70,24 @@ def filesystem(location):
 
 
 def exists(location) -> bool:
-    from pyarrow.fs import FileType
-
     fs, path = filesystem(location)
-    return fs.get_file_info(path).type != FileType.NotFound
+    return fs.get_file_info(path).type != _pafs().FileType.NotFound
 
 
 def has_entries(location) -> bool:
-    """A folder with anything in it (object stores have no empty folders: a prefix with objects)."""
-    from pyarrow.fs import FileSelector, FileType
-
-    fs, path = filesystem(location)
-    if fs.get_file_info(path).type != FileType.Directory:
-        return False
-    return bool(fs.get_file_info(FileSelector(path, allow_not_found=True)))
+    """A folder with anything in it (object stores have no empty folders: a prefix with
+    objects)."""
+    return bool(entry_names(location))
 
 
 def entry_names(location) -> list[str]:
     """Names of what a folder (or object prefix) holds; [] when it does not exist."""
-    from pyarrow.fs import FileSelector, FileType
-
+    pafs = _pafs()
     fs, path = filesystem(location)
-    if fs.get_file_info(path).type != FileType.Directory:
+    if fs.get_file_info(path).type != pafs.FileType.Directory:
         return []
-    return [info.base_name for info in fs.get_file_info(FileSelector(path, allow_not_found=True))]
+    selector = pafs.FileSelector(path, allow_not_found=True)
+    return [info.base_name for info in fs.get_file_info(selector)]
 
 
 def ray_storage(location) -> dict:
@@ -106,8 +106,6 @@ def check_writable_folder(path, where: str) -> None:
     """A local folder that exists and takes files, or can be created: else a one-line
     UserError naming `where`, before any work. A file is created and removed to prove it
     (permission bits say nothing to root, nor about a read-only mount)."""
-    import tempfile
-
     target = Path(os.path.expanduser(os.fspath(path))).absolute()
     if target.exists() and not target.is_dir():
         raise UserError(f"{where}: {target} is a file; expected a folder")
@@ -129,8 +127,6 @@ def check_writable_folder(path, where: str) -> None:
 def check_reachable(location, where: str) -> None:
     """Fail early (before Ray starts, before anything is written) on a store that can't be
     opened or a bucket that does not exist, or a local folder that can't be written."""
-    from pyarrow.fs import FileType
-
     if not is_uri(location):
         check_writable_folder(location, where)
         return
@@ -142,7 +138,7 @@ def check_reachable(location, where: str) -> None:
     except (OSError, ValueError) as exc:  # pyarrow: connection, credentials, malformed URI
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"{where}: cannot open {location}: {reason}") from None
-    if scheme in _BUCKET_SCHEMES and kind == FileType.NotFound:
+    if scheme in _BUCKET_SCHEMES and kind == _pafs().FileType.NotFound:
         raise UserError(
             f"{where}: bucket {probe!r} does not exist (expected an existing bucket in {location})"
         )

@@ -3,12 +3,15 @@
 import itertools
 import json
 import math
+import tempfile
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from rsearch import metrics as m
 from rsearch.analysis import analyze, confirmation_summary, ties_statement, winner_statement
+from rsearch.cli import main
 from rsearch.results import create_experiment, write_results
 
 # Each step along an axis doubles latency, so a step's accuracy gain is its slope.
@@ -181,8 +184,6 @@ def test_no_usable_trials_and_json_round_trip():
 
 def analyze_frame(rows, **kwargs):
     """Through the real store: write the rows, read the typed frame back, analyse it."""
-    import tempfile
-
     with tempfile.TemporaryDirectory() as tmp:
         create_experiment(tmp, {}, {})
         frame = write_results(tmp, rows)
@@ -193,8 +194,6 @@ def analyze_frame(rows, **kwargs):
 
 
 def test_cli_text_and_json(tmp_path, capsys):
-    from rsearch.cli import main
-
     create_experiment(tmp_path / "exp", {}, {})
     write_results(
         tmp_path / "exp",
@@ -238,8 +237,6 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys, make, argv_tail, 
 
 def exit_code(argv) -> int:
     """main()'s return value, or argparse's exit code for usage errors."""
-    from rsearch.cli import main
-
     try:
         return main(argv)
     except SystemExit as exc:
@@ -395,15 +392,11 @@ def test_no_confirmation_rows_give_an_empty_summary():
     rows, _ = confirmed_rows({})
     result = analyze_frame(rows)
     assert result.confirmation == [] and result.confirmation_order == []
-    import pandas as pd
-
     empty = {"configurations": [], "regimes": []}
     assert confirmation_summary(pd.DataFrame({m.TRIAL_ID: ["a"], m.STATUS: ["ok"]})) == empty
 
 
 def test_cli_shows_front_ties_and_confirmation(tmp_path, capsys):
-    from rsearch.cli import main
-
     rows, _ = confirmed_rows({"a": [0.50, 0.52], "b": [0.40]})
     create_experiment(tmp_path / "exp", {}, {})
     write_results(tmp_path / "exp", with_size(rows, 400))

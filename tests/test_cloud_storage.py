@@ -16,7 +16,9 @@ BUCKET = "rsearch-test"
 
 @pytest.fixture
 def s3_root(monkeypatch):
-    """s3://rsearch-test/exps on a fresh S3 server; the URI carries the endpoint, as a user's would."""
+    """s3://rsearch-test/exps on a fresh S3 server; the URI carries the endpoint, as a user's
+    would."""
+    # boto3 and moto: optional (the test extra), needed by this fixture only.
     import boto3
     from moto.server import ThreadedMotoServer
 

@@ -1,5 +1,5 @@
-"""Loaders: order a pure function of (seed, epoch), exact sharding for data parallelism, augmentation
-independent of workers and ranks, the caller's RNG untouched."""
+"""Loaders: order a pure function of (seed, epoch), exact sharding for data parallelism,
+augmentation independent of workers and ranks, the caller's RNG untouched."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,5 @@
-"""Parquet shards: layouts, binary and Hugging-Face-style struct columns, row-group reads, bad files."""
+"""Parquet shards: layouts, binary and Hugging-Face-style struct columns, row-group reads, bad
+files."""
 
 from pathlib import Path
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from rsearch.bounds import FieldError
 from rsearch.data import DataConfig, load_data
 from rsearch.data.synthetic import (
     MAX_CLASSES,
@@ -117,7 +118,10 @@ def test_class_counts_outside_the_renderable_range_are_refused(tmp_path, classes
 def test_bad_sizes_and_resolutions_are_refused(tmp_path):
     with pytest.raises(UserError, match="data.train_size: expected a positive integer"):
         DataConfig(train_size=0)
-    with pytest.raises(UserError, match="--resolution: expected an integer >= 8"):
+    # The data layer names the field; the edge that set it (a flag, a space key) says which.
+    with pytest.raises(FieldError, match="^resolution: expected an integer >= 8"):
         load_data(DataConfig(cache_dir=str(tmp_path)), resolution=4)
-    with pytest.raises(UserError, match=r"randaugment_magnitude: expected an integer in \[0, 30\]"):
+    with pytest.raises(
+        FieldError, match=r"^randaugment_magnitude: expected an integer in \[0, 30\]"
+    ):
         load_data(DataConfig(cache_dir=str(tmp_path)), resolution=16, randaugment_magnitude=31)

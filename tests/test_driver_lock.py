@@ -118,10 +118,8 @@ def test_resume_of_a_running_experiment_is_refused(tmp_path):
         proc = rsearch("tune", "--resume", str(exp_dir))
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 2 and len(lines) == 1, proc.stderr
-        assert (
-            f"--resume: experiment {exp_dir} is being run by another rsearch driver (pid {driver.pid}"
-            in lines[0]
-        )
+        running = f"is being run by another rsearch driver (pid {driver.pid}"
+        assert f"--resume: experiment {exp_dir} {running}" in lines[0]
         driver.communicate(timeout=600)
     finally:
         _kill_group(driver)

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 
+from rsearch.noise import all_exceed, binomial_se, exceeds, minival_noise, verdict, within_noise
 from rsearch.pareto import (
     accuracy_latency_mask,
     hypervolume_2d,
@@ -156,22 +157,19 @@ def test_ranks_by_hand():
 
 
 def test_binomial_se_and_its_unknowns():
-    from rsearch.noise import binomial_se, minival_noise
-
     assert binomial_se(0.9, 2500) == pytest.approx(math.sqrt(0.9 * 0.1 / 2500))
     se = binomial_se([0.5, 0.5, np.nan, 0.5, 1.2], [100, 0, 100, np.nan, 100])
     assert (
         se[0] == pytest.approx(0.05) and np.isnan(se[1:]).all()
     )  # empty split, missing values, no proportion
     assert minival_noise(25_600) == binomial_se(0.5, 25_600)  # the worst case of the same formula
+    # Imported here: the scheduler imports Ray, which the rest of this file never needs.
     from rsearch.tune.pareto_asha import minival_noise as scheduler_noise
 
     assert scheduler_noise is minival_noise  # the scheduler keeps its name, from one place
 
 
 def test_within_noise_exceeds_and_their_combination():
-    from rsearch.noise import all_exceed, exceeds, verdict, within_noise
-
     np.testing.assert_array_equal(
         within_noise(
             [0.50, 0.50, 0.50], [0.01, 0.01, np.nan], [0.52, 0.60, 0.50], [0.01, 0.01, 0.01]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import pickle
 from types import SimpleNamespace
 
 import pytest
 from ray.tune.schedulers import TrialScheduler
 
 from rsearch import metrics as M
+from rsearch import results
 from rsearch.tune.pareto_asha import ParetoASHA, minival_noise, rung_epochs
 from rsearch.tune.tuner import trial_latency
 
@@ -99,9 +102,6 @@ def test_minival_noise_is_the_largest_standard_error_of_the_split():
 
 
 def test_the_scheduler_pickles_with_the_tuner_for_resume():
-    import functools
-    import pickle
-
     costs = {"26,0.25,32": {M.LATENCY_MS: 2.5}}
     sched = ParetoASHA(regime=9, cost_of=functools.partial(trial_latency, costs), noise=0.01)
     restored = pickle.loads(pickle.dumps(sched))
@@ -113,8 +113,6 @@ def test_the_scheduler_pickles_with_the_tuner_for_resume():
 
 
 def test_a_resumed_search_refills_its_rungs_from_the_results_store(tmp_path):
-    from rsearch import results
-
     exp_dir = str(tmp_path / "exp")
     results.create_experiment(exp_dir, {"name": "exp"}, {})
     arch = {M.DEPTH: 26, M.WIDTH: 0.25, M.RESOLUTION: 32}

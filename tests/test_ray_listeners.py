@@ -9,6 +9,8 @@ import socket
 import time
 
 import pytest
+import ray
+from ray._private import services
 
 from rsearch.errors import UserError
 from rsearch.ray_session import GCS_ANSWER_TIMEOUT_S, init_ray
@@ -109,8 +111,6 @@ def _as_if_no_ray_yet(monkeypatch) -> None:
     """init_ray returns at once when this process is connected already (the session's local
     Ray of conftest.ray_local, when an earlier test started it): these tests stop before
     ray.init, so they can pretend it is not."""
-    import ray
-
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
 
@@ -130,8 +130,6 @@ def test_unanswered_address_is_a_user_error_within_30_s(address, monkeypatch):
 
 
 def test_auto_without_a_cluster_is_a_user_error(monkeypatch):
-    from ray._private import services
-
     _as_if_no_ray_yet(monkeypatch)
     # No cluster to find: neither a recorded one (/tmp/ray/ray_current_cluster) nor a running
     # gcs_server (another test's, on this machine).

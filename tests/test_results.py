@@ -2,6 +2,8 @@
 
 import json
 import math
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -10,7 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from rsearch import metrics as m
+from rsearch.cli import main
 from rsearch.errors import UserError
+from rsearch.noise import small_minival_warning
 from rsearch.results import (
     CURVE_COLUMNS,
     RESULT_COLUMNS,
@@ -25,30 +29,14 @@ from rsearch.results import (
     write_results,
 )
 
+# A trial's architecture and regime unless a test names others (depth=..., epochs=...).
+ARCH = {m.DEPTH: 50, m.WIDTH: 1.0, m.RESOLUTION: 160, m.EPOCHS: 10}
 
-def trial(
-    trial_id,
-    status="ok",
-    depth=50,
-    width=1.0,
-    resolution=160,
-    epochs=10,
-    acc=0.5,
-    latency=1.0,
-    **extra,
-):
-    row = {
-        m.TRIAL_ID: trial_id,
-        m.STATUS: status,
-        m.DEPTH: depth,
-        m.WIDTH: width,
-        m.RESOLUTION: resolution,
-        m.EPOCHS: epochs,
-        m.MINIVAL_TOP1: acc,
-        m.LATENCY_MS: latency,
-    }
-    row.update(extra)
-    return row
+
+def trial(trial_id, status="ok", acc=0.5, latency=1.0, **columns):
+    """A results row; `columns` (keyword = column name) add or replace values."""
+    row = {m.TRIAL_ID: trial_id, m.STATUS: status, **ARCH}
+    return {**row, m.MINIVAL_TOP1: acc, m.LATENCY_MS: latency, **columns}
 
 
 @pytest.fixture
@@ -320,8 +308,6 @@ _BAD_TABLES = [
 
 def _views(exp, tmp_path, capsys) -> list[tuple[int, str]]:
     """(exit code, stderr) of `rsearch analyze` and `rsearch dashboard` on `exp`."""
-    from rsearch.cli import main
-
     outcomes = []
     for argv in (
         ["analyze", str(exp)],
@@ -399,7 +385,8 @@ def test_wrong_types_in_curves_parquet_are_one_line_errors(written):
 
 def test_compatible_parquet_types_read_back_as_the_schema_types(written):
     """What another Parquet writer may use for the same values: int32, float32, dictionary
-    strings, all-null columns. They are exactly representable, so they read as the schema's types."""
+    strings, all-null columns. They are exactly representable, so they read as the schema's
+    types."""
     path = written / "results.parquet"
     table = pq.read_table(path)
     for column, kind in (
@@ -430,12 +417,10 @@ def test_views_refuse_a_foreign_file_with_exit_2_in_a_fresh_process(written):
     """As a user runs them: torch (which the views never need) loaded beside pyarrow made the
     process abort now and then ("terminate called without an active exception", exit 134)
     when it exited right after reading a Parquet file, as it does when refusing one."""
-    import subprocess
-    import sys
-
     pq.write_table(pa.table({"a": [1, 2], "b": ["x", "y"]}), written / "results.parquet")
     probe = (
-        "import sys; from rsearch.cli import build_parser; from rsearch.results import read_experiment; "
+        "import sys; from rsearch.cli import build_parser; "
+        "from rsearch.results import read_experiment; "
         "from dashboards.page import build_report; build_parser(); "
         "sys.exit(0 if 'torch' not in sys.modules else 1)"
     )
@@ -507,22 +492,11 @@ def test_minival_se_is_computed_from_minival_size_never_taken_from_rows(exp):
 
 
 def test_noise_columns_round_trip_with_their_types(exp):
-    write_results(
-        exp,
-        [
-            trial(
-                "a",
-                seed=0,
-                minival_size=80,
-                latency_spread_ms=0.1,
-                latency_runs=7,
-                latency_noise=0.05,
-                latency_ratio=1.2,
-                latency_borderline=True,
-            ),
-            trial("b", seed=np.int64(1), confirms="a", latency_runs=7.0, latency_borderline=None),
-        ],
-    )
+    latency = {m.LATENCY_SPREAD_MS: 0.1, m.LATENCY_RUNS: 7, m.LATENCY_NOISE: 0.05}
+    relative = {m.LATENCY_RATIO: 1.2, m.LATENCY_BORDERLINE: True}
+    first = trial("a", seed=0, minival_size=80, **latency, **relative)
+    rerun = trial("b", seed=np.int64(1), confirms="a", latency_runs=7.0, latency_borderline=None)
+    write_results(exp, [first, rerun])
     back = read_experiment(exp).results
     assert back[m.SEED].tolist() == [0, 1] and back[m.CONFIRMS].isna().tolist() == [True, False]
     assert back.loc[1, m.CONFIRMS] == "a"
@@ -626,8 +600,6 @@ def test_front_ties_mark_neighbours_within_two_standard_errors(exp):
 
 
 def test_a_minival_too_small_to_rank_models_is_warned_about():
-    from rsearch.noise import small_minival_warning
-
     assert small_minival_warning(1000) is None and small_minival_warning(0) is None  # 1.6 points
     text = small_minival_warning(80)  # the old quickstart: 2% of 4,000
     assert "80 images" in text and "5.6 points" in text and "data.minival_fraction" in text

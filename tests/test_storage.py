@@ -8,6 +8,8 @@ import pyarrow.fs as pafs
 import pytest
 
 from rsearch import storage
+from rsearch.errors import UserError
+from rsearch.space.schema import check_storage_path
 
 S3 = "s3://bucket/exps?endpoint_override=http://127.0.0.1:9000&region=eu-west-3"
 
@@ -61,9 +63,6 @@ def test_ray_storage_passes_uris_as_a_filesystem_and_local_paths_as_paths(tmp_pa
 
 @pytest.mark.parametrize("bad", ["ftp://host/x", "s3://"])
 def test_storage_flag_is_checked_like_the_space_key(bad):
-    from rsearch.errors import UserError
-    from rsearch.space.schema import check_storage_path
-
     with pytest.raises(UserError, match="^--storage: "):
         check_storage_path(bad, "--storage")
     assert os.fspath(check_storage_path("s3://b/x", "--storage")) == "s3://b/x"

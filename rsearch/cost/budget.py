@@ -20,6 +20,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from rsearch import metrics as M
+
 BORDERLINE_Z = 2.0  # uncertainties within which a decision is borderline
 BORDERLINE_FLOOR = (
     0.015  # relative uncertainty of any figure, whatever its rounds say (run-to-run drift)
@@ -44,7 +46,7 @@ class LatencyBudget:
             max_ratio=latency.get("max_ratio"),
             reference=None
             if ref is None
-            else (int(ref["depth"]), float(ref["width"]), int(ref["resolution"])),
+            else (int(ref[M.DEPTH]), float(ref[M.WIDTH]), int(ref[M.RESOLUTION])),
         )
 
     @property
@@ -58,18 +60,18 @@ class LatencyBudget:
     def value(self, figure: dict) -> tuple[float, float]:
         """(the figure compared with the limit, its relative spread) of a measured result."""
         if self.relative:
-            return figure["latency_ratio"], figure.get("latency_ratio_noise", 0.0)
-        return figure["latency_ms"], figure.get("latency_noise", 0.0)
+            return figure[M.LATENCY_RATIO], figure.get(M.LATENCY_RATIO_NOISE, 0.0)
+        return figure[M.LATENCY_MS], figure.get(M.LATENCY_NOISE, 0.0)
 
     def decide(self, figure: dict) -> dict:
         """latency_feasible, latency_margin (value / limit - 1) and latency_borderline."""
         value, noise = self.value(figure)
-        relative = max(BORDERLINE_FLOOR, noise / math.sqrt(max(1, figure.get("latency_rounds", 1))))
+        relative = max(BORDERLINE_FLOOR, noise / math.sqrt(max(1, figure.get(M.LATENCY_ROUNDS, 1))))
         uncertainty = value * relative
         return {
-            "latency_feasible": bool(value <= self.limit),
-            "latency_margin": value / self.limit - 1,
-            "latency_borderline": bool(abs(value - self.limit) <= BORDERLINE_Z * uncertainty),
+            M.LATENCY_FEASIBLE: bool(value <= self.limit),
+            M.LATENCY_MARGIN: value / self.limit - 1,
+            M.LATENCY_BORDERLINE: bool(abs(value - self.limit) <= BORDERLINE_Z * uncertainty),
         }
 
     def describe(self) -> str:
@@ -80,9 +82,8 @@ class LatencyBudget:
 
     def why_over(self, figure: dict) -> str:
         """The failure text of an architecture over the budget."""
+        latency = f"latency {figure[M.LATENCY_MS]:.3g} ms"
         if self.relative:
-            return (
-                f"latency {figure['latency_ms']:.3g} ms = {figure['latency_ratio']:.3g}x the reference "
-                f"> budget {self.max_ratio:g}x"
-            )
-        return f"latency {figure['latency_ms']:.3g} ms > budget {self.max_ms:g} ms"
+            ratio = figure[M.LATENCY_RATIO]
+            return f"{latency} = {ratio:.3g}x the reference > budget {self.max_ratio:g}x"
+        return f"{latency} > budget {self.max_ms:g} ms"

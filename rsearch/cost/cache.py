@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from rsearch import metrics as M
 from rsearch.cost.latency import LatencyMethod, device_name, measure_latency
 from rsearch.cost.static import check_resolution
 from rsearch.errors import UserError
@@ -32,26 +33,32 @@ try:
 except ImportError:  # not POSIX: atomic replace still holds, concurrent puts may race
     fcntl = None
 
-# pyarrow is imported where the file is touched, so rsearch.cost (and `rsearch cost
-# --no-cache`) works on a bare GPU box with torch only.
 COLUMNS = (
     ("key", "string"),
-    ("model", "string"),  # layers/width/rs/se/in_chans/num_classes, readable
-    ("resolution", "int64"),
+    ("model", "string"),  # the model key: layers/width/rs/se/in_chans/num_classes, readable
+    (M.RESOLUTION, "int64"),
     ("method", "string"),  # LatencyMethod.key()
     ("device_name", "string"),
     ("software", "string"),
-    ("latency_ms", "float64"),
-    ("latency_p95_ms", "float64"),
-    ("latency_noise", "float64"),  # relative IQR of the rounds (null in rows of older versions)
+    (M.LATENCY_MS, "float64"),
+    (M.LATENCY_P95_MS, "float64"),
+    (M.LATENCY_NOISE, "float64"),  # relative IQR of the rounds (null in rows of older versions)
     ("measured_at", "float64"),  # unix time
     ("result", "string"),  # the full result dict, JSON
 )
 
 
-def _schema():
+def _arrow():
+    """pyarrow and pyarrow.parquet, imported where the file is touched, so rsearch.cost (and
+    `rsearch cost --no-cache`) works on a bare GPU box with torch only."""
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
+    return pa, pq
+
+
+def _schema():
+    pa, _ = _arrow()
     return pa.schema([(name, getattr(pa, kind)()) for name, kind in COLUMNS])
 
 
@@ -74,7 +81,7 @@ def cache_key(cfg: ResNetConfig, resolution: int, method: LatencyMethod) -> dict
         device += f";threads={method.threads or torch.get_num_threads()}"
     parts = {
         "model": _model_key(cfg),
-        "resolution": check_resolution(resolution),
+        M.RESOLUTION: check_resolution(resolution),
         "method": method.key(),
         "device_name": device,
         "software": _software(),
@@ -111,9 +118,7 @@ class LatencyCache:
         return self._rows
 
     def _read(self) -> list[dict]:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
+        pa, pq = _arrow()
         problem = "is a directory" if self.path.is_dir() else None
         if problem is None:
             try:
@@ -163,9 +168,9 @@ class LatencyCache:
             new_rows.append(
                 {
                     **parts,
-                    "latency_ms": float(result["latency_ms"]),
-                    "latency_p95_ms": float(result.get("latency_p95_ms", result["latency_ms"])),
-                    "latency_noise": result.get("latency_noise"),
+                    M.LATENCY_MS: float(result[M.LATENCY_MS]),
+                    M.LATENCY_P95_MS: float(result.get(M.LATENCY_P95_MS, result[M.LATENCY_MS])),
+                    M.LATENCY_NOISE: result.get(M.LATENCY_NOISE),
                     "measured_at": time.time(),
                     "result": json.dumps(result, sort_keys=True),
                 }
@@ -174,9 +179,7 @@ class LatencyCache:
             self._rows = None  # re-read under the lock: another process may have written
             rows = self._load()
             rows.update({row["key"]: row for row in new_rows})
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
+            pa, pq = _arrow()
             table = pa.Table.from_pylist(list(rows.values()), schema=_schema())
             fd, tmp = tempfile.mkstemp(
                 prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent

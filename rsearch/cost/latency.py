@@ -38,6 +38,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from rsearch import metrics as M
 from rsearch.cost.static import check_resolution
 from rsearch.errors import UserError
 from rsearch.models import ResNetConfig, build
@@ -114,7 +115,7 @@ class LatencyMethod:
         return ";".join(f"{k}={'' if v is None else v}" for k, v in asdict(self).items())
 
     def describe(self) -> dict:
-        """The method as a flat dict (plus the resolved compile mode), for storing beside a figure."""
+        """The method as a flat dict (plus the resolved compile mode), stored beside a figure."""
         return {**asdict(self), "compile_mode": self.compile_mode, "clock": self.clock}
 
 
@@ -243,6 +244,8 @@ class Runner:
 
     def time_round(self) -> list[float]:
         """Per-call milliseconds of each block of one blocked_autorange round."""
+        # Imported when timing: it loads torch's C++-extension machinery (which warns on a
+        # machine without a CUDA runtime), which nothing else here needs.
         from torch.utils.benchmark import Timer
 
         clock = {"timer": time.thread_time} if self.method.clock == "thread_cpu" else {}
@@ -277,14 +280,14 @@ def summarize(rounds: list[list[float]], calls_per_block: int = 1) -> dict:
         else percentile(blocks, 0.75) - percentile(blocks, 0.25)
     )
     return {
-        "latency_ms": min(figures),
-        "latency_median_ms": median,
-        "latency_p95_ms": percentile(blocks, 0.95),
-        "latency_min_ms": min(blocks),
-        "latency_spread_ms": spread,
-        "latency_noise": spread / median if median > 0 else 0.0,
-        "latency_rounds": len(rounds),
-        "latency_runs": len(blocks) * calls_per_block,
+        M.LATENCY_MS: min(figures),
+        M.LATENCY_MEDIAN_MS: median,
+        M.LATENCY_P95_MS: percentile(blocks, 0.95),
+        M.LATENCY_MIN_MS: min(blocks),
+        M.LATENCY_SPREAD_MS: spread,
+        M.LATENCY_NOISE: spread / median if median > 0 else 0.0,
+        M.LATENCY_ROUNDS: len(rounds),
+        M.LATENCY_RUNS: len(blocks) * calls_per_block,
     }
 
 
@@ -306,8 +309,8 @@ def describe_result(rounds: list[list[float]], runner: Runner) -> dict:
     stats = summarize(rounds, runner.calls_per_block)
     return {
         **stats,
-        "images_per_s": method.batch_size * 1e3 / stats["latency_ms"],
-        "resolution": runner.resolution,
+        "images_per_s": method.batch_size * 1e3 / stats[M.LATENCY_MS],
+        M.RESOLUTION: runner.resolution,
         "threads_used": None if method.device == "cuda" else runner.threads_used,
         **conditions(method),
         **method.describe(),
@@ -315,7 +318,8 @@ def describe_result(rounds: list[list[float]], runner: Runner) -> dict:
 
 
 def measure_latency(cfg: ResNetConfig, resolution: int, method: LatencyMethod) -> dict:
-    """Time inference of `cfg` at `resolution` with `method` (`repeats` rounds); see the module docstring."""
+    """Time inference of `cfg` at `resolution` with `method` (`repeats` rounds); see the
+    module docstring."""
     runner = Runner(cfg, resolution, method)
     rounds = [runner.time_round() for _ in range(method.repeats)]
     return describe_result(rounds, runner)

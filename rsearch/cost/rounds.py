@@ -23,6 +23,7 @@ import math
 import random
 import sys
 
+from rsearch import metrics as M
 from rsearch.cost.latency import LatencyMethod, Runner, describe_result
 
 # Built models stay in memory between rounds while their parameters add up to no more than
@@ -87,11 +88,11 @@ def measure_interleaved(
 def ratio_to(figure: dict, reference: dict, same: bool = False) -> dict:
     """latency_ratio of a figure to the reference's, with the noise of the two combined."""
     if same:
-        return {"latency_ratio": 1.0, "latency_ratio_spread": 0.0, "latency_ratio_noise": 0.0}
-    ratio = figure["latency_ms"] / reference["latency_ms"]
-    noise = math.hypot(figure.get("latency_noise", 0.0), reference.get("latency_noise", 0.0))
+        return {M.LATENCY_RATIO: 1.0, M.LATENCY_RATIO_SPREAD: 0.0, M.LATENCY_RATIO_NOISE: 0.0}
+    ratio = figure[M.LATENCY_MS] / reference[M.LATENCY_MS]
+    noise = math.hypot(figure.get(M.LATENCY_NOISE, 0.0), reference.get(M.LATENCY_NOISE, 0.0))
     return {
-        "latency_ratio": ratio,
-        "latency_ratio_spread": ratio * noise,
-        "latency_ratio_noise": noise,
+        M.LATENCY_RATIO: ratio,
+        M.LATENCY_RATIO_SPREAD: ratio * noise,
+        M.LATENCY_RATIO_NOISE: noise,
     }

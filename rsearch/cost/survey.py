@@ -20,6 +20,7 @@ import math
 import random
 from dataclasses import dataclass, field
 
+from rsearch import metrics as M
 from rsearch.cost.budget import REMEASURE_FACTOR, LatencyBudget
 from rsearch.cost.rounds import measure_interleaved, ratio_to
 
@@ -85,9 +86,9 @@ def survey(
         _store(writable, items, method, {k: fresh[k] for k in missing})
     for key in items:
         result.figures[key] = (
-            {**fresh[key], "latency_cached": False}
+            {**fresh[key], M.LATENCY_CACHED: False}
             if key in fresh and key in missing
-            else {**hits[key], "latency_cached": True}
+            else {**hits[key], M.LATENCY_CACHED: True}
         )
     if ref is not None:
         _ratios_from_cache(result.figures, ref)
@@ -125,7 +126,7 @@ def _validate(
     if ref is not None:  # compare ratios: a load on the machine moves both figures alike
         cached = {k: {**hits[k], **ratio_to(hits[k], hits[ref], same=k == ref)} for k in sample}
         result.disagreed = [
-            k for k in sample if k != ref and not agrees(cached[k], fresh[k], "latency_ratio")
+            k for k in sample if k != ref and not agrees(cached[k], fresh[k], M.LATENCY_RATIO)
         ]
     else:
         result.disagreed = [k for k in sample if not agrees(hits[k], fresh[k])]
@@ -135,7 +136,7 @@ def _validate(
     return hits
 
 
-def agrees(cached: dict, fresh: dict, key: str = "latency_ms") -> bool:
+def agrees(cached: dict, fresh: dict, key: str = M.LATENCY_MS) -> bool:
     """Whether two figures (ms, or ratios) of one architecture agree within their noise."""
     uncertainty = math.hypot(_median_uncertainty(cached), _median_uncertainty(fresh))
     return abs(fresh[key] / cached[key] - 1) <= max(VALIDATE_FLOOR, VALIDATE_Z * uncertainty)
@@ -143,13 +144,13 @@ def agrees(cached: dict, fresh: dict, key: str = "latency_ms") -> bool:
 
 def _median_uncertainty(figure: dict) -> float:
     """Relative uncertainty of a figure's median: its relative IQR over sqrt(rounds)."""
-    return figure.get("latency_noise", 0.0) / math.sqrt(max(1, figure.get("latency_rounds", 1)))
+    return figure.get(M.LATENCY_NOISE, 0.0) / math.sqrt(max(1, figure.get(M.LATENCY_ROUNDS, 1)))
 
 
 def _ratios_from_cache(figures: dict, ref: str) -> None:
     """Ratios of cached figures: cached figure over cached reference (both validated)."""
     for key, fig in figures.items():
-        if fig["latency_cached"] or "latency_ratio" not in fig:
+        if fig[M.LATENCY_CACHED] or M.LATENCY_RATIO not in fig:
             fig.update(ratio_to(fig, figures[ref], same=key == ref))
 
 
@@ -157,8 +158,8 @@ def _decide(
     items, method, budget: LatencyBudget, cache, ref, seed, progress, measure, result: Survey
 ) -> None:
     for fig in result.figures.values():
-        fig.update(budget.decide(fig), latency_remeasured=False)
-    borderline = [k for k, fig in result.figures.items() if fig["latency_borderline"] and k != ref]
+        fig.update({**budget.decide(fig), M.LATENCY_REMEASURED: False})
+    borderline = [k for k, fig in result.figures.items() if fig[M.LATENCY_BORDERLINE] and k != ref]
     if not borderline:
         return
     todo = borderline + ([ref] if ref is not None else [])
@@ -173,9 +174,9 @@ def _decide(
     for key in borderline:
         result.figures[key] = {
             **again[key],
-            "latency_cached": False,
+            M.LATENCY_CACHED: False,
             **budget.decide(again[key]),
-            "latency_remeasured": True,
+            M.LATENCY_REMEASURED: True,
         }
     result.remeasured = borderline
     _store(cache, items, method, {k: again[k] for k in borderline})
@@ -189,18 +190,19 @@ def _store(cache, items, method, figures: dict) -> None:
 
 
 def _storable(figure: dict) -> dict:
-    """A figure as the cache keeps it: no ratio (it depends on the reference), no decision."""
+    """A figure as the cache keeps it: no ratio (it depends on the reference), no decision.
+    Keys are dropped by prefix: latency_ratio also drops latency_ratio_spread and _noise."""
     return {
         k: v
         for k, v in figure.items()
         if not k.startswith(
             (
-                "latency_ratio",
-                "latency_feasible",
-                "latency_margin",
-                "latency_borderline",
-                "latency_remeasured",
-                "latency_cached",
+                M.LATENCY_RATIO,
+                M.LATENCY_FEASIBLE,
+                M.LATENCY_MARGIN,
+                M.LATENCY_BORDERLINE,
+                M.LATENCY_REMEASURED,
+                M.LATENCY_CACHED,
             )
         )
     }

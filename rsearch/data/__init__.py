@@ -3,7 +3,7 @@
     splits = load_data(DataConfig(source="synthetic"), resolution=32)
     loader = make_loader(splits.train, 64, train=True, seed=0, epoch=0, num_workers=4)
     for epoch in range(epochs):
-        loader.set_epoch(epoch)          # same batches as make_loader(..., epoch=epoch); workers persist
+        loader.set_epoch(epoch)  # same batches as make_loader(..., epoch=epoch); workers stay
         for images, labels in loader: ...
 
 Modules: config (DataConfig), source (the ImageSource interface), synthetic /

@@ -16,8 +16,8 @@ class SampleSet(Dataset):
     """Images `indices` of `source`; item i -> (image, label).
 
     Random transforms are seeded per sample by (seed, epoch, source index): the epoch comes
-    with the key from a loader, or from `at_epoch` for direct indexing.  `normalize` None leaves images uint8
-    (ship them to the GPU and normalise there with `Splits.normalizer`).
+    with the key from a loader, or from `at_epoch` for direct indexing. `normalize` None leaves
+    images uint8 (ship them to the GPU and normalise there with `Splits.normalizer`).
     """
 
     def __init__(

@@ -185,7 +185,8 @@ def open_parquet(cfg) -> tuple[ParquetSource, ParquetSource | None]:
         )
     if train.num_classes < 2:
         raise UserError(
-            f"data.label_column: {root} has {train.num_classes} class; a classifier needs at least 2"
+            f"data.label_column: {root} has {train.num_classes} class; "
+            "a classifier needs at least 2"
         )
     train.read(0)  # fail now if the image column does not hold images
     test = ParquetSource(test_files, cfg.image_column, cfg.label_column) if test_files else None

@@ -45,6 +45,7 @@ import torch
 
 from rsearch.data.source import ImageSource
 from rsearch.errors import UserError
+from rsearch.memory import available_bytes, human_size
 
 RENDER_VERSION = 2  # bump when the renderer's output changes: old caches are then ignored
 SHAPES = ("circle", "square", "triangle", "cross", "ring")
@@ -178,7 +179,8 @@ def _shape_distance(shape: int, u, v, r, thickness):
 
 
 def _texture(texture: int, u, v, period, pixel):
-    """Mix weight (0 = first colour, 1 = second) of a texture; fades to 0.5 below the pixel pitch."""
+    """Mix weight (0 = first colour, 1 = second) of a texture; fades to 0.5 below the pixel
+    pitch."""
     if texture == 0:
         return torch.zeros_like(u)
     w = 2 * math.pi / period
@@ -301,8 +303,6 @@ def cached_render(
 def _check_render_memory(n: int, size: int, split: str) -> None:
     """render() holds the whole split in memory before it is written to the cache: refuse a split
     that cannot fit before allocating it (the OOM killer would end the run minutes later)."""
-    from rsearch.memory import available_bytes, human_size
-
     needed, available = n * 3 * size * size + RENDER_WORKING_BYTES, available_bytes("cpu")
     if available is not None and needed > available:
         flag = "data.train_size (--train-size)" if split == "train" else "data.test_size"

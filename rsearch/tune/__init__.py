@@ -1,1 +1,2 @@
-"""The search: plan (no Ray), costs, the trial trainable, Tune parts, the results recorder, the driver."""
+"""The search: plan (no Ray), costs, the trial trainable, Tune parts, the results recorder,
+the driver."""

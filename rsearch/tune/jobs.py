@@ -25,9 +25,16 @@ from __future__ import annotations
 import json
 import re
 
+import pyarrow.fs as pafs
+from ray import tune
+from ray.tune.search.sample import _BackwardsCompatibleNumpyRng
+from ray.tune.search.variant_generator import generate_variants
+
 from rsearch import metrics as M
 from rsearch import results, storage
 from rsearch.errors import UserError
+from rsearch.frames import records
+from rsearch.space.space import MAX_PLANNED_TRIALS
 
 JOB = "job"
 PLANS = "plans"  # the experiment's folder of job lists, one JSON file per Tune run
@@ -55,27 +62,23 @@ def row_key(trial) -> str:
 
 
 def job_space(jobs: list[dict]) -> dict:
-    from ray import tune
-
+    """A Tune param space that runs `jobs` as one grid dimension."""
     return {JOB: tune.grid_search(jobs)}
 
 
 def draw(param_space: dict, num_samples: int, seed: int | None, prefix: str) -> list[dict]:
     """Every trial of a grid/random run, as Tune's BasicVariantGenerator would make them:
     the grid repeated num_samples times, other dimensions sampled (seeded: reproducible)."""
-    from ray.tune.search.sample import _BackwardsCompatibleNumpyRng
-    from ray.tune.search.variant_generator import generate_variants
-
     rng = _BackwardsCompatibleNumpyRng(seed)
     configs = [
         spec["config"]
         for _ in range(num_samples)
         for _, spec in generate_variants({"config": param_space}, random_state=rng)
     ]
-    return [make_job(f"{prefix}-{i:05d}", _plain(config)) for i, config in enumerate(configs)]
+    return [make_job(f"{prefix}-{i:05d}", _as_json(config)) for i, config in enumerate(configs)]
 
 
-def _plain(value):
+def _as_json(value):
     """numpy scalars -> Python values: a job is JSON."""
     return json.loads(
         json.dumps(value, default=lambda o: o.item() if hasattr(o, "item") else str(o))
@@ -83,7 +86,7 @@ def _plain(value):
 
 
 def config_json(config: dict) -> str:
-    return json.dumps(_plain(unwrap(config)), sort_keys=True)
+    return json.dumps(_as_json(unwrap(config)), sort_keys=True)
 
 
 # --------------------------------------------------------------------------- plans
@@ -101,10 +104,6 @@ _JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")  # also a Ray Train ru
 
 def load_plan(exp_dir: str, run: str) -> list[dict] | None:
     """The run's jobs as saved when it started; None when it never started."""
-    import pyarrow.fs as pafs
-
-    from rsearch.space.space import MAX_PLANNED_TRIALS
-
     location = storage.join(exp_dir, PLANS, f"{run}.json")
     fs, path = storage.filesystem(location)
     info = fs.get_file_info(path)
@@ -133,7 +132,8 @@ def load_plan(exp_dir: str, run: str) -> list[dict] | None:
     if len(jobs) > MAX_PLANNED_TRIALS or len(set(ids)) != len(ids):
         raise UserError(
             f"--resume: {location} is not an rsearch job list; expected at most "
-            f"{MAX_PLANNED_TRIALS:,} jobs with distinct ids, got {len(jobs):,} ({len(set(ids)):,} distinct)"
+            f"{MAX_PLANNED_TRIALS:,} jobs with distinct ids, "
+            f"got {len(jobs):,} ({len(set(ids)):,} distinct)"
         )
     return jobs
 
@@ -162,16 +162,7 @@ def recorded_trials(exp_dir: str, regime: int, confirmations: bool) -> dict[str,
         & (rerun if confirmations else ~rerun)
         & frame[M.TRIAL_CONFIG].notna()
     ]
-    return {row[M.TRIAL_ID]: clean_row(row) for row in mine.to_dict("records")}
-
-
-def clean_row(row: dict) -> dict:
-    """Nulls read back through pandas (NaN, pd.NA) -> None."""
-    import pandas as pd
-
-    return {
-        k: (None if v is pd.NA or (isinstance(v, float) and v != v) else v) for k, v in row.items()
-    }
+    return {row[M.TRIAL_ID]: row for row in records(mine)}
 
 
 def check_records(exp_dir: str, trainable) -> None:
@@ -183,8 +174,7 @@ def check_records(exp_dir: str, trainable) -> None:
             for job in load_plan(exp_dir, name[: -len(".json")]):
                 _check_config(trainable, job["config"], f"{PLANS}/{name}, job {job['id']}")
     frame = results.read_experiment(exp_dir, allow_empty=True).results
-    for row in frame[frame[M.TRIAL_CONFIG].notna()].to_dict("records") if not frame.empty else []:
-        row = clean_row(row)
+    for row in records(frame[frame[M.TRIAL_CONFIG].notna()]):
         if not _JOB_ID.fullmatch(str(row[M.TRIAL_ID])):
             raise UserError(
                 f"--resume: results.parquet has trial id {str(row[M.TRIAL_ID])[:100]!r}; expected "
@@ -244,13 +234,13 @@ def with_checkpoint(job: dict, row: dict, exp_dir: str) -> dict:
         return job
     if not isinstance(relative, str):
         raise UserError(
-            f"--resume: results.parquet names checkpoint {str(relative)[:100]!r} for trial {job['id']}; "
-            "expected a folder inside the experiment"
+            f"--resume: results.parquet names checkpoint {str(relative)[:100]!r} "
+            f"for trial {job['id']}; expected a folder inside the experiment"
         )
     if relative.startswith("/") or ".." in relative.split("/"):
         raise UserError(
-            f"--resume: results.parquet names checkpoint '{relative[:200]}' for trial {job['id']}; "
-            "expected a folder inside the experiment"
+            f"--resume: results.parquet names checkpoint '{relative[:200]}' "
+            f"for trial {job['id']}; expected a folder inside the experiment"
         )
     return {**job, "checkpoint": storage.join(exp_dir, relative)}
 
@@ -262,8 +252,8 @@ def row_config(row: dict) -> dict:
         config = None
     if not isinstance(config, dict):
         raise UserError(
-            f"--resume: results.parquet holds no readable trial_config for trial {row[M.TRIAL_ID]}; "
-            "expected the JSON object rsearch wrote"
+            f"--resume: results.parquet holds no readable trial_config "
+            f"for trial {row[M.TRIAL_ID]}; expected the JSON object rsearch wrote"
         )
     return config
 

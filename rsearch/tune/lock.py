@@ -24,6 +24,7 @@ import time
 
 from rsearch import storage
 from rsearch.errors import UserError
+from rsearch.results import write_file_atomic
 
 LOCK_FILE = "driver.lock"
 
@@ -53,9 +54,10 @@ def _stale(holder: dict) -> bool:
 
 def _refuse(exp_dir: str, holder: dict, flag: str) -> UserError:
     return UserError(
-        f"{flag}: experiment {exp_dir} is being run by another rsearch driver (pid {holder.get('pid')} "
-        f"on {holder.get('host')}, since {holder.get('started')}); wait for it to end or stop it, or "
-        f"delete {storage.join(exp_dir, LOCK_FILE)} if that driver is gone"
+        f"{flag}: experiment {exp_dir} is being run by another rsearch driver "
+        f"(pid {holder.get('pid')} on {holder.get('host')}, since {holder.get('started')}); "
+        f"wait for it to end or stop it, or delete {storage.join(exp_dir, LOCK_FILE)} "
+        "if that driver is gone"
     )
 
 
@@ -103,8 +105,6 @@ class DriverLock:
         raise _refuse(self.exp_dir, self._read(), self.flag)
 
     def _acquire_object(self) -> None:
-        from rsearch.results import write_file_atomic
-
         if storage.exists(self.path):
             holder = self._read()
             if not _stale(holder):

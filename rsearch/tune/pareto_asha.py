@@ -29,23 +29,29 @@ import numpy as np
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from rsearch import metrics as M
-from rsearch.noise import minival_noise  # noqa: F401 -- the SE formula lives in rsearch.noise; kept importable here
+from rsearch import results
+from rsearch.noise import minival_noise
 from rsearch.pareto import pareto_ranks
 from rsearch.tune.jobs import row_key
+
+# minival_noise: the SE formula lives in rsearch.noise; the scheduler's callers take it from here.
+__all__ = ["ParetoASHA", "minival_noise", "rung_epochs"]
 
 
 def rung_epochs(regime: int, grace_fraction: float, reduction_factor: float) -> list[int]:
     """The epochs at which trials are compared: regime/rf, regime/rf^2, ... down to
     grace_fraction x regime (none for a regime too short to cut)."""
     rungs, k = set(), 1
-    while (
-        reduction_factor**k * grace_fraction <= 1 + 1e-3
-    ):  # regime/rf^k >= grace_fraction x regime
+    while reduction_factor**k * grace_fraction <= 1 + 1e-3:  # regime/rf^k >= grace x regime
         epoch = round(regime / reduction_factor**k)
         if 1 <= epoch < regime:
             rungs.add(epoch)
         k += 1
     return sorted(rungs)
+
+
+# A trial that reports one of these has no accuracy to compare at a rung.
+_NO_RESULT = (M.STATUS_FAILED, M.STATUS_INFEASIBLE)
 
 
 class ParetoASHA(FIFOScheduler):
@@ -80,31 +86,23 @@ class ParetoASHA(FIFOScheduler):
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
         epoch = result.get(M.EPOCH)
-        if epoch not in self.recorded or result.get(M.STATUS) in (
-            M.STATUS_FAILED,
-            M.STATUS_INFEASIBLE,
-        ):
+        if epoch not in self.recorded or result.get(M.STATUS) in _NO_RESULT:
             return TrialScheduler.CONTINUE
         if not self._seeded:
             self._seed_from_results()
         accuracy = float(result[self._metric]) * (1 if self._mode == "max" else -1)
         cost = self.cost_of(trial, result)
-        key = row_key(
-            trial
-        )  # the results row's id, which a resumed trial keeps (rungs seeded from results)
+        # The results row's id, which a resumed trial keeps (rungs seeded from results).
+        key = row_key(trial)
         self.recorded[epoch][key] = (accuracy, float("nan") if cost is None else float(cost))
         return TrialScheduler.CONTINUE if self._promotes(epoch, key) else TrialScheduler.STOP
 
     def _seed_from_results(self) -> None:
         """The rung results already in results.parquet / curves.parquet (a resumed search)."""
-        from rsearch import results
-
         self._seeded = True
         exp = results.read_experiment(self.exp_dir, allow_empty=True)
         frame = exp.results[exp.results[M.EPOCHS] == self.regime].set_index(M.TRIAL_ID)
-        cost = frame[M.LATENCY_MS].fillna(
-            frame[M.FLOPS].astype(float)
-        )  # as cost_of: latency, else FLOPs
+        cost = frame[M.LATENCY_MS].fillna(frame[M.FLOPS].astype(float))  # as cost_of: else FLOPs
         for row in exp.curves[exp.curves[M.EPOCH].isin(self.rungs)].itertuples(index=False):
             trial_id, epoch = getattr(row, M.TRIAL_ID), int(getattr(row, M.EPOCH))
             if trial_id in cost.index:

@@ -1,4 +1,4 @@
-"""A Tune callback that keeps results.parquet and curves.parquet current while the search runs.
+"""A Tune callback that keeps results.parquet and curves.parquet current while a search runs.
 
 Rows are keyed by the trial's job id (stable across resumes; Tune's trial id for a HyperOpt
 suggestion) and rewritten atomically after every reported epoch, so the dashboard can read
@@ -11,38 +11,34 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 from ray.tune import Callback
 
 from rsearch import metrics as M
 from rsearch import results
 from rsearch.errors import bounded
+from rsearch.frames import records
 from rsearch.tune.costs import LATENCY_COLUMNS
-from rsearch.tune.jobs import FINAL, checkpoint_relative, clean_row, config_json, row_key
+from rsearch.tune.jobs import FINAL, checkpoint_relative, config_json, row_key
 from rsearch.tune.trial import arch_key
 
-# Recipe values recorded for every trial (searched or fixed).
-RECIPE_COLUMNS = (
-    "recipe",
-    "dropout",
-    "stochastic_depth",
-    "label_smoothing",
-    "randaugment_magnitude",
-    "randaugment_ops",
-    "weight_decay",
-    "ema_decay",
-    "base_lr",
-    "batch_size",
-)
-CURVE_COLUMNS = (
-    M.EPOCH,
-    M.TRAIN_LOSS,
+# What an epoch's result adds to the trial's row (the curve point has all EPOCH_METRICS).
+_RESULT_ROW_KEYS = (
+    M.FAILURE,
     M.MINIVAL_TOP1,
     M.MINIVAL_LOSS,
-    M.LR,
+    M.TEST_TOP1,
+    M.TEST_LOSS,
     M.IMG_PER_S,
-    M.EPOCH_SECONDS,
+    M.PARAMS,
+    M.FLOPS,
+    M.LATENCY_MS,
+    M.MODEL,
+    *LATENCY_COLUMNS,
 )
+# The trial's architecture and regime, copied into each of its curve points.
+_ARCH_REGIME = (M.DEPTH, M.WIDTH, M.RESOLUTION, M.EPOCHS)
 
 
 class ResultsRecorder(Callback):
@@ -56,9 +52,8 @@ class ResultsRecorder(Callback):
     ):
         self.exp_dir = exp_dir
         self.costs = costs  # arch key -> params/flops/latency, measured before the search
-        self.describe_trial = (
-            describe_trial  # trial config -> {depth, width, resolution, epochs, recipe values}
-        )
+        # trial config -> {depth, width, resolution, epochs, recipe values}
+        self.describe_trial = describe_trial
         self.extra_rows = extra_rows or []  # infeasible configs the grid never scheduled
         self.quiet = quiet
         self.rows: dict[str, dict] = {}
@@ -68,10 +63,10 @@ class ResultsRecorder(Callback):
     # --- Tune hooks ---
     def setup(self, **info):
         existing = results.read_experiment(self.exp_dir, allow_empty=True)
-        for row in existing.results.to_dict("records"):
-            self.rows[row[M.TRIAL_ID]] = clean_row(row)
-        for row in existing.curves.to_dict("records"):
-            self.curves[(row[M.TRIAL_ID], int(row[M.EPOCH]))] = clean_row(row)
+        for row in records(existing.results):
+            self.rows[row[M.TRIAL_ID]] = row
+        for row in records(existing.curves):
+            self.curves[(row[M.TRIAL_ID], int(row[M.EPOCH]))] = row
         for row in self.extra_rows:
             self.rows.setdefault(row[M.TRIAL_ID], row)
         self._flush()
@@ -85,29 +80,18 @@ class ResultsRecorder(Callback):
         row = self._row(trial)
         status = result.get(M.STATUS, M.STATUS_RUNNING)
         row[M.STATUS] = status
-        for key in (
-            M.FAILURE,
-            M.MINIVAL_TOP1,
-            M.MINIVAL_LOSS,
-            M.TEST_TOP1,
-            M.TEST_LOSS,
-            M.IMG_PER_S,
-            M.PARAMS,
-            M.FLOPS,
-            M.LATENCY_MS,
-            M.MODEL,
-            *LATENCY_COLUMNS,
-        ):
+        for key in _RESULT_ROW_KEYS:
             if key in result:
                 row[key] = result[key]
         if status in (M.STATUS_INFEASIBLE, M.STATUS_FAILED):
             row[M.MINIVAL_TOP1] = None  # the 0.0 reported to the searcher is not an accuracy
         if result.get(M.EPOCH):
             key = row[M.TRIAL_ID]
-            curve = {M.TRIAL_ID: key, **{k: result.get(k) for k in CURVE_COLUMNS}}
-            curve.update({k: row[k] for k in (M.DEPTH, M.WIDTH, M.RESOLUTION, M.EPOCHS)})
+            curve = {M.TRIAL_ID: key, M.EPOCH: result[M.EPOCH]}
+            curve.update({k: result.get(k) for k in results.EPOCH_METRICS})
+            curve.update({k: row[k] for k in _ARCH_REGIME})
             self.curves[(key, int(result[M.EPOCH]))] = curve
-            row["epochs_done"] = int(result[M.EPOCH])
+            row[M.EPOCHS_DONE] = int(result[M.EPOCH])
             row[M.TRAIN_SECONDS] = sum(
                 c.get(M.EPOCH_SECONDS) or 0.0 for (t, _), c in self.curves.items() if t == key
             )
@@ -124,7 +108,7 @@ class ResultsRecorder(Callback):
         if row.get(M.STATUS) not in FINAL:
             # Finished without reaching the regime's last epoch: stopped early by the scheduler
             # (ASHA). Such a trial is no full-regime result, so it stays off the Pareto front.
-            done = row.get("epochs_done") or 0
+            done = row.get(M.EPOCHS_DONE) or 0
             row[M.STATUS] = M.STATUS_OK if done >= row[M.EPOCHS] else M.STATUS_STOPPED
         self._flush()
         self._progress(trials, force=True)
@@ -174,8 +158,8 @@ class ResultsRecorder(Callback):
         text = "  ".join(f"{k} {v}" for k, v in sorted(counts.items()))
         if best:
             text += (
-                f"  | best minival {best[M.MINIVAL_TOP1]:.3f}: depth {best[M.DEPTH]} width {best[M.WIDTH]:g} "
-                f"res {best[M.RESOLUTION]} @ {best[M.EPOCHS]} ep"
+                f"  | best minival {best[M.MINIVAL_TOP1]:.3f}: depth {best[M.DEPTH]} "
+                f"width {best[M.WIDTH]:g} res {best[M.RESOLUTION]} @ {best[M.EPOCHS]} ep"
             )
         print(f"[rsearch] trials: {text}", file=sys.stderr, flush=True)
 
@@ -194,8 +178,6 @@ def _error_line(trial) -> str:
 
 
 def _error_text(trial) -> str:
-    from pathlib import Path
-
     path = getattr(trial, "error_file", None)
     try:
         return Path(path).read_text(errors="replace")[-20000:] if path else ""

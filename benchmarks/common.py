@@ -1,0 +1,39 @@
+"""What the torch benchmarks (input_pipeline.py, model_step.py) share: the device options and
+the device set-up. Imported as `benchmarks.common`: each script puts the checkout's root on
+sys.path first."""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+
+def add_device_args(parser: argparse.ArgumentParser, *, compile_help: str, threads_help: str):
+    """--device, --dtype, --channels-last, --compile and --threads."""
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument(
+        "--dtype",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="bfloat16 = torch.autocast (weights stay float32)",
+    )
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--compile", action="store_true", help=compile_help)
+    parser.add_argument("--threads", type=int, help=threads_help)
+
+
+def check_device(parser: argparse.ArgumentParser, args) -> None:
+    """A usage error (before any work) for --device cuda without a visible GPU."""
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device: cuda requested but no CUDA GPU is visible to torch")
+
+
+def setup_device(args) -> torch.device:
+    """The --device, with --threads applied and cuDNN's autotuner on for CUDA."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    return device
