@@ -18,10 +18,12 @@ COMMANDS = ("train", "tune", "cost", "dashboard", "analyze")
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse exits 2 on bad usage already; keep its message on one line."""
+    """argparse exits 2 on bad usage already; keep its message on one line, in the wording of
+    every other error: `--flag: expected ..., got ...` (argparse says `argument --flag: ...`)."""
 
     def error(self, message):  # noqa: D102
-        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
+        message = " ".join(message.split()).removeprefix("argument ")
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

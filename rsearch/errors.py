@@ -1,4 +1,9 @@
-"""User-facing errors: one line, exit code 2, raised before anything is written."""
+"""User-facing errors: one line, exit code 2, raised before anything is written.
+
+UserError is the edges' error: the space schema names the key path, a command names its
+flag. Inner code (the dataclasses, the model registry) raises rsearch.bounds.FieldError, a
+plain ValueError naming the field, which the edge translates (commands/args.named_flags).
+"""
 
 
 class UserError(Exception):

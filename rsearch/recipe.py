@@ -1,7 +1,8 @@
 """The training recipe: one dataclass, one field per knob, and the paper's presets.
 
 Presets (Bello et al. 2021, table 1, the additive study on ResNet-200):
-    baseline         the plain ResNet training the paper starts from (step LR, wd 1e-4, no regularizers)
+    baseline         the plain ResNet training the paper starts from
+                     (step LR, weight decay 1e-4, no regularizers)
     +cosine          cosine LR schedule
     +longer          longer training (the study's epoch count is the user's `epochs`)
     +ema             EMA of weights, evaluation on the EMA
@@ -20,8 +21,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from rsearch.errors import UserError
-from rsearch.models.registry import MAX_BATCH, regularization_defaults
+from rsearch import bounds
+from rsearch.bounds import FieldError
+from rsearch.models.registry import regularization_defaults
 
 
 @dataclass(frozen=True)
@@ -50,21 +52,10 @@ class Recipe:
     compile: bool = False  # torch.compile the model
 
     def __post_init__(self):
-        check = _Checker("recipe")
-        check.positive_int("batch_size", self.batch_size)
-        if self.batch_size > MAX_BATCH:
-            check._fail("batch_size", f"a positive integer <= {MAX_BATCH:,}", self.batch_size)
-        check.range("base_lr", self.base_lr, 0, 10, low_open=True)
-        check.range("momentum", self.momentum, 0, 1, high_open=True)
-        check.range("weight_decay", self.weight_decay, 0, 1)
-        check.range("warmup_epochs", self.warmup_epochs, 0, 1e6)
-        check.one_of("schedule", self.schedule, ("cosine", "step"))
-        check.range("label_smoothing", self.label_smoothing, 0, 1, high_open=True)
-        check.range("dropout", self.dropout, 0, 1, high_open=True)
-        check.range("stochastic_depth", self.stochastic_depth, 0, 1, high_open=True)
-        check.int_range("randaugment_ops", self.randaugment_ops, 0, 10)
-        check.int_range("randaugment_magnitude", self.randaugment_magnitude, 0, 30)
-        check.range("ema_decay", self.ema_decay, 0, 1, high_open=True)
+        # Every field's rule is in rsearch.bounds; the space schema and the commands say which
+        # key or flag set a refused field.
+        for f in dataclasses.fields(self):
+            bounds.check(f.name, getattr(self, f.name))
 
     def peak_lr(self) -> float:
         return self.base_lr * self.batch_size / 256
@@ -72,8 +63,8 @@ class Recipe:
     def replace(self, **changes) -> Recipe:
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
-            raise UserError(
-                f"recipe.{sorted(unknown)[0]}: unknown recipe field; expected one of "
+            raise TypeError(
+                f"{sorted(unknown)[0]}: unknown recipe field; expected one of "
                 + ", ".join(f.name for f in dataclasses.fields(self))
             )
         return dataclasses.replace(self, **changes)
@@ -81,6 +72,21 @@ class Recipe:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+
+# The recipe's numeric knobs the paper tunes per model size on minival: a space's
+# `regularization` section searches them, and `rsearch train` has a flag for each.
+REGULARIZATION_KNOBS = (
+    "dropout",
+    "stochastic_depth",
+    "label_smoothing",
+    "randaugment_magnitude",
+    "randaugment_ops",
+    "weight_decay",
+    "ema_decay",
+    "base_lr",
+    "momentum",
+    "warmup_epochs",
+)
 
 # The paper's additive study, in order; each step adds its changes to all before it.
 ADDITIVE_STEPS: list[tuple[str, dict]] = [
@@ -116,7 +122,7 @@ def preset(name: str, depth: int = 50, **overrides) -> Recipe:
     """The recipe of preset `name` for a model of `depth`, with per-size defaults from the paper
     (dropout, stochastic depth, RandAugment magnitude grow with model size), then `overrides`."""
     if name not in PRESETS:
-        raise UserError(f"--recipe: unknown preset {name!r}; expected one of {', '.join(PRESETS)}")
+        raise FieldError("preset", f"one of {', '.join(PRESETS)}", name)
     sized = regularization_defaults(depth)
     per_size = {
         "dropout": sized["dropout"],
@@ -139,40 +145,3 @@ def preset(name: str, depth: int = 50, **overrides) -> Recipe:
     ):
         values["weight_decay"] = 1e-4
     return Recipe().replace(**values)
-
-
-class _Checker:
-    """Range checks that raise a one-line UserError naming `prefix.field`."""
-
-    def __init__(self, prefix: str):
-        self.prefix = prefix
-
-    def _fail(self, name, expected, value):
-        raise UserError(f"{self.prefix}.{name}: expected {expected}, got {value!r}")
-
-    def _number(self, name, value):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            self._fail(name, "a number", value)
-
-    def range(self, name, value, low, high, low_open=False, high_open=False):
-        self._number(name, value)
-        lo_ok = value > low if low_open else value >= low
-        hi_ok = value < high if high_open else value <= high
-        if not (lo_ok and hi_ok):
-            self._fail(
-                name,
-                f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}",
-                value,
-            )
-
-    def int_range(self, name, value, low, high):
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            self._fail(name, f"an integer in [{low}, {high}]", value)
-
-    def positive_int(self, name, value):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            self._fail(name, "a positive integer", value)
-
-    def one_of(self, name, value, options):
-        if value not in options:
-            self._fail(name, f"one of {', '.join(options)}", value)

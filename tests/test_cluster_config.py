@@ -109,7 +109,7 @@ def test_rayjob_entrypoint_is_a_real_rsearch_tune_on_a_shipped_space():
     # Every node mounts the space's data and results storage where the space expects them.
     for container in _containers(_yaml("rayjob.yaml")):
         mounts = [m["mountPath"] for m in container["volumeMounts"]]
-        for path in (space.storage["path"], space.data["data_dir"]):
+        for path in (space.storage.path, space.data["data_dir"]):
             assert any(path == m or path.startswith(m + "/") for m in mounts), (
                 container["name"],
                 path,

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from rsearch import cli
+from rsearch.bounds import FieldError
 from rsearch.cost import (
     LatencyCache,
     LatencyMethod,
@@ -26,6 +27,8 @@ from rsearch.errors import UserError
 from rsearch.models import TOTAL_STRIDE, build, model_config
 
 TINY = model_config(depth=14, width=0.25, num_classes=4)
+# `rsearch cost` arguments measuring the smallest model's latency once, quickly.
+TINY_LATENCY = "--depth 14 --width 0.25 --resolution 32 --latency --repeats 1 --warmup 0".split()
 
 
 def timm_flops(depth: int, resolution: int) -> int:
@@ -105,7 +108,7 @@ def test_check_resolution_accepts(value, expected):
 @pytest.mark.parametrize("value", [31, 0, -1, "abc", "", None, 3.5, True, "31"])
 def test_check_resolution_rejects(value):
     assert TOTAL_STRIDE == 32
-    with pytest.raises(UserError, match=r"^--resolution: .*32"):
+    with pytest.raises(FieldError, match=r"^resolution: expected an integer in \[32, 1024\]"):
         check_resolution(value)
 
 
@@ -392,21 +395,7 @@ def test_cost_latency_json(tmp_path, capsys):
 
 def test_cost_table(tmp_path, capsys):
     code, out, _ = run_cli(
-        [
-            "cost",
-            "--depth",
-            "14",
-            "--width",
-            "0.25",
-            "--resolution",
-            "32",
-            "--latency",
-            "--repeats",
-            "1",
-            "--warmup",
-            "0",
-            "--no-cache",
-        ],
+        ["cost", *TINY_LATENCY, "--no-cache"],
         capsys,
     )
     assert code == 0
@@ -448,11 +437,35 @@ def test_cost_bad_input_exits_2_with_one_line(argv, flag, capsys):
     assert len(lines) == 1 and flag in lines[0] and "Traceback" not in err, err
 
 
-def test_command_literals_match_the_model():
-    from rsearch.commands import cost as command
-    from rsearch.models.registry import MIN_DEPTH
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (  # argparse's type, from the rule table
+            ["--depth", "13"],
+            "--depth: expected an integer in [14, 1000] (one bottleneck per stage), got '13'",
+        ),
+        (["--model", "resnetrs-50", "--classes", "1"], "--classes: expected an integer in [2, "),
+        (  # a FieldError of the model registry, named by the command
+            ["--model", "resnetrs-7"],
+            "--model: expected a model whose depth is an integer in [14, 1000]",
+        ),
+        (["--model", "vgg16"], "--model: expected one of resnetrs-50, resnetrs-101, "),
+    ],
+)
+def test_cost_errors_name_the_flag_in_the_one_wording(argv, message, capsys):
+    code, _, err = run_cli(["cost", *argv], capsys)
+    assert code == 2 and err.startswith(f"rsearch cost: error: {message}"), err
 
-    assert command.MIN_RESOLUTION == TOTAL_STRIDE and command.MIN_DEPTH == MIN_DEPTH
+
+def test_the_flags_take_the_fields_rules():
+    """--depth and --resolution accept what the model does (rsearch.bounds, read without torch)."""
+    from rsearch.bounds import MIN_DEPTH, MIN_RESOLUTION
+    from rsearch.models import layers_for_depth
+
+    assert MIN_RESOLUTION == TOTAL_STRIDE
+    layers_for_depth(MIN_DEPTH)
+    with pytest.raises(FieldError):
+        layers_for_depth(MIN_DEPTH - 1)
 
 
 def test_cost_and_models_import_neither_ray_nor_pyarrow():
@@ -480,7 +493,8 @@ _CAPPED = (
     + """
 import resource, sys
 cap = int(float(sys.argv[1]) * 2**30)
-resource.setrlimit(resource.RLIMIT_AS, (cap, cap))  # a regression fails fast here, not in the OOM killer
+# a regression fails fast here, not in the OOM killer
+resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 from rsearch.cli import main
 code = main(sys.argv[2:])
 print("maxrss", peak_rss(), file=sys.stderr)
@@ -490,7 +504,8 @@ sys.exit(code)
 
 
 def capped_rsearch(argv, tmp_path, cap_gib=6.0):
-    """`rsearch argv` in a fresh process whose address space is capped (torch needs ~3.5 GiB of it)."""
+    """`rsearch argv` in a fresh process whose address space is capped (torch needs ~3.5 GiB
+    of it)."""
     env = dict(os.environ, HOME=str(tmp_path), RSEARCH_CACHE=str(tmp_path / "cache"))
     done = subprocess.run(
         [sys.executable, "-c", _CAPPED, str(cap_gib), *argv],
@@ -516,17 +531,21 @@ def rss():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
-kind, depth, width, resolution, batch = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+kind, batch = sys.argv[1], int(sys.argv[5])
+depth, width, resolution = int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
 torch.set_num_threads(1)
 cfg = model_config(depth=depth, width=width, num_classes=10)
-warm = build(model_config(depth=14, width=0.25, num_classes=10))  # the runtime's own first-use allocations
+# the runtime's own first-use allocations
+warm = build(model_config(depth=14, width=0.25, num_classes=10))
 warm(torch.randn(2, 3, 32, 32)).sum().backward()
 del warm
-estimate = (memory.training_estimate if kind == "train" else memory.inference_estimate)(cfg, resolution, batch)
+estimate_of = memory.training_estimate if kind == "train" else memory.inference_estimate
+estimate = estimate_of(cfg, resolution, batch)
 before = rss()
 model = build(cfg)
 x = torch.randn(batch, 3, resolution, resolution)
-if kind == "train":  # as the trainer: SGD momentum and an EMA copy; the second step is the steady state
+# as the trainer: SGD momentum and an EMA copy; the second step is the steady state
+if kind == "train":
     ema = copy.deepcopy(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     for _ in range(2):
@@ -591,23 +610,8 @@ def test_latency_that_cannot_fit_is_refused_before_allocating(tmp_path):
     assert "available on this machine; expected a batch of at most" in err[0]
     assert rss < 1.5 * 2**30  # torch and the meta-device count; no weights, no batch
     code, err, _ = capped_rsearch(
-        [
-            "cost",
-            "--depth",
-            "26",
-            "--width",
-            "0.25",
-            "--resolution",
-            "64",
-            "--latency",
-            "--batch",
-            "1,8",
-            "--repeats",
-            "1",
-            "--warmup",
-            "0",
-            "--no-cache",
-        ],
+        "cost --depth 26 --width 0.25 --resolution 64 --latency --batch 1,8 --repeats 1 "
+        "--warmup 0 --no-cache".split(),
         tmp_path,
     )
     assert code == 0, err  # a tiny model passes under the same cap
@@ -618,17 +622,7 @@ def test_a_cached_latency_needs_no_memory(tmp_path, capsys, monkeypatch):
 
     argv = [
         "cost",
-        "--depth",
-        "14",
-        "--width",
-        "0.25",
-        "--resolution",
-        "32",
-        "--latency",
-        "--repeats",
-        "1",
-        "--warmup",
-        "0",
+        *TINY_LATENCY,
         "--json",
         "--batch",
         "4",
@@ -645,32 +639,34 @@ def test_a_cached_latency_needs_no_memory(tmp_path, capsys, monkeypatch):
         and "--batch: measuring the latency of resnetrs-14-w0.25 at 32 px in batches of 5" in err
     )
     assert (
-        "more than the 1.0 MiB available on this machine; expected a lower --resolution or a smaller model"
-        in err
+        "more than the 1.0 MiB available on this machine; expected a lower --resolution or a "
+        "smaller model" in err
     )
+
+
+def refused_early(capped: tuple, message_start: str) -> None:
+    """A capped run refused with one line, before torch allocated anything large."""
+    code, err, rss = capped
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith(message_start), err
+    assert rss < 1.5 * 2**30
 
 
 @linux_only
 def test_a_training_run_that_cannot_fit_is_refused_before_anything_is_written(tmp_path):
     small = ["train", "--depth", "26", "--width", "0.25", "--output", str(tmp_path / "run")]
-    code, err, rss = capped_rsearch(
-        [*small, "--resolution", "1024", "--batch-size", "4096"], tmp_path
-    )
-    assert code == 2 and len(err) == 1, err
-    assert err[0].startswith(
+    refused_early(
+        capped_rsearch([*small, "--resolution", "1024", "--batch-size", "4096"], tmp_path),
         "rsearch train: error: --batch-size: training depth 26 width 0.25 at 1024 px in "
-        "batches of 4096 needs about 1.5 TiB of memory (382.0 MiB per image x 4096"
-    ), err
-    assert rss < 1.5 * 2**30
+        "batches of 4096 needs about 1.5 TiB of memory (382.0 MiB per image x 4096",
+    )
     # The synthetic split is rendered in memory before it is cached: 5,000 images at 1171 px do not
     # fit.
-    code, err, rss = capped_rsearch([*small, "--resolution", "1024", "--batch-size", "1"], tmp_path)
-    assert code == 2 and len(err) == 1, err
-    assert err[0].startswith(
+    refused_early(
+        capped_rsearch([*small, "--resolution", "1024", "--batch-size", "1"], tmp_path),
         "rsearch train: error: data.train_size (--train-size): rendering the synthetic "
-        "train split (5,000 images of 1171 x 1171 px) needs about 19.4 GiB"
-    ), err
-    assert rss < 1.5 * 2**30
+        "train split (5,000 images of 1171 x 1171 px) needs about 19.4 GiB",
+    )
     assert not (tmp_path / "run").exists() and not list((tmp_path / "cache").glob("synthetic/*px*"))
     code, err, _ = capped_rsearch(
         [

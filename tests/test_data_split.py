@@ -1,4 +1,5 @@
-"""The minival split: deterministic, seeded, stratified, disjoint from train; bad settings refused."""
+"""The minival split: deterministic, seeded, stratified, disjoint from train; bad settings
+refused."""
 
 import numpy as np
 import pytest

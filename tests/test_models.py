@@ -11,10 +11,16 @@ import pytest
 import torch
 from torch import nn
 
-from rsearch.errors import UserError
-from rsearch.models import RS_LAYERS, build, layers_for_depth, model_config, parse_model_name
-from rsearch.models.registry import MIN_DEPTH
-from rsearch.models.resnet import Bottleneck, DropPath, ResNetConfig, SqueezeExcite, round_channels
+from rsearch.bounds import MIN_DEPTH, MIN_RESOLUTION, FieldError
+from rsearch.models import RS_MODELS, build, layers_for_depth, model_config, parse_model_name
+from rsearch.models.resnet import (
+    TOTAL_STRIDE,
+    Bottleneck,
+    DropPath,
+    ResNetConfig,
+    SqueezeExcite,
+    round_channels,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,11 +37,11 @@ def tiny(**kw) -> ResNetConfig:
 # -- the published table ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("depth", sorted(RS_LAYERS))
+@pytest.mark.parametrize("depth", sorted(RS_MODELS))
 def test_table_entry_builds_and_matches_timm_params(depth):
     timm = pytest.importorskip("timm")
     cfg = model_config(model=f"resnetrs-{depth}")
-    assert cfg.layers == RS_LAYERS[depth] and cfg.rs
+    assert cfg.layers == RS_MODELS[depth].layers and cfg.rs
     ours = build(cfg, "meta")
     assert all(p.is_meta for p in ours.parameters())  # nothing allocated
     with torch.device("meta"):
@@ -70,8 +76,9 @@ def test_model_names(name, expected):
 
 @pytest.mark.parametrize("name", ["resnext-50", "resnetrs", "rs50", "", "resnetrs-50x"])
 def test_unknown_model_name_names_the_argument(name):
-    with pytest.raises(UserError, match=r"^--model: "):
+    with pytest.raises(FieldError, match=r"^model: expected one of resnetrs-50, ") as error:
         model_config(model=name)
+    assert error.value.field == "model" and error.value.value == name
 
 
 # -- the depth rule --------------------------------------------------------------------------
@@ -84,7 +91,7 @@ def test_unknown_model_name_names_the_argument(name):
         (300, (4, 30, 61, 4)),
         (400, (4, 42, 83, 4)),
         (14, (1, 1, 1, 1)),
-        *RS_LAYERS.items(),
+        *((depth, model.layers) for depth, model in RS_MODELS.items()),
     ],
 )
 def test_depth_rule_documented_values(depth, layers):
@@ -95,23 +102,23 @@ def test_depth_rule_any_depth():
     for depth in range(MIN_DEPTH, 600):
         layers = layers_for_depth(depth)
         assert len(layers) == 4 and min(layers) >= 1
-        if depth not in RS_LAYERS:  # the rule: round((depth - 2) / 3) blocks in all
+        if depth not in RS_MODELS:  # the rule: round((depth - 2) / 3) blocks in all
             assert sum(layers) == round((depth - 2) / 3)
 
 
 @pytest.mark.parametrize("depth", [13, 10, 1, 0, -5])
 def test_depth_below_smallest_is_an_error(depth):
     assert MIN_DEPTH == 14
-    with pytest.raises(UserError, match=r"^--depth: .*14"):
+    with pytest.raises(FieldError, match=r"^depth: expected an integer in \[14, 1000\]"):
         model_config(depth=depth)
-    if depth >= 0:  # through a model name, the error names --model
-        with pytest.raises(UserError, match=r"^--model: .*14"):
+    if depth >= 0:  # through a model name, the error names the model
+        with pytest.raises(FieldError, match=r"^model: .*14"):
             model_config(model=f"resnetrs-{depth}")
 
 
 @pytest.mark.parametrize("width", [0, -1, 0.0, float("nan"), 100])
 def test_bad_width(width):
-    with pytest.raises(UserError, match=r"^--width: "):
+    with pytest.raises(FieldError, match=r"^width: expected a number in \(0, 8\], got "):
         model_config(depth=50, width=width)
 
 
@@ -137,6 +144,11 @@ def test_one_channel_input():
     with torch.no_grad():
         assert model(torch.randn(2, 1, 32, 32)).shape == (2, 4)
     assert model.conv1[0].in_channels == 1
+
+
+def test_the_smallest_resolution_is_the_total_stride():
+    # rsearch.bounds cannot import torch; the one minimum every layer checks is this one
+    assert MIN_RESOLUTION == TOTAL_STRIDE == 32
 
 
 @pytest.mark.parametrize("rs", [True, False])

@@ -1,4 +1,5 @@
-"""The search-space file: shipped spaces, the distribution registry, and every way to get it wrong."""
+"""The search-space file: shipped spaces, the distribution registry, and every way to get it
+wrong."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
+from rsearch.architecture import Architecture
 from rsearch.cost import LatencyMethod
 from rsearch.data.config import DataConfig
 from rsearch.errors import UserError
@@ -19,6 +21,7 @@ from rsearch.recipe import PRESETS, preset
 from rsearch.space import (
     DISTRIBUTIONS,
     SearchSpace,
+    fields,
     load_space,
     parse_dimension,
     parse_space,
@@ -64,6 +67,7 @@ BASE = {
     "storage": {"path": "~/rsearch_results"},
 }
 DELETE = object()
+REFERENCE = {"depth": 26, "width": 0.25, "resolution": 48}
 
 
 def changed(*edits) -> dict:
@@ -119,7 +123,7 @@ def test_shipped_space_loads_and_round_trips(filename):
 def test_smoke_is_tiny_with_one_architecture_over_budget():
     space = load_space(SPACES / "smoke.yaml")
     assert space.epochs == [1] and space.data["train_size"] <= 1000
-    assert space.latency["device"] == "cpu" and space.latency["threads"] == 1
+    assert space.latency.method.device == "cpu" and space.latency.method.threads == 1
     assert sorted(space.architectures()) == [(26, 0.25, 32), (26, 0.5, 32), (26, 2.0, 32)]
 
 
@@ -129,8 +133,8 @@ def test_scaling_is_the_papers_grid():
     assert space.scaling["depth"].values() == [26, 50, 101, 200, 300, 350, 400]
     assert space.scaling["resolution"].values() == [128, 160, 224, 320, 448]
     assert space.epochs == [10, 100, 350]
-    assert space.latency["device"] == "cuda" and space.latency["dtype"] == "bfloat16"
-    assert space.search["scheduler"]["kind"] == "pareto_asha"
+    assert space.latency.method.device == "cuda" and space.latency.method.dtype == "bfloat16"
+    assert space.search.scheduler.kind == "pareto_asha"
 
 
 def test_ablation_grids_the_additive_presets_in_order():
@@ -140,7 +144,7 @@ def test_ablation_grids_the_additive_presets_in_order():
 
 def test_regularization_space_is_tpe_over_the_knobs():
     space = load_space(SPACES / "regularization.yaml")
-    assert space.search["algorithm"] == "hyperopt"
+    assert space.search.algorithm == "hyperopt"
     assert {
         "dropout",
         "stochastic_depth",
@@ -165,8 +169,8 @@ def test_every_trial_config_builds_a_model_and_a_recipe(filename):
     space = load_space(SPACES / filename)
     regime = space.epochs[-1]
     variants = _variants(space, regime)
-    if space.search["algorithm"] == "grid":
-        assert len(variants) * space.search["num_samples"] == space.trial_count(regime)
+    if space.search.algorithm == "grid":
+        assert len(variants) * space.search.num_samples == space.trial_count(regime)
     recipe_keys = set(space.regularization) | set(space.recipe) - {"preset"}
     for config in variants:
         assert config["epochs"] == regime
@@ -300,7 +304,8 @@ def test_huge_integer_ranges_are_not_listed():
                 ("scaling.width", [0.25, 0.5, 1.0, 2.0]),
                 ("scaling.resolution", list(range(32, 1024, 8))),
             ],
-            "search.num_samples: the plan has 978,112 trials (grid 489,056 x num_samples 1 x 2 regimes)",
+            "search.num_samples: the plan has 978,112 trials (grid 489,056 x num_samples 1 x 2 "
+            "regimes)",
         ),
     ],
 )
@@ -346,12 +351,20 @@ BAD = [
         [("scaling.width", [0.25, 0.25])],
         "scaling.width[1]: expected distinct values, got 0.25 twice",
     ),
-    ([("scaling.depth", [26, 10])], "scaling.depth[1]: expected an integer in [14, 1000], got 10"),
+    (
+        [("scaling.depth", [26, 10])],
+        "scaling.depth[1]: expected an integer in [14, 1000] (one bottleneck per stage), got 10",
+    ),
     ([("scaling.depth", [26.5])], "scaling.depth[0]: expected an integer, got 26.5"),
-    ([("scaling.resolution", 16)], "scaling.resolution: expected an integer in [32, 1024], got 16"),
+    (
+        [("scaling.resolution", 16)],
+        "scaling.resolution: expected an integer in [32, 1024] (at least the network's total "
+        "stride), got 16",
+    ),
     (
         [("scaling.resolution", {"kind": "uniform", "low": 32, "high": 64})],
-        "scaling.resolution.kind: expected one of fixed, grid, choice, randint (the field takes integers), got 'uniform'",
+        "scaling.resolution.kind: expected one of fixed, grid, choice, randint (the field takes "
+        "integers), got 'uniform'",
     ),
     (
         [("scaling.depth", {"kind": "choice", "values": [26, 12]})],
@@ -375,8 +388,8 @@ BAD = [
     ),
     (
         [("regularization.dropout", {"kind": "normal", "mean": 0.1})],
-        "regularization.dropout.kind: unknown 'normal'; expected one of fixed, grid, choice, uniform, loguniform, "
-        "quniform, randint",
+        "regularization.dropout.kind: expected one of fixed, grid, choice, uniform, loguniform, "
+        "quniform, randint, got 'normal'",
     ),
     (
         [("regularization.dropout", {"low": 0.0, "high": 0.5})],
@@ -428,7 +441,8 @@ BAD = [
     ),
     (
         [("regularization.randaugment_magnitude", {"kind": "randint", "low": 0, "high": 32})],
-        "regularization.randaugment_magnitude.high: expected an integer in [0, 30], got 32 (high is exclusive",
+        "regularization.randaugment_magnitude.high: expected an integer in [0, 30], got 32 "
+        "(high is exclusive",
     ),
     (
         [("regularization.randaugment_magnitude", {"kind": "randint", "low": 0.5, "high": 3})],
@@ -454,14 +468,15 @@ BAD = [
     ([("recipe.preset", ["rs", "nope"])], "recipe.preset[1]: expected one of baseline"),
     (
         [("recipe.preset", {"kind": "uniform", "low": 0, "high": 1})],
-        "recipe.preset.kind: expected one of fixed, grid, choice (the field takes strings), got 'uniform'",
+        "recipe.preset.kind: expected one of fixed, grid, choice (the field takes strings), "
+        "got 'uniform'",
     ),
     (
         [("recipe.schedule", "linear")],
         "recipe.schedule: expected one of cosine, step, got 'linear'",
     ),
     ([("recipe.compile", "yes")], "recipe.compile: expected true or false, got 'yes'"),
-    ([("recipe.batch_size", 0)], "recipe.batch_size: expected a positive integer, got 0"),
+    ([("recipe.batch_size", 0)], "recipe.batch_size: expected an integer in [1, 65,536], got 0"),
     ([("recipe.dropout", 0.2)], "recipe.dropout: already set in regularization.dropout"),
     ([("resources.workers", 0)], "resources.workers: expected an integer >= 1, got 0"),
     (
@@ -493,14 +508,14 @@ BAD = [
     ),
     (
         [("search.algorithm", "bayes")],
-        "search.algorithm: unknown 'bayes'; expected one of grid, random, hyperopt",
+        "search.algorithm: expected one of grid, random, hyperopt, got 'bayes'",
     ),
     ([("search.num_samples", 0)], "search.num_samples: expected an integer >= 1, got 0"),
     ([("search.num_samples", True)], "search.num_samples: expected an integer >= 1, got True"),
     ([("search.max_concurrent", 0)], "search.max_concurrent: expected an integer >= 1, got 0"),
     (
         [("search.scheduler", {"kind": "foo"})],
-        "search.scheduler.kind: unknown 'foo'; expected one of fifo, asha, pareto_asha",
+        "search.scheduler.kind: expected one of fifo, asha, pareto_asha, got 'foo'",
     ),
     (
         [("search.scheduler", {"kind": "pareto_asha", "grace_fraction": 1.5})],
@@ -508,11 +523,12 @@ BAD = [
     ),
     (
         [("search.scheduler", {"kind": "pareto_asha", "grace_period": 1})],
-        "search.scheduler.grace_period: unknown key; expected one of kind, grace_fraction, reduction_factor",
+        "search.scheduler.grace_period: unknown key; expected one of kind, grace_fraction, "
+        "reduction_factor",
     ),
     (
         [("search.scheduler", "foo")],
-        "search.scheduler.kind: unknown 'foo'; expected one of fifo, asha",
+        "search.scheduler.kind: expected one of fifo, asha, pareto_asha, got 'foo'",
     ),
     (
         [("search.scheduler", {"grace_period": 1})],
@@ -528,7 +544,8 @@ BAD = [
     ),
     (
         [("search.scheduler", {"kind": "asha", "grace_period": 2})],
-        "search.scheduler.grace_period: expected an integer < the shortest regime (2 epochs), got 2",
+        "search.scheduler.grace_period: expected an integer < the shortest regime (2 epochs), "
+        "got 2",
     ),
     (
         [("search.scheduler", {"kind": "asha", "reduction_factor": 1})],
@@ -544,9 +561,9 @@ BAD = [
     ),
     (
         [("objective.metric", "test_top1")],
-        "objective.metric: unknown 'test_top1'; expected one of minival_top1",
+        "objective.metric: expected one of minival_top1, got 'test_top1'",
     ),
-    ([("objective.mode", "min")], "objective.mode: unknown 'min'; expected one of max"),
+    ([("objective.mode", "min")], "objective.mode: expected one of max, got 'min'"),
     (
         [("constraints.latency_ms.max", 0)],
         "constraints.latency_ms.max: expected a number > 0, got 0",
@@ -554,11 +571,12 @@ BAD = [
     ([("constraints.latency_ms.max", DELETE)], "constraints.latency_ms.max: missing"),
     (
         [("constraints.latency_ms.dtype", "float16")],
-        "constraints.latency_ms.dtype: unknown 'float16'; expected one of float32, bfloat16",
+        "constraints.latency_ms.dtype: expected one of float32, bfloat16, got 'float16'",
     ),
     (
         [("constraints.latency_ms.device", "cuda")],
-        "constraints.latency_ms.device: expected cpu when resources.gpus_per_worker is 0, got 'cuda'",
+        "constraints.latency_ms.device: expected cpu when resources.gpus_per_worker is 0, "
+        "got 'cuda'",
     ),
     (
         [("constraints.latency_ms.cuda_graphs", True)],
@@ -576,11 +594,13 @@ BAD = [
     # relative budgets: the reference must be a buildable architecture
     (
         [("constraints.latency_ms.max_ratio", 1.5)],
-        "constraints.latency_ms.max_ratio: expected either max (ms) or max_ratio (relative), not both",
+        "constraints.latency_ms.max_ratio: expected either max (ms) or max_ratio (relative), "
+        "not both",
     ),
     (
         [("constraints.latency_ms.max", DELETE), ("constraints.latency_ms.max_ratio", 1.5)],
-        "constraints.latency_ms.reference: missing; expected the architecture max_ratio is relative to",
+        "constraints.latency_ms.reference: missing; expected the architecture max_ratio is "
+        "relative to",
     ),
     (
         [
@@ -588,7 +608,8 @@ BAD = [
             ("constraints.latency_ms.max_ratio", 1.5),
             ("constraints.latency_ms.reference", {"depth": 13, "width": 0.25, "resolution": 48}),
         ],
-        "constraints.latency_ms.reference.depth: not a buildable architecture: must be at least 14",
+        "constraints.latency_ms.reference.depth: not a buildable architecture: expected an "
+        "integer in [14, 1000] (one bottleneck per stage), got 13",
     ),
     (
         [
@@ -596,7 +617,8 @@ BAD = [
             ("constraints.latency_ms.max_ratio", 1.5),
             ("constraints.latency_ms.reference", {"depth": 26, "width": 0.25, "resolution": 16}),
         ],
-        "constraints.latency_ms.reference.resolution: not a buildable architecture: must be an integer >= 32",
+        "constraints.latency_ms.reference.resolution: not a buildable architecture: expected an "
+        "integer in [32, 1024]",
     ),
     (
         [
@@ -607,7 +629,8 @@ BAD = [
                 {"depth": 26, "width": 0.25, "resolution": 48, "classes": 3},
             ),
         ],
-        "constraints.latency_ms.reference.classes: unknown key; expected one of depth, width, resolution",
+        "constraints.latency_ms.reference.classes: unknown key; expected one of depth, width, "
+        "resolution",
     ),
     (
         [
@@ -667,7 +690,8 @@ BAD = [
     ([("constraints.max_params", -5)], "constraints.max_params: expected a number > 0, got -5"),
     (
         [("data.source", "imagenet")],
-        "data.source: unknown 'imagenet'; expected one of synthetic, fashion-mnist, imagefolder, parquet",
+        "data.source: expected one of synthetic, fashion-mnist, imagefolder, parquet, "
+        "got 'imagenet'",
     ),
     ([("data", {"source": "imagefolder"})], "data.dir: required for source imagefolder"),
     (
@@ -724,17 +748,18 @@ def test_minimal_space_gets_every_default(tmp_path):
     space = load_space(path)
     assert space.name == "tiny-run" and space.epochs == [3]
     assert DataConfig(**space.data) == DataConfig()
-    assert space.search == {
-        "algorithm": "grid",
-        "num_samples": 1,
-        "max_concurrent": None,
-        "seed": 0,
-        "scheduler": {"kind": "fifo"},
-        "confirm": None,
-    }
-    assert space.resources == {"workers": 1, "cpus_per_worker": 1, "gpus_per_worker": 0}
-    assert space.storage == {"path": "~/rsearch_results"}
-    assert space.objective == {"metric": "minival_top1", "mode": "max"}
+    assert space.search == schema.SearchSpec(
+        algorithm="grid",
+        num_samples=1,
+        max_concurrent=None,
+        seed=0,
+        scheduler=schema.SchedulerSpec("fifo"),
+        confirm=None,
+    )
+    assert space.search.to_dict()["scheduler"] == {"kind": "fifo"}
+    assert space.resources == schema.Resources(workers=1, cpus_per_worker=1, gpus_per_worker=0)
+    assert space.storage.path == "~/rsearch_results"
+    assert space.objective.to_dict() == {"metric": "minival_top1", "mode": "max"}
     assert space.latency is None and space.max_params is None and space.max_flops is None
     assert space.recipe["preset"].to_yaml() == "rs"
     assert space.trial_count(3) == 1 and space.architectures() == [(26, 0.25, 32)]
@@ -742,18 +767,61 @@ def test_minimal_space_gets_every_default(tmp_path):
 
 def test_latency_defaults_are_latency_methods():
     space = parse_space(changed(("constraints.latency_ms", {"max": 5})))
-    method = {k: v for k, v in space.latency.items() if k not in ("max", "max_ratio", "reference")}
-    assert LatencyMethod(**method) == LatencyMethod()
-    assert (
-        space.latency["max"] == 5
-        and space.latency["max_ratio"] is None
-        and space.latency["reference"] is None
-    )
+    assert space.latency.method == LatencyMethod()
+    assert LatencyMethod(**space.latency.method_fields()) == LatencyMethod()
+    assert space.latency.budget_fields() == {"max": 5, "max_ratio": None, "reference": None}
+    assert space.latency.budget().describe() == "5 ms"
 
 
 def test_asha_defaults_and_shorthand():
     space = parse_space(changed(("search.scheduler", "asha"), ("epochs", [4, 8])))
-    assert space.search["scheduler"] == {"kind": "asha", "grace_period": 1, "reduction_factor": 3}
+    assert space.search.scheduler == schema.SchedulerSpec(
+        "asha", grace_period=1, reduction_factor=3
+    )
+    assert space.search.scheduler.to_dict() == {
+        "kind": "asha",
+        "grace_period": 1,
+        "reduction_factor": 3,
+    }
+
+
+def test_both_ashas_count_epochs():
+    """One time attribute for every scheduler: the epoch each report carries."""
+    from types import SimpleNamespace
+
+    from rsearch.tune.tuner import scheduler
+
+    ctx = SimpleNamespace(costs={}, minival_size=100)
+    asha = parse_space(changed(("search.scheduler", "asha"), ("epochs", [4, 8])))
+    sched = scheduler(asha, 8, ctx)
+    assert sched._time_attr == "epoch" and sched._max_t == 8  # Pareto ASHA reads `epoch` too
+
+
+def test_every_searched_key_reads_the_one_rule_table():
+    """A space accepts exactly what the dataclasses it feeds accept (rsearch.bounds)."""
+    from rsearch.bounds import FIELDS
+    from rsearch.recipe import Recipe
+
+    for key, rule in {**fields.SCALING, **fields.RECIPE}.items():
+        assert key == "preset" or rule is FIELDS[key]
+    assert set(fields.RECIPE) == {"preset", *(f.name for f in dataclasses.fields(Recipe))}
+    assert set(fields.REGULARIZATION) <= set(fields.RECIPE)
+
+
+def test_sections_are_typed_and_written_back_as_yaml():
+    space = parse_space(
+        changed(
+            ("search.confirm", {"top": 2, "seeds": [1, 2]}),
+            ("constraints.latency_ms", {"max_ratio": 1.5, "reference": dict(REFERENCE)}),
+        )
+    )
+    assert space.search.confirm == schema.ConfirmSpec(top=2, seeds=(1, 2))
+    assert space.latency.reference == Architecture(26, 0.25, 48)
+    assert space.latency.budget().reference == (26, 0.25, 48)
+    resolved = space.resolved()
+    assert resolved["search"]["confirm"] == {"top": 2, "seeds": [1, 2]}
+    assert resolved["constraints"]["latency_ms"]["reference"] == REFERENCE
+    assert resolved["resources"] == {"workers": 1, "cpus_per_worker": 1, "gpus_per_worker": 0}
 
 
 def test_keys_follow_the_dataclasses_they_feed():

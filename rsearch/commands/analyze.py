@@ -6,66 +6,47 @@ rsearch analyze ~/rsearch_results/quickstart --json --target-epochs 350
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 
 from rsearch import metrics as m
+from rsearch.bounds import Bound
+from rsearch.commands.args import add_command, add_experiment, integer, number, number_list
 from rsearch.noise import NOISE_Z, verdict
 
-
-def _budgets(text: str) -> list[float]:
-    try:
-        values = [float(part) for part in text.split(",")]
-    except ValueError:
-        values = []
-    if not values or not all(v > 0 and math.isfinite(v) for v in values):
-        raise argparse.ArgumentTypeError(
-            f"must be comma-separated latencies in ms > 0 (e.g. 1,2.5,5), got {text!r}"
-        )
-    return values
+# Latency budgets in ms: any positive, finite number.
+_BUDGET = Bound("float", 0, low_open=True)
 
 
-def _positive(kind):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or not value > 0:
-            raise argparse.ArgumentTypeError(f"must be a {kind.__name__} > 0, got {text!r}")
-        return value
-
-    return parse
+HELP = "which scaling axis (depth, width, resolution) wins per epoch regime"
+DESCRIPTION = (
+    "For each epoch regime of an experiment: the accuracy gained per doubling of "
+    "measured latency when scaling depth, width or resolution from a common base, whether the "
+    "winner's lead exceeds run-to-run noise, the best config per latency budget, and "
+    "warnings where a conclusion would be extrapolated (to a longer regime, larger "
+    "models, or from a single base architecture)."
+)
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "analyze",
-        help="which scaling axis (depth, width, resolution) wins per epoch regime",
-        description="For each epoch regime of an experiment: the accuracy gained per doubling of measured "
-        "latency when scaling depth, width or resolution from a common base, whether the "
-        "winner's lead exceeds run-to-run noise, the best config per latency budget, and "
-        "warnings where a conclusion would be extrapolated (to a longer regime, larger "
-        "models, or from a single base architecture).",
-    )
-    p.add_argument("experiment", metavar="EXPERIMENT", help="experiment folder (<storage>/<name>)")
+    p = add_command(subparsers, __name__, HELP, DESCRIPTION)
+    add_experiment(p)
     p.add_argument("--json", action="store_true", help="print the analysis as JSON")
     p.add_argument(
         "--budgets",
-        type=_budgets,
+        type=number_list(_BUDGET, "1,2.5,5"),
         metavar="MS[,MS...]",
         help="latency budgets for the model-family table (default: the Pareto front)",
     )
     p.add_argument(
         "--target-epochs",
-        type=_positive(int),
+        type=integer(1),
         metavar="N",
         help="the regime you will train in: warns if it was not measured",
     )
     p.add_argument(
         "--target-latency-ms",
-        type=_positive(float),
+        type=number(0),
         metavar="MS",
         help="the latency you will deploy at: warns if beyond the largest model measured",
     )
@@ -118,10 +99,15 @@ def _axis_lines(regime) -> list[str]:
         span = f"{curve.latency_ms[0]:.3g}-{curve.latency_ms[-1]:.3g}" if curve.latency_ms else "-"
         gain = curve.accuracy[-1] - curve.accuracy[0] if curve.accuracy else None
         mark = "  <- best" if axis == regime.winner else ""
-        lines.append(
-            f"  {axis:<11}{values:<22}{span:<18}{_num(gain, '+.4f'):>11}{_num(curve.slope, '+.4f'):>16}{mark}"
-        )
+        slope = _num(curve.slope, "+.4f")
+        lines.append(f"  {axis:<11}{values:<22}{span:<18}{_num(gain, '+.4f'):>11}{slope:>16}{mark}")
     return lines
+
+
+def _architecture(row) -> str:
+    """model, depth, width and resolution, in the tables' columns."""
+    model = str(row.get(m.MODEL) or "-")
+    return f"{model:<22}{row[m.DEPTH]:>6}{row[m.WIDTH]:>7g}{row[m.RESOLUTION]:>6}"
 
 
 def _pm(acc, se) -> str:
@@ -135,7 +121,8 @@ def _pm(acc, se) -> str:
 
 def _front_lines(regime) -> list[str]:
     """The regime's Pareto front with top-1 +- SE, and which neighbours cannot be told apart."""
-    from rsearch.analysis import ties_statement  # the same words as the dashboard's
+    # the same words as the dashboard's; pandas, as in run()
+    from rsearch.analysis import ties_statement
 
     if not regime.front:
         return ["  Pareto front: none yet (no trained trial with a measured latency)"]
@@ -156,8 +143,7 @@ def _front_lines(regime) -> list[str]:
         accuracy = _pm(row[m.MINIVAL_TOP1], row.get(m.MINIVAL_TOP1_SE))
         lines.append(
             f"  {_num(row[m.LATENCY_MS], '.3g'):>10}  {accuracy:<18}"
-            f"{str(row.get(m.MODEL) or '-'):<22}{row[m.DEPTH]:>6}{row[m.WIDTH]:>7g}{row[m.RESOLUTION]:>6}  "
-            f"{str(row[m.TRIAL_ID]):<{width}}{tied}"
+            f"{_architecture(row)}  {str(row[m.TRIAL_ID]):<{width}}{tied}"
         )
     lines.append("  " + ties_statement(regime.front))
     return lines
@@ -185,8 +171,7 @@ def _family_lines(regime) -> list[str]:
             continue
         accuracy = _pm(row[m.MINIVAL_TOP1], row.get(m.MINIVAL_TOP1_SE))
         lines.append(
-            f"  {_num(row['budget_ms']):>10}  {str(row.get(m.MODEL) or '-'):<22}{row[m.DEPTH]:>6}"
-            f"{row[m.WIDTH]:>7g}{row[m.RESOLUTION]:>6}{accuracy:>19}"
+            f"  {_num(row['budget_ms']):>10}  {_architecture(row)}{accuracy:>19}"
             f"{_num(row[m.LATENCY_MS], '.3g'):>12}  {_lead(row)}"
         )
     return lines
@@ -194,7 +179,8 @@ def _family_lines(regime) -> list[str]:
 
 def _confirmation_lines(result) -> list[str]:
     """The confirmation reruns per regime; nothing when there were none."""
-    from rsearch.analysis import order_statement  # the same words as the dashboard's
+    # the same words as the dashboard's; pandas, as in run()
+    from rsearch.analysis import order_statement
 
     if not result.confirmation:
         return []
@@ -219,12 +205,14 @@ def _confirmation_lines(result) -> list[str]:
 
 
 def format_analysis(result, experiment) -> str:
-    from rsearch.analysis import winner_statement  # the same words as the dashboard's
+    # the same words as the dashboard's; pandas, as in run()
+    from rsearch.analysis import winner_statement
 
     results = experiment.results
     lines = [
         f"Experiment {experiment.name}: {len(results)} trials ({_counts(results)})",
-        "Scaling from a common base: top-1 gained per doubling of measured latency along each axis.",
+        "Scaling from a common base: top-1 gained per doubling of measured latency along each "
+        "axis.",
         f"A difference exceeds noise when it is larger than {NOISE_Z:g} standard errors.",
     ]
     for regime in result.regimes:

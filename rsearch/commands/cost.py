@@ -6,75 +6,30 @@ rsearch cost --depth 300 --width 1.5 --resolution 224 --latency --batch 1,64 --j
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 
+from rsearch import metrics as M
+from rsearch.bounds import FIELDS, MIN_DEPTH
+from rsearch.commands.args import add_command, field, integer, named_flags, number, number_list
 from rsearch.errors import UserError
+from rsearch.models import model_config, parse_model_name, regularization_defaults
 
 DEFAULT_CACHE = "~/.cache/rsearch/latency.parquet"
-# Literal copies (importing rsearch.models here would import torch for `rsearch --help`);
-# tests/test_cost.py checks them against TOTAL_STRIDE and registry.MIN_DEPTH.
-MIN_RESOLUTION = 32
-MIN_DEPTH = 14
+# The fields model_config and check_resolution name, as this command's flags.
+FLAGS = {"num_classes": "--classes", "in_chans": "--in-chans", "model": "--model"}
 
 
-def _int_at_least(low: int, why: str = ""):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < low:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {low}{why}, got {text!r}")
-        return value
-
-    return parse
-
-
-def _width(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0:  # also rejects nan
-        raise argparse.ArgumentTypeError(f"must be a number > 0 (e.g. 0.25 .. 2.0), got {text!r}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value <= 60:  # also rejects nan
-        raise argparse.ArgumentTypeError(f"must be a number of seconds in (0, 60], got {text!r}")
-    return value
-
-
-def _batch_list(text: str) -> list[int]:
-    sizes = []
-    for part in text.split(","):
-        try:
-            sizes.append(int(part))
-        except ValueError:
-            sizes = []
-            break
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(
-            f"must be a comma-separated list of batch sizes >= 1 (e.g. 1,64), got {text!r}"
-        )
-    return sizes
+HELP = "parameters, FLOPs, activation memory and measured latency of a model"
+DESCRIPTION = (
+    "Count a model's parameters, FLOPs (2 x MACs, torch's flop counter) and "
+    "training activation memory on the meta device (no weights allocated); with --latency, "
+    "measure inference latency with a declared method (cached)."
+)
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "cost",
-        help="parameters, FLOPs, activation memory and measured latency of a model",
-        description="Count a model's parameters, FLOPs (2 x MACs, torch's flop counter) and training "
-        "activation memory on the meta device (no weights allocated); with --latency, "
-        "measure inference latency with a declared method (cached).",
-    )
+    p = add_command(subparsers, __name__, HELP, DESCRIPTION)
     which = p.add_mutually_exclusive_group()
     which.add_argument(
         "--model",
@@ -83,11 +38,13 @@ def register(subparsers) -> None:
     )
     which.add_argument(
         "--depth",
-        type=_int_at_least(MIN_DEPTH, " (one bottleneck per stage)"),
+        type=field("depth"),
         help=f"any depth >= {MIN_DEPTH} (published block counts where they exist, "
         "the documented rule otherwise)",
     )
-    p.add_argument("--width", type=_width, default=1.0, help="width multiplier (default 1.0)")
+    p.add_argument(
+        "--width", type=field("width"), default=1.0, help="width multiplier (default 1.0)"
+    )
     p.add_argument(
         "--baseline",
         action="store_true",
@@ -95,11 +52,14 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--resolution",
-        type=_int_at_least(MIN_RESOLUTION, " (the network's total stride)"),
-        help="input size in pixels, >= 32 (default: the paper's size for that depth)",
+        type=field("resolution"),
+        help="input size in pixels (default: the paper's size for that depth)",
     )
     p.add_argument(
-        "--classes", type=_int_at_least(2), default=1000, help="number of classes (default 1000)"
+        "--classes",
+        type=field("num_classes"),
+        default=1000,
+        help="number of classes (default 1000)",
     )
     p.add_argument(
         "--in-chans", type=int, choices=(1, 3), default=3, help="input channels (default 3)"
@@ -109,7 +69,10 @@ def register(subparsers) -> None:
     lat = p.add_argument_group("latency (with --latency)")
     lat.add_argument("--latency", action="store_true", help="also measure inference latency")
     lat.add_argument(
-        "--batch", type=_batch_list, default=[1], help="batch sizes, e.g. 1,64 (default 1)"
+        "--batch",
+        type=number_list(FIELDS["batch_size"], "1,64"),
+        default=[1],
+        help="batch sizes, e.g. 1,64 (default 1)",
     )
     lat.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="default cpu")
     lat.add_argument(
@@ -118,16 +81,16 @@ def register(subparsers) -> None:
         default="float32",
         help="bfloat16 runs under autocast (default float32)",
     )
-    lat.add_argument("--warmup", type=_int_at_least(0), default=3, help="untimed calls (default 3)")
+    lat.add_argument("--warmup", type=integer(0), default=3, help="untimed calls (default 3)")
     lat.add_argument(
         "--repeats",
-        type=_int_at_least(1),
+        type=integer(1),
         default=10,
         help="timed rounds, each a torch.utils.benchmark blocked_autorange (default 10)",
     )
     lat.add_argument(
         "--min-run-time",
-        type=_seconds,
+        type=number(0, 60, why="seconds"),
         default=0.05,
         help="seconds of timed calls per round (default 0.05)",
     )
@@ -138,9 +101,7 @@ def register(subparsers) -> None:
         action="store_true",
         help="replay CUDA graphs (compile mode reduce-overhead with --compile)",
     )
-    lat.add_argument(
-        "--threads", type=_int_at_least(1), help="CPU threads (default: torch's default)"
-    )
+    lat.add_argument("--threads", type=integer(1), help="CPU threads (default: torch's default)")
     lat.add_argument(
         "--cache",
         default=os.environ.get("RSEARCH_LATENCY_CACHE", DEFAULT_CACHE),
@@ -154,27 +115,28 @@ def register(subparsers) -> None:
 
 def _resolve(args):
     """Validate everything before any work: (cfg, nominal depth, resolution, methods)."""
+    # torch: the CLI builds every command's parser (`rsearch --help`) without importing it
     from rsearch.cost import LatencyMethod, check_device, check_resolution
-    from rsearch.models import model_config, parse_model_name, regularization_defaults
 
     if args.model is None and args.depth is None:
         raise UserError(
             "--model or --depth: one is required (e.g. --model resnetrs-50 or --depth 300)"
         )
-    if args.model is not None:
-        model_config(model=args.model)  # errors name --model, not --depth
-        depth, rs = parse_model_name(args.model)
-        rs = rs and not args.baseline
-    else:
-        depth, rs = args.depth, not args.baseline
-    cfg = model_config(
-        depth=depth, width=args.width, num_classes=args.classes, in_chans=args.in_chans, rs=rs
-    )
-    resolution = check_resolution(
-        args.resolution
-        if args.resolution is not None
-        else regularization_defaults(depth)["image_size"]
-    )
+    with named_flags(FLAGS):
+        if args.model is not None:
+            model_config(model=args.model)  # a name that builds nothing is the name's error
+            depth, rs = parse_model_name(args.model)
+            rs = rs and not args.baseline
+        else:
+            depth, rs = args.depth, not args.baseline
+        cfg = model_config(
+            depth=depth, width=args.width, num_classes=args.classes, in_chans=args.in_chans, rs=rs
+        )
+        resolution = check_resolution(
+            args.resolution
+            if args.resolution is not None
+            else regularization_defaults(depth)["image_size"]
+        )
     methods = []
     if args.device == "cuda" or args.latency:
         check_device(args.device)
@@ -199,7 +161,7 @@ def _resolve(args):
 
 def run(args) -> int:
     cfg, depth, resolution, methods = _resolve(args)
-    from rsearch.cost import LatencyCache, measure_latency, model_cost
+    from rsearch.cost import LatencyCache, measure_latency, model_cost  # torch (see _resolve)
 
     cache = None if args.no_cache or not methods else LatencyCache(args.cache)
     _check_memory(
@@ -208,13 +170,13 @@ def run(args) -> int:
         [m for m in methods if cache is None or cache.get(cfg, resolution, m) is None],
     )
     report = {
-        "model": cfg.name,
-        "depth": depth,
+        M.MODEL: cfg.name,
+        M.DEPTH: depth,
         "layers": list(cfg.layers),
         "blocks": sum(cfg.layers),
-        "width": cfg.width,
+        M.WIDTH: cfg.width,
         "rs": cfg.rs,
-        "resolution": resolution,
+        M.RESOLUTION: resolution,
         "classes": cfg.num_classes,
         "in_chans": cfg.in_chans,
         **model_cost(cfg, resolution),
@@ -232,7 +194,7 @@ def run(args) -> int:
 
 def _check_memory(cfg, resolution: int, to_measure) -> None:
     """Before the first measurement: each batch still to be measured must fit in free memory."""
-    from rsearch import memory
+    from rsearch import memory  # torch, as the cost functions
 
     for method in to_measure:
         estimate = memory.inference_estimate(
@@ -249,34 +211,45 @@ def _check_memory(cfg, resolution: int, to_measure) -> None:
 
 def format_table(report: dict) -> str:
     layers = "-".join(str(n) for n in report["layers"])
+    size, chans, classes = report[M.RESOLUTION], report["in_chans"], report["classes"]
+    activations = report["activation_bytes"] / 2**20
     lines = [
-        f"{'model':<12} {report['model']}" + ("" if report["rs"] else " (plain ResNet baseline)"),
+        f"{'model':<12} {report[M.MODEL]}" + ("" if report["rs"] else " (plain ResNet baseline)"),
         f"{'layers':<12} {layers} ({report['blocks']} bottleneck blocks)",
-        f"{'width':<12} {report['width']:g}",
-        f"{'input':<12} {report['resolution']} x {report['resolution']} px, {report['in_chans']} channel(s), "
-        f"{report['classes']} classes",
-        f"{'params':<12} {report['params'] / 1e6:,.2f} M ({report['params']:,})",
-        f"{'FLOPs':<12} {report['flops'] / 1e9:,.2f} G per image (2 x MACs)",
-        f"{'activations':<12} {report['activation_bytes'] / 2**20:,.1f} MiB per image (training, float32)",
+        f"{'width':<12} {report[M.WIDTH]:g}",
+        f"{'input':<12} {size} x {size} px, {chans} channel(s), {classes} classes",
+        f"{'params':<12} {report[M.PARAMS] / 1e6:,.2f} M ({report[M.PARAMS]:,})",
+        f"{'FLOPs':<12} {report[M.FLOPS] / 1e9:,.2f} G per image (2 x MACs)",
+        f"{'activations':<12} {activations:,.1f} MiB per image (training, float32)",
     ]
     if report.get("latency"):
-        first = report["latency"][0]
-        mode = f"compile ({first['compile_mode']})" if first["compile"] else "eager"
-        if first["cuda_graphs"] and not first["compile"]:
-            mode += " + CUDA graphs"
-        threads = f", {first['threads_used']} threads" if first.get("threads_used") else ""
-        lines += [
-            "",
-            f"latency: {first['device']} ({first['device_name']}{threads}), {first['dtype']}, {mode}"
-            f"{', channels_last' if first['channels_last'] else ''}, warmup {first['warmup']}, "
-            f"{first['repeats']} rounds of >= {first.get('min_run_time', 0):g} s, "
-            f"{first.get('clock', 'wall')} clock, torch {first['torch']}",
-            f"{'batch':>6} {'latency ms':>10} {'IQR ms':>8} {'noise':>6} {'p95 ms':>10} {'img/s':>10}  cached",
-        ]
-        for r in report["latency"]:
-            lines.append(
-                f"{r['batch_size']:>6} {r['latency_ms']:>10.3f} {r.get('latency_spread_ms', 0):>8.3f} "
-                f"{r.get('latency_noise', 0):>6.1%} {r['latency_p95_ms']:>10.3f} "
-                f"{r['images_per_s']:>10.1f}  {'yes' if r['cached'] else 'no'}"
-            )
+        lines += ["", _latency_method_line(report["latency"][0])]
+        lines.append(
+            f"{'batch':>6} {'latency ms':>10} {'IQR ms':>8} {'noise':>6} {'p95 ms':>10} "
+            f"{'img/s':>10}  cached"
+        )
+        lines += [_latency_line(r) for r in report["latency"]]
     return "\n".join(lines)
+
+
+def _latency_method_line(first: dict) -> str:
+    """How the figures were measured (one method for every batch size)."""
+    mode = f"compile ({first['compile_mode']})" if first["compile"] else "eager"
+    if first["cuda_graphs"] and not first["compile"]:
+        mode += " + CUDA graphs"
+    threads = f", {first['threads_used']} threads" if first.get("threads_used") else ""
+    return (
+        f"latency: {first['device']} ({first['device_name']}{threads}), {first['dtype']}, "
+        f"{mode}{', channels_last' if first['channels_last'] else ''}, "
+        f"warmup {first['warmup']}, {first['repeats']} rounds of >= "
+        f"{first.get('min_run_time', 0):g} s, {first.get('clock', 'wall')} clock, "
+        f"torch {first['torch']}"
+    )
+
+
+def _latency_line(r: dict) -> str:
+    return (
+        f"{r['batch_size']:>6} {r[M.LATENCY_MS]:>10.3f} {r.get(M.LATENCY_SPREAD_MS, 0):>8.3f} "
+        f"{r.get(M.LATENCY_NOISE, 0):>6.1%} {r[M.LATENCY_P95_MS]:>10.3f} "
+        f"{r['images_per_s']:>10.1f}  {'yes' if r['cached'] else 'no'}"
+    )

@@ -6,35 +6,29 @@ rsearch dashboard ~/rsearch_results/quickstart --watch 30      # rewrite every 3
 
 from __future__ import annotations
 
-import argparse
-import math
 import os
 import time
+
+from rsearch import storage
+from rsearch.commands.args import add_command, add_experiment, number
+from rsearch.errors import UserError
 
 # experiment.json statuses after which the search writes nothing more (`--watch` stops).
 FINAL_STATUSES = ("finished", "interrupted", "failed")
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}")
-    return value
+HELP = "write the HTML report of an experiment (Pareto fronts, scaling, trials)"
+DESCRIPTION = (
+    "Read an experiment's results store and write one self-contained HTML report "
+    "(plotly.js embedded, opens offline): Pareto front, FLOPs vs latency, scaling curves, "
+    "regularization vs size, learning curves, and a sortable trials table. Works on a "
+    "running search: it shows whatever trials exist."
+)
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "dashboard",
-        help="write the HTML report of an experiment (Pareto fronts, scaling, trials)",
-        description="Read an experiment's results store and write one self-contained HTML report "
-        "(plotly.js embedded, opens offline): Pareto front, FLOPs vs latency, scaling curves, "
-        "regularization vs size, learning curves, and a sortable trials table. Works on a "
-        "running search: it shows whatever trials exist.",
-    )
-    p.add_argument("experiment", metavar="EXPERIMENT", help="experiment folder (<storage>/<name>)")
+    p = add_command(subparsers, __name__, HELP, DESCRIPTION)
+    add_experiment(p)
     p.add_argument(
         "-o",
         "--output",
@@ -43,17 +37,17 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--watch",
-        type=_seconds,
+        type=number(0, why="seconds"),
         metavar="SECONDS",
-        help="rewrite the report every SECONDS until the experiment is finished or interrupted (Ctrl-C stops); "
-        "the page then reloads itself in the browser",
+        help="rewrite the report every SECONDS until the experiment is finished or interrupted "
+        "(Ctrl-C stops); the page then reloads itself in the browser",
     )
     p.set_defaults(func=run)
 
 
 def write_report(experiment_dir, output=None, refresh_s: float | None = None) -> tuple[str, str]:
     """Render the report once. Returns (path written, experiment status)."""
-    # Imported here: plotly is a view dependency, not loaded for other commands.
+    # plotly and pyarrow are view dependencies: loaded by this command only, not by `rsearch`
     from dashboards.page import build_report
     from rsearch.results import read_experiment, write_file_atomic
 
@@ -69,9 +63,7 @@ def write_report(experiment_dir, output=None, refresh_s: float | None = None) ->
 
 
 def run(args) -> int:
-    from rsearch import storage
-    from rsearch.errors import UserError
-    from rsearch.results import read_experiment
+    from rsearch.results import read_experiment  # pyarrow (see write_report)
 
     # Refuse an empty experiment up front unless watching a search that is still starting.
     if not args.watch:

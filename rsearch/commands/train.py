@@ -2,49 +2,50 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 
+from rsearch.bounds import MIN_DEPTH
+from rsearch.commands.args import add_command, field, named_flags
 from rsearch.errors import UserError
+from rsearch.models import parse_model_name, regularization_defaults
+from rsearch.recipe import PRESETS, REGULARIZATION_KNOBS, preset
 
-RECIPE_FLAGS = {  # CLI flag -> Recipe field, for per-run overrides of the preset
-    "dropout": float,
-    "stochastic_depth": float,
-    "label_smoothing": float,
-    "randaugment_magnitude": int,
-    "randaugment_ops": int,
-    "weight_decay": float,
-    "ema_decay": float,
-    "base_lr": float,
-    "warmup_epochs": float,
-}
+# Recipe fields with a flag of their own (--dropout, ...), overriding the preset for one run.
+RECIPE_FLAGS = REGULARIZATION_KNOBS
+# rsearch.data.config.SOURCES: importing rsearch.data would load torch for `rsearch --help`.
+DATA_SOURCES = ("synthetic", "fashion-mnist", "imagefolder", "parquet")
+# The fields whose flag is not --<field> (batch_size is --batch-size, and so on).
+FLAGS = {"preset": "--recipe", "device": "--gpu"}
+
+
+HELP = "train one model (in-process, or DDP on Ray Train with --workers N)"
+DESCRIPTION = (
+    "Train one ResNet-RS configuration with the RS recipe; writes summary.json, "
+    "epochs.parquet and checkpoint.pt to --output."
+)
 
 
 def register(subparsers) -> None:
-    from rsearch.recipe import PRESETS
-
-    p = subparsers.add_parser(
-        "train",
-        help="train one model (in-process, or DDP on Ray Train with --workers N)",
-        description="Train one ResNet-RS configuration with the RS recipe; writes summary.json, epochs.parquet "
-        "and checkpoint.pt to --output.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    p = add_command(subparsers, __name__, HELP, DESCRIPTION, show_defaults=True)
     model = p.add_argument_group("model")
     model.add_argument(
         "--model",
         help="resnetrs-50 ... resnetrs-420 (or resnetrs50), resnetrs-<depth>, "
         "resnet-<depth> for the plain baseline",
     )
-    model.add_argument("--depth", type=int, help="any depth >= 14 (instead of --model)")
-    model.add_argument("--width", type=float, default=1.0, help="width multiplier")
     model.add_argument(
-        "--resolution", type=int, help="image size (default: the paper's size for the depth)"
+        "--depth", type=field("depth"), help=f"any depth >= {MIN_DEPTH} (instead of --model)"
+    )
+    model.add_argument("--width", type=field("width"), default=1.0, help="width multiplier")
+    model.add_argument(
+        "--resolution",
+        type=field("resolution"),
+        help="image size (default: the paper's size for the depth)",
     )
     train = p.add_argument_group("training")
-    train.add_argument("--epochs", type=int, default=5)
+    train.add_argument("--epochs", type=field("epochs"), default=5)
     train.add_argument(
         "--recipe",
         default="rs",
@@ -53,27 +54,30 @@ def register(subparsers) -> None:
         help=f"recipe preset: {', '.join(PRESETS)}",
     )
     train.add_argument(
-        "--batch-size", type=int, default=128, help="global batch, split over --workers"
+        "--batch-size",
+        type=field("batch_size"),
+        default=128,
+        help="global batch, split over --workers",
     )
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--compile", action="store_true", help="torch.compile the model")
     train.add_argument(
         "--deterministic", action="store_true", help="deterministic torch algorithms"
     )
-    for field, kind in RECIPE_FLAGS.items():
+    for name in RECIPE_FLAGS:
         train.add_argument(
-            "--" + field.replace("_", "-"),
-            type=kind,
+            "--" + name.replace("_", "-"),
+            type=field(name),
             default=None,
-            help=f"override the preset's {field}",
+            help=f"override the preset's {name}",
         )
     data = p.add_argument_group("data")
     data.add_argument(
         "--data",
         default="synthetic",
-        choices=["synthetic", "fashion-mnist", "imagefolder", "parquet"],
+        choices=DATA_SOURCES,
         metavar="SOURCE",
-        help="synthetic | fashion-mnist | imagefolder | parquet",
+        help=" | ".join(DATA_SOURCES),
     )
     data.add_argument(
         "--data-dir",
@@ -85,14 +89,18 @@ def register(subparsers) -> None:
         "--crop-min-scale",
         type=float,
         default=None,
-        help="smallest random-resized-crop area (default 0.08, the paper's; small data may want more)",
+        help="smallest random-resized-crop area (default 0.08, the paper's; small data may "
+        "want more)",
     )
     data.add_argument(
         "--loader-workers", type=int, default=0, help="DataLoader processes per worker"
     )
     run = p.add_argument_group("execution")
     run.add_argument(
-        "--workers", type=int, default=1, help="data-parallel workers (N > 1 runs Ray Train DDP)"
+        "--workers",
+        type=field("workers"),
+        default=1,
+        help="data-parallel workers (N > 1 runs Ray Train DDP)",
     )
     run.add_argument("--gpu", action="store_true", help="train on GPU(s)")
     run.add_argument(
@@ -107,27 +115,41 @@ def register(subparsers) -> None:
 
 
 def build_config(args):
-    """The TrainConfig these arguments describe (validated; raises UserError)."""
+    """The TrainConfig these arguments describe (validated; raises UserError naming the flag)."""
+    # torch: `rsearch --help` must not load it
     from rsearch.data import DataConfig
-    from rsearch.models import parse_model_name, regularization_defaults
-    from rsearch.recipe import preset
     from rsearch.train.config import TrainConfig
 
     if args.model is None and args.depth is None:
         raise UserError(
-            "--model or --depth: one is required (e.g. --model resnetrs-50, or --depth 26 --width 0.25)"
+            "--model or --depth: one is required (e.g. --model resnetrs-50, "
+            "or --depth 26 --width 0.25)"
         )
-    rs = True
-    depth = args.depth
-    if args.model is not None:
-        depth, rs = parse_model_name(args.model)
-    if not args.width > 0:
-        raise UserError(f"--width: expected a number > 0, got {args.width}")
-    overrides = {f: getattr(args, f) for f in RECIPE_FLAGS if getattr(args, f) is not None}
-    overrides.update(batch_size=args.batch_size, compile=args.compile)
-    if not rs:  # a plain ResNet name means no ResNet-D and no SE, whatever the preset
-        overrides.update(resnet_d=False, se=False)
-    recipe = preset(args.recipe, depth=max(depth, 14), **overrides)
+    with named_flags(FLAGS):
+        depth, rs = parse_model_name(args.model) if args.model is not None else (args.depth, True)
+        overrides = {f: getattr(args, f) for f in RECIPE_FLAGS if getattr(args, f) is not None}
+        overrides.update(batch_size=args.batch_size, compile=args.compile)
+        if not rs:  # a plain ResNet name means no ResNet-D and no SE, whatever the preset
+            overrides.update(resnet_d=False, se=False)
+        recipe = preset(args.recipe, depth=max(depth, MIN_DEPTH), **overrides)
+        resolution = args.resolution or regularization_defaults(depth)["image_size"]
+        return TrainConfig(
+            depth=depth,
+            width=args.width,
+            resolution=resolution,
+            epochs=args.epochs,
+            recipe=recipe,
+            data=DataConfig(**_data_kwargs(args)),
+            seed=args.seed,
+            device="cuda" if args.gpu else "cpu",
+            workers=args.workers,
+            loader_workers=args.loader_workers,
+            deterministic=args.deterministic,
+        )
+
+
+def _data_kwargs(args) -> dict:
+    """DataConfig's keywords from the data flags (unset ones keep DataConfig's defaults)."""
     data_kwargs = {"source": args.data, "data_dir": args.data_dir, "seed": args.seed}
     if args.crop_min_scale is not None:
         data_kwargs["crop_min_scale"] = args.crop_min_scale
@@ -135,23 +157,12 @@ def build_config(args):
         data_kwargs["num_classes"] = args.num_classes
         if args.train_size is not None:
             data_kwargs["train_size"] = args.train_size
-    resolution = args.resolution or regularization_defaults(depth)["image_size"]
-    return TrainConfig(
-        depth=depth,
-        width=args.width,
-        resolution=resolution,
-        epochs=args.epochs,
-        recipe=recipe,
-        data=DataConfig(**data_kwargs),
-        seed=args.seed,
-        device="cuda" if args.gpu else "cpu",
-        workers=args.workers,
-        loader_workers=args.loader_workers,
-        deterministic=args.deterministic,
-    )
+    return data_kwargs
 
 
 def run_command(args) -> int:
+    # torch, pyarrow and Ray: loaded when a run starts, not for `rsearch --help`
+    from rsearch.train.loop import TrainingDiverged
     from rsearch.train.runner import run_training
 
     cfg = build_config(args)
@@ -162,13 +173,12 @@ def run_command(args) -> int:
         or f"rsearch_runs/{'resnetrs' if cfg.recipe.resnet_d else 'resnet'}-{cfg.depth}"
         f"-w{cfg.width:g}-r{cfg.resolution}-{time.strftime('%Y%m%d-%H%M%S')}"
     )
-    from rsearch.train.loop import TrainingDiverged
-
     try:
         summary = run_training(cfg, output, resume=args.resume, ray_address=args.address)
     except TrainingDiverged as exc:
         print(
-            f"rsearch train: training diverged: {exc}; the last good epoch's checkpoint is in {output}",
+            f"rsearch train: training diverged: {exc}; the last good epoch's checkpoint is in "
+            f"{output}",
             file=sys.stderr,
         )
         return 1

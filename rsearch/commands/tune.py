@@ -2,32 +2,39 @@
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import shlex
 import sys
 
+from rsearch import metrics as M
 from rsearch import storage
+from rsearch.architecture import arch_key
+from rsearch.commands.args import add_command
 from rsearch.errors import UserError
+
+OVER_BUDGET = "over_budget"  # a cost row's decision: why it is infeasible, or None
+
+
+HELP = "search scaling (depth, width, resolution) and regularization under epoch/latency budgets"
+DESCRIPTION = (
+    "Run the search a space file describes on Ray Tune (local Ray, or --address "
+    "auto on a cluster). Results go to <storage>/<name>/: results.parquet, curves.parquet, "
+    "space.yaml."
+)
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "tune",
-        help="search scaling (depth, width, resolution) and regularization under epoch/latency budgets",
-        description="Run the search a space file describes on Ray Tune (local Ray, or --address auto on a "
-        "cluster). Results go to <storage>/<name>/: results.parquet, curves.parquet, space.yaml.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    p = add_command(subparsers, __name__, HELP, DESCRIPTION, show_defaults=True)
     p.add_argument(
         "--space", help="search-space YAML (see search_spaces/); required unless --resume"
     )
     p.add_argument(
         "--dry-run",
         action="store_true",
-        help="validate the space, measure every architecture's latency in this process (or validate "
-        "the cached figures), print the plan and the feasible set; no Ray, trains nothing, "
-        "writes nothing",
+        help="validate the space, measure every architecture's latency in this process (or "
+        "validate the cached figures), print the plan and the feasible set; no Ray, trains "
+        "nothing, writes nothing",
     )
     p.add_argument(
         "--json", action="store_true", help="with --dry-run: print one JSON object instead of text"
@@ -53,6 +60,8 @@ def register(subparsers) -> None:
 
 def _load(args):
     """(space, experiment location) for a new search or a resumed one."""
+    # torch (the space validates latency methods), Ray (the driver): loaded when the command
+    # runs, never for `rsearch --help`; likewise in the functions below
     from rsearch.space import load_space
     from rsearch.space.schema import check_storage_path, parse_name
     from rsearch.tune.driver import experiment_dir
@@ -74,7 +83,7 @@ def _load(args):
         )
     space = load_space(args.space)
     if not args.storage:
-        storage.check_reachable(space.storage["path"], "storage.path")
+        storage.check_reachable(space.storage.path, "storage.path")
     return space, experiment_dir(space, args.storage, args.name)
 
 
@@ -152,8 +161,6 @@ def _measure_latencies(space, exp_dir: str, plan, progress: bool):
     latency table when it has them; the table is read, never written (a dry run writes nothing)."""
     if not plan.architectures:
         return None, None
-    import dataclasses
-
     import torch
 
     from rsearch.tune.costs import measure_costs
@@ -168,32 +175,36 @@ def _measure_latencies(space, exp_dir: str, plan, progress: bool):
     torch.set_num_threads(max(1, int(ctx.cpus_per_worker)))
     costs, survey = measure_costs(plan.architectures, ctx, progress=progress, read_only_cache=True)
     for cost in costs.values():  # every budget decides: latency, max_params, max_flops
-        cost["over_budget"] = over_budget(cost, ctx)
+        cost[OVER_BUDGET] = over_budget(cost, ctx)
     return costs, survey
 
 
-def dry_run_report(space, plan, costs: dict | None, survey: dict | None, exp_dir: str) -> dict:
-    from rsearch.tune.trial import arch_key
+# The dry run's JSON: report key -> cost row column, per architecture.
+_REPORTED = {
+    M.PARAMS: M.PARAMS,
+    M.FLOPS: M.FLOPS,
+    M.LATENCY_MS: M.LATENCY_MS,
+    M.LATENCY_NOISE: M.LATENCY_NOISE,
+    M.LATENCY_RATIO: M.LATENCY_RATIO,
+    M.LATENCY_MARGIN: M.LATENCY_MARGIN,
+    M.LATENCY_RATIO_NOISE: M.LATENCY_RATIO_NOISE,
+    "borderline": M.LATENCY_BORDERLINE,
+    "cached": M.LATENCY_CACHED,
+}
 
+
+def dry_run_report(space, plan, costs: dict | None, survey: dict | None, exp_dir: str) -> dict:
     archs = []
     for depth, width, resolution in plan.architectures or []:
         cost = (costs or {}).get(arch_key(depth, width, resolution), {})
         archs.append(
             {
-                "depth": depth,
-                "width": width,
-                "resolution": resolution,
-                "params": cost.get("params"),
-                "flops": cost.get("flops"),
-                "latency_ms": cost.get("latency_ms"),
-                "latency_noise": cost.get("latency_noise"),
-                "latency_ratio": cost.get("latency_ratio"),
-                "latency_margin": cost.get("latency_margin"),
-                "latency_ratio_noise": cost.get("latency_ratio_noise"),
-                "borderline": cost.get("latency_borderline"),
-                "cached": cost.get("latency_cached"),
-                "feasible": cost.get("over_budget") is None if costs else None,
-                "over_budget": cost.get("over_budget"),
+                M.DEPTH: depth,
+                M.WIDTH: width,
+                M.RESOLUTION: resolution,
+                **{key: cost.get(column) for key, column in _REPORTED.items()},
+                "feasible": cost.get(OVER_BUDGET) is None if costs else None,
+                OVER_BUDGET: cost.get(OVER_BUDGET),
             }
         )
     latency = space.latency
@@ -202,9 +213,7 @@ def dry_run_report(space, plan, costs: dict | None, survey: dict | None, exp_dir
         "results_dir": exp_dir,
         "regimes": plan.regimes,
         "trials_per_regime": plan.trials_per_regime,
-        "budget": None
-        if latency is None
-        else {k: latency[k] for k in ("max", "max_ratio", "reference")},
+        "budget": None if latency is None else latency.budget_fields(),
         "latency_survey": survey,
         "architectures": archs,
         "feasible": sum(1 for a in archs if a["feasible"]) if costs else None,
@@ -213,22 +222,22 @@ def dry_run_report(space, plan, costs: dict | None, survey: dict | None, exp_dir
 
 def _print_summary(exp_dir: str) -> int:
     """The study's outcome; exit code 1 when trials ran and every one of them failed."""
-    from rsearch import metrics as M
-    from rsearch import results
+    from rsearch import results  # pyarrow and pandas, once the search is done
+    from rsearch.frames import ok_mask
 
     exp = results.read_experiment(exp_dir, allow_empty=True)
     print(f"\nexperiment: {exp_dir}")
     if exp.results.empty:
         print("no trials recorded")
         return 0
-    counts = exp.results["status"].value_counts().to_dict()
+    counts = exp.results[M.STATUS].value_counts().to_dict()
     print("trials: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
     failed = exp.results[exp.results[M.STATUS] == M.STATUS_FAILED]
-    if len(failed) and not (exp.results[M.STATUS] == M.STATUS_OK).any():
+    if len(failed) and not ok_mask(exp.results).any():
         first = failed.iloc[0]
         print(
-            f"rsearch tune: error: no trial finished: {len(failed)} failed (trial {first[M.TRIAL_ID]}: "
-            f"{first[M.FAILURE]})",
+            f"rsearch tune: error: no trial finished: {len(failed)} failed "
+            f"(trial {first[M.TRIAL_ID]}: {first[M.FAILURE]})",
             file=sys.stderr,
         )
         return 1
@@ -242,8 +251,9 @@ def _print_summary(exp_dir: str) -> int:
         for regime, row in sorted(best.items()):
             if row:
                 print(
-                    f"  {regime} epochs: depth {row['depth']} width {row['width']:g} resolution "
-                    f"{row['resolution']}  minival {row['minival_top1']:.4f}  latency {row['latency_ms']:.3g} ms"
+                    f"  {regime} epochs: depth {row[M.DEPTH]} width {row[M.WIDTH]:g} resolution "
+                    f"{row[M.RESOLUTION]}  minival {row[M.MINIVAL_TOP1]:.4f}  "
+                    f"latency {row[M.LATENCY_MS]:.3g} ms"
                 )
     print(f"\ndashboard: rsearch dashboard {exp_dir}", file=sys.stdout)
     return 0

@@ -19,7 +19,6 @@ is done, so ResNet-RS-420 at 320 px is counted in a couple of seconds on a lapto
 
 from __future__ import annotations
 
-import numbers
 import weakref
 
 import torch
@@ -27,26 +26,21 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
-from rsearch.errors import UserError
-from rsearch.models import TOTAL_STRIDE, ResNetConfig, build
-from rsearch.models.registry import MAX_RESOLUTION
+from rsearch.bounds import FIELDS, FieldError
+from rsearch.models import ResNetConfig, build
 
 
 def check_resolution(resolution) -> int:
-    """`resolution` as an int in [TOTAL_STRIDE, MAX_RESOLUTION], or UserError naming --resolution."""
+    """`resolution` (an int, or its text) as an int within rsearch.bounds' rule for it; else a
+    FieldError naming the field `resolution` (the caller's edge names its flag or key)."""
     value = resolution
     if isinstance(value, str):
         try:
             value = int(value.strip())
         except ValueError:
             value = None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < TOTAL_STRIDE:
-        raise UserError(
-            f"--resolution: must be an integer >= {TOTAL_STRIDE} (the network's total "
-            f"stride), got {resolution!r}"
-        )
-    if value > MAX_RESOLUTION:
-        raise UserError(f"--resolution: must be at most {MAX_RESOLUTION}, got {resolution!r}")
+    if not FIELDS["resolution"].accepts(value):
+        raise FieldError("resolution", FIELDS["resolution"].expected(), resolution)
     return int(value)
 
 

@@ -18,9 +18,8 @@ MAX_MINIVAL_FRACTION = 0.5
 @dataclass(frozen=True)
 class DataConfig:
     source: str = "synthetic"  # "synthetic" | "fashion-mnist" | "imagefolder" | "parquet"
-    data_dir: str | None = (
-        None  # fashion-mnist defaults to FASHION_MNIST_DIR; imagefolder/parquet need one
-    )
+    # fashion-mnist defaults to FASHION_MNIST_DIR; imagefolder/parquet need one
+    data_dir: str | None = None
     num_classes: int = 10  # synthetic only (the other sources read it from their labels)
     # synthetic only: ~5 s per epoch for ResNet-RS depth 26 width 0.25 at 32 px on one CPU core.
     train_size: int = 5000
@@ -30,14 +29,10 @@ class DataConfig:
     cache_dir: str | None = (
         None  # rendered synthetic sets; default $RSEARCH_CACHE or ~/.cache/rsearch
     )
-    image_column: str = (
-        "image"  # parquet: encoded image bytes (binary, or a struct with a `bytes` field)
-    )
+    image_column: str = "image"  # parquet: encoded image bytes (binary, or a struct with `bytes`)
     label_column: str = "label"  # parquet: integer class index
     crop_min_scale: float = 0.08  # random-resized-crop lower area bound (paper: 8%)
-    verify_images: str = (
-        "auto"  # imagefolder: "auto" | "decode" | "header" | "none" (see imagefolder.py)
-    )
+    verify_images: str = "auto"  # imagefolder: "auto" | "decode" | "header" | "none"
 
     def __post_init__(self):
         if self.source not in SOURCES:
@@ -74,7 +69,8 @@ class DataConfig:
 
 
 def cache_root(cfg: DataConfig) -> Path:
-    """Where rendered data lives: the config's cache_dir, else $RSEARCH_CACHE, else ~/.cache/rsearch."""
+    """Where rendered data lives: the config's cache_dir, else $RSEARCH_CACHE, else
+    ~/.cache/rsearch."""
     if cfg.cache_dir:
         return Path(cfg.cache_dir).expanduser()
     return default_cache_root()

@@ -4,23 +4,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from rsearch import bounds
+from rsearch.bounds import FieldError
 from rsearch.data.config import FASHION_MNIST_DIR, DataConfig, cache_root
 from rsearch.data.dataset import SampleSet
 from rsearch.data.source import ImageSource
 from rsearch.data.split import fingerprint, train_minival
 from rsearch.data.transforms import EvalTransform, Normalize, train_transform
-from rsearch.errors import UserError
 
-MIN_RESOLUTION = 8
+# The smallest image the data layer renders and transforms. It is not the model's minimum
+# (rsearch.bounds: 32, the network's total stride), which every edge checks before data is
+# loaded: the data layer never builds a model, and its tests load 16 px images because they
+# render fast (Fashion-MNIST's own are 28 px).
+MIN_IMAGE_SIZE = 8
 
 
 @dataclass
 class Splits:
     train: SampleSet  # training split minus minival, train transforms
     minival: SampleSet  # the held-out slice of the training split, eval transforms
-    test: (
-        SampleSet | None
-    )  # the source's test/validation split (None if it has none), eval transforms
+    test: SampleSet | None  # the source's test/validation split (None if none), eval transforms
     num_classes: int
     in_chans: int  # 1 for Fashion-MNIST, 3 otherwise
     info: dict  # what to record with a run: sizes, minival fingerprint, seed, class names...
@@ -28,7 +31,8 @@ class Splits:
     std: tuple[float, ...] = field(default=())
 
     def normalizer(self) -> Normalize:
-        """For loads with normalize=False: turns a uint8 batch into the model's input, on any device."""
+        """For loads with normalize=False: turns a uint8 batch into the model's input, on any
+        device."""
         return Normalize(self.mean, self.std)
 
 
@@ -39,7 +43,8 @@ def _data_dir(cfg: DataConfig) -> str | None:
 
 
 def open_sources(cfg: DataConfig, resolution: int) -> tuple[ImageSource, ImageSource | None]:
-    """The source's (train, test) splits.  Imports stay local: each source loads only its own deps."""
+    """The source's (train, test) splits.  Imports stay local: each source loads only its own
+    dependencies (PIL, pyarrow, ...)."""
     if cfg.source == "synthetic":
         from rsearch.data.synthetic import open_synthetic
 
@@ -70,18 +75,10 @@ def load_data(
     normalize=False keeps items uint8 (4x less to move between processes and to the GPU);
     the caller then applies `splits.normalizer()` to each batch on the device.
     """
-    if not isinstance(resolution, int) or resolution < MIN_RESOLUTION:
-        raise UserError(
-            f"--resolution: expected an integer >= {MIN_RESOLUTION}, got {resolution!r}"
-        )
-    if not isinstance(randaugment_ops, int) or randaugment_ops < 0:
-        raise UserError(
-            f"randaugment_ops: expected a non-negative integer, got {randaugment_ops!r}"
-        )
-    if not isinstance(randaugment_magnitude, int) or not 0 <= randaugment_magnitude <= 30:
-        raise UserError(
-            f"randaugment_magnitude: expected an integer in [0, 30], got {randaugment_magnitude!r}"
-        )
+    if not bounds.is_integer(resolution) or resolution < MIN_IMAGE_SIZE:
+        raise FieldError("resolution", f"an integer >= {MIN_IMAGE_SIZE}", resolution)
+    bounds.check("randaugment_ops", randaugment_ops)
+    bounds.check("randaugment_magnitude", randaugment_magnitude)
     train_source, test_source = open_sources(cfg, resolution)
     train_idx, minival_idx = train_minival(
         train_source.labels, cfg.minival_fraction, cfg.seed, train_source.class_names

@@ -6,7 +6,8 @@ names and bounds for every command, and `rsearch analyze` / `dashboard` never bu
 """
 
 from rsearch.models.registry import (
-    RS_LAYERS,
+    RS_MODELS,
+    RSModel,
     layers_for_depth,
     model_config,
     parse_model_name,
@@ -18,14 +19,15 @@ _RESNET_NAMES = ("TOTAL_STRIDE", "ResNet", "ResNetConfig", "build")
 
 def __getattr__(name: str):
     if name in _RESNET_NAMES:
-        from rsearch.models import resnet
+        from rsearch.models import resnet  # torch, on first use (see above)
 
         return getattr(resnet, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
-    "RS_LAYERS",
+    "RS_MODELS",
+    "RSModel",
     "TOTAL_STRIDE",
     "ResNet",
     "ResNetConfig",

@@ -14,59 +14,78 @@ entry.  Any other depth uses one rule (documented in README "Models"):
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from rsearch.errors import UserError
+from rsearch import bounds
+
+# Re-exported: the data sources, the latency method and the recipe read the bounds from here.
+from rsearch.bounds import (
+    FIELDS,
+    MAX_BATCH,
+    MAX_CLASSES,
+    MAX_DEPTH,
+    MAX_RESOLUTION,
+    MAX_WIDTH,
+    MIN_DEPTH,
+    FieldError,
+)
 
 # resnet.py imports torch: the names and bounds here are read by commands that never build a model
 if TYPE_CHECKING:
     from rsearch.models.resnet import ResNetConfig
 
-# depth -> blocks per stage, as published for ResNet-RS.
-RS_LAYERS: dict[int, tuple[int, int, int, int]] = {
-    50: (3, 4, 6, 3),
-    101: (3, 4, 23, 3),
-    152: (3, 8, 36, 3),
-    200: (3, 24, 36, 3),
-    270: (4, 29, 53, 4),
-    350: (4, 36, 72, 4),
-    420: (4, 44, 87, 4),
+__all__ = [
+    "MAX_BATCH",
+    "MAX_CLASSES",
+    "MAX_DEPTH",
+    "MAX_RESOLUTION",
+    "MAX_WIDTH",
+    "MIN_DEPTH",
+    "RS_MODELS",
+    "RSModel",
+    "layers_for_depth",
+    "model_config",
+    "parse_model_name",
+    "regularization_defaults",
+]
+
+
+@dataclass(frozen=True)
+class RSModel:
+    """A released ResNet-RS model: its blocks per stage, and the per-size settings it was
+    trained with (Bello et al. 2021, table 7)."""
+
+    layers: tuple[int, int, int, int]
+    image_size: int
+    dropout: float
+    stochastic_depth: float
+    randaugment_magnitude: int
+
+
+# depth -> the published model of that depth.
+RS_MODELS: dict[int, RSModel] = {
+    50: RSModel((3, 4, 6, 3), 160, 0.25, 0.0, 10),
+    101: RSModel((3, 4, 23, 3), 192, 0.25, 0.0, 15),
+    152: RSModel((3, 8, 36, 3), 224, 0.25, 0.0, 15),
+    200: RSModel((3, 24, 36, 3), 256, 0.25, 0.1, 15),
+    270: RSModel((4, 29, 53, 4), 256, 0.25, 0.1, 15),
+    350: RSModel((4, 36, 72, 4), 256, 0.25, 0.1, 15),
+    420: RSModel((4, 44, 87, 4), 320, 0.4, 0.1, 15),
 }
 
-# Per-model settings of the released ResNet-RS models:
-# depth -> (image size, dropout, stochastic depth, RandAugment magnitude).
-RS_DEFAULTS: dict[int, tuple[int, float, float, int]] = {
-    50: (160, 0.25, 0.0, 10),
-    101: (192, 0.25, 0.0, 15),
-    152: (224, 0.25, 0.0, 15),
-    200: (256, 0.25, 0.1, 15),
-    270: (256, 0.25, 0.1, 15),
-    350: (256, 0.25, 0.1, 15),
-    420: (320, 0.4, 0.1, 15),
-}
-
-MIN_DEPTH = 14  # one block per stage
-# Upper bounds, checked before anything is allocated: far beyond the paper's largest
-# models (depth 420, width 2, 448 px, ImageNet-21k's 21,841 classes), small enough that a
-# typo (depth 10^9, a label of 10^9) is an error instead of hours of work or terabytes.
-MAX_DEPTH = 1000
-MAX_WIDTH = 8.0
-MAX_RESOLUTION = 1024
-MAX_CLASSES = 100_000
-MAX_BATCH = 65_536
 _NAME = re.compile(r"^(resnetrs|resnet)[-_]?(\d+)$")
+_NAMES_EXPECTED = (
+    f"one of {', '.join(f'resnetrs-{d}' for d in RS_MODELS)} "
+    "(or resnetrs-<depth>, resnet-<depth> for the plain baseline)"
+)
 
 
 def layers_for_depth(depth: int) -> tuple[int, int, int, int]:
     """Blocks per stage for `depth` (the published table first, then the rule above)."""
-    if depth in RS_LAYERS:
-        return RS_LAYERS[depth]
-    if depth < MIN_DEPTH:
-        raise UserError(
-            f"--depth: must be at least {MIN_DEPTH} (one bottleneck per stage), got {depth}"
-        )
-    if depth > MAX_DEPTH:
-        raise UserError(f"--depth: must be at most {MAX_DEPTH}, got {depth}")
+    if depth in RS_MODELS and not isinstance(depth, bool):
+        return RS_MODELS[depth].layers
+    bounds.check("depth", depth)
     n = round((depth - 2) / 3)
     if n < 12:
         base, extra = divmod(n, 4)
@@ -83,25 +102,20 @@ def layers_for_depth(depth: int) -> tuple[int, int, int, int]:
 def regularization_defaults(depth: int) -> dict:
     """The paper's per-size defaults for a depth: those of the nearest published model below
     (or RS-50's for smaller nets).  Weight decay 4e-5 goes with dropout/stochastic depth."""
-    key = max([d for d in RS_DEFAULTS if d <= depth], default=50)
-    size, dropout, drop_path, magnitude = RS_DEFAULTS[key]
+    nearest = RS_MODELS[max([d for d in RS_MODELS if d <= depth], default=50)]
     return {
-        "image_size": size,
-        "dropout": dropout,
-        "stochastic_depth": drop_path,
-        "randaugment_magnitude": magnitude,
+        "image_size": nearest.image_size,
+        "dropout": nearest.dropout,
+        "stochastic_depth": nearest.stochastic_depth,
+        "randaugment_magnitude": nearest.randaugment_magnitude,
     }
 
 
 def parse_model_name(name: str) -> tuple[int, bool]:
     """'resnetrs-50' / 'resnetrs50' / 'resnet-50' -> (depth, is_rs)."""
-    m = _NAME.match(name.strip().lower())
+    m = _NAME.match(name.strip().lower()) if isinstance(name, str) else None
     if not m:
-        known = ", ".join(f"resnetrs-{d}" for d in RS_LAYERS)
-        raise UserError(
-            f"--model: unknown model {name!r}; expected one of {known} "
-            "(or resnetrs-<depth>, resnet-<depth> for the plain baseline)"
-        )
+        raise FieldError("model", _NAMES_EXPECTED, name)
     depth = int(m.group(2))
     return depth, m.group(1) == "resnetrs"
 
@@ -117,28 +131,26 @@ def model_config(
     drop_rate: float = 0.0,
     drop_path_rate: float = 0.0,
 ) -> ResNetConfig:
-    """Resolve a model name or a depth/width pair into a validated ResNetConfig."""
-    from rsearch.models.resnet import ResNetConfig
+    """Resolve a model name or a depth/width pair into a validated ResNetConfig.
+    Raises FieldError naming the field (model, depth, width, num_classes, in_chans)."""
+    from rsearch.models.resnet import ResNetConfig  # torch: only where a config is built
 
     if model is not None:
         depth, rs = parse_model_name(model)
     if depth is None:
-        raise UserError("--model or --depth: one is required")
-    if not isinstance(width, (int, float)) or not 0 < width <= MAX_WIDTH:
-        raise UserError(f"--width: must be a number in (0, {MAX_WIDTH}], got {width!r}")
-    if not 2 <= num_classes <= MAX_CLASSES:
-        raise UserError(f"--classes: must be an integer in [2, {MAX_CLASSES:,}], got {num_classes}")
+        raise TypeError("model_config: a model name or a depth is required")
+    bounds.check("width", width)
+    bounds.check("num_classes", num_classes)
     if in_chans not in (1, 3):
-        raise UserError(f"in_chans: must be 1 or 3, got {in_chans}")
+        raise FieldError("in_chans", "1 or 3", in_chans)
     try:
-        layers = layers_for_depth(int(depth))
-    except UserError:
+        layers = layers_for_depth(depth)
+    except FieldError:
         if model is None:
             raise
-        raise UserError(
-            f"--model: {model!r} is too shallow; the smallest buildable depth is {MIN_DEPTH} "
-            "(one bottleneck per stage)"
-        ) from None
+        # A name that parses but is no buildable model: the name is what the user wrote.
+        expected = f"a model whose depth is {FIELDS['depth'].expected()}"
+        raise FieldError("model", expected, model) from None
     prefix = "resnetrs" if rs else "resnet"
     name = f"{prefix}-{depth}" + ("" if width == 1.0 else f"-w{width:g}")
     return ResNetConfig(

@@ -9,7 +9,7 @@ Every class validates its own parameters (the error names the key path), convert
 itself to a Ray Tune domain (`to_tune()`, imported lazily so validation never
 imports Ray), enumerates its values when it has finitely many (`values()`), and
 writes itself back as YAML (`to_yaml()`, the inverse of `parse_dimension`).
-Range checks that depend on the field (depth >= 14, dropout < 1) live in fields.py;
+Range checks that depend on the field (depth >= 14, dropout < 1) live in rsearch.bounds;
 `points()` gives them the values to check, each with its key path.
 """
 
@@ -19,21 +19,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from rsearch.bounds import is_integer, is_number
 from rsearch.errors import UserError
 
 Scalar = (bool, int, float, str)
 # quniform / randint with more values than this count as continuous (values() is None):
 # nobody pre-measures a million architectures, and listing them would hang.
 MAX_ENUMERATED = 10_000
-
-
-def is_number(value: Any) -> bool:
-    """int or float, never bool (YAML `true` is not a number)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def is_integer(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -236,9 +228,9 @@ class QUniform(Range):
             # Tune rounds samples to multiples of q: a bound off the lattice would be
             # rounded outside [low, high].
             if not _is_multiple(getattr(self, name), self.q):
-                raise UserError(
-                    f"{path}.{name}: expected a multiple of q={self.q!r}, got {getattr(self, name)!r}"
-                )
+                value = getattr(self, name)
+                expected = f"a multiple of q={self.q!r}"
+                raise UserError(f"{path}.{name}: expected {expected}, got {value!r}")
         return self
 
     def values(self):
@@ -319,7 +311,7 @@ def _from_mapping(raw: dict, path: str) -> Dimension:
         raise UserError(f"{path}.kind: missing; expected one of {known}")
     kind = raw["kind"]
     if kind not in DISTRIBUTIONS:
-        raise UserError(f"{path}.kind: unknown {kind!r}; expected one of {known}")
+        raise UserError(f"{path}.kind: expected one of {known}, got {kind!r}")
     cls = DISTRIBUTIONS[kind]
     allowed = ("kind", *cls.params)
     for key in raw:

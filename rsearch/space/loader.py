@@ -104,7 +104,8 @@ def read_yaml(path: str | os.PathLike) -> dict:
         raise UserError(f"{path}: empty file; expected a mapping of search-space sections")
     if not isinstance(mapping, dict):
         raise UserError(
-            f"{path}: expected a mapping of search-space sections at the top, got {type(mapping).__name__}"
+            f"{path}: expected a mapping of search-space sections at the top, "
+            f"got {type(mapping).__name__}"
         )
     return mapping
 

@@ -1,25 +1,30 @@
 """The plain (non-searched) sections of a space file: strict mappings with typed defaults.
 
-Each `parse_<section>(raw, ...)` takes the YAML value of one top-level key and
-returns a dict with every default filled, or raises a UserError naming the key path.
-The searched sections (scaling, regularization, recipe) are Dimensions: see space.py.
+Each `parse_<section>(raw, ...)` takes the YAML value of one top-level key and returns
+the section with every default filled -- a frozen dataclass (SearchSpec, Resources,
+LatencySpec, ...), or the DataConfig keywords for `data` -- or raises a UserError naming
+the key path. The searched sections (scaling, regularization, recipe) are Dimensions: see
+space.py. `to_dict()` gives a section back as its YAML mapping (space.yaml, experiment.json).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from rsearch import metrics
+from rsearch.architecture import Architecture
+from rsearch.bounds import FIELDS, Bound
+from rsearch.cost.budget import LatencyBudget
 from rsearch.cost.latency import LatencyMethod
 from rsearch.data.config import MAX_MINIVAL_FRACTION, DataConfig
 from rsearch.data.config import SOURCES as DATA_SOURCES
 from rsearch.errors import UserError
 from rsearch.models.registry import MAX_BATCH
-from rsearch.space.distributions import is_integer, is_number
+from rsearch.space.distributions import is_integer
 from rsearch.storage import DEFAULT_STORAGE_PATH
 
 Validator = Callable[[Any, str], Any]  # (value, key path) -> the value, or UserError
@@ -49,60 +54,39 @@ def fill(raw: dict, path: str, fields: dict[str, tuple[Any, Validator]]) -> dict
     }
 
 
-# --- validators ---------------------------------------------------------------------------
+# --- validators: a Bound of rsearch.bounds, under a key path ------------------------------
 
 
 def _fail(path: str, expected: str, value: Any):
     raise UserError(f"{path}: expected {expected}, got {value!r}")
 
 
+def rule(bound: Bound) -> Validator:
+    """The validator of a Bound: the value, or `PATH: expected <bound>, got <value>`."""
+
+    def check(value, path):
+        if not bound.accepts(value):
+            _fail(path, bound.expected(), value)
+        return value
+
+    return check
+
+
 def integer(low: int = 0, high: int | None = None) -> Validator:
-    expected = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high:,}]"
-
-    def check(value, path):
-        if not is_integer(value) or value < low or (high is not None and value > high):
-            _fail(path, expected, value)
-        return value
-
-    return check
+    return rule(Bound("int", low, high))
 
 
-def number(low: float = 0.0, high: float = math.inf, low_open: bool = True) -> Validator:
+def number(low: float = 0.0, high: float | None = None, low_open: bool = True) -> Validator:
     """A finite number in (low, high] (or [low, high] with low_open=False)."""
-    interval = f"{'(' if low_open else '['}{low:g}, {high:g}]" if high != math.inf else None
-    expected = (
-        f"a number in {interval}" if interval else f"a number {'>' if low_open else '>='} {low:g}"
-    )
-
-    def check(value, path):
-        ok = (
-            is_number(value)
-            and math.isfinite(value)
-            and (value > low if low_open else value >= low)
-        )
-        if not ok or value > high:
-            _fail(path, expected, value)
-        return value
-
-    return check
+    return rule(Bound("float", low, high, low_open=low_open))
 
 
 def one_of(*options: str) -> Validator:
-    def check(value, path):
-        if value not in options:
-            raise UserError(f"{path}: unknown {value!r}; expected one of {', '.join(options)}")
-        return value
-
-    return check
+    return rule(Bound("str", options=options))
 
 
 def boolean() -> Validator:
-    def check(value, path):
-        if not isinstance(value, bool):
-            _fail(path, "true or false", value)
-        return value
-
-    return check
+    return rule(Bound("bool"))
 
 
 def optional(validator: Validator) -> Validator:
@@ -200,7 +184,7 @@ def parse_epochs(raw: Any) -> list[int]:
     if not isinstance(raw, list) or not raw:
         _fail("epochs", "a non-empty list of positive integers", raw)
     for i, value in enumerate(raw):
-        integer(1)(value, f"epochs[{i}]")
+        rule(FIELDS["epochs"])(value, f"epochs[{i}]")
         if value in raw[:i]:
             _fail(f"epochs[{i}]", "distinct regimes", value)
     return list(raw)
@@ -209,16 +193,28 @@ def parse_epochs(raw: Any) -> list[int]:
 # --- objective ----------------------------------------------------------------------------
 
 
-def parse_objective(raw: Any) -> dict:
+@dataclass(frozen=True)
+class Objective:
+    metric: str = metrics.OBJECTIVE
+    mode: str = metrics.OBJECTIVE_MODE
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def parse_objective(raw: Any) -> Objective:
     raw = strict_mapping(raw, "objective", ("metric", "mode"))
-    return fill(
-        raw,
-        "objective",
-        {
-            "metric": (metrics.OBJECTIVE, one_of(metrics.OBJECTIVE)),
-            "mode": (metrics.OBJECTIVE_MODE, one_of(metrics.OBJECTIVE_MODE)),
-        },
-    )
+    checks = {"metric": one_of(metrics.OBJECTIVE), "mode": one_of(metrics.OBJECTIVE_MODE)}
+    return Objective(**_filled(raw, "objective", Objective, checks))
+
+
+def _filled(raw: dict, path: str, section, checks: dict[str, Validator]) -> dict:
+    """Every field of the dataclass `section`, validated, its defaults filled."""
+    return {
+        f.name: checks[f.name](raw.get(f.name, f.default), join(path, f.name))
+        for f in dataclasses.fields(section)
+        if f.name in checks
+    }
 
 
 # --- constraints --------------------------------------------------------------------------
@@ -245,23 +241,61 @@ _LATENCY: dict[str, Validator] = {
 _REFERENCE_KEYS = ("depth", "width", "resolution")
 
 
-def parse_constraints(raw: Any) -> dict:
+@dataclass(frozen=True)
+class LatencySpec:
+    """constraints.latency_ms: the budget, and how every latency figure is measured."""
+
+    max: float | None  # the absolute budget in ms ...
+    max_ratio: float | None  # ... or the relative one: at most this many times the reference
+    reference: Architecture | None  # the relative budget's reference architecture
+    method: LatencyMethod  # recorded with every figure
+
+    def budget(self) -> LatencyBudget:
+        reference = None if self.reference is None else tuple(self.reference)
+        return LatencyBudget(max_ms=self.max, max_ratio=self.max_ratio, reference=reference)
+
+    def budget_fields(self) -> dict:
+        """{max, max_ratio, reference} as YAML writes them."""
+        reference = None if self.reference is None else dataclasses.asdict(self.reference)
+        return {"max": self.max, "max_ratio": self.max_ratio, "reference": reference}
+
+    def method_fields(self) -> dict:
+        """The LatencyMethod keywords that are set (a trial context carries them to Ray)."""
+        return {k: v for k, v in dataclasses.asdict(self.method).items() if v is not None}
+
+    def to_dict(self) -> dict:
+        budget = self.budget_fields()
+        return {
+            "max": budget["max"],
+            "max_ratio": budget["max_ratio"],
+            **dataclasses.asdict(self.method),
+            "reference": budget["reference"],
+        }
+
+
+@dataclass(frozen=True)
+class Constraints:
+    latency: LatencySpec | None = None
+    max_params: float | None = None
+    max_flops: float | None = None
+
+
+def parse_constraints(raw: Any) -> Constraints:
     raw = strict_mapping(raw, "constraints", ("latency_ms", "max_params", "max_flops"))
-    return {
-        "latency_ms": _parse_latency(raw.get("latency_ms")),
-        "max_params": optional(number())(raw.get("max_params"), "constraints.max_params"),
-        "max_flops": optional(number())(raw.get("max_flops"), "constraints.max_flops"),
-    }
+    return Constraints(
+        latency=_parse_latency(raw.get("latency_ms")),
+        max_params=optional(number())(raw.get("max_params"), "constraints.max_params"),
+        max_flops=optional(number())(raw.get("max_flops"), "constraints.max_flops"),
+    )
 
 
-def _parse_latency(raw: Any) -> dict | None:
+def _parse_latency(raw: Any) -> LatencySpec | None:
     path = "constraints.latency_ms"
     if raw is None:
         return None
     raw = strict_mapping(raw, path, (*_LATENCY, "reference"))
-    raw = {
-        k: v for k, v in raw.items() if v is not None
-    }  # a resolved space writes unset keys as null
+    # a resolved space writes unset keys as null
+    raw = {k: v for k, v in raw.items() if v is not None}
     if "max" not in raw and "max_ratio" not in raw:
         raise UserError(
             f"{path}.max: missing; expected the latency budget in ms (> 0), or max_ratio with a "
@@ -276,34 +310,36 @@ def _parse_latency(raw: Any) -> dict | None:
         key: check(raw.get(key, defaults.get(key)), f"{path}.{key}")
         for key, check in _LATENCY.items()
     }
+    reference = _latency_reference(raw, path)
+    if latency["cuda_graphs"] and latency["device"] != "cuda":
+        _fail(f"{path}.cuda_graphs", "false with device cpu (CUDA graphs need device cuda)", True)
+    if (latency["compile"] or latency["cuda_graphs"]) and latency["warmup"] < 3:
+        # compilation and graph capture happen in the warm-up calls, which are never timed
+        _fail(f"{path}.warmup", "at least 3 with compile or cuda_graphs", latency["warmup"])
+    budget = {key: latency.pop(key) for key in ("max", "max_ratio")}
+    return LatencySpec(**budget, reference=reference, method=LatencyMethod(**latency))
+
+
+def _latency_reference(raw: dict, path: str) -> Architecture | None:
+    """A relative budget's reference; none with an absolute one."""
     if "max_ratio" in raw:
         if "reference" not in raw:
             raise UserError(
                 f"{path}.reference: missing; expected the architecture max_ratio is relative to, "
                 "e.g. {depth: 26, width: 0.25, resolution: 48}"
             )
-        latency["reference"] = _parse_reference(raw["reference"], f"{path}.reference")
-    elif "reference" in raw:
+        return _parse_reference(raw["reference"], f"{path}.reference")
+    if "reference" in raw:
         _fail(
             f"{path}.reference",
             "no reference with an absolute `max` (use max_ratio for a relative budget)",
             raw["reference"],
         )
-    else:
-        latency["reference"] = None
-    if latency["cuda_graphs"] and latency["device"] != "cuda":
-        _fail(f"{path}.cuda_graphs", "false with device cpu (CUDA graphs need device cuda)", True)
-    if (latency["compile"] or latency["cuda_graphs"]) and latency["warmup"] < 3:
-        # compilation and graph capture happen in the warm-up calls, which are never timed
-        _fail(f"{path}.warmup", "at least 3 with compile or cuda_graphs", latency["warmup"])
-    return latency
+    return None
 
 
-def _parse_reference(raw: Any, path: str) -> dict:
-    """{depth, width, resolution} of a buildable ResNet-RS (the model registry decides)."""
-    from rsearch.cost.static import check_resolution
-    from rsearch.models import model_config
-
+def _parse_reference(raw: Any, path: str) -> Architecture:
+    """{depth, width, resolution} of a buildable ResNet-RS: the rules of scaling's keys."""
     raw = strict_mapping(raw, path, _REFERENCE_KEYS)
     missing = [k for k in _REFERENCE_KEYS if k not in raw]
     if missing:
@@ -311,24 +347,13 @@ def _parse_reference(raw: Any, path: str) -> dict:
             f"{path}.{missing[0]}: missing; expected a buildable architecture "
             "{depth: >= 14, width: > 0, resolution: >= 32}"
         )
-    depth, width, resolution = (raw[k] for k in _REFERENCE_KEYS)
-    if not is_integer(depth):
-        _fail(f"{path}.depth", "an integer >= 14", depth)
-    if not (is_number(width) and math.isfinite(width)):
-        _fail(f"{path}.width", "a number > 0", width)
-    if not is_integer(resolution):
-        _fail(f"{path}.resolution", "an integer >= 32", resolution)
-    for key, check in (
-        ("depth", lambda: model_config(depth=depth, width=width)),
-        ("resolution", lambda: check_resolution(resolution)),
-    ):
-        try:
-            check()
-        except UserError as exc:  # the registry's reason, under this key path
-            reason = str(exc).split(": ", 1)[-1]
-            field = "width" if str(exc).startswith("--width") else key
-            raise UserError(f"{path}.{field}: not a buildable architecture: {reason}") from None
-    return {"depth": int(depth), "width": float(width), "resolution": int(resolution)}
+    for key in _REFERENCE_KEYS:
+        if not FIELDS[key].accepts(raw[key]):
+            raise UserError(
+                f"{path}.{key}: not a buildable architecture: expected "
+                f"{FIELDS[key].expected()}, got {raw[key]!r}"
+            )
+    return Architecture.of(*(raw[key] for key in _REFERENCE_KEYS))
 
 
 # --- search -------------------------------------------------------------------------------
@@ -347,31 +372,72 @@ SCHEDULERS: dict[str, dict[str, tuple[Any, Validator]]] = {
 }
 
 
-def parse_search(raw: Any, epochs: list[int]) -> dict:
+@dataclass(frozen=True)
+class SchedulerSpec:
+    """search.scheduler, its kind's options filled (the others None)."""
+
+    kind: str  # fifo | asha | pareto_asha
+    grace_period: int | None = None  # asha: epochs every trial trains before the first rung
+    grace_fraction: float | None = None  # pareto_asha: the first rung, a fraction of the regime
+    reduction_factor: float | None = None  # asha, pareto_asha
+
+    def to_dict(self) -> dict:
+        """{kind, <the kind's options>}, as the space file writes it."""
+        return {"kind": self.kind, **{name: getattr(self, name) for name in SCHEDULERS[self.kind]}}
+
+
+@dataclass(frozen=True)
+class ConfirmSpec:
+    """search.confirm: re-train the `top` best front members with each of `seeds`."""
+
+    top: int
+    seeds: tuple[int, ...]
+
+    def to_dict(self) -> dict:
+        return {"top": self.top, "seeds": list(self.seeds)}
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    algorithm: str = "grid"  # grid | random | hyperopt
+    num_samples: int = 1
+    max_concurrent: int | None = None  # None: as many as the cluster's resources allow
+    seed: int | None = 0  # None: unseeded
+    scheduler: SchedulerSpec = SchedulerSpec("fifo")
+    confirm: ConfirmSpec | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "algorithm": self.algorithm,
+            "num_samples": self.num_samples,
+            "max_concurrent": self.max_concurrent,
+            "seed": self.seed,
+            "scheduler": self.scheduler.to_dict(),
+            "confirm": None if self.confirm is None else self.confirm.to_dict(),
+        }
+
+
+def parse_search(raw: Any, epochs: list[int]) -> SearchSpec:
     raw = strict_mapping(
         raw,
         "search",
         ("algorithm", "num_samples", "scheduler", "max_concurrent", "seed", "confirm"),
     )
-    search = fill(
-        raw,
-        "search",
-        {
-            "algorithm": ("grid", one_of(*ALGORITHMS)),
-            "num_samples": (1, integer(1)),
-            "max_concurrent": (
-                None,
-                optional(integer(1)),
-            ),  # None: as many as the cluster's resources allow
-            "seed": (0, optional(integer(0))),  # None: unseeded
-        },
+    checks = {
+        "algorithm": one_of(*ALGORITHMS),
+        "num_samples": integer(1),
+        "max_concurrent": optional(integer(1)),
+        "seed": optional(integer(0)),
+    }
+    search = _filled(raw, "search", SearchSpec, checks)
+    return SearchSpec(
+        **search,
+        scheduler=_parse_scheduler(raw.get("scheduler", "fifo"), epochs),
+        confirm=_parse_confirm(raw.get("confirm"), search["seed"] or 0),
     )
-    search["scheduler"] = _parse_scheduler(raw.get("scheduler", "fifo"), epochs)
-    search["confirm"] = _parse_confirm(raw.get("confirm"), search["seed"] or 0)
-    return search
 
 
-def _parse_confirm(raw: Any, search_seed: int) -> dict | None:
+def _parse_confirm(raw: Any, search_seed: int) -> ConfirmSpec | None:
     """Confirmation runs: after each regime, re-train the `top` best front members with each
     of `seeds` (except the seed a member was trained with)."""
     path = "search.confirm"
@@ -395,10 +461,10 @@ def _parse_confirm(raw: Any, search_seed: int) -> dict | None:
         _fail(f"{path}.seeds", "distinct seeds", seeds)
     if set(seeds) == {search_seed}:  # every trial already has this seed: nothing would be rerun
         _fail(f"{path}.seeds", f"at least one seed other than search.seed ({search_seed})", seeds)
-    return {"top": int(top), "seeds": [int(s) for s in seeds]}
+    return ConfirmSpec(top=int(top), seeds=tuple(int(s) for s in seeds))
 
 
-def _parse_scheduler(raw: Any, epochs: list[int]) -> dict:
+def _parse_scheduler(raw: Any, epochs: list[int]) -> SchedulerSpec:
     path = "search.scheduler"
     if isinstance(raw, str):
         raw = {"kind": raw}  # `scheduler: asha` is short for {kind: asha}
@@ -408,8 +474,8 @@ def _parse_scheduler(raw: Any, epochs: list[int]) -> dict:
         raise UserError(f"{path}.kind: missing; expected one of {', '.join(SCHEDULERS)}")
     kind = one_of(*SCHEDULERS)(raw["kind"], f"{path}.kind")
     raw = strict_mapping(raw, path, ("kind", *SCHEDULERS[kind]))
-    scheduler = {"kind": kind, **fill(raw, path, SCHEDULERS[kind])}
-    grace = scheduler.get("grace_period")
+    scheduler = SchedulerSpec(kind, **fill(raw, path, SCHEDULERS[kind]))
+    grace = scheduler.grace_period
     if grace is not None and grace >= min(epochs):
         # A trial must run past the grace period for ASHA to stop anything early.
         _fail(
@@ -423,17 +489,34 @@ def _parse_scheduler(raw: Any, epochs: list[int]) -> dict:
 # --- resources and storage ----------------------------------------------------------------
 
 
-def parse_resources(raw: Any) -> dict:
+@dataclass(frozen=True)
+class Resources:
+    """What one trial holds."""
+
+    workers: int = 1  # > 1: the trial drives a Ray Train TorchTrainer
+    cpus_per_worker: float = 1
+    gpus_per_worker: float = 0  # fractions share a GPU
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def parse_resources(raw: Any) -> Resources:
     raw = strict_mapping(raw, "resources", ("workers", "cpus_per_worker", "gpus_per_worker"))
-    return fill(
-        raw,
-        "resources",
-        {
-            "workers": (1, integer(1)),  # > 1: the trial drives a Ray Train TorchTrainer
-            "cpus_per_worker": (1, number()),
-            "gpus_per_worker": (0, number(0.0, low_open=False)),  # fractions share a GPU
-        },
-    )
+    checks = {
+        "workers": rule(FIELDS["workers"]),
+        "cpus_per_worker": number(),
+        "gpus_per_worker": number(0.0, low_open=False),
+    }
+    return Resources(**_filled(raw, "resources", Resources, checks))
+
+
+@dataclass(frozen=True)
+class StorageSpec:
+    path: str = DEFAULT_STORAGE_PATH  # the results root: a local path or a pyarrow URI
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
 
 
 # A local path, or a URI pyarrow can open (shared storage for multi-node clusters).
@@ -441,10 +524,10 @@ STORAGE_SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
 _URI = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://(.*)")
 
 
-def parse_storage(raw: Any) -> dict:
+def parse_storage(raw: Any) -> StorageSpec:
     raw = strict_mapping(raw, "storage", ("path",))
-    storage = fill(raw, "storage", {"path": (DEFAULT_STORAGE_PATH, text())})
-    check_storage_path(storage["path"], "storage.path")
+    storage = StorageSpec(**_filled(raw, "storage", StorageSpec, {"path": text()}))
+    check_storage_path(storage.path, "storage.path")
     return storage
 
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rsearch.bounds import Bound
 from rsearch.errors import UserError
 from rsearch.recipe import Recipe
-from rsearch.space import fields, schema
 from rsearch.space.distributions import (
     MAX_ENUMERATED,
     Dimension,
@@ -30,7 +30,25 @@ from rsearch.space.distributions import (
     Range,
     parse_dimension,
 )
+from rsearch.space.fields import RECIPE, REGULARIZATION, SCALING, check_dimension
 from rsearch.space.loader import read_yaml
+from rsearch.space.schema import (
+    LatencySpec,
+    Objective,
+    Resources,
+    SearchSpec,
+    StorageSpec,
+    data_config_kwargs,
+    parse_constraints,
+    parse_data,
+    parse_epochs,
+    parse_name,
+    parse_objective,
+    parse_resources,
+    parse_search,
+    parse_storage,
+    strict_mapping,
+)
 
 # Trials a space may plan over all its regimes (a 10,000-trial study is large; 10^29 a typo).
 MAX_PLANNED_TRIALS = 100_000
@@ -59,15 +77,13 @@ class SearchSpace:
     scaling: dict[str, Dimension]  # depth, width, resolution
     regularization: dict[str, Dimension]  # searched recipe knobs
     recipe: dict[str, Dimension]  # preset + fixed (or gridded) recipe fields
-    objective: dict  # {metric, mode}
-    latency: (
-        dict | None
-    )  # constraints.latency_ms: {max, batch_size, dtype, device, repeats, threads}
+    objective: Objective  # metric, mode
+    latency: LatencySpec | None  # constraints.latency_ms: the budget and the method
     max_params: float | None
     max_flops: float | None
-    search: dict  # {algorithm, num_samples, scheduler: {kind, ...}, max_concurrent, seed}
-    resources: dict  # {workers, cpus_per_worker, gpus_per_worker}
-    storage: dict  # {path}
+    search: SearchSpec  # algorithm, num_samples, scheduler, max_concurrent, seed, confirm
+    resources: Resources  # workers, cpus_per_worker, gpus_per_worker
+    storage: StorageSpec  # path
 
     def dimensions(self) -> dict[str, Dimension]:
         """Every trial parameter, flat (keys never repeat across sections)."""
@@ -87,7 +103,7 @@ class SearchSpace:
     def trial_count(self, regime_epochs: int) -> int | None:
         """Trials planned in one regime: grid x num_samples (Tune's rule), or num_samples."""
         self._regime(regime_epochs)
-        return self.grid_size() * self.search["num_samples"]
+        return self.grid_size() * self.search.num_samples
 
     def architectures(self) -> list[tuple[int, float, int]] | None:
         """Every (depth, width, resolution) a trial can get, when each is a value or a list the
@@ -110,15 +126,15 @@ class SearchSpace:
             "scaling": as_yaml(self.scaling),
             "regularization": as_yaml(self.regularization),
             "recipe": as_yaml(self.recipe),
-            "objective": dict(self.objective),
+            "objective": self.objective.to_dict(),
             "constraints": {
-                "latency_ms": None if self.latency is None else dict(self.latency),
+                "latency_ms": None if self.latency is None else self.latency.to_dict(),
                 "max_params": self.max_params,
                 "max_flops": self.max_flops,
             },
-            "search": {**self.search, "scheduler": dict(self.search["scheduler"])},
-            "resources": dict(self.resources),
-            "storage": dict(self.storage),
+            "search": self.search.to_dict(),
+            "resources": self.resources.to_dict(),
+            "storage": self.storage.to_dict(),
         }
 
     def _regime(self, epochs: int) -> int:
@@ -136,39 +152,37 @@ def parse_space(mapping: dict, source: str = "<space>") -> SearchSpace:
     """Validate a space mapping (as read from YAML). Raises UserError naming the key path."""
     if not isinstance(mapping, dict):
         raise UserError(f"{source}: expected a mapping of search-space sections, got {mapping!r}")
-    raw = schema.strict_mapping(mapping, "", SECTIONS)
+    raw = strict_mapping(mapping, "", SECTIONS)
     for key in ("epochs", "scaling"):
         if key not in raw:
             raise UserError(
                 f"{key}: missing; every space needs {key} (see search_spaces/README.md)"
             )
-    epochs = schema.parse_epochs(raw["epochs"])
-    search = schema.parse_search(raw.get("search"), epochs)
-    resources = schema.parse_resources(raw.get("resources"))
-    constraints = schema.parse_constraints(raw.get("constraints"))
-    as_grid = search["algorithm"] == "grid"
-    scaling = _dimensions(
-        raw["scaling"], "scaling", fields.SCALING, as_grid, required=tuple(fields.SCALING)
-    )
+    epochs = parse_epochs(raw["epochs"])
+    search = parse_search(raw.get("search"), epochs)
+    resources = parse_resources(raw.get("resources"))
+    constraints = parse_constraints(raw.get("constraints"))
+    as_grid = search.algorithm == "grid"
+    scaling = _dimensions(raw["scaling"], "scaling", SCALING, as_grid, required=tuple(SCALING))
     regularization = _dimensions(
-        raw.get("regularization"), "regularization", fields.REGULARIZATION, as_grid
+        raw.get("regularization"), "regularization", REGULARIZATION, as_grid
     )
-    recipe = _dimensions(raw.get("recipe"), "recipe", fields.RECIPE, as_grid)
+    recipe = _dimensions(raw.get("recipe"), "recipe", RECIPE, as_grid)
     recipe = {"preset": recipe.pop("preset", Fixed(DEFAULT_PRESET)), **recipe}
     space = SearchSpace(
-        name=schema.parse_name(raw.get("name", _default_name(source)), "name"),
-        data=schema.data_config_kwargs(schema.parse_data(raw.get("data"))),
+        name=parse_name(raw.get("name", _default_name(source)), "name"),
+        data=data_config_kwargs(parse_data(raw.get("data"))),
         epochs=epochs,
         scaling=scaling,
         regularization=regularization,
         recipe=recipe,
-        objective=schema.parse_objective(raw.get("objective")),
-        latency=constraints["latency_ms"],
-        max_params=constraints["max_params"],
-        max_flops=constraints["max_flops"],
+        objective=parse_objective(raw.get("objective")),
+        latency=constraints.latency,
+        max_params=constraints.max_params,
+        max_flops=constraints.max_flops,
         search=search,
         resources=resources,
-        storage=schema.parse_storage(raw.get("storage")),
+        storage=parse_storage(raw.get("storage")),
     )
     _check_across_sections(space)
     return space
@@ -182,11 +196,11 @@ def _default_name(source: str) -> str:
 def _dimensions(
     raw: Any,
     section: str,
-    rules: dict[str, fields.Rule],
+    rules: dict[str, Bound],
     as_grid: bool,
     required: tuple[str, ...] = (),
 ) -> dict[str, Dimension]:
-    raw = schema.strict_mapping(raw, section, tuple(rules))
+    raw = strict_mapping(raw, section, tuple(rules))
     for key in required:
         if key not in raw:
             raise UserError(f"{section}.{key}: missing; {section} needs {', '.join(required)}")
@@ -194,7 +208,7 @@ def _dimensions(
     for key, value in raw.items():
         path = f"{section}.{key}"
         dim = parse_dimension(value, path)
-        fields.check_dimension(dim, rules[key], path)
+        check_dimension(dim, rules[key], path)
         dims[key] = dim if as_grid or not isinstance(dim, Grid) else dim.as_choice()
     return dims
 
@@ -209,17 +223,17 @@ def _check_across_sections(space: SearchSpace) -> None:
     _check_batch_split(space)
     _check_plan_size(space)
     latency = space.latency
-    if latency and latency["device"] == "cuda" and not space.resources["gpus_per_worker"]:
+    if latency and latency.method.device == "cuda" and not space.resources.gpus_per_worker:
         # Latency is measured on the kind of device the trials use (a Ray task with their
         # resources).
         raise UserError(
-            "constraints.latency_ms.device: expected cpu when resources.gpus_per_worker is 0, got 'cuda'"
+            "constraints.latency_ms.device: expected cpu when resources.gpus_per_worker is 0, "
+            "got 'cuda'"
         )
-    if space.search["algorithm"] != "grid" and all(
-        isinstance(d, Fixed) for d in space.dimensions().values()
-    ):
+    algorithm = space.search.algorithm
+    if algorithm != "grid" and all(isinstance(d, Fixed) for d in space.dimensions().values()):
         raise UserError(
-            f"search.algorithm: {space.search['algorithm']} needs at least one searched dimension "
+            f"search.algorithm: {algorithm} needs at least one searched dimension "
             "(a list or a distribution); every value is fixed -- use algorithm grid"
         )
 
@@ -230,14 +244,14 @@ def _check_plan_size(space: SearchSpace) -> None:
     if total > MAX_PLANNED_TRIALS:
         raise UserError(
             f"search.num_samples: the plan has {total:,} trials (grid {space.grid_size():,} x "
-            f"num_samples {space.search['num_samples']:,} x {len(space.epochs)} regimes); expected at "
-            f"most {MAX_PLANNED_TRIALS:,}: split the study into several spaces"
+            f"num_samples {space.search.num_samples:,} x {len(space.epochs)} regimes); expected "
+            f"at most {MAX_PLANNED_TRIALS:,}: split the study into several spaces"
         )
 
 
 def _check_batch_split(space: SearchSpace) -> None:
     """The global batch is split evenly over the workers of a trial."""
-    workers = space.resources["workers"]
+    workers = space.resources.workers
     if workers == 1:
         return
     dim = space.recipe.get("batch_size")
@@ -250,5 +264,6 @@ def _check_batch_split(space: SearchSpace) -> None:
     for value in values:
         if value % workers:
             raise UserError(
-                f"recipe.batch_size: expected a multiple of resources.workers ({workers}), got {value}"
+                f"recipe.batch_size: expected a multiple of resources.workers ({workers}), "
+                f"got {value}"
             )

@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from rsearch import bounds
+from rsearch.bounds import FieldError
 from rsearch.data import DataConfig
-from rsearch.errors import UserError
 from rsearch.models import ResNetConfig, layers_for_depth, model_config
-from rsearch.models.resnet import TOTAL_STRIDE
 from rsearch.recipe import Recipe
 
 
@@ -27,38 +27,17 @@ class TrainConfig:
     deterministic: bool = False  # torch deterministic algorithms (exact resume tests)
     eval_test: bool = True  # evaluate the test split after the last epoch
     max_steps_per_epoch: int | None = None  # cap (benchmarks, smoke runs); None = full epoch
-    nan_at_step: int | None = (
-        None  # fault injection for failure-handling tests: the loss turns NaN here
-    )
 
     def __post_init__(self):
-        layers_for_depth(self.depth)  # UserError below the smallest buildable depth
-        if (
-            isinstance(self.width, bool)
-            or not isinstance(self.width, (int, float))
-            or not self.width > 0
-        ):
-            raise UserError(f"--width: expected a number > 0, got {self.width!r}")
-        if (
-            isinstance(self.resolution, bool)
-            or not isinstance(self.resolution, int)
-            or self.resolution < TOTAL_STRIDE
-        ):
-            raise UserError(
-                f"--resolution: expected an integer >= {TOTAL_STRIDE} (the network's total stride), "
-                f"got {self.resolution!r}"
-            )
-        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
-            raise UserError(f"--epochs: expected a positive integer, got {self.epochs!r}")
-        if self.workers < 1:
-            raise UserError(f"--workers: expected a positive integer, got {self.workers}")
+        # Plain FieldErrors naming the field: `rsearch train` names its flags, a trial its keys.
+        layers_for_depth(self.depth)  # the depth rule's own bounds (rsearch.bounds)
+        for name in ("width", "resolution", "epochs", "workers"):
+            bounds.check(name, getattr(self, name))
         if self.recipe.batch_size % self.workers:
-            raise UserError(
-                f"--batch-size: {self.recipe.batch_size} is not divisible by --workers {self.workers}; "
-                "expected a multiple of the worker count"
-            )
+            expected = f"a multiple of the worker count ({self.workers})"
+            raise FieldError("batch_size", expected, self.recipe.batch_size)
         if self.device.split(":")[0] not in ("cpu", "cuda"):
-            raise UserError(f"device: expected cpu, cuda or cuda:N, got {self.device!r}")
+            raise FieldError("device", "cpu, cuda or cuda:N", self.device)
 
     def model(self, num_classes: int, in_chans: int) -> ResNetConfig:
         cfg = model_config(

@@ -16,6 +16,7 @@ import sys
 
 from rsearch import metrics as M
 from rsearch import results
+from rsearch.frames import ok_mask
 from rsearch.tune import jobs as J
 
 
@@ -27,7 +28,7 @@ def front_to_confirm(exp_dir: str, regime: int, top: int) -> list[dict]:
     original = df[M.CONFIRMS].isna()
     # `== True`: the column holds booleans and NaN (never-flagged rows), not only booleans.
     on_front = df[M.PARETO] == True  # noqa: E712
-    members = df[(df[M.EPOCHS] == regime) & (df[M.STATUS] == M.STATUS_OK) & original & on_front]
+    members = df[(df[M.EPOCHS] == regime) & ok_mask(df) & original & on_front]
     return members.sort_values(M.MINIVAL_TOP1, ascending=False).head(top).to_dict("records")
 
 
@@ -52,12 +53,12 @@ def run_confirmation(
     space, regime: int, ctx, exp_dir: str, resume: bool, quiet: bool, run_jobs
 ) -> None:
     """`run_jobs(run name, jobs, scheduler?)` runs a list of jobs as one Tune run (the driver's)."""
-    confirm = space.search["confirm"]
+    confirm = space.search.confirm
     run = f"regime_{regime}_confirm"
     planned = J.load_plan(exp_dir, run) if resume else None
     if planned is None:
         planned = confirmation_jobs(
-            front_to_confirm(exp_dir, regime, confirm["top"]), confirm["seeds"]
+            front_to_confirm(exp_dir, regime, confirm.top), list(confirm.seeds)
         )
         if not planned:
             return
@@ -66,9 +67,10 @@ def run_confirmation(
     if not todo:
         return
     if not quiet:
+        members = len({job["of"] for job in planned})
         print(
-            f"[rsearch] regime {regime} epochs: confirming {len({j['of'] for j in planned})} front members "
-            f"with {len(todo)} reruns (seeds {confirm['seeds']})",
+            f"[rsearch] regime {regime} epochs: confirming {members} front members "
+            f"with {len(todo)} reruns (seeds {list(confirm.seeds)})",
             file=sys.stderr,
             flush=True,
         )

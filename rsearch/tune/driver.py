@@ -1,4 +1,4 @@
-"""The search driver: SearchSpace -> cost table -> one Ray Tune run per epoch regime -> results store.
+"""The search driver: SearchSpace -> cost table -> one Ray Tune run per epoch regime -> results.
 
 space (validated) --> costs: params, FLOPs, latency measured in interleaved rounds
                       (cache validated first), feasibility under the budget
@@ -9,43 +9,54 @@ space (validated) --> costs: params, FLOPs, latency measured in interleaved roun
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shlex
 import signal
 import sys
 import time
 
+import ray
+from ray import tune
+
 from rsearch import metrics as M
 from rsearch import results, storage
-from rsearch.cost.budget import LatencyBudget
+from rsearch.architecture import arch_key
+from rsearch.cost import LatencyCache
+from rsearch.data.config import default_cache_root
 from rsearch.errors import UserError
 from rsearch.noise import small_minival_warning
+from rsearch.ray_session import init_ray
+from rsearch.train.runner import preflight
+from rsearch.tune import jobs as J
+from rsearch.tune.confirm import run_confirmation
+from rsearch.tune.costs import measure_costs_remote
 from rsearch.tune.interrupt import Interrupted, StopSignals
 from rsearch.tune.lock import LOCK_FILE, DriverLock
-from rsearch.tune.plan import Plan, make_plan
+from rsearch.tune.plan import Plan, first_value, make_plan
+from rsearch.tune.recorder import ResultsRecorder
 from rsearch.tune.trial import (
     TrialContext,
-    arch_key,
     build_train_config,
     confirmed_trial,
     over_budget,
+    run_trial,
     trial_settings,
 )
+from rsearch.tune.tuner import param_space, run_config, search_algorithm, tune_config
 
 LATENCY_TABLE = "latency.parquet"  # shared by every experiment under one storage root
 
 
 def experiment_dir(space, storage_root: str | None = None, name: str | None = None) -> str:
-    """<storage root>/<name>: a local or shared path, or a pyarrow filesystem URI (s3://, gs://, ...)."""
-    return storage.join(storage_root or space.storage["path"], name or space.name)
+    """<storage root>/<name>: a local or shared path, or a pyarrow filesystem URI (s3://, ...)."""
+    return storage.join(storage_root or space.storage.path, name or space.name)
 
 
 def latency_table(exp_dir: str) -> str:
     """The latency table beside the experiments of a local or shared root (one table for all of
     them); a local per-machine cache when results go to an object store (no file locks there)."""
     if storage.is_uri(exp_dir):
-        from rsearch.data.config import default_cache_root
-
         return str(default_cache_root() / LATENCY_TABLE)
     return storage.join(storage.parent(exp_dir), LATENCY_TABLE)
 
@@ -60,8 +71,6 @@ def run_search(
     space_file: str | None = None,
 ) -> str:
     """Run (or resume) the whole study; returns the experiment folder."""
-    from rsearch.train.runner import preflight
-
     if resume and not storage.exists(storage.join(exp_dir, results.EXPERIMENT_FILE)):
         raise UserError(
             f"--resume: no experiment at {exp_dir}; expected a folder written by `rsearch tune`"
@@ -72,9 +81,7 @@ def run_search(
     # Everything that can be wrong with the input is found before Ray starts or a folder is written.
     probe_ctx = _context(space, {"num_classes": 2, "in_chans": 3}, exp_dir)
     if resume:  # the records a resume runs from are data, and are checked as data
-        from rsearch.tune.jobs import check_records
-
-        check_records(exp_dir, lambda config: build_train_config(config, probe_ctx))
+        J.check_records(exp_dir, lambda config: build_train_config(config, probe_ctx))
     probe = build_train_config(_first_config(space), probe_ctx)
     data_info, _ = preflight(probe, local_gpu=not (address or os.environ.get("RAY_ADDRESS")))
     _check_latency_table(space, exp_dir)
@@ -87,8 +94,6 @@ def _check_latency_table(space, exp_dir: str) -> None:
     """A latency table that cannot be read fails here, not inside the Ray task that measures."""
     table = latency_table(exp_dir)
     if space.latency is not None and storage.exists(table):
-        from rsearch.cost import LatencyCache
-
         len(LatencyCache(table, flag="latency table"))  # reads it; UserError if unreadable
 
 
@@ -116,8 +121,6 @@ def _run_locked(
     if warning and not quiet:
         print(f"[rsearch] {warning}", file=sys.stderr, flush=True)
 
-    from rsearch.ray_session import init_ray
-
     # Per-epoch checkpoints of short trials trip Tune's "snapshotting too often" warning on
     # every epoch; it is expected here, not a problem to report.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
@@ -144,9 +147,7 @@ def _run_locked(
             ctx = _with_costs(ctx, plan, quiet, exp_dir)
             for regime in space.epochs:
                 _run_regime(space, plan, regime, ctx, exp_dir, resume, quiet, stops.fit)
-                if space.search["confirm"]:
-                    from rsearch.tune.confirm import run_confirmation
-
+                if space.search.confirm:
                     run_confirmation(
                         space,
                         regime,
@@ -157,8 +158,6 @@ def _run_locked(
                         _RunTune(space, regime, ctx, exp_dir, quiet, stops.fit).jobs,
                     )
         except KeyboardInterrupt:
-            import ray
-
             ray.shutdown()  # no trial's log line may come after the resume command the CLI prints
             if storage.exists(storage.join(exp_dir, results.EXPERIMENT_FILE)):
                 results.update_meta(
@@ -178,21 +177,21 @@ def _run_locked(
 
 
 def _context(space, data_info: dict, exp_dir: str) -> TrialContext:
+    """What every trial shares. It travels to Ray's workers: plain values and dicts only."""
     latency = space.latency
-    method = latency_method(latency) if latency is not None else None
     res = space.resources
     return TrialContext(
         data=dict(space.data),
         num_classes=int(data_info["num_classes"]),
         in_chans=int(data_info["in_chans"]),
-        minival_size=int(data_info.get("minival_size", 0)),
-        workers=int(res["workers"]),
-        cpus_per_worker=float(res["cpus_per_worker"]),
-        gpus_per_worker=float(res["gpus_per_worker"]),
-        latency_budget=LatencyBudget.from_space(latency),
+        minival_size=int(data_info.get(M.MINIVAL_SIZE, 0)),
+        workers=int(res.workers),
+        cpus_per_worker=float(res.cpus_per_worker),
+        gpus_per_worker=float(res.gpus_per_worker),
+        latency_budget=latency.budget() if latency is not None else None,
         max_params=space.max_params,
         max_flops=space.max_flops,
-        latency_method=method,
+        latency_method=latency.method_fields() if latency is not None else None,
         latency_cache=latency_table(exp_dir),
         train_storage=storage.join(exp_dir, "train"),
     )
@@ -209,19 +208,9 @@ def dry_run_context(space, exp_dir: str) -> TrialContext:
     )
 
 
-def latency_method(latency: dict) -> dict:
-    """LatencyMethod fields from the space's constraints.latency_ms mapping."""
-    return {
-        k: v
-        for k, v in latency.items()
-        if k not in ("max", "max_ratio", "reference") and v is not None
-    }
-
-
 def _first_config(space) -> dict:
-    """One concrete trial config (first value of every dimension), to validate the data and recipe."""
-    from rsearch.tune.plan import first_value
-
+    """One concrete trial config (first value of every dimension), to validate the data and
+    the recipe."""
     config = {k: first_value(d) for k, d in space.scaling.items()}
     config[M.EPOCHS] = space.epochs[0]
     config["regularization"] = {k: first_value(d) for k, d in space.regularization.items()}
@@ -236,10 +225,10 @@ def _meta(space, plan: Plan, space_file: str | None) -> dict:
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "space_file": space_file,
         "epochs": list(space.epochs),
-        "latency_budget_ms": space.latency["max"] if space.latency else None,
-        "latency_method": dict(space.latency) if space.latency else None,
+        "latency_budget_ms": space.latency.max if space.latency else None,
+        "latency_method": space.latency.to_dict() if space.latency else None,
         "objective": M.OBJECTIVE,
-        "confirm": space.search["confirm"],
+        "confirm": space.search.confirm.to_dict() if space.search.confirm else None,
         "planned_trials": plan.total_trials + _planned_reruns(space),
         "status": "running",
     }
@@ -247,24 +236,20 @@ def _meta(space, plan: Plan, space_file: str | None) -> dict:
 
 def _planned_reruns(space) -> int:
     """Confirmation reruns at most: top x the seeds other than the search's, per regime."""
-    confirm = space.search["confirm"]
+    confirm = space.search.confirm
     if not confirm:
         return 0
-    others = [s for s in confirm["seeds"] if s != (space.search["seed"] or 0)]
-    return confirm["top"] * len(others) * len(space.epochs)
+    others = [s for s in confirm.seeds if s != (space.search.seed or 0)]
+    return confirm.top * len(others) * len(space.epochs)
 
 
 def _with_costs(ctx: TrialContext, plan: Plan, quiet: bool, exp_dir: str) -> TrialContext:
-    import dataclasses
-
-    from rsearch.tune.costs import measure_costs_remote
-
     if not plan.architectures:
         return ctx  # continuous scaling dimensions: each trial measures its own (cached)
     if not quiet:
         print(
-            f"[rsearch] measuring cost of {len(plan.architectures)} architectures in interleaved rounds "
-            f"(latency method: {ctx.latency_method})",
+            f"[rsearch] measuring cost of {len(plan.architectures)} architectures in interleaved "
+            f"rounds (latency method: {ctx.latency_method})",
             file=sys.stderr,
             flush=True,
         )
@@ -289,8 +274,9 @@ def _record_survey(exp_dir: str, ctx: TrialContext, costs: dict, survey: dict, q
     borderline = sum(1 for c in costs.values() if c.get("latency_borderline"))
     print(
         f"[rsearch] latency cache {survey['cache']}; {survey['measured']} measured, "
-        f"{len(survey['remeasured'])} re-measured (borderline); {feasible} of {len(costs)} architectures within "
-        f"the budget ({budget.describe() if budget else 'none'}){f', {borderline} borderline' if borderline else ''}",
+        f"{len(survey['remeasured'])} re-measured (borderline); {feasible} of {len(costs)} "
+        f"architectures within the budget ({budget.describe() if budget else 'none'})"
+        f"{f', {borderline} borderline' if borderline else ''}",
         file=sys.stderr,
         flush=True,
     )
@@ -299,12 +285,9 @@ def _record_survey(exp_dir: str, ctx: TrialContext, costs: dict, survey: dict, q
 def _run_regime(
     space, plan: Plan, regime: int, ctx: TrialContext, exp_dir: str, resume: bool, quiet: bool, fit
 ):
-    from rsearch.tune import jobs as J
-    from rsearch.tune.tuner import param_space, search_algorithm
-
     feasible, infeasible = _split_by_budget(plan, ctx)
-    run_name, samples = f"regime_{regime}", int(space.search["num_samples"])
-    hyperopt, grid = space.search["algorithm"] == "hyperopt", space.search["algorithm"] == "grid"
+    run_name, samples = f"regime_{regime}", space.search.num_samples
+    hyperopt, grid = space.search.algorithm == "hyperopt", space.search.algorithm == "grid"
     # A resumed grid/random regime runs the jobs drawn when it started: latency re-measured
     # today must not add or drop any of them.
     planned = J.load_plan(exp_dir, run_name) if resume and not hyperopt else None
@@ -315,7 +298,8 @@ def _run_regime(
     run = _RunTune(space, regime, ctx, exp_dir, quiet, fit, extra)
     if grid and not feasible and planned is None:
         print(
-            f"[rsearch] regime {regime} epochs: every architecture is over the budget; nothing to train",
+            f"[rsearch] regime {regime} epochs: every architecture is over the budget; "
+            "nothing to train",
             file=sys.stderr,
         )
         run.record_only()
@@ -325,7 +309,8 @@ def _run_regime(
         over = f" ({len(infeasible)} over the budget: recorded, not trained)" if infeasible else ""
         done = f"; resumed: {len(recorded)} started before" if recorded else ""
         print(
-            f"[rsearch] regime {regime} epochs: {plan.trials_per_regime} trials planned{over}{done}",
+            f"[rsearch] regime {regime} epochs: {plan.trials_per_regime} trials planned"
+            f"{over}{done}",
             file=sys.stderr,
             flush=True,
         )
@@ -342,9 +327,7 @@ def _run_regime(
             )
         return
     if planned is None:  # drawn once, before the first trial: a resume runs the same jobs
-        planned = J.draw(
-            space_of_regime, samples, int(space.search.get("seed") or 0), f"{regime}ep"
-        )
+        planned = J.draw(space_of_regime, samples, space.search.seed or 0, f"{regime}ep")
         J.save_plan(exp_dir, run_name, planned)
     todo = J.pending(planned, recorded, exp_dir)
     if todo:
@@ -360,19 +343,12 @@ class _RunTune:
     def __init__(
         self, space, regime: int, ctx: TrialContext, exp_dir: str, quiet: bool, fit, extra_rows=()
     ):
-        self.space, self.regime, self.ctx, self.exp_dir, self.quiet, self.fit = (
-            space,
-            regime,
-            ctx,
-            exp_dir,
-            quiet,
-            fit,
-        )
+        self.space, self.regime, self.ctx = space, regime, ctx
+        self.exp_dir, self.quiet = exp_dir, quiet
+        self.fit = fit  # runs a Tuner, answering stop signals (StopSignals.fit)
         self.extra_rows = list(extra_rows)
 
     def _recorder(self):
-        from rsearch.tune.recorder import ResultsRecorder
-
         return ResultsRecorder(
             self.exp_dir,
             self.ctx.costs,
@@ -385,9 +361,7 @@ class _RunTune:
         self._recorder().setup()
 
     def jobs(self, run_name: str, jobs: list[dict], scheduled: bool = True) -> None:
-        from rsearch.tune.jobs import job_space
-
-        self.search(run_name, job_space(jobs), scheduled=scheduled)
+        self.search(run_name, J.job_space(jobs), scheduled=scheduled)
 
     def search(
         self,
@@ -398,10 +372,6 @@ class _RunTune:
         num_samples: int = 1,
         scheduled: bool = True,
     ) -> None:
-        from ray import tune
-
-        from rsearch.tune.tuner import run_config, tune_config
-
         recorder = self._recorder()
         config = tune_config(
             self.space,
@@ -433,10 +403,6 @@ def _fresh_run_path(exp_dir: str, run_name: str) -> str:
 
 
 def _trainable(ctx: TrialContext):
-    from ray import tune
-
-    from rsearch.tune.trial import run_trial
-
     return tune.with_resources(tune.with_parameters(run_trial, ctx=ctx), _trial_resources(ctx))
 
 
@@ -461,7 +427,7 @@ def _infeasible_row(cost: dict, regime: int, ctx: TrialContext) -> dict:
         M.STATUS: M.STATUS_INFEASIBLE,
         M.FAILURE: over_budget(cost, ctx),
         M.TRAIN_SECONDS: 0.0,
-        "epochs_done": 0,
+        M.EPOCHS_DONE: 0,
     }
 
 
@@ -478,23 +444,27 @@ def _describe(config: dict, ctx: TrialContext) -> dict:
         M.SEED: cfg.seed,
         M.CONFIRMS: confirmed_trial(config),
         M.MINIVAL_SIZE: ctx.minival_size,
-        "recipe": preset_name,
-        "dropout": r.dropout,
-        "stochastic_depth": r.stochastic_depth,
-        "label_smoothing": r.label_smoothing,
-        "randaugment_magnitude": r.randaugment_magnitude,
-        "randaugment_ops": r.randaugment_ops,
-        "weight_decay": r.weight_decay,
-        "ema_decay": r.ema_decay,
-        "base_lr": r.base_lr,
-        "batch_size": r.batch_size,
+        M.RECIPE: preset_name,
+        # the recipe's values a results row keeps (the column names are the Recipe's fields)
+        **{
+            column: getattr(r, column)
+            for column in (
+                M.DROPOUT,
+                M.STOCHASTIC_DEPTH,
+                M.LABEL_SMOOTHING,
+                M.RANDAUGMENT_MAGNITUDE,
+                M.RANDAUGMENT_OPS,
+                M.WEIGHT_DECAY,
+                M.EMA_DECAY,
+                M.BASE_LR,
+                M.BATCH_SIZE,
+            )
+        },
     }
 
 
 def _check_fits(ctx: TrialContext, address: str | None) -> None:
     """On a local Ray, a trial that needs more than the machine has would wait forever."""
-    import ray
-
     if address or os.environ.get("RAY_ADDRESS"):
         return  # a cluster may autoscale to fit
     have = ray.cluster_resources()
@@ -503,8 +473,8 @@ def _check_fits(ctx: TrialContext, address: str | None) -> None:
     gpus = need.get("gpu", 0) + (ctx.workers * ctx.gpus_per_worker if ctx.workers > 1 else 0)
     if cpus > have.get("CPU", 0) + 1e-9 or gpus > have.get("GPU", 0) + 1e-9:
         raise UserError(
-            f"resources: one trial needs {cpus:g} CPUs and {gpus:g} GPUs, but this machine's Ray has "
-            f"{have.get('CPU', 0):g} CPUs and {have.get('GPU', 0):g} GPUs; lower workers / "
+            f"resources: one trial needs {cpus:g} CPUs and {gpus:g} GPUs, but this machine's Ray "
+            f"has {have.get('CPU', 0):g} CPUs and {have.get('GPU', 0):g} GPUs; lower workers / "
             "cpus_per_worker / gpus_per_worker, or pass --address of a larger cluster"
         )
 

@@ -1,16 +1,21 @@
-"""What a search will run, computed from the space alone (no Ray, nothing written): the
+"""What a search will run, computed from the space alone (no Ray cluster, nothing written): the
 architectures to cost, and the trials per regime.  `rsearch tune --dry-run` prints it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rsearch import metrics as M
+from rsearch.architecture import arch_key
+from rsearch.tune.pareto_asha import rung_epochs
+
+OVER_BUDGET = "over_budget"  # the cost row's decision: why it is infeasible, or None
+
 
 @dataclass(frozen=True)
 class Plan:
-    architectures: (
-        list[tuple[int, float, int]] | None
-    )  # every (depth, width, resolution), when finite
+    # every (depth, width, resolution), when finite
+    architectures: list[tuple[int, float, int]] | None
     trials_per_regime: int  # Tune trials per regime (grid: feasible archs not yet excluded)
     regimes: list[int]
 
@@ -40,10 +45,11 @@ def make_plan(space) -> Plan:
 def describe_plan(space, plan: Plan, costs: dict | None = None, survey: dict | None = None) -> str:
     """Human-readable plan; `costs` (arch key -> cost row with the latency decision) adds the
     feasible set with each figure, its noise and its margin to the budget."""
+    scheduler = _describe_scheduler(space.search.scheduler, plan.regimes)
     lines = [
-        f"experiment {space.name}: {space.search['algorithm']} search, scheduler "
-        f"{_describe_scheduler(space.search['scheduler'], plan.regimes)}, regimes {plan.regimes} epochs",
-        f"data: {space.data.get('source')}, resources per trial: {space.resources}",
+        f"experiment {space.name}: {space.search.algorithm} search, scheduler {scheduler}, "
+        f"regimes {plan.regimes} epochs",
+        f"data: {space.data.get('source')}, resources per trial: {space.resources.to_dict()}",
     ]
     if plan.architectures is not None:
         lines.append(f"architectures: {len(plan.architectures)} (depth x width x resolution)")
@@ -53,66 +59,67 @@ def describe_plan(space, plan: Plan, costs: dict | None = None, survey: dict | N
         f"trials per regime: {plan.trials_per_regime} (configs over a budget are recorded, never "
         f"trained), total {plan.total_trials}"
     )
-    confirm = space.search.get("confirm")
+    confirm = space.search.confirm
     if confirm:
         lines.append(
-            f"confirmation: after each regime, the {confirm['top']} most accurate front members "
-            f"re-trained with seeds {confirm['seeds']}"
+            f"confirmation: after each regime, the {confirm.top} most accurate front members "
+            f"re-trained with seeds {list(confirm.seeds)}"
         )
     return "\n".join(lines)
 
 
 def _feasible_table(space, plan: Plan, costs: dict, survey: dict | None) -> list[str]:
-    from rsearch.cost.budget import LatencyBudget
-    from rsearch.tune.trial import arch_key
-
-    budget = LatencyBudget.from_space(space.latency)
+    budget = space.latency.budget() if space.latency else None
     rows = [costs[arch_key(*a)] for a in plan.architectures]
-    feasible = [r for r in rows if r.get("over_budget") is None]
+    feasible = [r for r in rows if r.get(OVER_BUDGET) is None]
     limits = [budget.describe()] if budget else []
     limits += [f"max_params {space.max_params:,.0f}"] if space.max_params else []
     limits += [f"max_flops {space.max_flops:,.0f}"] if space.max_flops else []
     lines = [
-        f"budget {', '.join(limits) or 'none'}: {len(feasible)} of {len(rows)} architectures feasible"
+        f"budget {', '.join(limits) or 'none'}: {len(feasible)} of {len(rows)} architectures "
+        "feasible"
     ]
     if survey:
+        disagreed = survey["disagreed"]
         lines.append(
             f"latency: cache {survey['cache']}, {survey['measured']} measured, "
             f"{len(survey['validated'])} re-measured to validate the cache"
-            f"{' (disagreed: ' + ', '.join(survey['disagreed']) + ')' if survey['disagreed'] else ''}, "
+            f"{' (disagreed: ' + ', '.join(disagreed) + ')' if disagreed else ''}, "
             f"{len(survey['remeasured'])} borderline re-measured"
         )
     lines.append(
         f"  {'depth':>5} {'width':>5} {'res':>4} {'params':>11} {'latency ms':>10} {'noise':>6} "
         f"{'ratio':>6} {'margin':>7}  decision"
     )
-    for r in rows:
-        ratio = f"{r['latency_ratio']:6.3f}" if r.get("latency_ratio") is not None else f"{'-':>6}"
-        noise = (
-            r.get("latency_ratio_noise" if budget and budget.relative else "latency_noise") or 0.0
-        )
-        latency = f"{r['latency_ms']:10.3f}" if r.get("latency_ms") is not None else f"{'-':>10}"
-        decision = (
-            "feasible" if r.get("over_budget") is None else f"over budget: {r['over_budget']}"
-        )
-        if r.get("latency_borderline"):
-            decision += " (borderline, re-measured)"
-        elif r.get("latency_remeasured"):
-            decision += " (re-measured)"
-        lines.append(
-            f"  {r['depth']:>5} {r['width']:>5g} {r['resolution']:>4} {r['params']:>11,} {latency} "
-            f"{noise:>6.1%} {ratio} {r.get('latency_margin', 0):>+7.1%}  {decision}"
-        )
+    relative = bool(budget and budget.relative)
+    lines += [_feasible_row(r, relative) for r in rows]
     return lines
 
 
-def _describe_scheduler(sched: dict, regimes: list[int]) -> str:
-    if sched["kind"] != "pareto_asha":
-        return sched["kind"]
-    from rsearch.tune.pareto_asha import rung_epochs
+def _feasible_row(r: dict, relative: bool) -> str:
+    """One architecture's line of the feasible table."""
+    ratio = r.get(M.LATENCY_RATIO)
+    ratio = f"{ratio:6.3f}" if ratio is not None else f"{'-':>6}"
+    noise = r.get(M.LATENCY_RATIO_NOISE if relative else M.LATENCY_NOISE) or 0.0
+    latency = r.get(M.LATENCY_MS)
+    latency = f"{latency:10.3f}" if latency is not None else f"{'-':>10}"
+    why = r.get(OVER_BUDGET)
+    decision = "feasible" if why is None else f"over budget: {why}"
+    if r.get(M.LATENCY_BORDERLINE):
+        decision += " (borderline, re-measured)"
+    elif r.get(M.LATENCY_REMEASURED):
+        decision += " (re-measured)"
+    return (
+        f"  {r[M.DEPTH]:>5} {r[M.WIDTH]:>5g} {r[M.RESOLUTION]:>4} {r[M.PARAMS]:>11,} {latency} "
+        f"{noise:>6.1%} {ratio} {r.get(M.LATENCY_MARGIN, 0):>+7.1%}  {decision}"
+    )
 
+
+def _describe_scheduler(sched, regimes: list[int]) -> str:
+    if sched.kind != "pareto_asha":
+        return sched.kind
     rungs = "; ".join(
-        f"{r}: {rung_epochs(r, sched['grace_fraction'], sched['reduction_factor']) or 'none'}"
+        f"{r}: {rung_epochs(r, sched.grace_fraction, sched.reduction_factor) or 'none'}"
         for r in regimes
     )
     return f"pareto_asha (rung epochs per regime {rungs})"

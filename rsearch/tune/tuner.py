@@ -4,23 +4,28 @@ scheduler (FIFO | ASHA | Pareto ASHA) and run config."""
 
 from __future__ import annotations
 
+import copy
 import functools
 
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.hyperopt import HyperOptSearch
+from ray.tune.search.sample import Domain
+from ray.tune.utils.util import flatten_dict
 
 from rsearch import metrics as M
 from rsearch import storage
-from rsearch.tune.trial import arch_key, trial_settings
+from rsearch.noise import minival_noise
+from rsearch.tune.pareto_asha import ParetoASHA
+from rsearch.tune.trial import trial_settings
 
 
 def param_space(space, regime: int, feasible: list) -> dict:
-    algorithm = space.search["algorithm"]
-    # Lists are grid dimensions under `grid` and choices otherwise: the space decided at parse time.
-    ps: dict = {M.EPOCHS: regime, "seed": int(space.search.get("seed") or 0)}
-    if algorithm == "grid" and feasible:
+    # Lists are grid dimensions under `grid` and choices otherwise: the space decided at parse
+    # time. The param space stays plain dicts and values: Tune stores it with every trial.
+    ps: dict = {M.EPOCHS: regime, M.SEED: int(space.search.seed or 0)}
+    if space.search.algorithm == "grid" and feasible:
         # One grid dimension over the feasible architectures: configs over the budget never reach
         # Tune.
         ps["arch"] = tune.grid_search([list(a) for a in feasible])
@@ -36,11 +41,11 @@ def search_algorithm(space, param_space: dict, observed: list[tuple[dict, float]
     """HyperOpt TPE for `hyperopt` searches (None: the jobs rsearch drew run as a grid).
     `observed`: (config, objective) of trials finished before a resume, which TPE learns from."""
     search = space.search
-    if search["algorithm"] != "hyperopt":
+    if search.algorithm != "hyperopt":
         return None
     # TPE starts from a few random points (Ray's default of 20 would make a short search random).
-    initial = max(3, int(search["num_samples"]) // 4)
-    seed = search.get("seed")
+    initial = max(3, search.num_samples // 4)
+    seed = search.seed
     # A resumed TPE with the first run's seed would replay that run's random start points,
     # which have run already: the seed moves on by the points it has seen.
     algo = WarmStartHyperOpt(
@@ -50,15 +55,13 @@ def search_algorithm(space, param_space: dict, observed: list[tuple[dict, float]
         random_state_seed=None if seed is None else int(seed) + len(observed),
         observed=[(searched_values(param_space, c), v) for c, v in observed],
     )
-    if search.get("max_concurrent"):
-        return ConcurrencyLimiter(algo, max_concurrent=int(search["max_concurrent"]))
+    if search.max_concurrent:
+        return ConcurrencyLimiter(algo, max_concurrent=search.max_concurrent)
     return algo
 
 
 def searched_values(param_space: dict, config: dict) -> dict:
     """The config's values of the dimensions a searcher samples (constants left out)."""
-    from ray.tune.search.sample import Domain
-
     out = {}
     for key, dim in param_space.items():
         if isinstance(dim, dict):
@@ -84,24 +87,20 @@ class WarmStartHyperOpt(HyperOptSearch):
         super()._setup_hyperopt()
         if not self._observed:
             return
-        import copy
-
+        # hyperopt is imported by the searcher only: Ray's HyperOptSearch module loads without it
         from hyperopt import JOB_STATE_DONE, STATUS_OK
         from hyperopt.fmin import generate_trials_to_calculate
-        from ray.tune.utils.util import flatten_dict
 
         points, values = [], []
         for config, value in self._observed:
             config = copy.deepcopy(config)
             try:
-                self._convert_categories_to_indices(
-                    config
-                )  # a choice is known to hyperopt by its index
+                # a choice is known to hyperopt by its index
+                self._convert_categories_to_indices(config)
             except (ValueError, KeyError, TypeError):
                 continue  # a recorded value outside today's space: nothing TPE can model
-            points.append(
-                flatten_dict(config, delimiter="/")
-            )  # hyperopt's labels: "regularization/dropout"
+            # hyperopt's labels: "regularization/dropout"
+            points.append(flatten_dict(config, delimiter="/"))
             values.append(value)
         if not points:
             return
@@ -115,24 +114,25 @@ class WarmStartHyperOpt(HyperOptSearch):
 
 
 def scheduler(space, regime: int, ctx, exp_dir: str | None = None):
-    sched = space.search["scheduler"]
-    if sched["kind"] == "pareto_asha":
-        from rsearch.tune.pareto_asha import ParetoASHA, minival_noise
-
+    """The space's scheduler for one regime. Both ASHAs count time in epochs (the `epoch` each
+    report carries): a trial resumed from its checkpoint in a fresh Tune trial is at its own
+    epoch, whatever Tune's count of its reports (training_iteration) says."""
+    sched = space.search.scheduler
+    if sched.kind == "pareto_asha":
         return ParetoASHA(
             regime=regime,
             cost_of=functools.partial(trial_latency, ctx.costs),
-            grace_fraction=float(sched["grace_fraction"]),
-            reduction_factor=float(sched["reduction_factor"]),
+            grace_fraction=float(sched.grace_fraction),
+            reduction_factor=float(sched.reduction_factor),
             noise=minival_noise(ctx.minival_size),
             exp_dir=exp_dir,
         )
-    if sched["kind"] == "asha":
+    if sched.kind == "asha":
         return ASHAScheduler(
-            time_attr="training_iteration",
+            time_attr=M.EPOCH,
             max_t=regime,
-            grace_period=min(int(sched.get("grace_period", 1)), regime),
-            reduction_factor=float(sched.get("reduction_factor", 3)),
+            grace_period=min(int(sched.grace_period), regime),
+            reduction_factor=float(sched.reduction_factor),
         )
     return FIFOScheduler()
 
@@ -140,8 +140,8 @@ def scheduler(space, regime: int, ctx, exp_dir: str | None = None):
 def trial_latency(costs: dict, trial, result: dict) -> float | None:
     """A trial's latency: reported by 1-worker trials, else from the pre-search cost table
     (FLOPs where the space sets no latency budget)."""
-    (depth, width, resolution), _, _ = trial_settings(trial.config)  # a job's config, unwrapped
-    known = costs.get(arch_key(depth, width, resolution), {})
+    arch, _, _ = trial_settings(trial.config)  # a job's config, unwrapped
+    known = costs.get(arch.key, {})
     for key in (M.LATENCY_MS, M.FLOPS):
         for source in (result, known):
             if source.get(key) is not None:
@@ -167,9 +167,10 @@ def tune_config(
         search_alg=search_alg,
         scheduler=scheduler(space, regime, ctx, recorder.exp_dir) if scheduled else None,
         num_samples=num_samples,
-        max_concurrent_trials=space.search.get("max_concurrent"),
+        max_concurrent_trials=space.search.max_concurrent,
+        # a finished trial's process takes the next trial: no new Python + torch import
         reuse_actors=True,
-    )  # a finished trial's process takes the next trial: no new Python + torch import
+    )
 
 
 def run_config(path: str, recorder) -> tune.RunConfig:
@@ -177,9 +178,8 @@ def run_config(path: str, recorder) -> tune.RunConfig:
     return tune.RunConfig(
         name=storage.basename(path),
         **storage.ray_storage(storage.parent(path)),
-        failure_config=tune.FailureConfig(
-            max_failures=2
-        ),  # a killed trial resumes from its checkpoint
+        # a killed trial resumes from its checkpoint
+        failure_config=tune.FailureConfig(max_failures=2),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         callbacks=[recorder],
         verbose=0,

@@ -1,0 +1,100 @@
+"""What every command shares: its parser, the argparse types, and the naming of flags.
+
+Types of the fields in rsearch.bounds read that table (`field("resolution")`), so a flag
+accepts exactly what the field does and says so in the one wording:
+
+    rsearch cost: error: --resolution: expected an integer in [32, 1024] (...), got '16'
+
+Inner code (TrainConfig, Recipe, the model registry) raises a FieldError naming the field;
+`named_flags` turns it into the UserError naming the flag that set it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from rsearch.bounds import FIELDS, Bound, FieldError
+from rsearch.errors import UserError
+
+
+def add_command(
+    subparsers, module: str, help: str, description: str, show_defaults: bool = False
+) -> argparse.ArgumentParser:
+    """The parser of the command that `module` (rsearch.commands.<name>) implements: `rsearch
+    --help` lists it with `help`, `rsearch <name> --help` shows `description` (and each flag's
+    default with `show_defaults`)."""
+    name = module.rpartition(".")[2]
+    kwargs = {"formatter_class": argparse.ArgumentDefaultsHelpFormatter} if show_defaults else {}
+    return subparsers.add_parser(name, help=help, description=description, **kwargs)
+
+
+def add_experiment(parser: argparse.ArgumentParser) -> None:
+    """The EXPERIMENT argument of the commands that read one (analyze, dashboard)."""
+    parser.add_argument(
+        "experiment", metavar="EXPERIMENT", help="experiment folder (<storage>/<name>)"
+    )
+
+
+def bounded(bound: Bound, name: str) -> Callable[[str], Any]:
+    """The argparse type of a value `bound` accepts (an int or a float, by its type)."""
+    kind = int if bound.type == "int" else float
+
+    def convert(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not bound.accepts(value):
+            raise argparse.ArgumentTypeError(f"expected {bound.expected()}, got {text!r}")
+        return value
+
+    convert.__name__ = name  # argparse's own messages name the type by it
+    return convert
+
+
+def field(name: str) -> Callable[[str], Any]:
+    """The argparse type of a field of rsearch.bounds."""
+    return bounded(FIELDS[name], name)
+
+
+def integer(low: int, why: str = "") -> Callable[[str], int]:
+    return bounded(Bound("int", low, why=why), "integer")
+
+
+def number(low: float = 0, high: float | None = None, why: str = "") -> Callable[[str], float]:
+    """A finite number in (low, high] (or > low without high)."""
+    return bounded(Bound("float", low, high, low_open=True, why=why), "number")
+
+
+def number_list(item: Bound, example: str) -> Callable[[str], list]:
+    """Comma-separated values `item` accepts (batch sizes, latency budgets)."""
+    kind = int if item.type == "int" else float
+
+    def convert(text: str) -> list:
+        try:
+            values = [kind(part) for part in text.split(",")]
+        except ValueError:
+            values = []
+        if not values or not all(item.accepts(v) for v in values):
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated values, each {item.expected()} (e.g. {example}), "
+                f"got {text!r}"
+            )
+        return values
+
+    convert.__name__ = "list"
+    return convert
+
+
+@contextlib.contextmanager
+def named_flags(flags: dict[str, str]) -> Iterator[None]:
+    """Inside: a FieldError of field F becomes the UserError `flags[F]: expected ..., got ...`
+    (a field not in `flags` is named as its flag would be: batch_size -> --batch-size)."""
+    try:
+        yield
+    except FieldError as exc:
+        flag = flags.get(exc.field, "--" + exc.field.replace("_", "-"))
+        raise UserError(exc.named(flag)) from None
