@@ -30,7 +30,6 @@ import time
 import torch
 
 from rsearch import metrics as M
-from rsearch.cost import LatencyMethod
 from rsearch.cost.latency import percentile
 from rsearch.cost.rounds import measure_interleaved
 from rsearch.models import build, model_config
@@ -111,24 +110,22 @@ def main() -> int:
     args = p.parse_args()
     space = load_space(args.space)
     latency = space.latency
-    if latency is None or latency.get("reference") is None:
+    if latency is None or latency.reference is None:
         raise SystemExit(
             f"{args.space}: constraints.latency_ms needs a reference (a relative budget)"
         )
-    method = LatencyMethod(
-        **{k: v for k, v in latency.items() if k in LatencyMethod.__dataclass_fields__}
-    )
+    method = latency.method
     classes = int(space.data.get("num_classes", 10))
     items = {
         f"{d},{w:g},{r}": (model_config(depth=d, width=w, num_classes=classes), r)
         for d, w, r in space.architectures()
     }
-    ref = latency["reference"]
-    ref_key = f"{ref[M.DEPTH]},{ref[M.WIDTH]:g},{ref[M.RESOLUTION]}"
+    ref = latency.reference
+    ref_key = ref.key
     if ref_key not in items:
         items[ref_key] = (
-            model_config(depth=ref[M.DEPTH], width=ref[M.WIDTH], num_classes=classes),
-            ref[M.RESOLUTION],
+            model_config(depth=ref.depth, width=ref.width, num_classes=classes),
+            ref.resolution,
         )
     raw = {}
     for name, n in CONDITIONS:
@@ -148,7 +145,7 @@ def main() -> int:
 
     report = {
         "space": args.space,
-        "max_ratio": latency.get("max_ratio"),
+        "max_ratio": latency.max_ratio,
         "reference": ref_key,
         "rules": {},
     }
@@ -165,7 +162,7 @@ def main() -> int:
     new_abs = {
         key: [raw[name]["new"][key][M.LATENCY_MS] for name, _ in CONDITIONS] for key in items
     }
-    budget = latency.get("max_ratio")
+    budget = latency.max_ratio
     print(
         f"\nratio to {ref_key} (rsearch's rule), per condition: "
         + ", ".join(n for n, _ in CONDITIONS)

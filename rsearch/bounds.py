@@ -162,6 +162,24 @@ FIELDS: dict[str, Bound] = {
 }
 
 
+# field -> its rule, for the fields of a latency measurement method (rsearch.cost.LatencyMethod;
+# the space's constraints.latency_ms section and `rsearch cost`'s flags set them).
+LATENCY_FIELDS: dict[str, Bound] = {
+    "device": Bound("str", options=("cpu", "cuda")),
+    "dtype": Bound("str", options=("float32", "bfloat16")),
+    "batch_size": FIELDS["batch_size"],  # images per forward call
+    "warmup": Bound("int", 0, 10_000),  # untimed calls before timing
+    "repeats": Bound("int", 1, 10_000),  # interleaved rounds
+    "min_run_time": Bound("float", 0, 60, low_open=True, why="seconds of timed calls per round"),
+    "channels_last": Bound("bool"),
+    "compile": Bound("bool"),
+    "cuda_graphs": Bound("bool"),
+    "threads": Bound("int", 1),  # torch threads while measuring (CPU); None: torch's default
+}
+# Compilation and CUDA-graph capture happen in the first calls, which are never timed.
+MIN_COMPILED_WARMUP = 3
+
+
 def check(field: str, value: Any) -> Any:
     """`value` if FIELDS[field] accepts it, else FieldError naming `field`."""
     return FIELDS[field].check(field, value)

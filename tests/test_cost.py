@@ -133,21 +133,40 @@ def test_latency_method_key_and_describe():
 
 
 @pytest.mark.parametrize(
-    "kwargs,flag",
+    "kwargs,field",
     [
-        ({"device": "tpu"}, "--device"),
-        ({"dtype": "float16"}, "--dtype"),
-        ({"batch_size": 0}, "--batch"),
-        ({"repeats": 0}, "--repeats"),
-        ({"warmup": -1}, "--warmup"),
-        ({"threads": 0}, "--threads"),
-        ({"cuda_graphs": True}, "--cuda-graphs"),
-        ({"compile": True, "warmup": 2}, "--warmup"),
+        ({"device": "tpu"}, "device"),
+        ({"dtype": "float16"}, "dtype"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"repeats": 0}, "repeats"),
+        ({"warmup": -1}, "warmup"),
+        ({"threads": 0}, "threads"),
+        ({"min_run_time": 0}, "min_run_time"),
+        ({"cuda_graphs": True}, "cuda_graphs"),
+        ({"compile": True, "warmup": 2}, "warmup"),
     ],
 )
-def test_latency_method_rejects(kwargs, flag):
-    with pytest.raises(UserError, match=f"^{flag}: "):
+def test_latency_method_rejects_naming_the_field(kwargs, field):
+    with pytest.raises(FieldError, match=f"^{field}: expected ") as caught:
         LatencyMethod(**kwargs)
+    assert caught.value.field == field
+
+
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        (
+            ["--compile", "--warmup", "2"],
+            "--warmup: expected at least 3 with compile or cuda_graphs",
+        ),
+        (["--cuda-graphs", "--warmup", "3"], "--cuda-graphs: expected false with device cpu"),
+    ],
+)
+def test_cost_names_the_flag_of_a_latency_rule(flags, message, capsys):
+    argv = ["cost", "--depth", "14", "--width", "0.25", "--resolution", "32", "--latency"]
+    code, out, err = run_cli([*argv, *flags], capsys)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert message in err
 
 
 def test_measure_latency_cpu():
@@ -171,8 +190,8 @@ def test_measure_latency_bf16_channels_last():
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
-def test_measure_latency_cuda_without_gpu_is_a_user_error():
-    with pytest.raises(UserError, match="^--device: "):
+def test_measure_latency_cuda_without_gpu_names_the_device_field():
+    with pytest.raises(FieldError, match="^device: expected cpu"):
         measure_latency(TINY, 32, LatencyMethod(device="cuda"))
 
 

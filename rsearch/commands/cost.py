@@ -17,7 +17,12 @@ from rsearch.models import model_config, parse_model_name, regularization_defaul
 
 DEFAULT_CACHE = "~/.cache/rsearch/latency.parquet"
 # The fields model_config and check_resolution name, as this command's flags.
-FLAGS = {"num_classes": "--classes", "in_chans": "--in-chans", "model": "--model"}
+FLAGS = {
+    "num_classes": "--classes",
+    "in_chans": "--in-chans",
+    "model": "--model",
+    "batch_size": "--batch",
+}
 
 
 HELP = "parameters, FLOPs, activation memory and measured latency of a model"
@@ -137,25 +142,25 @@ def _resolve(args):
             if args.resolution is not None
             else regularization_defaults(depth)["image_size"]
         )
-    methods = []
-    if args.device == "cuda" or args.latency:
-        check_device(args.device)
-    if args.latency:
-        methods = [
-            LatencyMethod(
-                device=args.device,
-                dtype=args.dtype,
-                batch_size=b,
-                warmup=args.warmup,
-                repeats=args.repeats,
-                min_run_time=args.min_run_time,
-                channels_last=args.channels_last,
-                compile=args.compile,
-                cuda_graphs=args.cuda_graphs,
-                threads=args.threads,
-            )
-            for b in args.batch
-        ]
+        methods = []
+        if args.device == "cuda" or args.latency:
+            check_device(args.device)
+        if args.latency:
+            methods = [
+                LatencyMethod(
+                    device=args.device,
+                    dtype=args.dtype,
+                    batch_size=b,
+                    warmup=args.warmup,
+                    repeats=args.repeats,
+                    min_run_time=args.min_run_time,
+                    channels_last=args.channels_last,
+                    compile=args.compile,
+                    cuda_graphs=args.cuda_graphs,
+                    threads=args.threads,
+                )
+                for b in args.batch
+            ]
     return cfg, depth, resolution, methods
 
 

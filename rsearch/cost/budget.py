@@ -35,20 +35,6 @@ class LatencyBudget:
     max_ratio: float | None = None  # relative budget ...
     reference: tuple[int, float, int] | None = None  # ... to this (depth, width, resolution)
 
-    @classmethod
-    def from_space(cls, latency: dict | None) -> LatencyBudget | None:
-        """From a space's validated constraints.latency_ms mapping (None: no latency budget)."""
-        if latency is None:
-            return None
-        ref = latency.get("reference")
-        return cls(
-            max_ms=latency.get("max"),
-            max_ratio=latency.get("max_ratio"),
-            reference=None
-            if ref is None
-            else (int(ref[M.DEPTH]), float(ref[M.WIDTH]), int(ref[M.RESOLUTION])),
-        )
-
     @property
     def relative(self) -> bool:
         return self.max_ratio is not None

@@ -39,12 +39,10 @@ from dataclasses import asdict, dataclass
 import torch
 
 from rsearch import metrics as M
+from rsearch.bounds import LATENCY_FIELDS, MIN_COMPILED_WARMUP, FieldError
 from rsearch.cost.static import check_resolution
-from rsearch.errors import UserError
 from rsearch.models import ResNetConfig, build
-from rsearch.models.registry import MAX_BATCH
 
-DEVICES = ("cpu", "cuda")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
@@ -64,37 +62,18 @@ class LatencyMethod:
     threads: int | None = None  # torch.set_num_threads during the measurement (CPU)
 
     def __post_init__(self):
-        if self.device not in DEVICES:
-            raise UserError(f"--device: must be one of {', '.join(DEVICES)}, got {self.device!r}")
-        if self.dtype not in DTYPES:
-            raise UserError(f"--dtype: must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
-        for name, low, high in (
-            ("batch_size", 1, MAX_BATCH),
-            ("warmup", 0, 10_000),
-            ("repeats", 1, 10_000),
-        ):
+        # FieldErrors name the field; the space schema and `rsearch cost` name the key or flag.
+        for name, bound in LATENCY_FIELDS.items():
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                flag = "--batch" if name == "batch_size" else f"--{name}"
-                raise UserError(f"{flag}: must be an integer in [{low}, {high:,}], got {value!r}")
-        if (
-            isinstance(self.min_run_time, bool)
-            or not isinstance(self.min_run_time, (int, float))
-            or not 0 < self.min_run_time <= 60
-        ):
-            raise UserError(
-                f"--min-run-time: must be a number of seconds in (0, 60], got {self.min_run_time!r}"
-            )
-        if self.threads is not None and (
-            isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1
-        ):
-            raise UserError(f"--threads: must be an integer >= 1, got {self.threads!r}")
+            if not (name == "threads" and value is None):
+                bound.check(name, value)
         if self.cuda_graphs and self.device != "cuda":
-            raise UserError("--cuda-graphs: needs --device cuda")
-        if (self.compile or self.cuda_graphs) and self.warmup < 3:
-            # Compilation and CUDA-graph recording happen in the first calls; never time them.
-            raise UserError(
-                f"--warmup: must be >= 3 with --compile or --cuda-graphs, got {self.warmup}"
+            raise FieldError("cuda_graphs", "false with device cpu (CUDA graphs need cuda)", True)
+        if (self.compile or self.cuda_graphs) and self.warmup < MIN_COMPILED_WARMUP:
+            raise FieldError(
+                "warmup",
+                f"at least {MIN_COMPILED_WARMUP} with compile or cuda_graphs",
+                self.warmup,
             )
 
     @property
@@ -120,13 +99,10 @@ class LatencyMethod:
 
 
 def check_device(device: str) -> None:
-    """UserError naming --device when it cannot run here."""
-    if device not in DEVICES:
-        raise UserError(f"--device: must be one of {', '.join(DEVICES)}, got {device!r}")
+    """FieldError (field "device") when `device` cannot run here."""
+    LATENCY_FIELDS["device"].check("device", device)
     if device == "cuda" and not torch.cuda.is_available():
-        raise UserError(
-            "--device: cuda requested but no CUDA GPU is visible to torch; use --device cpu"
-        )
+        raise FieldError("device", "cpu (no CUDA GPU is visible to torch here)", device)
 
 
 @functools.cache

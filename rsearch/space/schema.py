@@ -17,13 +17,12 @@ from typing import Any
 
 from rsearch import metrics
 from rsearch.architecture import Architecture
-from rsearch.bounds import FIELDS, Bound
+from rsearch.bounds import FIELDS, LATENCY_FIELDS, Bound, FieldError
 from rsearch.cost.budget import LatencyBudget
 from rsearch.cost.latency import LatencyMethod
 from rsearch.data.config import MAX_MINIVAL_FRACTION, DataConfig
 from rsearch.data.config import SOURCES as DATA_SOURCES
 from rsearch.errors import UserError
-from rsearch.models.registry import MAX_BATCH
 from rsearch.space.distributions import is_integer
 from rsearch.storage import DEFAULT_STORAGE_PATH
 
@@ -227,16 +226,11 @@ _BUDGET_KEYS = ("max", "max_ratio", "reference")
 _LATENCY: dict[str, Validator] = {
     "max": optional(number()),  # the absolute budget in ms
     "max_ratio": optional(number()),  # the relative budget: at most this many times the reference
-    "device": one_of("cpu", "cuda"),  # the trials' kind of device (checked against resources)
-    "dtype": one_of("float32", "bfloat16"),
-    "batch_size": integer(1, MAX_BATCH),
-    "warmup": integer(0, 10_000),
-    "repeats": integer(1, 10_000),  # interleaved rounds
-    "min_run_time": number(0.0, 60.0),  # seconds of timed calls per round
-    "channels_last": boolean(),
-    "compile": boolean(),
-    "cuda_graphs": boolean(),  # needs device cuda
-    "threads": optional(integer(1)),  # torch threads while measuring (CPU)
+    # the method's fields, by its own rules (device is checked against resources later)
+    **{
+        name: optional(rule(bound)) if name == "threads" else rule(bound)
+        for name, bound in LATENCY_FIELDS.items()
+    },
 }
 _REFERENCE_KEYS = ("depth", "width", "resolution")
 
@@ -311,13 +305,12 @@ def _parse_latency(raw: Any) -> LatencySpec | None:
         for key, check in _LATENCY.items()
     }
     reference = _latency_reference(raw, path)
-    if latency["cuda_graphs"] and latency["device"] != "cuda":
-        _fail(f"{path}.cuda_graphs", "false with device cpu (CUDA graphs need device cuda)", True)
-    if (latency["compile"] or latency["cuda_graphs"]) and latency["warmup"] < 3:
-        # compilation and graph capture happen in the warm-up calls, which are never timed
-        _fail(f"{path}.warmup", "at least 3 with compile or cuda_graphs", latency["warmup"])
     budget = {key: latency.pop(key) for key in ("max", "max_ratio")}
-    return LatencySpec(**budget, reference=reference, method=LatencyMethod(**latency))
+    try:  # the rules between fields (cuda_graphs needs cuda, ...) are the method's own
+        method = LatencyMethod(**latency)
+    except FieldError as exc:
+        raise UserError(exc.named(f"{path}.{exc.field}")) from None
+    return LatencySpec(**budget, reference=reference, method=method)
 
 
 def _latency_reference(raw: dict, path: str) -> Architecture | None:
