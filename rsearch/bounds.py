@@ -176,6 +176,19 @@ LATENCY_FIELDS: dict[str, Bound] = {
     "cuda_graphs": Bound("bool"),
     "threads": Bound("int", 1),  # torch threads while measuring (CPU); None: torch's default
 }
+# field -> its rule, for the fields of the training data (rsearch.data.DataConfig; the space's
+# data section and `rsearch train`'s data flags set them).
+DATA_SOURCES = ("synthetic", "fashion-mnist", "imagefolder", "parquet")
+MAX_MINIVAL_FRACTION = 0.5
+DATA_FIELDS: dict[str, Bound] = {
+    "source": Bound("str", options=DATA_SOURCES),
+    "train_size": Bound("int", 1),  # synthetic
+    "test_size": Bound("int", 0),  # synthetic; 0: no test set
+    "seed": Bound("int", 0),  # synthetic rendering and the minival split
+    "minival_fraction": Bound("float", 0, MAX_MINIVAL_FRACTION, low_open=True),  # paper: 2%
+    "crop_min_scale": Bound("float", 0, 1, low_open=True),  # random-resized-crop's lower area
+    "verify_images": Bound("str", options=("auto", "decode", "header", "none")),
+}
 # Compilation and CUDA-graph capture happen in the first calls, which are never timed.
 MIN_COMPILED_WARMUP = 3
 

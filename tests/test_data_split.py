@@ -4,6 +4,7 @@ refused."""
 import numpy as np
 import pytest
 
+from rsearch.bounds import FieldError
 from rsearch.data import DataConfig
 from rsearch.data.split import fingerprint, minival_indices, train_minival
 from rsearch.errors import UserError
@@ -53,7 +54,7 @@ def test_two_images_per_class_leave_one_to_train_on():
 
 @pytest.mark.parametrize("fraction", [0, -0.1, 0.51, 1.0, "2%"])
 def test_minival_fraction_outside_zero_to_half_is_refused(fraction):
-    with pytest.raises(UserError, match=r"data.minival_fraction: expected a number in \(0, 0.5\]"):
+    with pytest.raises(FieldError, match=r"^minival_fraction: expected a number in \(0, 0.5\]"):
         DataConfig(minival_fraction=fraction)
 
 
@@ -64,8 +65,8 @@ def test_minival_fraction_bounds_that_are_allowed():
 
 def test_unknown_source_is_refused_with_the_known_ones():
     with pytest.raises(
-        UserError,
-        match=r"data.source: expected one of synthetic, fashion-mnist, imagefolder, "
+        FieldError,
+        match=r"^source: expected one of synthetic, fashion-mnist, imagefolder, "
         r"parquet, got 'cifar'",
     ):
         DataConfig(source="cifar")

@@ -116,7 +116,7 @@ def test_class_counts_outside_the_renderable_range_are_refused(tmp_path, classes
 
 
 def test_bad_sizes_and_resolutions_are_refused(tmp_path):
-    with pytest.raises(UserError, match="data.train_size: expected a positive integer"):
+    with pytest.raises(FieldError, match="^train_size: expected an integer >= 1"):
         DataConfig(train_size=0)
     # The data layer names the field; the edge that set it (a flag, a space key) says which.
     with pytest.raises(FieldError, match="^resolution: expected an integer >= 8"):

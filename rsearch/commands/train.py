@@ -6,7 +6,7 @@ import json
 import sys
 import time
 
-from rsearch.bounds import MIN_DEPTH
+from rsearch.bounds import DATA_SOURCES, MIN_DEPTH
 from rsearch.commands.args import add_command, field, named_flags
 from rsearch.errors import UserError
 from rsearch.models import parse_model_name, regularization_defaults
@@ -14,10 +14,8 @@ from rsearch.recipe import PRESETS, REGULARIZATION_KNOBS, preset
 
 # Recipe fields with a flag of their own (--dropout, ...), overriding the preset for one run.
 RECIPE_FLAGS = REGULARIZATION_KNOBS
-# rsearch.data.config.SOURCES: importing rsearch.data would load torch for `rsearch --help`.
-DATA_SOURCES = ("synthetic", "fashion-mnist", "imagefolder", "parquet")
 # The fields whose flag is not --<field> (batch_size is --batch-size, and so on).
-FLAGS = {"preset": "--recipe", "device": "--gpu"}
+FLAGS = {"preset": "--recipe", "device": "--gpu", "source": "--data"}
 
 
 HELP = "train one model (in-process, or DDP on Ray Train with --workers N)"

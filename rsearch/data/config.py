@@ -7,12 +7,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from rsearch.bounds import DATA_FIELDS, MAX_MINIVAL_FRACTION
+from rsearch.bounds import DATA_SOURCES as SOURCES
 from rsearch.errors import UserError
 
-SOURCES = ("synthetic", "fashion-mnist", "imagefolder", "parquet")
+__all__ = ["MAX_MINIVAL_FRACTION", "SOURCES", "DataConfig", "cache_root", "existing_dir"]
+
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist
 CACHE_ENV = "RSEARCH_CACHE"
-MAX_MINIVAL_FRACTION = 0.5
 
 
 @dataclass(frozen=True)
@@ -35,31 +37,9 @@ class DataConfig:
     verify_images: str = "auto"  # imagefolder: "auto" | "decode" | "header" | "none"
 
     def __post_init__(self):
-        if self.source not in SOURCES:
-            raise UserError(
-                f"data.source: expected one of {', '.join(SOURCES)}, got {self.source!r}"
-            )
-        fraction = self.minival_fraction
-        if not isinstance(fraction, (int, float)) or not 0 < fraction <= MAX_MINIVAL_FRACTION:
-            raise UserError(
-                f"data.minival_fraction: expected a number in (0, {MAX_MINIVAL_FRACTION}], "
-                f"got {fraction!r}"
-            )
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise UserError(f"data.seed: expected a non-negative integer, got {self.seed!r}")
-        if not 0 < self.crop_min_scale <= 1:
-            raise UserError(
-                f"data.crop_min_scale: expected a number in (0, 1], got {self.crop_min_scale!r}"
-            )
-        if self.verify_images not in ("auto", "decode", "header", "none"):
-            raise UserError(
-                "data.verify_images: expected one of auto, decode, header, none, "
-                f"got {self.verify_images!r}"
-            )
-        for name in ("train_size", "test_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < (1 if name == "train_size" else 0):
-                raise UserError(f"data.{name}: expected a positive integer, got {value!r}")
+        # FieldErrors name the field; the space schema and `rsearch train` name the key or flag.
+        for name, bound in DATA_FIELDS.items():
+            bound.check(name, getattr(self, name))
 
     def replace(self, **changes) -> DataConfig:
         return dataclasses.replace(self, **changes)

@@ -17,11 +17,11 @@ from typing import Any
 
 from rsearch import metrics
 from rsearch.architecture import Architecture
-from rsearch.bounds import FIELDS, LATENCY_FIELDS, Bound, FieldError
+from rsearch.bounds import DATA_FIELDS, FIELDS, LATENCY_FIELDS, Bound, FieldError
 from rsearch.cost.budget import LatencyBudget
 from rsearch.cost.latency import LatencyMethod
-from rsearch.data.config import MAX_MINIVAL_FRACTION, DataConfig
 from rsearch.data.config import SOURCES as DATA_SOURCES
+from rsearch.data.config import DataConfig
 from rsearch.errors import UserError
 from rsearch.space.distributions import is_integer
 from rsearch.storage import DEFAULT_STORAGE_PATH
@@ -114,18 +114,12 @@ parse_name = text(NAME_PATTERN, f"a name matching {NAME_PATTERN}")
 # DataConfig's own, so the two never drift apart.
 _DATA_DIR_KEY = {"dir": "data_dir"}
 _DATA: dict[str, Validator] = {
-    "source": one_of(*DATA_SOURCES),
+    **{name: rule(bound) for name, bound in DATA_FIELDS.items()},  # DataConfig's own rules
+    "num_classes": integer(2),  # synthetic; its renderer says how many it can draw
     "dir": optional(text()),
-    "num_classes": integer(2),
-    "train_size": integer(1),
-    "test_size": integer(0),  # 0: no test set
-    "seed": integer(0),  # synthetic rendering and the minival split
-    "minival_fraction": number(0.0, MAX_MINIVAL_FRACTION),  # the paper holds out 2%
     "cache_dir": optional(text()),
     "image_column": text(),
     "label_column": text(),
-    "crop_min_scale": number(0.0, 1.0),
-    "verify_images": one_of("auto", "decode", "header", "none"),
 }
 # Keys that only mean something for some sources (the others bring their own classes, ...).
 _DATA_ONLY_FOR = {
@@ -165,7 +159,11 @@ def parse_data(raw: Any) -> dict:
             f"a fraction of train_size {data['train_size']} that holds out at least one image",
             data["minival_fraction"],
         )
-    DataConfig(**data_config_kwargs(data))  # its own checks, for anything not covered here
+    try:  # its own checks, for anything not covered here
+        DataConfig(**data_config_kwargs(data))
+    except FieldError as exc:
+        yaml_key = {field: key for key, field in _DATA_DIR_KEY.items()}.get(exc.field, exc.field)
+        raise UserError(exc.named(f"data.{yaml_key}")) from None
     return data
 
 
