@@ -28,12 +28,13 @@ import torch
 from ray import tune
 
 from rsearch import metrics as M
+from rsearch.architecture import arch_key
 from rsearch.data import DataConfig, load_data
 from rsearch.ray_session import init_ray
 from rsearch.recipe import preset
 from rsearch.train import TrainConfig, train_epochs
 from rsearch.train.distributed import fit_torch_trainer
-from rsearch.tune.trial import TrialContext, arch_key, run_trial
+from rsearch.tune.trial import TrialContext, run_trial
 
 # The tiny architecture every path trains (here and in ray_train_overhead.py).
 DEPTH, WIDTH, RESOLUTION = 26, 0.25, 32

@@ -1,10 +1,14 @@
-"""Shared fixtures: one local Ray for the session (bound to 127.0.0.1), a private data cache."""
+"""Shared fixtures: one local Ray for the session (bound to 127.0.0.1), a private data cache,
+and a divergence the failure-path tests install from outside the training code."""
 
 from __future__ import annotations
 
+import inspect
 import os
 
 import pytest
+
+from rsearch.ray_session import init_ray
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -17,13 +21,72 @@ def _private_cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def ray_local():
     """A real local Ray (ray.init on this machine), started once and shut down at the end."""
-    import ray
-
-    from rsearch.ray_session import init_ray
+    import ray  # imported here: a session whose tests need no Ray never loads it
 
     init_ray(num_cpus=2)
     yield ray
     ray.shutdown()
+
+
+def diverging_build(build, width: float | None = None):
+    """`build` (rsearch.train.loop.build), but the models of this width multiplier (every one
+    when None) give NaN logits: the loss is NaN from the first step, as a diverging run's, and
+    the loop's own check finds it. Self-contained: its source also runs as a sitecustomize."""
+    import torch  # imported here: this function is copied alone into diverging_pythonpath's file
+
+    def build_diverging(model_cfg):
+        model = build(model_cfg)
+        if width is None or model_cfg.width == width:
+            with torch.no_grad():
+                model.fc.bias.fill_(float("nan"))
+        return model
+
+    return build_diverging
+
+
+def diverge_on_import(width: float | None) -> None:
+    """Run as the sitecustomize of every Python process of a run (Ray's workers inherit the
+    PYTHONPATH): once the process imports rsearch.train.loop, its `build` is diverging_build's.
+    Nothing is imported before that, so Ray's own Python processes start as fast as ever."""
+    import sys  # imported here: this function is copied alone into diverging_pythonpath's file
+
+    class DivergeOnImport:
+        @classmethod
+        def find_spec(cls, name, path=None, target=None):
+            if name != "rsearch.train.loop":
+                return None
+            for finder in sys.meta_path:  # the finder that would have found it without us
+                spec = None if finder is cls else finder.find_spec(name, path, target)
+                if spec is not None:
+                    break
+            else:
+                return None
+            exec_module = spec.loader.exec_module
+
+            def exec_then_diverge(module):
+                exec_module(module)
+                module.build = diverging_build(module.build, width)
+
+            spec.loader.exec_module = exec_then_diverge
+            return spec
+
+    sys.meta_path.insert(0, DivergeOnImport)
+
+
+@pytest.fixture
+def diverging_pythonpath(tmp_path):
+    """`diverging_pythonpath(width)`: a PYTHONPATH whose sitecustomize makes the models of that
+    width (every one when None) diverge in each process started with it, the Ray workers that
+    train included: the test's hook, installed from outside, for runs in other processes."""
+
+    def make(width: float | None = None) -> str:
+        folder = tmp_path / "diverging-hook"
+        folder.mkdir(exist_ok=True)
+        source = "\n\n".join(inspect.getsource(f) for f in (diverging_build, diverge_on_import))
+        (folder / "sitecustomize.py").write_text(f"{source}\n\ndiverge_on_import({width!r})\n")
+        return os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))
+
+    return make
 
 
 @pytest.fixture
@@ -39,25 +102,8 @@ def learning_args() -> list[str]:
     Measured: test top-1 0.14-0.18 in 3 of 11 such draws at 0.4 (1 and 2 workers; the fresh
     machine's 2-worker 0.162 was one), 0.31-0.39 in all 9 at 0.2 (4 epochs), and 0.40-0.53 over
     4 seeds for the 6-epoch 1-worker test, against 0.19 for seed 1 at 0.4."""
-    return [
-        "--depth",
-        "26",
-        "--width",
-        "0.25",
-        "--resolution",
-        "32",
-        "--batch-size",
-        "64",
-        "--train-size",
-        "4000",
-        "--num-classes",
-        "10",
-        "--dropout",
-        "0.1",
-        "--base-lr",
-        "0.2",
-        "--randaugment-magnitude",
-        "5",
-        "--crop-min-scale",
-        "0.35",
-    ]
+    return (
+        "--depth 26 --width 0.25 --resolution 32 --batch-size 64 --train-size 4000"
+        " --num-classes 10 --dropout 0.1 --base-lr 0.2 --randaugment-magnitude 5"
+        " --crop-min-scale 0.35"
+    ).split()

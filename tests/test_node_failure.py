@@ -15,6 +15,7 @@ several nodes on one host Ray picks the head), so killing a worker node never ki
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -25,11 +26,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_job_submit import (
-    BIN,
-    _ray_processes_of,
-    free_port,
-)  # tests/ is on sys.path (pytest prepend mode)
+from test_job_submit import BIN, _ray_processes_of, free_port  # tests/ is on sys.path
 from test_tune import _kill_group, _wait_for, smoke_space, spawn_rsearch
 
 from rsearch import metrics as M
@@ -54,16 +51,13 @@ FAST_HEALTH_CHECKS = {
 def _agent_ports() -> list[str]:
     # Every agent port explicitly: another Ray on this machine (a test session's ray.init, another
     # test's head) may hold the defaults, and nodes of one machine must not share them either.
-    return [
+    flags = (
         "--dashboard-agent-listen-port",
-        str(free_port()),
         "--dashboard-agent-grpc-port",
-        str(free_port()),
         "--runtime-env-agent-port",
-        str(free_port()),
         "--metrics-export-port",
-        str(free_port()),
-    ]
+    )
+    return [arg for flag in flags for arg in (flag, str(free_port()))]
 
 
 class Node:
@@ -122,7 +116,8 @@ class Node:
         """SIGKILL every process of this node at once, as the loss of its machine would. Not
         os.killpg of the node's group alone: Ray 2.60's raylet starts each worker in a process
         group of its own (measured: a trial process's pgid is its own pid), so a killpg of the
-        `ray start` group kills the raylet and the agents but not the trial; the session holds them all.
+        `ray start` group kills the raylet and the agents but not the trial; the session holds
+        them all.
         The node is frozen first (SIGSTOP until no new process appears), so no process of it sees
         another one die and reacts (a worker noticing its raylet is gone, the raylet a worker)."""
         frozen: set[int] = set()
@@ -271,9 +266,8 @@ def test_a_killed_worker_node_s_trial_resumes_from_its_checkpoint_on_the_other_n
         survivor = next(node for node in workers if node is not victim_node)
         before_kill = _trial_reports(exp_dir)[victim_id]
         curves_before = results.read_experiment(exp_dir, allow_empty=True).curves
-        assert all(
-            victim_node.owns(r["pid"]) for r in before_kill
-        )  # every report so far came from there
+        # every report so far came from there
+        assert all(victim_node.owns(r["pid"]) for r in before_kill)
         killed_at = time.time()
         victim_node.kill()  # its raylet, object store, agents and workers: the trial in mid-epoch
         out, _ = driver.communicate(timeout=300)
@@ -340,8 +334,6 @@ def test_a_killed_worker_node_s_trial_resumes_from_its_checkpoint_on_the_other_n
 
 def _failure_seen(out: str) -> float:
     """Wall time of the driver's first "Trial task failed" log line."""
-    import datetime as dt
-
     for line in out.splitlines():
         if "Trial task failed" in line:
             return dt.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()

@@ -1,4 +1,5 @@
-"""`rsearch tune` end to end on local Ray: results, Pareto flags, infeasible configs, faults, resume."""
+"""`rsearch tune` end to end on local Ray: results, Pareto flags, infeasible configs, faults,
+resume."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ import yaml
 
 from rsearch import metrics as M
 from rsearch import results
+from rsearch.analysis import confirmation_summary
+from rsearch.cli import main
 from rsearch.pareto import accuracy_latency_mask
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,6 +39,11 @@ def smoke_space(tmp_path: Path, name: str = "smoke", **changes) -> Path:
     return path
 
 
+def widths(*widths: float) -> dict:
+    """A space's `scaling`: depth 26 at 32 px, in these width multipliers."""
+    return {"depth": [26], "width": list(widths), "resolution": [32]}
+
+
 def rsearch(*args, env=None, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "rsearch", *args],
@@ -46,6 +54,11 @@ def rsearch(*args, env=None, **kwargs) -> subprocess.CompletedProcess:
         timeout=600,
         **kwargs,
     )
+
+
+def run_tune(space: Path, storage: Path, env=None) -> subprocess.CompletedProcess:
+    """`rsearch tune --space SPACE --storage STORAGE --quiet` to the end, in a subprocess."""
+    return rsearch("tune", "--space", str(space), "--storage", str(storage), "--quiet", env=env)
 
 
 def assert_pareto_flags_correct(frame):
@@ -65,8 +78,6 @@ def assert_pareto_flags_correct(frame):
 
 @pytest.mark.slow
 def test_smoke_search_end_to_end(tmp_path, ray_local):
-    from rsearch.cli import main
-
     assert main(["tune", "--space", str(SMOKE), "--storage", str(tmp_path), "--quiet"]) == 0
     exp = results.read_experiment(tmp_path / "smoke")
     frame = exp.results
@@ -92,13 +103,10 @@ def test_smoke_search_end_to_end(tmp_path, ray_local):
 
 @pytest.mark.slow
 def test_confirmation_reruns_the_best_front_member_with_the_other_seeds(tmp_path, ray_local):
-    from rsearch.analysis import confirmation_summary
-    from rsearch.cli import main
-
     space = smoke_space(
         tmp_path,
         "confirm",
-        scaling={"depth": [26], "width": [0.25, 0.5], "resolution": [32]},
+        scaling=widths(0.25, 0.5),
         search={"confirm": {"top": 1, "seeds": [0, 1]}},
     )
     assert main(["tune", "--space", str(space), "--storage", str(tmp_path), "--quiet"]) == 0
@@ -106,9 +114,8 @@ def test_confirmation_reruns_the_best_front_member_with_the_other_seeds(tmp_path
     frame = exp.results
     reruns = frame[frame[M.CONFIRMS].notna()]
     originals = frame[frame[M.CONFIRMS].isna()]
-    assert (
-        len(originals) == 2 and len(reruns) == 1
-    )  # seed 0 is the original's own: one rerun, seed 1
+    # seed 0 is the original's own: one rerun, seed 1
+    assert len(originals) == 2 and len(reruns) == 1
     rerun = reruns.iloc[0]
     best = originals[originals[M.PARETO] == True].sort_values(M.MINIVAL_TOP1).iloc[-1]  # noqa: E712
     assert (
@@ -116,9 +123,8 @@ def test_confirmation_reruns_the_best_front_member_with_the_other_seeds(tmp_path
         and rerun[M.SEED] == 1
         and rerun[M.STATUS] == M.STATUS_OK
     )
-    assert (rerun[M.DEPTH], rerun[M.WIDTH]) == (best[M.DEPTH], best[M.WIDTH]) and not rerun[
-        M.PARETO
-    ]
+    assert (rerun[M.DEPTH], rerun[M.WIDTH]) == (best[M.DEPTH], best[M.WIDTH])
+    assert not rerun[M.PARETO]
     assert exp.meta["confirm"] == {"top": 1, "seeds": [0, 1]}
     summary = confirmation_summary(frame)
     assert len(summary["configurations"]) == 1 and summary["configurations"][0]["n"] == 2
@@ -152,17 +158,13 @@ def test_dry_run_json_lists_every_architecture_with_its_latency_and_feasibility(
 
 
 @pytest.mark.slow
-def test_a_diverging_trial_is_recorded_as_failed_and_the_others_finish(tmp_path):
+def test_a_diverging_trial_is_recorded_as_failed_and_the_others_finish(
+    tmp_path, diverging_pythonpath
+):
     space = smoke_space(tmp_path, "nan")
-    proc = rsearch(
-        "tune",
-        "--space",
-        str(space),
-        "--storage",
-        str(tmp_path),
-        "--quiet",
-        env={"RSEARCH_INJECT_NAN": "26,0.5,32"},
-    )
+    # The divergence comes from outside: every process of the search starts with the test's
+    # sitecustomize, which makes the loss of the width-0.5 models NaN.
+    proc = run_tune(space, tmp_path, env={"PYTHONPATH": diverging_pythonpath(0.5)})
     assert proc.returncode == 0, proc.stderr[-3000:]
     frame = results.read_experiment(tmp_path / "nan").results.set_index(M.WIDTH)
     assert frame.loc[0.5, M.STATUS] == M.STATUS_FAILED and "diverged" in frame.loc[0.5, M.FAILURE]
@@ -213,12 +215,7 @@ def _curve_epochs(exp_dir: Path) -> int:
 
 @pytest.mark.slow
 def test_killed_trial_worker_resumes_from_its_checkpoint(tmp_path):
-    space = smoke_space(
-        tmp_path,
-        "killtrial",
-        epochs=[3],
-        scaling={"depth": [26], "width": [0.25], "resolution": [32]},
-    )
+    space = smoke_space(tmp_path, "killtrial", epochs=[3], scaling=widths(0.25))
     exp_dir = tmp_path / "killtrial"
     driver = start_driver(space, tmp_path)
     try:
@@ -233,12 +230,10 @@ def test_killed_trial_worker_resumes_from_its_checkpoint(tmp_path):
         _kill_group(driver)
     exp = results.read_experiment(exp_dir)
     row = exp.results.iloc[0]
-    assert row[M.STATUS] == M.STATUS_OK and row["epochs_done"] == 3
+    assert row[M.STATUS] == M.STATUS_OK and row[M.EPOCHS_DONE] == 3
     assert sorted(exp.curves[M.EPOCH]) == [1, 2, 3]  # each epoch once: resumed, not restarted
     result_lines = list(exp_dir.glob("tune/regime_3/*/result.json"))[0].read_text().splitlines()
     assert len(result_lines) >= 3
-    import json
-
     restored = [json.loads(line).get("iterations_since_restore") for line in result_lines]
     assert 1 in restored[1:], restored  # a restore happened after the first report
 
@@ -267,6 +262,16 @@ def start_driver(space: Path, storage: Path, merge_output: bool = True) -> subpr
     )
 
 
+def kill_search_when(space: Path, storage: Path, until, what: str) -> None:
+    """Run `rsearch tune` on `space` until `until()` holds, then SIGKILL the driver and the
+    local Ray it started, at once: no graceful save of anything."""
+    driver = start_driver(space, storage)
+    try:
+        _wait_for(until, 300, what)
+    finally:
+        _kill_group(driver)
+
+
 def _kill_group(proc: subprocess.Popen):
     if proc.poll() is None:
         try:
@@ -285,7 +290,7 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path, algor
         tmp_path,
         "killdriver",
         epochs=[2],
-        scaling={"depth": [26], "width": [0.25, 0.375, 0.5], "resolution": [32]},
+        scaling=widths(0.25, 0.375, 0.5),
         search={
             "max_concurrent": 1,
             "algorithm": algorithm,
@@ -293,11 +298,7 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path, algor
         },
     )
     exp_dir = tmp_path / "killdriver"
-    driver = start_driver(space, tmp_path)
-    try:
-        _wait_for(lambda: _ok_rows(exp_dir) >= 1, 300, "the first finished trial")
-    finally:
-        _kill_group(driver)  # the driver and the local Ray it started, at once
+    kill_search_when(space, tmp_path, lambda: _ok_rows(exp_dir) >= 1, "the first finished trial")
     before = results.read_experiment(exp_dir, allow_empty=True)
     finished = set(before.results[before.results[M.STATUS] == M.STATUS_OK][M.TRIAL_ID])
     finished_curves = before.curves[before.curves[M.TRIAL_ID].isin(finished)]
@@ -318,12 +319,7 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path, algor
 def test_a_signal_stops_the_whole_search_and_marks_it_interrupted(tmp_path, signum):
     # Before: Tune caught SIGINT and returned, the driver went on with the next regime, exited 0
     # and wrote "finished" while trials were still running.
-    space = smoke_space(
-        tmp_path,
-        "stop",
-        epochs=[3, 4],
-        scaling={"depth": [26], "width": [0.25, 0.5], "resolution": [32]},
-    )
+    space = smoke_space(tmp_path, "stop", epochs=[3, 4], scaling=widths(0.25, 0.5))
     exp_dir = tmp_path / "stop"
     driver = start_driver(space, tmp_path)
     try:
@@ -357,8 +353,6 @@ def test_a_signal_stops_the_whole_search_and_marks_it_interrupted(tmp_path, sign
 
 
 def test_dashboard_watch_stops_on_an_interrupted_experiment(tmp_path, capsys):
-    from rsearch.cli import main
-
     exp_dir = tmp_path / "exp"
     results.create_experiment(exp_dir, {"status": "interrupted", "epochs": [1]}, {})
     results.write_results(
@@ -374,9 +368,8 @@ def test_dashboard_watch_stops_on_an_interrupted_experiment(tmp_path, capsys):
             }
         ],
     )
-    assert (
-        main(["dashboard", str(exp_dir), "--watch", "3600"]) == 0
-    )  # returns at once, no second pass
+    # returns at once, no second pass
+    assert main(["dashboard", str(exp_dir), "--watch", "3600"]) == 0
     assert capsys.readouterr().out.count("report.html") == 1
 
 
@@ -510,23 +503,19 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path):
 
 
 @pytest.mark.slow
-def test_two_worker_trials_run_on_ray_train_inside_tune_and_a_divergence_is_not_retried(tmp_path):
+def test_two_worker_trials_run_on_ray_train_inside_tune_and_a_divergence_is_not_retried(
+    tmp_path, diverging_pythonpath
+):
     space = smoke_space(
         tmp_path,
         "twoworkers",
-        scaling={"depth": [26], "width": [0.25, 0.5], "resolution": [32]},
+        scaling=widths(0.25, 0.5),
         resources={"workers": 2, "cpus_per_worker": 0.5},
         search={"max_concurrent": 1},
     )
-    proc = rsearch(
-        "tune",
-        "--space",
-        str(space),
-        "--storage",
-        str(tmp_path),
-        "--quiet",
-        env={"RSEARCH_INJECT_NAN": "26,0.5,32"},
-    )
+    # The divergence comes from outside: every process of the search starts with the test's
+    # sitecustomize, which makes the loss of the width-0.5 models NaN.
+    proc = run_tune(space, tmp_path, env={"PYTHONPATH": diverging_pythonpath(0.5)})
     assert proc.returncode == 0, proc.stderr[-3000:]
     exp = results.read_experiment(tmp_path / "twoworkers")
     frame = exp.results.set_index(M.WIDTH)
@@ -552,32 +541,22 @@ def test_a_trial_larger_than_the_local_machine_is_refused(tmp_path):
 
 @pytest.mark.slow
 def test_hyperopt_with_asha_records_sampled_and_stopped_trials(tmp_path):
-    space = smoke_space(
-        tmp_path,
-        "tpe",
-        epochs=[2],
-        search={
-            "algorithm": "hyperopt",
-            "num_samples": 4,
-            "max_concurrent": 2,
-            "scheduler": {"kind": "asha", "grace_period": 1, "reduction_factor": 2},
-        },
-        regularization={
-            "dropout": {"kind": "uniform", "low": 0.0, "high": 0.3},
-            "randaugment_magnitude": 5,
-        },
-    )
-    proc = rsearch("tune", "--space", str(space), "--storage", str(tmp_path), "--quiet")
+    asha = {"kind": "asha", "grace_period": 1, "reduction_factor": 2}
+    search = {"algorithm": "hyperopt", "num_samples": 4, "max_concurrent": 2, "scheduler": asha}
+    dropout = {"kind": "uniform", "low": 0.0, "high": 0.3}
+    regularization = {M.DROPOUT: dropout, M.RANDAUGMENT_MAGNITUDE: 5}
+    space = smoke_space(tmp_path, "tpe", epochs=[2], search=search, regularization=regularization)
+    proc = run_tune(space, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     exp = results.read_experiment(tmp_path / "tpe")
     frame = exp.results
     assert len(frame) == 4 and exp.meta["planned_trials"] == 4
     assert set(frame[M.STATUS]) <= {M.STATUS_OK, M.STATUS_STOPPED, M.STATUS_INFEASIBLE}
-    assert frame["dropout"].nunique() > 1  # sampled, not fixed
+    assert frame[M.DROPOUT].nunique() > 1  # sampled, not fixed
     infeasible = frame[frame[M.STATUS] == M.STATUS_INFEASIBLE]
     assert (infeasible[M.WIDTH] == 2.0).all() and (infeasible[M.TRAIN_SECONDS] == 0).all()
     stopped = frame[frame[M.STATUS] == M.STATUS_STOPPED]
-    assert (stopped["epochs_done"] < 2).all() and not stopped[M.PARETO].any()
+    assert (stopped[M.EPOCHS_DONE] < 2).all() and not stopped[M.PARETO].any()
     assert frame[M.LATENCY_MS].notna().all()
     assert_pareto_flags_correct(frame)
 
@@ -591,7 +570,7 @@ def test_pareto_asha_stops_trials_behind_the_front_at_its_rung(tmp_path):
         "pasha",
         epochs=[2],
         data={"train_size": 4000, "minival_fraction": 0.1, "crop_min_scale": 0.35},
-        scaling={"depth": [26], "width": [0.25, 0.5], "resolution": [32]},
+        scaling=widths(0.25, 0.5),
         regularization={"dropout": [0.0, 0.1], "randaugment_magnitude": 5},
         recipe={"preset": "rs", "batch_size": 64, "base_lr": 0.4},
         search={
@@ -599,7 +578,7 @@ def test_pareto_asha_stops_trials_behind_the_front_at_its_rung(tmp_path):
             "scheduler": {"kind": "pareto_asha", "grace_fraction": 0.5, "reduction_factor": 2},
         },
     )
-    proc = rsearch("tune", "--space", str(space), "--storage", str(tmp_path), "--quiet")
+    proc = run_tune(space, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     exp = results.read_experiment(tmp_path / "pasha")
     frame = exp.results
@@ -612,8 +591,8 @@ def test_pareto_asha_stops_trials_behind_the_front_at_its_rung(tmp_path):
     on_front = accuracy_latency_mask(rung[M.MINIVAL_TOP1], rung[M.LATENCY_MS])
     assert (rung[on_front][M.STATUS] == M.STATUS_OK).all()
     stopped = frame[frame[M.STATUS] == M.STATUS_STOPPED]
-    assert len(stopped) >= 1 and (stopped["epochs_done"] == 1).all() and not stopped[M.PARETO].any()
-    assert (frame[frame[M.STATUS] == M.STATUS_OK]["epochs_done"] == 2).all()
+    assert len(stopped) >= 1 and (stopped[M.EPOCHS_DONE] == 1).all() and not stopped[M.PARETO].any()
+    assert (frame[frame[M.STATUS] == M.STATUS_OK][M.EPOCHS_DONE] == 2).all()
     assert_pareto_flags_correct(frame)
 
 
@@ -652,7 +631,7 @@ def test_a_trial_too_large_for_memory_fails_before_allocating_and_the_others_tra
         scaling={"depth": [26], "width": [0.25], "resolution": [32, 1024]},
         search={"max_concurrent": 1},
     )
-    proc = rsearch("tune", "--space", str(space), "--storage", str(tmp_path), "--quiet")
+    proc = run_tune(space, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     frame = results.read_experiment(tmp_path / "memory").results.set_index(M.RESOLUTION)
     assert frame.loc[32, M.STATUS] == M.STATUS_OK

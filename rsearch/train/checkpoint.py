@@ -45,3 +45,19 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
             f"--resume: {path} is not an rsearch checkpoint (holds {type(state).__name__})"
         )
     return state
+
+
+# Fields older versions stored in a checkpoint's config, which no longer exist, and the value
+# that meant "not used" (then the checkpoint continues today's run as it is).
+RETIRED_FIELDS = {"nan_at_step": None}
+
+
+def same_run(config: dict) -> dict:
+    """What must match for a checkpoint to continue a run: its config minus the device index
+    (a Ray Train worker records "cuda:0" for "cuda"), minus retired fields left unused."""
+    kept = {
+        key: value
+        for key, value in config.items()
+        if not (key in RETIRED_FIELDS and value == RETIRED_FIELDS[key])
+    }
+    return {**kept, "device": str(config.get("device", "")).split(":")[0]}

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import ray.train
 import ray.train.torch
+import torch
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchConfig, TorchTrainer
 
@@ -30,8 +31,6 @@ def worker_loop(config: dict) -> dict | None:
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     if cfg.device.startswith("cuda"):
-        import torch
-
         device = ray.train.torch.get_device()  # the GPU Ray assigned to this worker
         torch.cuda.set_device(device)
         cfg = dataclasses.replace(cfg, device=str(device))
@@ -51,7 +50,7 @@ def worker_loop(config: dict) -> dict | None:
                 ray.train.report(
                     {**config.get("report_with", {}), **epoch.metrics},
                     checkpoint=attached,
-                    checkpoint_dir_name=f"epoch_{epoch.metrics['epoch']:04d}",
+                    checkpoint_dir_name=f"epoch_{epoch.metrics[M.EPOCH]:04d}",
                 )
     except TrainingDiverged as exc:
         # A divergence is the run's outcome, not a fault: raised, Ray Train (and Tune around it)
@@ -80,6 +79,7 @@ def fit_torch_trainer(
     other failures (after max_failures restarts) raise Ray's TrainingFailedError."""
     callbacks = []
     if in_tune:
+        # Tune is loaded only inside a trial: `rsearch train --workers N` runs without it.
         from ray.tune.integration.ray_train import TuneReportCallback
 
         callbacks.append(TuneReportCallback())

@@ -68,9 +68,7 @@ class WeightEMA:
     def update(self, model: nn.Module, step: int) -> None:
         d = min(self.decay, (1 + step) / (10 + step))
         ema_float, src_float = [], []
-        for (_name, target), value in zip(
-            self.module.state_dict().items(), model.state_dict().values()
-        ):
+        for target, value in zip(self.module.state_dict().values(), model.state_dict().values()):
             if target.dtype.is_floating_point:
                 ema_float.append(target)
                 src_float.append(value)

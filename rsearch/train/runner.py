@@ -12,12 +12,14 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import torch
 
+from rsearch import memory, storage
 from rsearch import metrics as M
-from rsearch import storage
 from rsearch.errors import UserError
 from rsearch.noise import small_minival_warning
-from rsearch.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
+from rsearch.ray_session import init_ray
+from rsearch.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, same_run, save_checkpoint
 from rsearch.train.config import TrainConfig
 from rsearch.train.loop import load_splits, train_epochs
 
@@ -28,19 +30,15 @@ RAY_TRAIN_RUN = "ray_train"  # the N-worker run's folder in --output (Ray Train 
 
 def preflight(cfg: TrainConfig, *, local_gpu: bool = True, check_memory: bool = False):
     """Everything that can be wrong with the input, checked before any folder is written.
-    Returns (data split info: sizes, minival fingerprint; the loaded splits, for reuse).  `local_gpu=False` where the
-    GPUs are on cluster workers, not on this (driver) machine. `check_memory`: refuse a run whose
-    estimated memory exceeds what this machine has free (it trains here)."""
+    Returns (data split info: sizes, minival fingerprint; the loaded splits, for reuse).
+    `local_gpu=False` where the GPUs are on cluster workers, not on this (driver) machine.
+    `check_memory`: refuse a run whose estimated memory exceeds what this machine has free
+    (it trains here)."""
     workers = cfg.loader_workers
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
         raise UserError(f"--loader-workers: expected 0 or more, got {workers!r}")
-    if cfg.device.startswith("cuda") and local_gpu:
-        import torch
-
-        if not torch.cuda.is_available():
-            raise UserError(
-                "--gpu: a GPU was requested but torch sees no CUDA device on this machine"
-            )
+    if cfg.device.startswith("cuda") and local_gpu and not torch.cuda.is_available():
+        raise UserError("--gpu: a GPU was requested but torch sees no CUDA device on this machine")
     if check_memory:
         _check_memory(cfg)  # before the data: rendering it may take long, and memory of its own
     splits = load_splits(cfg)
@@ -56,8 +54,6 @@ def preflight(cfg: TrainConfig, *, local_gpu: bool = True, check_memory: bool = 
 
 def _check_memory(cfg: TrainConfig) -> None:
     """UserError when one training step would need more memory than is free (rsearch.memory)."""
-    from rsearch import memory
-
     # The class count of a folder or Parquet source is known only once it is read: its head is
     # counted at the smallest (2 classes), so this never refuses a run that fits.
     classes = {"synthetic": cfg.data.num_classes, "fashion-mnist": 10}.get(cfg.data.source, 2)
@@ -73,12 +69,14 @@ def prepare_output(output: Path, resume: bool) -> dict | None:
     if resume:
         if not ckpt.exists():
             raise UserError(
-                f"--resume: no {CHECKPOINT_FILE} in {output}; expected the --output of an earlier run"
+                f"--resume: no {CHECKPOINT_FILE} in {output}; "
+                "expected the --output of an earlier run"
             )
         return load_checkpoint(ckpt)
     if output.exists() and any(output.iterdir()):
         raise UserError(
-            f"--output: {output} is not empty; choose a new folder, or pass --resume to continue the run in it"
+            f"--output: {output} is not empty; choose a new folder, "
+            "or pass --resume to continue the run in it"
         )
     return None
 
@@ -101,9 +99,8 @@ def run_training(
             f"--resume: the arguments differ from the interrupted run's ({changed}); "
             "pass the same arguments"
         )
-    warning = small_minival_warning(
-        int(data_info.get("minival_size", 0))
-    )  # after every input check
+    # After every input check: a warning never precedes an error.
+    warning = small_minival_warning(int(data_info.get(M.MINIVAL_SIZE, 0)))
     if warning and show_progress:
         print(warning, file=sys.stderr, flush=True)
     output.mkdir(parents=True, exist_ok=True)
@@ -129,11 +126,6 @@ def _differences(before: dict, now: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def same_run(config: dict) -> dict:
-    """The config minus the device index (a Ray Train worker records "cuda:0" for "cuda")."""
-    return {**config, "device": str(config.get("device", "")).split(":")[0]}
-
-
 def _run_in_process(
     cfg: TrainConfig, output: Path, state: dict | None, show_progress: bool, splits
 ) -> list[dict]:
@@ -152,7 +144,7 @@ def _run_in_process(
 
 
 def _run_ray_train(cfg: TrainConfig, output: Path, ray_address: str | None) -> list[dict]:
-    from rsearch.ray_session import init_ray
+    # Ray Train is loaded only by N-worker runs: a 1-worker `rsearch train` runs without Ray.
     from rsearch.train.distributed import fit_torch_trainer
 
     init_ray(ray_address)
@@ -175,7 +167,7 @@ def _summary(cfg: TrainConfig, data_info: dict, history: list[dict], wall_s: flo
         M.TEST_TOP1: last.get(M.TEST_TOP1),
         M.TEST_LOSS: last.get(M.TEST_LOSS),
         "train_size": data_info["train_size"],
-        "minival_size": data_info["minival_size"],
+        M.MINIVAL_SIZE: data_info[M.MINIVAL_SIZE],
         "test_size": data_info.get("test_size"),
         "minival_fingerprint": data_info.get("minival_fingerprint"),
         "num_classes": data_info["num_classes"],
@@ -202,8 +194,9 @@ def _write_json(path: Path, obj: dict) -> None:
 
 def _format_epoch(row: dict, epochs: int) -> str:
     text = (
-        f"epoch {row[M.EPOCH]}/{epochs}  loss {row[M.TRAIN_LOSS]:.4f}  minival top-1 {row[M.MINIVAL_TOP1]:.4f}"
-        f"  lr {row[M.LR]:.4g}  {row[M.IMG_PER_S]:.0f} img/s  {row[M.EPOCH_SECONDS]:.1f}s"
+        f"epoch {row[M.EPOCH]}/{epochs}  loss {row[M.TRAIN_LOSS]:.4f}"
+        f"  minival top-1 {row[M.MINIVAL_TOP1]:.4f}  lr {row[M.LR]:.4g}"
+        f"  {row[M.IMG_PER_S]:.0f} img/s  {row[M.EPOCH_SECONDS]:.1f}s"
     )
     if row.get(M.TEST_TOP1) is not None:
         text += f"  test top-1 {row[M.TEST_TOP1]:.4f}"

@@ -8,30 +8,34 @@ from __future__ import annotations
 import dataclasses
 
 from rsearch import metrics as M
+from rsearch.architecture import Architecture
+from rsearch.cost import LatencyCache, LatencyMethod, model_cost
+from rsearch.cost.survey import survey
+from rsearch.models import ResNetConfig, model_config
 
 # Latency columns a cost row carries into results.parquet (besides latency_ms).
 LATENCY_COLUMNS = (
-    "latency_p95_ms",
-    "latency_spread_ms",
-    "latency_noise",
-    "latency_rounds",
-    "latency_runs",
-    "latency_ratio",
-    "latency_ratio_noise",
-    "latency_feasible",
-    "latency_margin",
-    "latency_borderline",
-    "latency_remeasured",
-    "latency_cached",
+    M.LATENCY_P95_MS,
+    M.LATENCY_SPREAD_MS,
+    M.LATENCY_NOISE,
+    M.LATENCY_ROUNDS,
+    M.LATENCY_RUNS,
+    M.LATENCY_RATIO,
+    M.LATENCY_RATIO_NOISE,
+    M.LATENCY_FEASIBLE,
+    M.LATENCY_MARGIN,
+    M.LATENCY_BORDERLINE,
+    M.LATENCY_REMEASURED,
+    M.LATENCY_CACHED,
 )
 
 
 def reference_key(ctx) -> str | None:
     """The arch key of a relative budget's reference architecture."""
-    from rsearch.tune.trial import arch_key
-
     budget = ctx.latency_budget
-    return arch_key(*budget.reference) if budget is not None and budget.relative else None
+    if budget is None or not budget.relative:
+        return None
+    return Architecture.of(*budget.reference).key
 
 
 def measure_costs(
@@ -43,35 +47,32 @@ def measure_costs(
     progress: bool = False,
     read_only_cache: bool = False,
 ):
-    """({"depth,width,resolution": {params, flops, latency_ms, latency noise, decision...}}, survey summary).
+    """({Architecture.key: {params, flops, latency_ms, latency noise, decision...}}, survey
+    summary) of `archs`, Architectures or (depth, width, resolution) triples.
 
     Runs here: call it inside a process that holds the trials' kind of resources
     (`measure_costs_remote` does that with a Ray task; the dry run calls it directly)."""
-    from rsearch.cost import LatencyCache, LatencyMethod, model_cost
-    from rsearch.cost.survey import survey
-    from rsearch.tune.trial import arch_key
-
-    archs = [(int(d), float(w), int(r)) for d, w, r in archs]
-    configs = {arch_key(*a): (_model(a, ctx, resnet_d, se), a[2]) for a in archs}
+    archs = [Architecture.of(*arch) for arch in archs]
+    configs = {a.key: (_model(a, ctx, resnet_d, se), a.resolution) for a in archs}
     out = {}
-    for (depth, width, resolution), key in zip(archs, configs):
-        cfg = configs[key][0]
-        out[key] = {
-            M.DEPTH: depth,
-            M.WIDTH: width,
-            M.RESOLUTION: resolution,
+    for arch in archs:
+        cfg = configs[arch.key][0]
+        counted = model_cost(cfg, arch.resolution)
+        out[arch.key] = {
+            M.DEPTH: arch.depth,
+            M.WIDTH: arch.width,
+            M.RESOLUTION: arch.resolution,
             M.MODEL: cfg.name,
-            **{k: v for k, v in model_cost(cfg, resolution).items() if k in (M.PARAMS, M.FLOPS)},
+            M.PARAMS: counted[M.PARAMS],
+            M.FLOPS: counted[M.FLOPS],
         }
     if not ctx.latency_method:
         return out, None
     ref = reference_key(ctx)
     items = dict(configs)
     if ref is not None and ref not in items:  # the reference is timed in the same rounds
-        items[ref] = (
-            _model(ctx.latency_budget.reference, ctx, True, True),
-            ctx.latency_budget.reference[2],
-        )
+        reference = Architecture.of(*ctx.latency_budget.reference)
+        items[ref] = (_model(reference, ctx, True, True), reference.resolution)
     cache = LatencyCache(ctx.latency_cache, flag="latency table") if ctx.latency_cache else None
     found = survey(
         items,
@@ -84,33 +85,30 @@ def measure_costs(
     )
     for key in out:
         fig = found.figures[key]
-        out[key][M.LATENCY_MS] = float(fig["latency_ms"])
+        out[key][M.LATENCY_MS] = float(fig[M.LATENCY_MS])
         out[key].update({k: fig[k] for k in LATENCY_COLUMNS if k in fig})
     summary = found.describe()
     if ref is not None:
-        summary["reference_ms"] = float(found.figures[ref]["latency_ms"])
+        summary["reference_ms"] = float(found.figures[ref][M.LATENCY_MS])
     return out, summary
 
 
-def _model(arch, ctx, resnet_d: bool, se: bool):
-    from rsearch.models import model_config
-
-    depth, width, _ = arch
+def _model(arch: Architecture, ctx, resnet_d: bool, se: bool) -> ResNetConfig:
     cfg = model_config(
-        depth=int(depth),
-        width=float(width),
+        depth=arch.depth,
+        width=arch.width,
         num_classes=ctx.num_classes,
         in_chans=ctx.in_chans,
         rs=resnet_d,
     )
-    return dataclasses.replace(
-        cfg, se_ratio=0.25 if se else 0.0
-    )  # as TrainConfig.model() builds it
+    # as TrainConfig.model() builds it
+    return dataclasses.replace(cfg, se_ratio=0.25 if se else 0.0)
 
 
 def measure_costs_remote(archs, ctx):
     """Measure on the kind of device the trials use: one Ray task with one worker's resources,
     run before the trials start so the latency figures are not disturbed by training."""
+    # Ray is loaded only here: the dry run measures in-process and never starts it.
     import ray
 
     task = ray.remote(measure_costs).options(

@@ -17,11 +17,11 @@ from ray.tune import Callback
 
 from rsearch import metrics as M
 from rsearch import results
+from rsearch.architecture import arch_key
 from rsearch.errors import bounded
 from rsearch.frames import records
 from rsearch.tune.costs import LATENCY_COLUMNS
 from rsearch.tune.jobs import FINAL, checkpoint_relative, config_json, row_key
-from rsearch.tune.trial import arch_key
 
 # What an epoch's result adds to the trial's row (the curve point has all EPOCH_METRICS).
 _RESULT_ROW_KEYS = (

@@ -10,9 +10,7 @@ model-based searcher (HyperOpt TPE) learns the boundary instead of sampling near
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,16 +18,22 @@ from pathlib import Path
 import torch
 from ray import tune
 
-from rsearch import memory
+from rsearch import memory, storage
 from rsearch import metrics as M
+from rsearch.architecture import Architecture
 from rsearch.cost.budget import LatencyBudget
 from rsearch.data import DataConfig
 from rsearch.errors import UserError
 from rsearch.recipe import preset
-from rsearch.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
+from rsearch.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, same_run, save_checkpoint
 from rsearch.train.config import TrainConfig
+from rsearch.train.distributed import fit_torch_trainer
 from rsearch.train.loop import DIVERGED, TrainingDiverged, train_epochs
+from rsearch.tune.costs import measure_costs
 from rsearch.tune.jobs import job_field, unwrap
+
+# Recipe fields that quniform/randint may yield as floats; the Recipe takes them as ints.
+INTEGER_RECIPE_FIELDS = (M.RANDAUGMENT_MAGNITUDE, M.RANDAUGMENT_OPS, M.BATCH_SIZE)
 
 
 @dataclass(frozen=True)
@@ -42,24 +46,17 @@ class TrialContext:
     workers: int = 1
     cpus_per_worker: float = 1
     gpus_per_worker: float = 0
-    latency_budget: LatencyBudget | None = (
-        None  # absolute ms, or a ratio to a reference architecture
-    )
+    latency_budget: LatencyBudget | None = None  # absolute ms, or a ratio to a reference
     max_params: int | None = None
     max_flops: int | None = None
     latency_method: dict | None = None  # LatencyMethod fields
     latency_cache: str | None = None  # Parquet latency table (measured before the search)
-    costs: dict = field(
-        default_factory=dict
-    )  # "depth,width,resolution" -> {params, flops, latency_ms, ...}
+    # Architecture.key ("depth,width,resolution") -> {params, flops, latency_ms, ...}
+    costs: dict = field(default_factory=dict)
     train_storage: str = ""  # where N-worker trials keep their Ray Train runs
     max_steps_per_epoch: int | None = None  # cap on steps per epoch (benchmarks, smoke checks)
     eval_test: bool = True  # evaluate the test split after a trial's last epoch
     minival_size: int = 0  # images in the minival split (how noisy its accuracy is)
-
-
-def arch_key(depth, width, resolution) -> str:
-    return f"{int(depth)},{float(width):g},{int(resolution)}"
 
 
 def confirmed_trial(config: dict) -> str | None:
@@ -67,7 +64,7 @@ def confirmed_trial(config: dict) -> str | None:
     return job_field(config, "of")
 
 
-def trial_settings(config: dict) -> tuple[tuple[int, float, int], dict, str]:
+def trial_settings(config: dict) -> tuple[Architecture, dict, str]:
     """Split a trial config into (architecture, recipe values, preset)."""
     config = unwrap(config)
     if "arch" in config:  # grid searches enumerate feasible architectures as one dimension
@@ -77,25 +74,25 @@ def trial_settings(config: dict) -> tuple[tuple[int, float, int], dict, str]:
     recipe = dict(config.get("recipe", {}))
     recipe.update(config.get("regularization", {}))
     name = recipe.pop("preset", "rs")
-    return (int(depth), float(width), int(round(resolution))), recipe, name
+    return Architecture.of(depth, width, resolution), recipe, name
 
 
 def build_train_config(config: dict, ctx: TrialContext) -> TrainConfig:
     config = unwrap(config)
-    (depth, width, resolution), recipe_values, name = trial_settings(config)
-    for key in ("randaugment_magnitude", "randaugment_ops", "batch_size"):
-        if key in recipe_values:  # quniform/randint may yield floats; these fields are ints
+    arch, recipe_values, name = trial_settings(config)
+    for key in INTEGER_RECIPE_FIELDS:
+        if key in recipe_values:
             recipe_values[key] = int(round(recipe_values[key]))
-    recipe = preset(name, depth=depth, **recipe_values)
+    recipe = preset(name, depth=arch.depth, **recipe_values)
     device = "cuda" if ctx.gpus_per_worker > 0 else "cpu"
     return TrainConfig(
-        depth=depth,
-        width=width,
-        resolution=resolution,
+        depth=arch.depth,
+        width=arch.width,
+        resolution=arch.resolution,
         epochs=int(config[M.EPOCHS]),
         recipe=recipe,
         data=DataConfig(**ctx.data),
-        seed=int(config.get("seed", 0)),
+        seed=int(config.get(M.SEED, 0)),
         device=device,
         workers=ctx.workers,
         max_steps_per_epoch=ctx.max_steps_per_epoch,
@@ -104,25 +101,19 @@ def build_train_config(config: dict, ctx: TrialContext) -> TrainConfig:
 
 
 def trial_cost(cfg: TrainConfig, ctx: TrialContext) -> dict:
-    """params, FLOPs and measured latency (from the pre-search table, else measured now, cached)."""
-    key = arch_key(cfg.depth, cfg.width, cfg.resolution)
+    """params, FLOPs and measured latency (from the pre-search table, else measured now,
+    cached)."""
+    arch = Architecture(cfg.depth, cfg.width, cfg.resolution)
     rs_net = cfg.recipe.resnet_d and cfg.recipe.se  # the pre-search table holds ResNet-RS nets
-    if key in ctx.costs and rs_net:
-        return dict(ctx.costs[key])
-    from rsearch.tune.costs import measure_costs
-
-    costs, _ = measure_costs(
-        [(cfg.depth, cfg.width, cfg.resolution)],
-        ctx,
-        resnet_d=cfg.recipe.resnet_d,
-        se=cfg.recipe.se,
-    )
-    return costs[key]
+    if arch.key in ctx.costs and rs_net:
+        return dict(ctx.costs[arch.key])
+    costs, _ = measure_costs([arch], ctx, resnet_d=cfg.recipe.resnet_d, se=cfg.recipe.se)
+    return costs[arch.key]
 
 
 def over_budget(cost: dict, ctx: TrialContext) -> str | None:
     """Why this configuration is infeasible, or None."""
-    if ctx.latency_budget is not None and cost.get("latency_feasible") is False:
+    if ctx.latency_budget is not None and cost.get(M.LATENCY_FEASIBLE) is False:
         return ctx.latency_budget.why_over(cost)
     if ctx.max_params is not None and cost[M.PARAMS] > ctx.max_params:
         return f"params {cost[M.PARAMS]:,} > max_params {ctx.max_params:,}"
@@ -131,18 +122,11 @@ def over_budget(cost: dict, ctx: TrialContext) -> str | None:
     return None
 
 
-# Fault injection for the failure-handling tests: "nan:<depth>,<width>,<resolution>" makes the loss
-# of that architecture's trials NaN from the first step (a real divergence, detected by the loop).
-FAULT_ENV = "RSEARCH_INJECT_NAN"
-
-
 def run_trial(config: dict, ctx: TrialContext) -> None:
     # One "Checkpoint successfully created" line per epoch per trial would drown the live table.
     logging.getLogger("ray.tune").setLevel(logging.WARNING)
     logging.getLogger("ray.train").setLevel(logging.WARNING)
     cfg = build_train_config(config, ctx)
-    if os.environ.get(FAULT_ENV) == arch_key(cfg.depth, cfg.width, cfg.resolution):
-        cfg = dataclasses.replace(cfg, nan_at_step=0)
     torch.set_num_threads(max(1, int(ctx.cpus_per_worker)))
     cost = trial_cost(cfg, ctx)
     base = {**cost, M.STATUS: M.STATUS_RUNNING}
@@ -159,10 +143,9 @@ def run_trial(config: dict, ctx: TrialContext) -> None:
             }
         )
         return
+    # Estimated before allocating: the node's OOM killer never gets to act.
     shortfall = _memory_shortfall(cfg, ctx)
-    if (
-        shortfall is not None
-    ):  # estimated before allocating: the node's OOM killer never gets to act
+    if shortfall is not None:
         _report_failure(base, shortfall)
         return
     try:
@@ -220,8 +203,6 @@ def _recorded_checkpoint(location: str | None):
     (the trial then starts over: epochs repeated, nothing lost)."""
     if not location:
         return None
-    from rsearch import storage
-
     if not storage.exists(storage.join(location, CHECKPOINT_FILE)):
         logging.getLogger(__name__).warning(
             "checkpoint %s is gone; the trial starts over", location
@@ -234,14 +215,10 @@ def _recorded_checkpoint(location: str | None):
 def _matching(state: dict, cfg: TrainConfig) -> dict | None:
     """A checkpoint of this very configuration, else None (start over): a results row edited
     by hand must not load another run's weights into this trial."""
-    from rsearch.train.runner import same_run
-
     return state if same_run(state.get("config") or {}) == same_run(cfg.to_dict()) else None
 
 
 def _train_on_ray_train(cfg: TrainConfig, ctx: TrialContext, base: dict, config: dict) -> None:
-    from rsearch.train.distributed import fit_torch_trainer
-
     # Named after the trial's row (its job id, stable across resumes), else Tune's trial id:
     # a retried or resumed trial finds its Ray Train run and continues from its checkpoint.
     trial_id = job_field(config, "id") or tune.get_context().get_trial_id()
