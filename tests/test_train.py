@@ -221,8 +221,10 @@ def test_a_broken_checkpoint_on_resume_is_one_line(tmp_path, capsys, content):
 
 
 def test_a_checkpoint_of_an_older_version_continues_when_its_retired_fields_were_unused():
-    """Checkpoints written before the divergence test hook was removed store nan_at_step: None;
-    they continue today's run. One that injected a divergence is another run."""
+    """Checkpoints written before the divergence test hook was removed store that retired
+    field as None; they continue today's run. One that set it is another run."""
     today = TrainConfig(depth=26, width=0.25, resolution=32, epochs=1).to_dict()
-    assert same_run({**today, "nan_at_step": None}) == same_run(today)
-    assert same_run({**today, "nan_at_step": 3}) != same_run(today)
+    retired = "nan_at_step"
+    assert same_run({**today, retired: None}) == same_run(today)
+    assert same_run({**today, retired: 3}) != same_run(today)
+    assert same_run({**today, "depth": None}) != same_run(today)  # today's fields all count

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import tempfile
@@ -10,6 +11,7 @@ from pathlib import Path
 import torch
 
 from rsearch.errors import UserError
+from rsearch.train.config import TrainConfig
 
 CHECKPOINT_FILE = "checkpoint.pt"
 
@@ -47,17 +49,10 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     return state
 
 
-# Fields older versions stored in a checkpoint's config, which no longer exist, and the value
-# that meant "not used" (then the checkpoint continues today's run as it is).
-RETIRED_FIELDS = {"nan_at_step": None}
-
-
 def same_run(config: dict) -> dict:
     """What must match for a checkpoint to continue a run: its config minus the device index
-    (a Ray Train worker records "cuda:0" for "cuda"), minus retired fields left unused."""
-    kept = {
-        key: value
-        for key, value in config.items()
-        if not (key in RETIRED_FIELDS and value == RETIRED_FIELDS[key])
-    }
+    (a Ray Train worker records "cuda:0" for "cuda"), minus fields that today's TrainConfig
+    no longer has and that an older version stored unset (None): they changed nothing."""
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    kept = {key: value for key, value in config.items() if key in fields or value is not None}
     return {**kept, "device": str(config.get("device", "")).split(":")[0]}
