@@ -11,6 +11,7 @@ import importlib
 import sys
 
 from rsearch import __version__
+from rsearch.bounds import FieldError
 from rsearch.errors import UserError, bounded
 
 # Module names under rsearch.commands, in the order `--help` lists them.
@@ -58,6 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"rsearch {args.command}: error: {bounded(str(exc))}", file=sys.stderr)
         return exc.exit_code
+    except FieldError as exc:
+        # An edge that did not name the field's key or flag: still one line and exit 2, with the
+        # field's own name, rather than a traceback.
+        print(f"rsearch {args.command}: error: {bounded(str(exc))}", file=sys.stderr)
+        return UserError.exit_code
     except KeyboardInterrupt:
         print(f"rsearch {args.command}: interrupted", file=sys.stderr)
         return 130

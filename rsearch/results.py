@@ -490,6 +490,10 @@ def read_experiment(exp_dir, allow_empty: bool = False) -> Experiment:
             f"EXPERIMENT: expected at least one trial in {RESULTS_FILE}, got none in '{root}' "
             "(the search has not recorded a trial yet)"
         )
+    if len(results) and results[m.PARETO].isna().all():
+        # A file without the flags (an older writer's, or another tool's): the views read the
+        # stored front, so compute it once here as write_results would have stored it.
+        results[m.PARETO] = pareto_flags(results)
     curves = _read_table(fs, f"{root}/{CURVES_FILE}", CURVE_COLUMNS, REQUIRED_CURVE_COLUMNS)
     return Experiment(meta=meta, results=results, curves=curves, path=root)
 

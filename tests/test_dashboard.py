@@ -8,6 +8,7 @@ import html
 import io
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -16,6 +17,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from dashboards import browser
@@ -443,6 +445,26 @@ def test_infos_read_the_stored_front(experiment):
     curves = curves_info(results, exp.curves)
     front_ids = {c.trial_id for panel in curves.panels for c in panel.front}
     assert front_ids == set(results[m.TRIAL_ID][stored]) - {dropped}
+
+
+def test_a_results_file_without_flags_gets_the_front_the_store_would_have_written(
+    experiment, tmp_path
+):
+    """An older writer's (or another tool's) results.parquet may lack the pareto column: the
+    reader computes it, so the views show the same front as `rsearch analyze`."""
+    copy = tmp_path / "no-flags"
+    shutil.copytree(experiment, copy)
+    table = pq.read_table(copy / "results.parquet")
+    pq.write_table(table.drop_columns([m.PARETO]), copy / "results.parquet")
+    original, reread = read_experiment(experiment).results, read_experiment(copy).results
+    np.testing.assert_array_equal(
+        reread[m.PARETO].to_numpy(dtype=bool), original[m.PARETO].to_numpy(dtype=bool)
+    )
+    fronts = [
+        [len(r.front.x) for r in front_info(results, BUDGET_MS).regimes]
+        for results in (original, reread)
+    ]
+    assert fronts[0] == fronts[1] and sum(fronts[0]) > 0
 
 
 def test_scaling_info_follows_the_analysis(experiment):

@@ -711,7 +711,11 @@ BAD = [
         "data.minival_fraction: expected a number in (0, 0.5], got 0.7",
     ),
     ([("data.train_size", 10)], "data.minival_fraction: expected a fraction of train_size 10"),
-    ([("data.num_classes", 1)], "data.num_classes: expected an integer >= 2, got 1"),
+    ([("data.num_classes", 1)], "data.num_classes: expected an integer in [2, 100,000], got 1"),
+    (
+        [("data.num_classes", 200_000)],
+        "data.num_classes: expected an integer in [2, 100,000], got 200000",
+    ),
     ([("name", "../evil")], "name: expected a name matching"),
     ([("name", ".hidden")], "name: expected a name matching"),
     (

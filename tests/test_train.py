@@ -155,6 +155,7 @@ BAD_TRAIN_ARGS = [
     ),
     ("--depth 26 --resolution 32 --data imagefolder", "data"),
     # DataConfig's own rules, named by the flag that set the field
+    ("--depth 26 --num-classes 1", "--num-classes: expected an integer in [2, 100,000]"),
     ("--depth 26 --width 0.25 --resolution 32 --train-size 0", "--train-size: expected an integer"),
     (
         "--depth 26 --width 0.25 --resolution 32 --crop-min-scale 1.5",

@@ -77,11 +77,9 @@ def run(args) -> int:
 
 
 def _num(value, spec: str = ".4g") -> str:
-    return (
-        "-"
-        if value is None or (isinstance(value, float) and math.isnan(value))
-        else format(value, spec)
-    )
+    # Not frames.is_null: that module loads pandas, which `rsearch --help` must not.
+    missing = value is None or (isinstance(value, float) and math.isnan(value))
+    return "-" if missing else format(value, spec)
 
 
 def _counts(results) -> str:

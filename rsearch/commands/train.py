@@ -81,7 +81,9 @@ def register(subparsers) -> None:
         "--data-dir",
         help="folder of the data (fashion-mnist default: /usr/share/datasets/fashion-mnist)",
     )
-    data.add_argument("--num-classes", type=int, default=10, help="synthetic: number of classes")
+    data.add_argument(
+        "--num-classes", type=field("num_classes"), default=10, help="synthetic: number of classes"
+    )
     data.add_argument("--train-size", type=int, default=None, help="synthetic: training images")
     data.add_argument(
         "--crop-min-scale",

@@ -115,7 +115,7 @@ parse_name = text(NAME_PATTERN, f"a name matching {NAME_PATTERN}")
 _DATA_DIR_KEY = {"dir": "data_dir"}
 _DATA: dict[str, Validator] = {
     **{name: rule(bound) for name, bound in DATA_FIELDS.items()},  # DataConfig's own rules
-    "num_classes": integer(2),  # synthetic; its renderer says how many it can draw
+    "num_classes": rule(FIELDS["num_classes"]),  # synthetic: the classifier's outputs
     "dir": optional(text()),
     "cache_dir": optional(text()),
     "image_column": text(),
@@ -334,9 +334,9 @@ def _parse_reference(raw: Any, path: str) -> Architecture:
     raw = strict_mapping(raw, path, _REFERENCE_KEYS)
     missing = [k for k in _REFERENCE_KEYS if k not in raw]
     if missing:
+        rules = ", ".join(f"{key}: {FIELDS[key].expected()}" for key in _REFERENCE_KEYS)
         raise UserError(
-            f"{path}.{missing[0]}: missing; expected a buildable architecture "
-            "{depth: >= 14, width: > 0, resolution: >= 32}"
+            f"{path}.{missing[0]}: missing; expected a buildable architecture {{{rules}}}"
         )
     for key in _REFERENCE_KEYS:
         if not FIELDS[key].accepts(raw[key]):
