@@ -135,6 +135,9 @@ FIELDS: dict[str, Bound] = {
         "int", MIN_RESOLUTION, MAX_RESOLUTION, why="at least the network's total stride"
     ),
     "num_classes": Bound("int", 2, MAX_CLASSES),  # the classifier's outputs
+    # EfficientNet's compound-scaling multipliers (B0 is 1.0 and 1.0, B7 2.0 and 3.1)
+    "width_mult": Bound("float", 0, MAX_WIDTH, low_open=True),
+    "depth_mult": Bound("float", 0, MAX_WIDTH, low_open=True),
     # --- a training run ---
     "epochs": Bound("int", 1),
     "workers": Bound("int", 1),

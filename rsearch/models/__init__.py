@@ -1,4 +1,5 @@
-"""The ResNet-RS model family: one generic class (resnet.py) and the names/depth rule (registry.py).
+"""The ResNet-RS model family: one generic class (resnet.py) and the names/depth rule (registry.py);
+the EfficientNet family, from torchvision's blocks (efficientnet.py, imported by name).
 
 resnet.py (torch) is imported on first use of one of its names: the CLI reads the registry's
 names and bounds for every command, and `rsearch analyze` / `dashboard` never build a model
