@@ -31,6 +31,10 @@ TRAIN_SECONDS = "train_seconds"
 PARETO = "pareto"
 FAILURE = "failure"
 
+# The model family of a row (#12: not yet a stored column; rows without one are ResNet-RS).
+FAMILY = "family"
+DEFAULT_FAMILY = "resnetrs"
+
 # Trial status values.
 STATUS_OK = "ok"
 STATUS_INFEASIBLE = "infeasible"
