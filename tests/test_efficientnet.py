@@ -3,13 +3,18 @@ way ResNet-RS's are, and the configurations it refuses."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 import torchvision.models as tvm
 from torchvision.ops import StochasticDepth
 
+from rsearch import cli
 from rsearch.bounds import FieldError
-from rsearch.cost import model_cost
+from rsearch.cost import LatencyMethod, model_cost
+from rsearch.cost.cache import cache_key
+from rsearch.models import model_config
 from rsearch.models.efficientnet import PRESETS, build, efficientnet_config
 
 NAMES = list(PRESETS)
@@ -70,3 +75,40 @@ def test_bad_configurations_name_the_field(kwargs, message):
     with pytest.raises(FieldError) as caught:
         efficientnet_config(**kwargs)
     assert str(caught.value).startswith(message)
+
+
+def run_cli(argv, capsys):
+    try:
+        code = cli.main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_rsearch_cost_counts_a_preset_at_its_own_resolution(capsys):
+    code, out, _ = run_cli(["cost", "--model", "efficientnet-b1", "--json"], capsys)
+    report = json.loads(out)
+    assert code == 0 and report["family"] == "efficientnet" and report["resolution"] == 240
+    assert report["params"] == 7_794_184 and report["model"] == "efficientnet-b1"
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--model", "efficientnet-b9"], "--model: expected one of efficientnet-b0, "),
+        (["--model", "efficientnet-b0", "--width", "2"], "--width: expected no --width"),
+        (["--model", "efficientnet-b0", "--in-chans", "2"], "--in-chans: invalid choice"),
+    ],
+)
+def test_rsearch_cost_refuses_with_one_line(argv, message, capsys):
+    code, out, err = run_cli(["cost", *argv], capsys)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert message in err
+
+
+def test_the_latency_cache_keys_of_the_families_differ():
+    a, b = efficientnet_config("efficientnet-b0"), efficientnet_config("efficientnet-b1")
+    resnet = model_config(depth=26, width=0.25, num_classes=10)
+    keys = {cache_key(cfg, 32, LatencyMethod())["model"] for cfg in (a, b, resnet)}
+    assert len(keys) == 3 and cache_key(resnet, 32, LatencyMethod())["model"].startswith("layers=")

@@ -17,6 +17,7 @@ from rsearch.models import model_config, parse_model_name, regularization_defaul
 
 DEFAULT_CACHE = "~/.cache/rsearch/latency.parquet"
 # The fields model_config and check_resolution name, as this command's flags.
+EFFICIENTNET = "efficientnet-"  # the prefix of the EfficientNet presets' names
 FLAGS = {
     "num_classes": "--classes",
     "in_chans": "--in-chans",
@@ -39,7 +40,7 @@ def register(subparsers) -> None:
     which.add_argument(
         "--model",
         help="resnetrs-50 .. resnetrs-420 (or resnetrs50, resnet-50 for "
-        "the plain baseline, resnetrs-<depth> for any depth)",
+        "the plain baseline, resnetrs-<depth> for any depth), or efficientnet-b0 .. b7",
     )
     which.add_argument(
         "--depth",
@@ -119,29 +120,23 @@ def register(subparsers) -> None:
 
 
 def _resolve(args):
-    """Validate everything before any work: (cfg, nominal depth, resolution, methods)."""
+    """Validate everything before any work: (cfg, resolution, the report's description of
+    the network, latency methods)."""
     # torch: the CLI builds every command's parser (`rsearch --help`) without importing it
-    from rsearch.cost import LatencyMethod, check_device, check_resolution
+    from rsearch.cost import LatencyMethod, check_device
 
     if args.model is None and args.depth is None:
         raise UserError(
             "--model or --depth: one is required (e.g. --model resnetrs-50 or --depth 300)"
         )
     with named_flags(FLAGS):
-        if args.model is not None:
+        if args.model is not None and args.model.startswith(EFFICIENTNET):
+            cfg, resolution, network = _efficientnet(args)
+        elif args.model is not None:
             model_config(model=args.model)  # a name that builds nothing is the name's error
-            depth, rs = parse_model_name(args.model)
-            rs = rs and not args.baseline
+            cfg, resolution, network = _resnet(args, *parse_model_name(args.model))
         else:
-            depth, rs = args.depth, not args.baseline
-        cfg = model_config(
-            depth=depth, width=args.width, num_classes=args.classes, in_chans=args.in_chans, rs=rs
-        )
-        resolution = check_resolution(
-            args.resolution
-            if args.resolution is not None
-            else regularization_defaults(depth)["image_size"]
-        )
+            cfg, resolution, network = _resnet(args, args.depth, True)
         methods = []
         if args.device == "cuda" or args.latency:
             check_device(args.device)
@@ -161,11 +156,50 @@ def _resolve(args):
                 )
                 for b in args.batch
             ]
-    return cfg, depth, resolution, methods
+    return cfg, resolution, network, methods
+
+
+def _resnet(args, depth: int, rs: bool):
+    """A ResNet-RS (or, with --baseline, a plain ResNet), its resolution and description."""
+    from rsearch.cost import check_resolution  # torch (see _resolve)
+
+    cfg = model_config(
+        depth=depth,
+        width=args.width,
+        num_classes=args.classes,
+        in_chans=args.in_chans,
+        rs=rs and not args.baseline,
+    )
+    default = regularization_defaults(depth)["image_size"]
+    resolution = check_resolution(args.resolution if args.resolution is not None else default)
+    network = {
+        M.FAMILY: M.DEFAULT_FAMILY,
+        M.DEPTH: depth,  # as asked for (the depth rule may round the blocks)
+        "layers": list(cfg.layers),
+        "blocks": sum(cfg.layers),
+        M.WIDTH: cfg.width,
+        "rs": cfg.rs,
+    }
+    return cfg, resolution, network
+
+
+def _efficientnet(args):
+    """An EfficientNet preset and its resolution (default: its own evaluation size)."""
+    from rsearch.cost import check_resolution  # torch (see _resolve)
+    from rsearch.models.efficientnet import PRESETS, efficientnet_config
+
+    if args.baseline or args.width != 1.0:
+        flag = "--baseline" if args.baseline else "--width"
+        raise UserError(f"{flag}: expected no {flag} with an EfficientNet (its preset sets it)")
+    cfg = efficientnet_config(args.model, num_classes=args.classes, in_chans=args.in_chans)
+    default = PRESETS[args.model].resolution
+    resolution = check_resolution(args.resolution if args.resolution is not None else default)
+    network = {M.FAMILY: "efficientnet", "width_mult": cfg.width_mult, "depth_mult": cfg.depth_mult}
+    return cfg, resolution, network
 
 
 def run(args) -> int:
-    cfg, depth, resolution, methods = _resolve(args)
+    cfg, resolution, network, methods = _resolve(args)
     from rsearch.cost import LatencyCache, measure_latency, model_cost  # torch (see _resolve)
 
     cache = None if args.no_cache or not methods else LatencyCache(args.cache)
@@ -176,11 +210,7 @@ def run(args) -> int:
     )
     report = {
         M.MODEL: cfg.name,
-        M.DEPTH: depth,
-        "layers": list(cfg.layers),
-        "blocks": sum(cfg.layers),
-        M.WIDTH: cfg.width,
-        "rs": cfg.rs,
+        **network,
         M.RESOLUTION: resolution,
         "classes": cfg.num_classes,
         "in_chans": cfg.in_chans,
@@ -215,13 +245,10 @@ def _check_memory(cfg, resolution: int, to_measure) -> None:
 
 
 def format_table(report: dict) -> str:
-    layers = "-".join(str(n) for n in report["layers"])
     size, chans, classes = report[M.RESOLUTION], report["in_chans"], report["classes"]
     activations = report["activation_bytes"] / 2**20
     lines = [
-        f"{'model':<12} {report[M.MODEL]}" + ("" if report["rs"] else " (plain ResNet baseline)"),
-        f"{'layers':<12} {layers} ({report['blocks']} bottleneck blocks)",
-        f"{'width':<12} {report[M.WIDTH]:g}",
+        *_architecture_lines(report),
         f"{'input':<12} {size} x {size} px, {chans} channel(s), {classes} classes",
         f"{'params':<12} {report[M.PARAMS] / 1e6:,.2f} M ({report[M.PARAMS]:,})",
         f"{'FLOPs':<12} {report[M.FLOPS] / 1e9:,.2f} G per image (2 x MACs)",
@@ -235,6 +262,21 @@ def format_table(report: dict) -> str:
         )
         lines += [_latency_line(r) for r in report["latency"]]
     return "\n".join(lines)
+
+
+def _architecture_lines(report: dict) -> list[str]:
+    if report[M.FAMILY] == "efficientnet":
+        return [
+            f"{'model':<12} {report[M.MODEL]}",
+            f"{'multipliers':<12} width {report['width_mult']:g}, depth {report['depth_mult']:g}",
+        ]
+    layers = "-".join(str(n) for n in report["layers"])
+    baseline = "" if report["rs"] else " (plain ResNet baseline)"
+    return [
+        f"{'model':<12} {report[M.MODEL]}{baseline}",
+        f"{'layers':<12} {layers} ({report['blocks']} bottleneck blocks)",
+        f"{'width':<12} {report[M.WIDTH]:g}",
+    ]
 
 
 def _latency_method_line(first: dict) -> str:

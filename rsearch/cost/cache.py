@@ -62,7 +62,9 @@ def _schema():
     return pa.schema([(name, getattr(pa, kind)()) for name, kind in COLUMNS])
 
 
-def _model_key(cfg: ResNetConfig) -> str:
+def _model_key(cfg) -> str:
+    if not hasattr(cfg, "layers"):  # an EfficientNet: its own fields (ResNet-RS keys unchanged)
+        return cfg.cache_key()
     layers = ",".join(str(n) for n in cfg.layers)
     return (
         f"layers={layers};width={cfg.width:g};rs={cfg.rs};se={cfg.se_ratio:g};"

@@ -27,7 +27,7 @@ from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
 from rsearch.bounds import FIELDS, FieldError
-from rsearch.models import ResNetConfig, build, efficientnet
+from rsearch.models import ResNetConfig, build
 from rsearch.models.efficientnet import EfficientNetConfig
 
 
@@ -45,17 +45,10 @@ def check_resolution(resolution) -> int:
     return int(value)
 
 
-def _build(cfg, device):
-    """The network of a ResNet-RS or an EfficientNet config."""
-    if isinstance(cfg, EfficientNetConfig):
-        return efficientnet.build(cfg, device)
-    return build(cfg, device)
-
-
 def model_cost(cfg: ResNetConfig | EfficientNetConfig, resolution: int) -> dict:
     """{"params", "flops", "activation_bytes"} of `cfg` at `resolution` x `resolution`."""
     resolution = check_resolution(resolution)
-    model = _build(cfg, "meta").train()
+    model = build(cfg, "meta").train()
     params = sum(p.numel() for p in model.parameters())
     weights = {t.untyped_storage()._cdata for t in (*model.parameters(), *model.buffers())}
     saved: dict[int, int] = {}

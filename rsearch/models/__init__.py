@@ -15,7 +15,17 @@ from rsearch.models.registry import (
     regularization_defaults,
 )
 
-_RESNET_NAMES = ("TOTAL_STRIDE", "ResNet", "ResNetConfig", "build")
+_RESNET_NAMES = ("TOTAL_STRIDE", "ResNet", "ResNetConfig")
+
+
+def build(cfg, device=None):
+    """The network of a ResNet-RS (ResNetConfig) or an EfficientNet (EfficientNetConfig)."""
+    # torch and torchvision, on first use (see above)
+    from rsearch.models import efficientnet, resnet
+
+    if isinstance(cfg, efficientnet.EfficientNetConfig):
+        return efficientnet.build(cfg, device)
+    return resnet.build(cfg, device)
 
 
 def __getattr__(name: str):

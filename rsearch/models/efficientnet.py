@@ -51,6 +51,21 @@ class EfficientNetConfig:
     dropout: float = 0.2  # before the classifier
     stochastic_depth: float = 0.2  # the last block's drop probability (linear in block index)
 
+    def cache_key(self) -> str:
+        """What decides its inference cost, as the latency cache names it."""
+        return (
+            f"family=efficientnet;width_mult={self.width_mult:g};depth_mult={self.depth_mult:g};"
+            f"in_chans={self.in_chans};classes={self.num_classes}"
+        )
+
+    @property
+    def name(self) -> str:
+        """The preset's name where the multipliers are a preset's, else the multipliers."""
+        for name, preset in PRESETS.items():
+            if (preset.width_mult, preset.depth_mult) == (self.width_mult, self.depth_mult):
+                return name
+        return f"efficientnet-w{self.width_mult:g}-d{self.depth_mult:g}"
+
     def __post_init__(self):
         for name in ("width_mult", "depth_mult", "num_classes", "dropout", "stochastic_depth"):
             FIELDS[name].check(name, getattr(self, name))
