@@ -8,6 +8,7 @@ import os
 
 import pytest
 
+from rsearch import cli
 from rsearch.ray_session import init_ray
 
 
@@ -107,3 +108,13 @@ def learning_args() -> list[str]:
         " --num-classes 10 --dropout 0.1 --base-lr 0.2 --randaugment-magnitude 5"
         " --crop-min-scale 0.35"
     ).split()
+
+
+def run_cli(argv, capsys):
+    """`rsearch argv` in this process: (exit code, stdout, stderr); argparse's exit included."""
+    try:
+        code = cli.main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err

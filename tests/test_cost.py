@@ -11,8 +11,8 @@ import time
 
 import pytest
 import torch
+from conftest import run_cli
 
-from rsearch import cli
 from rsearch.bounds import FieldError
 from rsearch.cost import (
     LatencyCache,
@@ -330,15 +330,6 @@ def test_cache_concurrent_writers_keep_every_row(tmp_path):
 
 
 # -- the command -----------------------------------------------------------------------------
-
-
-def run_cli(argv, capsys):
-    try:
-        code = cli.main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_help(capsys):

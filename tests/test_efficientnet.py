@@ -8,9 +8,9 @@ import json
 import pytest
 import torch
 import torchvision.models as tvm
+from conftest import run_cli
 from torchvision.ops import StochasticDepth
 
-from rsearch import cli
 from rsearch.bounds import FieldError
 from rsearch.cost import LatencyMethod, model_cost
 from rsearch.cost.cache import cache_key
@@ -75,15 +75,6 @@ def test_bad_configurations_name_the_field(kwargs, message):
     with pytest.raises(FieldError) as caught:
         efficientnet_config(**kwargs)
     assert str(caught.value).startswith(message)
-
-
-def run_cli(argv, capsys):
-    try:
-        code = cli.main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_rsearch_cost_counts_a_preset_at_its_own_resolution(capsys):

@@ -123,7 +123,7 @@ def _resolve(args):
     """Validate everything before any work: (cfg, resolution, the report's description of
     the network, latency methods)."""
     # torch: the CLI builds every command's parser (`rsearch --help`) without importing it
-    from rsearch.cost import LatencyMethod, check_device
+    from rsearch.cost import LatencyMethod, check_device, check_resolution
 
     if args.model is None and args.depth is None:
         raise UserError(
@@ -131,12 +131,15 @@ def _resolve(args):
         )
     with named_flags(FLAGS):
         if args.model is not None and args.model.startswith(EFFICIENTNET):
-            cfg, resolution, network = _efficientnet(args)
+            cfg, default_resolution, network = _efficientnet(args)
         elif args.model is not None:
             model_config(model=args.model)  # a name that builds nothing is the name's error
-            cfg, resolution, network = _resnet(args, *parse_model_name(args.model))
+            cfg, default_resolution, network = _resnet(args, *parse_model_name(args.model))
         else:
-            cfg, resolution, network = _resnet(args, args.depth, True)
+            cfg, default_resolution, network = _resnet(args, args.depth, True)
+        resolution = check_resolution(
+            default_resolution if args.resolution is None else args.resolution
+        )
         methods = []
         if args.device == "cuda" or args.latency:
             check_device(args.device)
@@ -160,9 +163,8 @@ def _resolve(args):
 
 
 def _resnet(args, depth: int, rs: bool):
-    """A ResNet-RS (or, with --baseline, a plain ResNet), its resolution and description."""
-    from rsearch.cost import check_resolution  # torch (see _resolve)
-
+    """A ResNet-RS (or, with --baseline, a plain ResNet), its default resolution (the
+    paper's for that depth) and the report's description of it."""
     cfg = model_config(
         depth=depth,
         width=args.width,
@@ -170,8 +172,6 @@ def _resnet(args, depth: int, rs: bool):
         in_chans=args.in_chans,
         rs=rs and not args.baseline,
     )
-    default = regularization_defaults(depth)["image_size"]
-    resolution = check_resolution(args.resolution if args.resolution is not None else default)
     network = {
         M.FAMILY: M.DEFAULT_FAMILY,
         M.DEPTH: depth,  # as asked for (the depth rule may round the blocks)
@@ -180,22 +180,21 @@ def _resnet(args, depth: int, rs: bool):
         M.WIDTH: cfg.width,
         "rs": cfg.rs,
     }
-    return cfg, resolution, network
+    return cfg, regularization_defaults(depth)["image_size"], network
 
 
 def _efficientnet(args):
-    """An EfficientNet preset and its resolution (default: its own evaluation size)."""
-    from rsearch.cost import check_resolution  # torch (see _resolve)
-    from rsearch.models.efficientnet import PRESETS, efficientnet_config
+    """An EfficientNet preset, its default resolution (its own evaluation size) and the
+    report's description of it."""
+    # torchvision (see _resolve)
+    from rsearch.models.efficientnet import FAMILY, PRESETS, efficientnet_config
 
     if args.baseline or args.width != 1.0:
         flag = "--baseline" if args.baseline else "--width"
         raise UserError(f"{flag}: expected no {flag} with an EfficientNet (its preset sets it)")
     cfg = efficientnet_config(args.model, num_classes=args.classes, in_chans=args.in_chans)
-    default = PRESETS[args.model].resolution
-    resolution = check_resolution(args.resolution if args.resolution is not None else default)
-    network = {M.FAMILY: "efficientnet", "width_mult": cfg.width_mult, "depth_mult": cfg.depth_mult}
-    return cfg, resolution, network
+    network = {M.FAMILY: FAMILY, "width_mult": cfg.width_mult, "depth_mult": cfg.depth_mult}
+    return cfg, PRESETS[args.model].resolution, network
 
 
 def run(args) -> int:
@@ -265,7 +264,7 @@ def format_table(report: dict) -> str:
 
 
 def _architecture_lines(report: dict) -> list[str]:
-    if report[M.FAMILY] == "efficientnet":
+    if "width_mult" in report:  # an EfficientNet
         return [
             f"{'model':<12} {report[M.MODEL]}",
             f"{'multipliers':<12} width {report['width_mult']:g}, depth {report['depth_mult']:g}",

@@ -62,16 +62,6 @@ def _schema():
     return pa.schema([(name, getattr(pa, kind)()) for name, kind in COLUMNS])
 
 
-def _model_key(cfg) -> str:
-    if not hasattr(cfg, "layers"):  # an EfficientNet: its own fields (ResNet-RS keys unchanged)
-        return cfg.cache_key()
-    layers = ",".join(str(n) for n in cfg.layers)
-    return (
-        f"layers={layers};width={cfg.width:g};rs={cfg.rs};se={cfg.se_ratio:g};"
-        f"in_chans={cfg.in_chans};classes={cfg.num_classes}"
-    )
-
-
 def _software() -> str:
     return f"torch={torch.__version__};python={sys.version_info.major}.{sys.version_info.minor}"
 
@@ -82,7 +72,7 @@ def cache_key(cfg: ResNetConfig, resolution: int, method: LatencyMethod) -> dict
     if method.device == "cpu":  # the same CPU model with fewer cores is a different device
         device += f";threads={method.threads or torch.get_num_threads()}"
     parts = {
-        "model": _model_key(cfg),
+        "model": cfg.cache_key(),
         M.RESOLUTION: check_resolution(resolution),
         "method": method.key(),
         "device_name": device,

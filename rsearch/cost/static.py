@@ -20,6 +20,7 @@ is done, so ResNet-RS-420 at 320 px is counted in a couple of seconds on a lapto
 from __future__ import annotations
 
 import weakref
+from typing import TYPE_CHECKING
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -28,7 +29,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from rsearch.bounds import FIELDS, FieldError
 from rsearch.models import ResNetConfig, build
-from rsearch.models.efficientnet import EfficientNetConfig
+
+if TYPE_CHECKING:  # torchvision: only for the annotation
+    from rsearch.models.efficientnet import EfficientNetConfig
 
 
 def check_resolution(resolution) -> int:

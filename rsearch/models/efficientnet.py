@@ -42,6 +42,9 @@ PRESETS: dict[str, EfficientNetPreset] = {
 }
 
 
+FAMILY = "efficientnet"
+
+
 @dataclass(frozen=True)
 class EfficientNetConfig:
     width_mult: float = 1.0  # channels of every stage x this (rounded to multiples of 8)
@@ -54,7 +57,7 @@ class EfficientNetConfig:
     def cache_key(self) -> str:
         """What decides its inference cost, as the latency cache names it."""
         return (
-            f"family=efficientnet;width_mult={self.width_mult:g};depth_mult={self.depth_mult:g};"
+            f"family={FAMILY};width_mult={self.width_mult:g};depth_mult={self.depth_mult:g};"
             f"in_chans={self.in_chans};classes={self.num_classes}"
         )
 

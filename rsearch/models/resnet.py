@@ -57,6 +57,14 @@ class ResNetConfig:
         """Counted the usual way: 3 convs per bottleneck, plus stem conv and classifier."""
         return 3 * sum(self.layers) + 2
 
+    def cache_key(self) -> str:
+        """What decides its inference cost, as the latency cache names it (stored: keep it)."""
+        layers = ",".join(str(n) for n in self.layers)
+        return (
+            f"layers={layers};width={self.width:g};rs={self.rs};se={self.se_ratio:g};"
+            f"in_chans={self.in_chans};classes={self.num_classes}"
+        )
+
 
 class SqueezeExcite(nn.Module):
     """Channel attention: global pool -> 1x1 reduce -> ReLU -> 1x1 expand -> sigmoid gate."""
