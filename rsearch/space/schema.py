@@ -220,7 +220,6 @@ def _filled(raw: dict, path: str, section, checks: dict[str, Validator]) -> dict
 # The budget is absolute (`max`, in ms: right on a known deployment device) or relative
 # (`max_ratio` of a `reference` architecture measured in the same interleaved rounds: the
 # feasible set then does not depend on how fast this machine is).
-_BUDGET_KEYS = ("max", "max_ratio", "reference")
 _LATENCY: dict[str, Validator] = {
     "max": optional(number()),  # the absolute budget in ms
     "max_ratio": optional(number()),  # the relative budget: at most this many times the reference
