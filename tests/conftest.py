@@ -1,5 +1,5 @@
-"""Shared fixtures: one local Ray for the session (bound to 127.0.0.1), a private data cache,
-and a divergence the failure-path tests install from outside the training code."""
+"""Shared fixtures: a local Ray per module that needs one (bound to 127.0.0.1), a private data
+cache, and a divergence the failure-path tests install from outside the training code."""
 
 from __future__ import annotations
 
@@ -19,9 +19,12 @@ def _private_cache(tmp_path_factory):
     yield
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_local():
-    """A real local Ray (ray.init on this machine), started once and shut down at the end."""
+    """A real local Ray (ray.init on this machine), started once per module that asks for it
+    and shut down after it. Per module, not per session: a live Ray's log monitor forwards its
+    daemons' warnings (a disk over 95% full, on CI) to this process's stderr at any moment, and
+    the tests of other modules check that a bad input prints exactly one line there."""
     import ray  # imported here: a session whose tests need no Ray never loads it
 
     init_ray(num_cpus=2)
