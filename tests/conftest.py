@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import sys
 
 import pytest
 
@@ -30,6 +31,16 @@ def ray_local():
     init_ray(num_cpus=2)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_ray_across_modules():
+    """In-process `rsearch tune` runs start a local Ray and leave it up (as the CLI's process
+    exits right after): stop it at the end of their module, for the reason ray_local gives."""
+    yield
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
 
 
 def diverging_build(build, width: float | None = None):
