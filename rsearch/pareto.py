@@ -18,7 +18,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-# Rows compared at once in pareto_mask: bounds the (block x n x k) temporary.
+# Rows compared at once in pareto_mask (three or more objectives; two take _front_2d's sweep):
+# bounds the (block x n x k) temporary.
 _BLOCK = 512
 
 
@@ -48,6 +49,9 @@ def pareto_mask(objectives, maximize: Sequence[bool]) -> np.ndarray:
     mask = np.zeros(len(values), dtype=bool)
     candidates = values[valid]
     if len(candidates) == 0:
+        return mask
+    if candidates.shape[1] == 2:
+        mask[np.flatnonzero(valid)] = _front_2d(candidates)
         return mask
     dominated = np.zeros(len(candidates), dtype=bool)
     for start in range(0, len(candidates), _BLOCK):
@@ -88,6 +92,26 @@ def pareto_mask_by_group(objectives, maximize: Sequence[bool], groups) -> np.nda
         rows = np.flatnonzero(keys == key)
         mask[rows] = pareto_mask(values[rows], maximize)
     return mask
+
+
+def _front_2d(values: np.ndarray) -> np.ndarray:
+    """The non-dominated rows of n x 2 values (both minimised, no NaN) in O(n log n): sort by
+    the first objective, then the second, and sweep (as Optuna's _is_pareto_front_2d). A row
+    is dominated when an earlier row in that order has a smaller second value, or the same
+    second value at a smaller first one; an exact duplicate of a front row stays on it."""
+    order = np.lexsort((values[:, 1], values[:, 0]))
+    first, second = values[order, 0], values[order, 1]
+    best = np.minimum.accumulate(second)
+    earlier_best = np.concatenate(([np.inf], best[:-1]))  # the smallest second value before
+    # The first value of the row that first reached each running minimum (the smallest first
+    # value among the rows holding it, by the sort).
+    reached = np.flatnonzero(np.concatenate(([True], best[1:] < best[:-1])))
+    holder_first = first[reached][np.searchsorted(reached, np.arange(len(order)), "right") - 1]
+    holder_before = np.concatenate(([np.inf], holder_first[:-1]))
+    dominated = (earlier_best < second) | ((earlier_best == second) & (holder_before < first))
+    on_front = np.empty(len(order), dtype=bool)
+    on_front[order] = ~dominated
+    return on_front
 
 
 def _unique(keys: np.ndarray) -> list:

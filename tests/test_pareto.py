@@ -52,6 +52,18 @@ def test_large_input_crosses_block_boundary():
     )
 
 
+def test_two_objectives_sweep_equals_the_pairwise_method_at_scale():
+    """Two objectives take the O(n log n) sweep; a constant third column sends the same points
+    through the pairwise blocks (it changes no dominance): both must agree, ties and all."""
+    rng = np.random.default_rng(11)
+    points = rng.random((6000, 2)).round(2)
+    points[rng.random(6000) < 0.02, 0] = np.nan
+    padded = np.column_stack([points, np.zeros(len(points))])
+    np.testing.assert_array_equal(
+        pareto_mask(points, (True, False)), pareto_mask(padded, (True, False, False))
+    )
+
+
 def test_duplicates_both_stay_on_the_front_and_nan_rows_never():
     acc = [0.8, 0.8, 0.7, np.nan, 0.9]
     lat = [1.0, 1.0, 2.0, 0.1, np.nan]
