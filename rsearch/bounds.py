@@ -148,7 +148,10 @@ FIELDS: dict[str, Bound] = {
     "nesterov": Bound("bool"),
     "weight_decay": Bound("float", 0, 1),
     "warmup_epochs": Bound("float", 0, 1e6),
-    "schedule": Bound("str", options=("cosine", "step")),
+    "schedule": Bound("str", options=("cosine", "step", "exponential")),
+    "optimizer": Bound("str", options=("sgd", "rmsprop")),
+    "lr_decay_rate": Bound("float", 0, 1, low_open=True),  # 1: no decay; 0 would zero the LR
+    "lr_decay_epochs": Bound("float", 0, 1e6, low_open=True),
     # --- the recipe: regularization ---
     "label_smoothing": _fraction(),
     "dropout": _fraction(),

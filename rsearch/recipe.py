@@ -14,6 +14,10 @@ Presets (Bello et al. 2021, table 1, the additive study on ResNet-200):
     +se              squeeze-and-excitation
     rs               + ResNet-D: the full ResNet-RS recipe and architecture
 Each preset includes every step before it.  `rs` is the default.
+
+Outside the study, `efficientnet` is EfficientNet's own training (Tan & Le 2019): RMSProp and
+an exponential LR decay.  The ResNet-RS paper trains EfficientNet-RS with it, while ResNet-RS
+keeps its own recipe.
 """
 
 from __future__ import annotations
@@ -31,11 +35,15 @@ class Recipe:
     # --- optimisation ---
     batch_size: int = 128  # global batch (split evenly over workers)
     base_lr: float = 0.1  # peak LR per 256 images: peak = base_lr x batch_size / 256
-    momentum: float = 0.9  # SGD momentum (Nesterov, as the official code)
+    momentum: float = 0.9  # SGD momentum (Nesterov, as the official code), or RMSProp's
     nesterov: bool = True
     weight_decay: float = 4e-5  # 1e-4 is right only while dropout and stochastic depth are off
     warmup_epochs: float = 5.0  # linear warmup, in epochs (clipped to 1/5 of short runs)
-    schedule: str = "cosine"  # "cosine" or "step" (x0.1 at 30%, 60%, 90% of training)
+    schedule: str = "cosine"  # "cosine", "step" (x0.1 at 30%, 60%, 90%) or "exponential"
+    optimizer: str = "sgd"  # "sgd" (momentum above, Nesterov) or "rmsprop" (EfficientNet's)
+    # "exponential" only: after warm-up, LR x lr_decay_rate every lr_decay_epochs (staircase)
+    lr_decay_rate: float = 0.97
+    lr_decay_epochs: float = 2.4
     # --- regularization ---
     label_smoothing: float = 0.1
     dropout: float = 0.25  # before the classifier
@@ -115,20 +123,49 @@ ADDITIVE_STEPS: list[tuple[str, dict]] = [
     ("+se", dict(se=True)),
     ("rs", dict(resnet_d=True)),
 ]
-PRESETS = [name for name, _ in ADDITIVE_STEPS]
+# The study's steps in order (the ablation space grids exactly these).
+ADDITIVE_PRESETS = [name for name, _ in ADDITIVE_STEPS]
+
+# EfficientNet's training (Tan & Le 2019, section 5.2; tensorflow/tpu
+# models/official/efficientnet: main.py's flags, utils.build_learning_rate / build_optimizer).
+# Per-model values (dropout, stochastic depth, RandAugment magnitude) come from `sized`.
+EFFICIENTNET: dict = dict(
+    optimizer="rmsprop",  # RMSProp decay 0.9, momentum 0.9, epsilon 1e-3 (train.optim)
+    momentum=0.9,
+    nesterov=False,  # SGD-only; RMSProp has no Nesterov variant here
+    base_lr=0.016,  # paper: 0.256 at batch 4096 = main.py's base_learning_rate 0.016 per 256
+    warmup_epochs=5.0,  # build_learning_rate's warmup_epochs
+    schedule="exponential",  # decay_factor 0.97 every decay_epochs 2.4, staircase=True
+    lr_decay_rate=0.97,
+    lr_decay_epochs=2.4,
+    weight_decay=1e-5,  # main.py's weight_decay (L2 on all but batch norm)
+    ema_decay=0.9999,  # main.py's moving_average_decay
+    label_smoothing=0.1,  # main.py's label_smoothing
+    randaugment_ops=2,  # main.py's randaug_num_layers
+)
+# B0's per-model values, used when no `sized` is given: dropout_rate 0.2 (efficientnet_builder),
+# drop_connect_rate 0.2, randaug_magnitude 10 (main.py's defaults).
+EFFICIENTNET_B0_SIZED = {"dropout": 0.2, "stochastic_depth": 0.2, "randaugment_magnitude": 10}
+
+# What a space's recipe.preset and `rsearch train --recipe` accept.
+PRESETS = [*ADDITIVE_PRESETS, "efficientnet"]
+
+_PER_SIZE_KEYS = ("dropout", "stochastic_depth", "randaugment_magnitude")
 
 
-def preset(name: str, depth: int = 50, **overrides) -> Recipe:
-    """The recipe of preset `name` for a model of `depth`, with per-size defaults from the paper
-    (dropout, stochastic depth, RandAugment magnitude grow with model size), then `overrides`."""
+def preset(name: str, depth: int = 50, *, sized: dict | None = None, **overrides) -> Recipe:
+    """The recipe of preset `name`, with per-size defaults, then `overrides`.
+
+    The per-size defaults (dropout, stochastic depth, RandAugment magnitude grow with model
+    size) are `sized` when given, else the ResNet-RS paper's for `depth` (EfficientNet-B0's for
+    the `efficientnet` preset, which ignores `depth`)."""
     if name not in PRESETS:
         raise FieldError("preset", f"one of {', '.join(PRESETS)}", name)
-    sized = regularization_defaults(depth)
-    per_size = {
-        "dropout": sized["dropout"],
-        "stochastic_depth": sized["stochastic_depth"],
-        "randaugment_magnitude": sized["randaugment_magnitude"],
-    }
+    if sized is None:
+        sized = EFFICIENTNET_B0_SIZED if name == "efficientnet" else regularization_defaults(depth)
+    per_size = {key: sized[key] for key in _PER_SIZE_KEYS}
+    if name == "efficientnet":  # no 1e-4 fallback below: 1e-5 is EfficientNet's own value
+        return Recipe().replace(**{**EFFICIENTNET, **per_size, **overrides})
     values: dict = {"randaugment_magnitude": per_size["randaugment_magnitude"]}
     for step, changes in ADDITIVE_STEPS:
         for key, value in changes.items():

@@ -1,4 +1,4 @@
-"""Optimizer, per-iteration LR schedule and weight EMA of the ResNet-RS recipe."""
+"""Optimizer, per-iteration LR schedule and weight EMA of the training recipe."""
 
 from __future__ import annotations
 
@@ -11,8 +11,14 @@ from torch import nn
 from rsearch.recipe import Recipe
 
 
-def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.SGD:
-    """SGD (Nesterov momentum); no weight decay on BN parameters and biases (the 1-d tensors)."""
+def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+    """The recipe's optimizer; no weight decay on BN parameters and biases (the 1-d tensors).
+
+    SGD with (Nesterov) momentum for ResNet-RS. RMSProp for EfficientNet, with the official
+    code's decay 0.9 (torch's alpha) and epsilon 1e-3 (utils.build_optimizer); torch adds
+    epsilon outside the square root where TF adds it inside, and starts the mean square at
+    0 where TF starts it at 1 -- the warm-up covers the early steps this changes.
+    """
     decay, no_decay = [], []
     for p in model.parameters():
         if p.requires_grad:
@@ -21,6 +27,10 @@ def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.SGD:
         {"params": decay, "weight_decay": recipe.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
+    if recipe.optimizer == "rmsprop":
+        return torch.optim.RMSprop(
+            groups, lr=recipe.peak_lr(), alpha=0.9, eps=1e-3, momentum=recipe.momentum
+        )
     return torch.optim.SGD(
         groups,
         lr=recipe.peak_lr(),
@@ -30,7 +40,8 @@ def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.SGD:
 
 
 class LRSchedule:
-    """Linear warmup then cosine decay to 0 (or the baseline's step decay), stepped per iteration.
+    """Linear warmup, then cosine decay to 0, the baseline's step decay or EfficientNet's
+    staircase exponential decay; stepped per iteration.
 
     Warmup is the recipe's `warmup_epochs`, but at most a fifth of the run so that short
     regimes (a few epochs) still spend most of their steps at a useful LR.
@@ -41,10 +52,17 @@ class LRSchedule:
         self.kind = recipe.schedule
         self.total = max(1, steps_per_epoch * epochs)
         self.warmup = int(min(recipe.warmup_epochs * steps_per_epoch, 0.2 * self.total))
+        self.decay_rate = recipe.lr_decay_rate
+        self.decay_steps = recipe.lr_decay_epochs * steps_per_epoch
 
     def __call__(self, step: int) -> float:
         if step < self.warmup:
             return self.peak * (step + 1) / self.warmup
+        if self.kind == "exponential":
+            # tf.train.exponential_decay(staircase=True), counted from the end of warm-up so
+            # that the LR reaches the peak (the official code counts from step 0 instead)
+            decays = math.floor((step - self.warmup) / self.decay_steps)
+            return self.peak * self.decay_rate**decays
         progress = (step - self.warmup) / max(1, self.total - self.warmup)
         if self.kind == "cosine":
             return 0.5 * self.peak * (1 + math.cos(math.pi * min(progress, 1.0)))
