@@ -5,6 +5,11 @@ flag. Inner code (the dataclasses, the model registry) raises rsearch.bounds.Fie
 plain ValueError naming the field, which the edge translates (commands/args.named_flags).
 """
 
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
 
 class UserError(Exception):
     """Bad input from the user. The CLI prints `rsearch: error: <message>` and exits 2.
@@ -28,3 +33,17 @@ def bounded(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
         return text
     head, tail = limit * 2 // 3, limit // 3 - 30
     return f"{text[:head]} ...({len(text) - head - tail:,} characters cut)... {text[-tail:]}"
+
+
+@contextlib.contextmanager
+def renamed(names: dict[str, str]) -> Iterator[None]:
+    """Inside: a UserError that names `flag` (its message starts "flag:") names `names[flag]`
+    instead. Code shared by two edges names one edge's flag (`rsearch train`'s --data-dir); the
+    other edge says what its user wrote (a space's data.dir)."""
+    try:
+        yield
+    except UserError as exc:
+        flag, sep, rest = str(exc).partition(":")
+        if not sep or flag not in names:
+            raise
+        raise UserError(f"{names[flag]}:{rest}") from None

@@ -24,6 +24,7 @@ LATENCY_MS = "latency_ms"
 TRIAL_ID = "trial_id"
 STATUS = "status"
 DEPTH = "depth"
+DEPTH_MULT = "depth_mult"  # an EfficientNet's depth multiplier (its `depth`: its block count)
 WIDTH = "width"
 RESOLUTION = "resolution"
 EPOCHS = "epochs"
@@ -31,7 +32,8 @@ TRAIN_SECONDS = "train_seconds"
 PARETO = "pareto"
 FAILURE = "failure"
 
-# The model family of a row (#12: not yet a stored column; rows without one are ResNet-RS).
+# The model family of a row (rsearch.architecture; rows of older writers, without one, are
+# ResNet-RS).
 FAMILY = "family"
 DEFAULT_FAMILY = "resnetrs"
 

@@ -57,7 +57,9 @@ _STR, _INT, _FLOAT, _BOOL = pa.string(), pa.int64(), pa.float64(), pa.bool_()
 # The trial's architecture and regime: in every row of both files, so that a curve can be
 # read without its trial's row.
 _ARCH_TYPES = (
-    (m.DEPTH, _INT),
+    (m.FAMILY, _STR),  # none in older files: ResNet-RS (read_experiment fills it)
+    (m.DEPTH, _INT),  # layers (ResNet-RS) or MBConv blocks (EfficientNet)
+    (m.DEPTH_MULT, _FLOAT),  # an EfficientNet's depth multiplier; none for ResNet-RS
     (m.WIDTH, _FLOAT),
     (m.RESOLUTION, _INT),
     (m.EPOCHS, _INT),
@@ -132,6 +134,7 @@ STATUSES = (m.STATUS_OK, m.STATUS_INFEASIBLE, m.STATUS_FAILED, m.STATUS_RUNNING,
 # Columns front_summary prints.
 FRONT_COLUMNS = (
     m.EPOCHS,
+    m.FAMILY,  # printed when the results hold more than one family
     m.MODEL,
     m.DEPTH,
     m.WIDTH,
@@ -490,6 +493,8 @@ def read_experiment(exp_dir, allow_empty: bool = False) -> Experiment:
             f"EXPERIMENT: expected at least one trial in {RESULTS_FILE}, got none in '{root}' "
             "(the search has not recorded a trial yet)"
         )
+    if len(results):  # rows of an older writer, from before a second family: ResNet-RS
+        results[m.FAMILY] = results[m.FAMILY].fillna(m.DEFAULT_FAMILY)
     if len(results) and results[m.PARETO].isna().all():
         # A file without the flags (an older writer's, or another tool's): the views read the
         # stored front, so compute it once here as write_results would have stored it.
@@ -538,7 +543,9 @@ def _front(results: pd.DataFrame) -> pd.DataFrame:
 def front_summary(results: pd.DataFrame) -> pd.DataFrame:
     """The Pareto front of each regime, by regime then latency, for printing."""
     front = _front(results)
+    one_family = m.FAMILY not in results or results[m.FAMILY].nunique() <= 1
     columns = [c for c in FRONT_COLUMNS if c in front.columns]
+    columns = [c for c in columns if not (c == m.FAMILY and one_family)]
     return front[columns].reset_index(drop=True)
 
 

@@ -259,6 +259,19 @@ def test_warm_started_hyperopt_has_seen_the_finished_trials_and_suggests_new_poi
     assert len(algo._hpopt_trials.trials) == len(observed) + 1
 
 
+def test_warm_started_hyperopt_models_two_family_architectures_recorded_as_lists():
+    # A two-family space's `arch` options are lists; Ray's own category lookup dropped them all.
+    archs = [[26, 0.25, 32], [50, 0.5, 32], [1.0, 1.0, 32, "efficientnet"]]
+    space = {"epochs": 3, "arch": tune.choice(archs)}
+    observed = [({"arch": list(a)}, acc) for a, acc in zip(archs, (0.3, 0.5, 0.4), strict=True)]
+    algo = WarmStartHyperOpt(
+        space=space, metric=M.OBJECTIVE, mode="max", n_initial_points=1, observed=observed
+    )
+    assert sorted(algo._hpopt_trials.losses()) == [-0.5, -0.4, -0.3]
+    assert [doc["misc"]["vals"]["arch"] for doc in algo._hpopt_trials.trials] == [[0], [1], [2]]
+    assert list(algo.suggest("t1")["arch"]) in archs
+
+
 def test_a_resumed_hyperopt_search_does_not_replay_its_first_random_points():
     # Before: the same seed replayed the first run's random start points, which had run already.
     search = SimpleNamespace(algorithm="hyperopt", num_samples=8, seed=0, max_concurrent=None)

@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from ray.tune.search.variant_generator import generate_variants
 
 from rsearch.architecture import Architecture
 from rsearch.cost import LatencyMethod
 from rsearch.data.config import DataConfig
 from rsearch.errors import UserError
-from rsearch.models import model_config
-from rsearch.recipe import PRESETS, preset
+from rsearch.recipe import ADDITIVE_PRESETS
 from rsearch.space import (
     DISTRIBUTIONS,
     SearchSpace,
@@ -27,6 +27,8 @@ from rsearch.space import (
     parse_space,
     schema,
 )
+from rsearch.tune import tuner
+from rsearch.tune.trial import TrialContext, build_train_config
 
 SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
 SHIPPED = sorted(p.name for p in SPACES.glob("*.yaml"))
@@ -100,6 +102,8 @@ EXPECTED = {
     "regularization.yaml": (12, 1),
     "ablation.yaml": (11, 1),
     "fashion_mnist.yaml": (2, 2),
+    "families.yaml": (8, 8),
+    "families_gpu.yaml": (78, 78),
 }
 
 
@@ -124,14 +128,16 @@ def test_smoke_is_tiny_with_one_architecture_over_budget():
     space = load_space(SPACES / "smoke.yaml")
     assert space.epochs == [1] and space.data["train_size"] <= 1000
     assert space.latency.method.device == "cpu" and space.latency.method.threads == 1
-    assert sorted(space.architectures()) == [(26, 0.25, 32), (26, 0.5, 32), (26, 2.0, 32)]
+    archs = sorted((a.depth, a.width, a.resolution) for a in space.architectures())
+    assert archs == [(26, 0.25, 32), (26, 0.5, 32), (26, 2.0, 32)]
 
 
 def test_scaling_is_the_papers_grid():
     space = load_space(SPACES / "scaling.yaml")
-    assert space.scaling["width"].values() == [0.25, 0.5, 1.0, 1.5, 2.0]
-    assert space.scaling["depth"].values() == [26, 50, 101, 200, 300, 350, 400]
-    assert space.scaling["resolution"].values() == [128, 160, 224, 320, 448]
+    dims = space.scaling.families["resnetrs"]
+    assert dims["width"].values() == [0.25, 0.5, 1.0, 1.5, 2.0]
+    assert dims["depth"].values() == [26, 50, 101, 200, 300, 350, 400]
+    assert dims["resolution"].values() == [128, 160, 224, 320, 448]
     assert space.epochs == [10, 100, 350]
     assert space.latency.method.device == "cuda" and space.latency.method.dtype == "bfloat16"
     assert space.search.scheduler.kind == "pareto_asha"
@@ -139,7 +145,7 @@ def test_scaling_is_the_papers_grid():
 
 def test_ablation_grids_the_additive_presets_in_order():
     space = load_space(SPACES / "ablation.yaml")
-    assert space.recipe["preset"].is_grid and space.recipe["preset"].values() == PRESETS
+    assert space.recipe["preset"].is_grid and space.recipe["preset"].values() == ADDITIVE_PRESETS
 
 
 def test_regularization_space_is_tpe_over_the_knobs():
@@ -156,8 +162,6 @@ def test_regularization_space_is_tpe_over_the_knobs():
 
 
 def _variants(space: SearchSpace, epochs: int, seed: int = 0) -> list[dict]:
-    from ray.tune.search.variant_generator import generate_variants
-
     rng = np.random.default_rng(seed)
     return [config for _, config in generate_variants(space.param_space(epochs), random_state=rng)]
 
@@ -171,11 +175,15 @@ def test_every_trial_config_builds_a_model_and_a_recipe(filename):
     variants = _variants(space, regime)
     if space.search.algorithm == "grid":
         assert len(variants) * space.search.num_samples == space.trial_count(regime)
-    recipe_keys = set(space.regularization) | set(space.recipe) - {"preset"}
-    for config in variants:
-        assert config["epochs"] == regime
-        model_config(depth=config["depth"], width=config["width"])
-        preset(config["preset"], depth=config["depth"], **{k: config[k] for k in recipe_keys})
+    ctx = TrialContext(data=space.data, num_classes=10, in_chans=3)
+    families = set()
+    rng = np.random.default_rng(0)
+    for _, config in generate_variants(tuner.param_space(space, regime, []), random_state=rng):
+        cfg = build_train_config(config, ctx)  # what a trial trains, from Tune's own config
+        assert cfg.epochs == regime
+        cfg.model(ctx.num_classes, ctx.in_chans)
+        families.add(cfg.family)
+    assert families == set(space.scaling.families)
 
 
 def test_grid_trial_count_is_grid_size_times_samples_as_ray_counts():
@@ -327,6 +335,14 @@ def test_plain_values_and_lists():
 
 # --- bad input: one line naming the key path ----------------------------------------------
 
+EFFNET = {"depth_mult": [0.5, 1.0], "width_mult": 0.5, "resolution": [32, 48]}
+TWO_FAMILIES = {
+    "family": ["resnetrs", "efficientnet"],
+    "resnetrs": {"depth": 26, "width": [0.25, 0.5], "resolution": 32},
+    "efficientnet": EFFNET,
+}
+RANGE = {"kind": "randint", "low": 32, "high": 64}
+
 BAD = [
     # (edits, the message's beginning)
     ([("sclaing", {})], "sclaing: unknown key; expected one of name, data, epochs, scaling"),
@@ -473,7 +489,7 @@ BAD = [
     ),
     (
         [("recipe.schedule", "linear")],
-        "recipe.schedule: expected one of cosine, step, got 'linear'",
+        "recipe.schedule: expected one of cosine, step, exponential, got 'linear'",
     ),
     ([("recipe.compile", "yes")], "recipe.compile: expected true or false, got 'yes'"),
     ([("recipe.batch_size", 0)], "recipe.batch_size: expected an integer in [1, 65,536], got 0"),
@@ -724,6 +740,68 @@ BAD = [
     ),
     ([("storage.path", "")], "storage.path: expected a non-empty string, got ''"),
     ([("storage", "~/results")], "storage: expected a mapping, got '~/results'"),
+    # --- model families (issue #12) ---
+    (
+        [("scaling.family", "vit")],
+        "scaling.family: expected one of resnetrs, efficientnet, got 'vit'",
+    ),
+    (
+        [("scaling", {**TWO_FAMILIES, "family": ["resnetrs", "vit"]})],
+        "scaling.family[1]: expected one of resnetrs, efficientnet, got 'vit'",
+    ),
+    (
+        [("scaling", {"family": "efficientnet", "depth": [1, 2], "resolution": 32})],
+        "scaling.depth: unknown key; expected one of model, depth_mult, width_mult, resolution "
+        "(the efficientnet family's dimensions; an EfficientNet's depth is a multiplier",
+    ),
+    (
+        [("scaling", {"family": "efficientnet", "model": "efficientnet-b9", "resolution": 32})],
+        "scaling.model: expected one of efficientnet-b0, efficientnet-b1,",
+    ),
+    (
+        [("scaling", {**TWO_FAMILIES, "efficientnet": {**EFFNET, "width_mult": [0.5, 0]}})],
+        "scaling.efficientnet.width_mult[1]: expected a number in (0, 8], got 0",
+    ),
+    (
+        [("scaling", {**TWO_FAMILIES, "efficientnet": {**EFFNET, "width_mult": -1.0}})],
+        "scaling.efficientnet.width_mult: expected a number in (0, 8], got -1.0",
+    ),
+    (
+        [("scaling", {**TWO_FAMILIES, "depth": 26})],
+        "scaling.depth: with more than one family, expected each family's dimensions under "
+        "scaling.<family>",
+    ),
+    (
+        [("scaling", {**TWO_FAMILIES, "resnets": {}})],
+        "scaling.resnets: unknown key; expected one of family, resnetrs, efficientnet",
+    ),
+    (
+        [("scaling", {"family": "efficientnet", **TWO_FAMILIES["resnetrs"]})],
+        "scaling.depth: unknown key; expected one of model, depth_mult, width_mult",
+    ),
+    (
+        [("scaling", {"family": "resnetrs", "model": "efficientnet-b0", "resolution": 32})],
+        "scaling.model: unknown key; expected one of depth, width, resolution (the resnetrs "
+        "family's dimensions; that is an EfficientNet dimension",
+    ),
+    (
+        [("scaling", {"family": "efficientnet", "depth_mult": 1.0, "resolution": 32})],
+        "scaling.width_mult: missing; scaling needs resolution and model (or depth_mult and "
+        "width_mult)",
+    ),
+    (
+        [("scaling", {**TWO_FAMILIES, "efficientnet": {**EFFNET, "resolution": RANGE}})],
+        "scaling.efficientnet.resolution: with more than one family, expected a value or a list",
+    ),
+    (
+        [("scaling", {"family": ["resnetrs"], "efficientnet": EFFNET, "depth": 26})],
+        "scaling.efficientnet: efficientnet is not in scaling.family (resnetrs)",
+    ),
+    (
+        [("scaling", {"family": TWO_FAMILIES["family"], "resnetrs": TWO_FAMILIES["resnetrs"]})],
+        "scaling.efficientnet: missing; expected a section for each family in scaling.family "
+        "(resnetrs, efficientnet)",
+    ),
 ]
 
 
@@ -766,7 +844,7 @@ def test_minimal_space_gets_every_default(tmp_path):
     assert space.objective.to_dict() == {"metric": "minival_top1", "mode": "max"}
     assert space.latency is None and space.max_params is None and space.max_flops is None
     assert space.recipe["preset"].to_yaml() == "rs"
-    assert space.trial_count(3) == 1 and space.architectures() == [(26, 0.25, 32)]
+    assert space.trial_count(3) == 1 and space.architectures() == [Architecture(26, 0.25, 32)]
 
 
 def test_latency_defaults_are_latency_methods():
@@ -944,3 +1022,56 @@ def test_no_error_message_prints_an_unbounded_value(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and len(lines[0]) <= 600, len(proc.stderr)
     assert "name: expected a name matching" in lines[0] and "characters cut" in lines[0]
+
+
+# --- model families (issue #12) ------------------------------------------------------------
+
+
+def test_two_families_enumerate_each_familys_own_grid_as_one_arch_dimension():
+    space = parse_space(changed(("scaling", TWO_FAMILIES)))
+    archs = space.architectures()
+    assert [a.family for a in archs] == ["resnetrs"] * 2 + ["efficientnet"] * 4
+    assert Architecture(0.5, 0.5, 48, "efficientnet") in archs
+    # a union, not a product: 2 + 4 architectures, one grid dimension of Tune
+    assert space.grid_size() == 6 and list(space.scaling.trial_dimensions()) == ["arch"]
+    # written back as the user wrote it, and read back as the same space
+    text = yaml.safe_dump(space.resolved(), sort_keys=False)
+    assert parse_space(yaml.safe_load(text)) == space
+
+
+def test_an_efficientnet_preset_is_its_multipliers_at_the_spaces_resolutions():
+    scaling = {"family": "efficientnet", "model": ["efficientnet-b1", "efficientnet-b2"]}
+    space = parse_space(changed(("scaling", {**scaling, "resolution": [64, 96]})))
+    assert space.architectures() == [
+        Architecture(1.1, 1.0, 64, "efficientnet"),
+        Architecture(1.1, 1.0, 96, "efficientnet"),
+        Architecture(1.2, 1.1, 64, "efficientnet"),
+        Architecture(1.2, 1.1, 96, "efficientnet"),
+    ]
+    # one family: its dimensions travel flat, with the family named for the trial
+    dims = space.scaling.trial_dimensions()
+    assert (
+        list(dims) == ["family", "model", "resolution"] and dims["family"].value == "efficientnet"
+    )
+
+
+def test_a_single_efficientnet_family_may_sample_its_multipliers():
+    raw = changed(
+        ("scaling", {"family": "efficientnet", "depth_mult": [1.0, 2.0], "width_mult": 1.0}),
+        ("scaling.resolution", RANGE),
+        ("search.algorithm", "random"),
+    )
+    space = parse_space(raw)
+    assert space.architectures() is None  # a range: trials cost themselves
+
+
+def test_architecture_keys_of_resnetrs_stay_as_stored():
+    assert Architecture.of(26, 0.25, 32.0).key == "26,0.25,32"
+    assert Architecture.of(26, 0.25, 32).to_list() == [26, 0.25, 32]
+    effnet = Architecture.of(1.1, 1, 240, "efficientnet")
+    assert effnet.key == "efficientnet:1.1,1,240"
+    assert Architecture.from_list(effnet.to_list()) == effnet
+    assert Architecture.from_row(effnet.columns()) == effnet
+    assert effnet.columns()["depth"] == 23  # B1's MBConv blocks: an integer column
+    # a row of an older writer (no family column) is a ResNet-RS row
+    assert Architecture.from_row({"depth": 26, "width": 0.25, "resolution": 32}).key == "26,0.25,32"

@@ -16,7 +16,7 @@ from rsearch import metrics as M
 from rsearch.cli import main
 from rsearch.data import DataConfig
 from rsearch.models import build, model_config
-from rsearch.recipe import PRESETS, Recipe, preset
+from rsearch.recipe import ADDITIVE_PRESETS, Recipe, preset
 from rsearch.train import TrainConfig, TrainingDiverged, loop, train_epochs
 from rsearch.train.checkpoint import same_run, save_checkpoint
 from rsearch.train.optim import LRSchedule, WeightEMA, make_optimizer
@@ -117,7 +117,7 @@ def test_presets_follow_the_additive_study():
         preset("rs", depth=50).stochastic_depth == 0.0
         and preset("rs", depth=50).randaugment_magnitude == 10
     )
-    assert PRESETS[0] == "baseline" and PRESETS[-1] == "rs"
+    assert ADDITIVE_PRESETS[0] == "baseline" and ADDITIVE_PRESETS[-1] == "rs"
     # weight decay 1e-4 where dropout and stochastic depth are both off
     assert preset("+label_smoothing", depth=50).weight_decay == 1e-4
 

@@ -443,6 +443,19 @@ def test_malformed_space_exits_2_before_ray_and_writes_nothing(change, named, tm
     assert not storage.exists()
 
 
+def test_missing_data_is_named_by_its_space_key_not_a_train_flag(tmp_path):
+    # the data checks are `rsearch train`'s, which names --data-dir
+    space = yaml.safe_load(smoke_space(tmp_path, "nodata").read_text())
+    space["data"] = {"source": "imagefolder", "dir": str(tmp_path / "absent")}
+    path = tmp_path / "nodata.yaml"
+    path.write_text(yaml.safe_dump(space))
+    proc = rsearch("tune", "--space", str(path), "--storage", str(tmp_path / "store"))
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"rsearch tune: error: data.dir: {tmp_path / 'absent'} does not")
+    assert not (tmp_path / "store").exists()
+
+
 def test_resume_takes_the_experiment_folder_wherever_its_space_stored_it(tmp_path):
     space = yaml.safe_load(smoke_space(tmp_path, "elsewhere").read_text())
     space["storage"] = {"path": str(tmp_path / "own-root")}  # not the default root, no --storage
@@ -642,3 +655,39 @@ def test_a_trial_too_large_for_memory_fails_before_allocating_and_the_others_tra
     ), frame.loc[1024, M.FAILURE]
     assert not (exp_curves := results.read_experiment(tmp_path / "memory").curves).empty
     assert set(exp_curves[M.RESOLUTION]) == {32}  # the large trial trained no epoch
+
+
+@pytest.mark.slow
+def test_two_families_on_one_front_end_to_end(tmp_path, ray_local, capsys):
+    """ResNet-RS and EfficientNet in one grid on local Ray: each trains with its own recipe,
+    the store names the family, one front spans both, and the analysis compares them."""
+    space = smoke_space(tmp_path, "families")
+    raw = yaml.safe_load(space.read_text())
+    raw["scaling"] = {
+        "family": ["resnetrs", "efficientnet"],
+        "resnetrs": {"depth": 26, "width": 0.25, "resolution": 32},
+        "efficientnet": {"depth_mult": [0.5, 1.0], "width_mult": 0.25, "resolution": 32},
+    }
+    del raw["recipe"]["preset"]  # each family's own recipe
+    space.write_text(yaml.safe_dump(raw))
+    assert main(["tune", "--space", str(space), "--storage", str(tmp_path), "--quiet"]) == 0
+    frame = results.read_experiment(tmp_path / "families").results
+    assert (frame[M.STATUS] == M.STATUS_OK).all() and len(frame) == 3
+    by_family = frame.set_index(M.MODEL)
+    assert list(frame[M.FAMILY]) == ["resnetrs", "efficientnet", "efficientnet"]
+    effnet = by_family.loc["efficientnet-w0.25-d0.5"]
+    assert (
+        effnet[M.RECIPE] == "efficientnet" and by_family.loc["resnetrs-26-w0.25"][M.RECIPE] == "rs"
+    )
+    # an EfficientNet's depth is its block count (an integer column), its multiplier beside it
+    assert effnet[M.DEPTH] == 10 and effnet[M.DEPTH_MULT] == 0.5
+    assert by_family.loc["efficientnet-w0.25-d1"][M.DEPTH] == 16
+    assert np.isnan(by_family.loc["resnetrs-26-w0.25"][M.DEPTH_MULT])
+    assert_pareto_flags_correct(frame)  # one front over both families
+    capsys.readouterr()
+    assert main(["analyze", str(tmp_path / "families"), "--json"]) == 0
+    regime = json.loads(capsys.readouterr().out)["regimes"][0]
+    compared = regime["model_families"]
+    assert compared["families"] == ["resnetrs", "efficientnet"]
+    comparison = compared["comparison"]  # a ratio, or the reason there is none
+    assert (comparison["median_ratio"] is None) == (comparison["reason"] is not None)

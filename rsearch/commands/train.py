@@ -1,4 +1,5 @@
-"""`rsearch train`: train one ResNet-RS configuration with the RS recipe (or any preset)."""
+"""`rsearch train`: train one ResNet-RS configuration with the RS recipe (or any preset), or
+an EfficientNet (`--model efficientnet-bN`) with its own."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import json
 import sys
 import time
 
-from rsearch.bounds import DATA_SOURCES, MIN_DEPTH
+from rsearch.architecture import EFFICIENTNET, RESNETRS, Architecture
+from rsearch.bounds import DATA_SOURCES, MIN_DEPTH, FieldError
 from rsearch.commands.args import add_command, field, named_flags
 from rsearch.errors import UserError
 from rsearch.models import parse_model_name, regularization_defaults
+from rsearch.models.registry import EFFICIENTNET_PRESETS, efficientnet_regularization_defaults
 from rsearch.recipe import PRESETS, REGULARIZATION_KNOBS, preset
 
 # Recipe fields with a flag of their own (--dropout, ...), overriding the preset for one run.
@@ -20,8 +23,9 @@ FLAGS = {"preset": "--recipe", "device": "--gpu", "source": "--data"}
 
 HELP = "train one model (in-process, or DDP on Ray Train with --workers N)"
 DESCRIPTION = (
-    "Train one ResNet-RS configuration with the RS recipe; writes summary.json, "
-    "epochs.parquet and checkpoint.pt to --output."
+    "Train one ResNet-RS configuration with the RS recipe, or an EfficientNet "
+    "(--model efficientnet-bN, at a lower --resolution: EfficientNet-RS) with its own; writes "
+    "summary.json, epochs.parquet and checkpoint.pt to --output."
 )
 
 
@@ -31,25 +35,26 @@ def register(subparsers) -> None:
     model.add_argument(
         "--model",
         help="resnetrs-50 ... resnetrs-420 (or resnetrs50), resnetrs-<depth>, "
-        "resnet-<depth> for the plain baseline",
+        "resnet-<depth> for the plain baseline, efficientnet-b0 ... efficientnet-b7",
     )
     model.add_argument(
         "--depth", type=field("depth"), help=f"any depth >= {MIN_DEPTH} (instead of --model)"
     )
-    model.add_argument("--width", type=field("width"), default=1.0, help="width multiplier")
+    model.add_argument(
+        "--width", type=field("width"), help="width multiplier (default: 1, a ResNet-RS's)"
+    )
     model.add_argument(
         "--resolution",
         type=field("resolution"),
-        help="image size (default: the paper's size for the depth)",
+        help="image size (default: the paper's size for the depth, or the EfficientNet's own)",
     )
     train = p.add_argument_group("training")
     train.add_argument("--epochs", type=field("epochs"), default=5)
     train.add_argument(
         "--recipe",
-        default="rs",
         choices=PRESETS,
         metavar="PRESET",
-        help=f"recipe preset: {', '.join(PRESETS)}",
+        help=f"recipe preset: {', '.join(PRESETS)} (default: rs; efficientnet for an EfficientNet)",
     )
     train.add_argument(
         "--batch-size",
@@ -126,17 +131,17 @@ def build_config(args):
             "or --depth 26 --width 0.25)"
         )
     with named_flags(FLAGS):
-        depth, rs = parse_model_name(args.model) if args.model is not None else (args.depth, True)
         overrides = {f: getattr(args, f) for f in RECIPE_FLAGS if getattr(args, f) is not None}
         overrides.update(batch_size=args.batch_size, compile=args.compile)
-        if not rs:  # a plain ResNet name means no ResNet-D and no SE, whatever the preset
-            overrides.update(resnet_d=False, se=False)
-        recipe = preset(args.recipe, depth=max(depth, MIN_DEPTH), **overrides)
-        resolution = args.resolution or regularization_defaults(depth)["image_size"]
+        if _is_efficientnet(args.model):
+            arch, recipe = _efficientnet(args, overrides)
+        else:
+            arch, recipe = _resnet(args, overrides)
         return TrainConfig(
-            depth=depth,
-            width=args.width,
-            resolution=resolution,
+            depth=arch.depth,
+            width=arch.width,
+            resolution=arch.resolution,
+            family=arch.family,
             epochs=args.epochs,
             recipe=recipe,
             data=DataConfig(**_data_kwargs(args)),
@@ -146,6 +151,42 @@ def build_config(args):
             loader_workers=args.loader_workers,
             deterministic=args.deterministic,
         )
+
+
+def _is_efficientnet(model: str | None) -> bool:
+    return isinstance(model, str) and model.strip().lower().startswith(EFFICIENTNET)
+
+
+def _resnet(args, overrides: dict):
+    """The architecture and recipe of a ResNet-RS (or plain ResNet) run."""
+    depth, rs = parse_model_name(args.model) if args.model is not None else (args.depth, True)
+    if not rs:  # a plain ResNet name means no ResNet-D and no SE, whatever the preset
+        overrides.update(resnet_d=False, se=False)
+    recipe = preset(args.recipe or "rs", depth=max(depth, MIN_DEPTH), **overrides)
+    resolution = args.resolution or regularization_defaults(depth)["image_size"]
+    width = 1.0 if args.width is None else args.width
+    return Architecture.of(depth, width, resolution), recipe
+
+
+def _efficientnet(args, overrides: dict):
+    """The architecture and recipe of an EfficientNet run: the preset's multipliers, its own
+    resolution unless --resolution (lower: EfficientNet-RS), its own recipe and per-size
+    regularization (the paper trains EfficientNet-RS with EfficientNet's hyperparameters)."""
+    name = args.model.strip().lower()
+    if name not in EFFICIENTNET_PRESETS:
+        raise FieldError("model", f"one of {', '.join(EFFICIENTNET_PRESETS)}", args.model)
+    for flag, value in (("--width", args.width), ("--depth", args.depth)):
+        if value is not None:
+            raise UserError(
+                f"{flag}: an EfficientNet's depth and width are its preset's multipliers; "
+                f"expected no {flag} with --model {name}"
+            )
+    named = EFFICIENTNET_PRESETS[name]
+    arch = Architecture.of(
+        named.depth_mult, named.width_mult, args.resolution or named.resolution, EFFICIENTNET
+    )
+    sized = efficientnet_regularization_defaults(arch.depth, arch.resolution)
+    return arch, preset(args.recipe or "efficientnet", sized=sized, **overrides)
 
 
 def _data_kwargs(args) -> dict:
@@ -168,11 +209,7 @@ def run_command(args) -> int:
     cfg = build_config(args)
     if args.resume and not args.output:
         raise UserError("--resume: needs --output, the folder of the run to continue")
-    output = (
-        args.output
-        or f"rsearch_runs/{'resnetrs' if cfg.recipe.resnet_d else 'resnet'}-{cfg.depth}"
-        f"-w{cfg.width:g}-r{cfg.resolution}-{time.strftime('%Y%m%d-%H%M%S')}"
-    )
+    output = args.output or f"rsearch_runs/{_run_name(cfg)}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
         summary = run_training(cfg, output, resume=args.resume, ray_address=args.address)
     except TrainingDiverged as exc:
@@ -192,3 +229,12 @@ def run_command(args) -> int:
             + f"  ({summary['wall_s']:.0f}s)  -> {output}"
         )
     return 0
+
+
+def _run_name(cfg) -> str:
+    """The default output folder's name: resnetrs-26-w0.25-r32, efficientnet-b0-r224."""
+    if cfg.family != RESNETRS:
+        name = cfg.model(10, 3).name  # the preset's name (the head does not change it)
+        return f"{name}-r{cfg.resolution}"
+    kind = "resnetrs" if cfg.recipe.resnet_d else "resnet"
+    return f"{kind}-{cfg.depth}-w{cfg.width:g}-r{cfg.resolution}"

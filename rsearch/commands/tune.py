@@ -9,7 +9,7 @@ import sys
 
 from rsearch import metrics as M
 from rsearch import storage
-from rsearch.architecture import arch_key
+from rsearch.architecture import row_phrase
 from rsearch.commands.args import add_command
 from rsearch.errors import UserError
 
@@ -195,13 +195,12 @@ _REPORTED = {
 
 def dry_run_report(space, plan, costs: dict | None, survey: dict | None, exp_dir: str) -> dict:
     archs = []
-    for depth, width, resolution in plan.architectures or []:
-        cost = (costs or {}).get(arch_key(depth, width, resolution), {})
+    for arch in plan.architectures or []:
+        cost = (costs or {}).get(arch.key, {})
         archs.append(
             {
-                M.DEPTH: depth,
-                M.WIDTH: width,
-                M.RESOLUTION: resolution,
+                **arch.columns(),  # depth: layers or blocks; an EfficientNet's multiplier apart
+                M.MODEL: cost.get(M.MODEL),
                 **{key: cost.get(column) for key, column in _REPORTED.items()},
                 "feasible": cost.get(OVER_BUDGET) is None if costs else None,
                 OVER_BUDGET: cost.get(OVER_BUDGET),
@@ -251,7 +250,7 @@ def _print_summary(exp_dir: str) -> int:
         for regime, row in sorted(best.items()):
             if row:
                 print(
-                    f"  {regime} epochs: depth {row[M.DEPTH]} width {row[M.WIDTH]:g} resolution "
+                    f"  {regime} epochs: {row_phrase(row)} resolution "
                     f"{row[M.RESOLUTION]}  minival {row[M.MINIVAL_TOP1]:.4f}  "
                     f"latency {row[M.LATENCY_MS]:.3g} ms"
                 )

@@ -62,6 +62,18 @@ def open_sources(cfg: DataConfig, resolution: int) -> tuple[ImageSource, ImageSo
     return open_parquet(cfg)
 
 
+def data_shape(cfg: DataConfig) -> dict:
+    """{num_classes, in_chans} of the data, without decoding an image: synthetic data as its
+    config declares it, Fashion-MNIST's 10 grey classes, the class folders of an imagefolder,
+    the labels of a Parquet dataset."""
+    if cfg.source == "synthetic":
+        return {"num_classes": cfg.num_classes, "in_chans": 3}
+    if cfg.source == "fashion-mnist":
+        return {"num_classes": 10, "in_chans": 1}
+    train, _ = open_sources(cfg, MIN_IMAGE_SIZE)  # lists files / reads labels only
+    return {"num_classes": train.num_classes, "in_chans": train.in_chans}
+
+
 def load_data(
     cfg: DataConfig,
     *,

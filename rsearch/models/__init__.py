@@ -6,6 +6,9 @@ names and bounds for every command, and `rsearch analyze` / `dashboard` never bu
 (torch loaded beside pyarrow also makes a quick exit abort now and then).
 """
 
+import dataclasses
+
+from rsearch.bounds import FieldError
 from rsearch.models.registry import (
     RS_MODELS,
     RSModel,
@@ -16,6 +19,46 @@ from rsearch.models.registry import (
 )
 
 _RESNET_NAMES = ("TOTAL_STRIDE", "ResNet", "ResNetConfig")
+
+
+def network_config(
+    arch,
+    *,
+    num_classes: int,
+    in_chans: int,
+    resnet_d: bool = True,
+    se: bool = True,
+    dropout: float = 0.0,
+    stochastic_depth: float = 0.0,
+):
+    """The model configuration of an Architecture of either family: the one builder that the
+    trial, the cost table and the dry run share (so they name one latency-cache key).
+    `resnet_d` and `se` are the additive study's ResNet switches; EfficientNet has its own."""
+    from rsearch.architecture import EFFICIENTNET, FAMILIES, RESNETRS
+
+    if arch.family == EFFICIENTNET:
+        from rsearch.models.efficientnet import EfficientNetConfig  # torch, on first use
+
+        return EfficientNetConfig(
+            width_mult=arch.width,
+            depth_mult=arch.depth,
+            num_classes=num_classes,
+            in_chans=in_chans,
+            dropout=dropout,
+            stochastic_depth=stochastic_depth,
+        )
+    if arch.family != RESNETRS:
+        raise FieldError("family", f"one of {', '.join(FAMILIES)}", arch.family)
+    cfg = model_config(
+        depth=arch.depth,
+        width=arch.width,
+        num_classes=num_classes,
+        in_chans=in_chans,
+        rs=resnet_d,
+        drop_rate=dropout,
+        drop_path_rate=stochastic_depth,
+    )
+    return dataclasses.replace(cfg, se_ratio=0.25 if se else 0.0)
 
 
 def build(cfg, device=None):
@@ -45,6 +88,7 @@ __all__ = [
     "build",
     "layers_for_depth",
     "model_config",
+    "network_config",
     "parse_model_name",
     "regularization_defaults",
 ]

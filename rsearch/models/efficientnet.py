@@ -17,32 +17,9 @@ import torch
 from torch import nn
 from torchvision.models.efficientnet import EfficientNet, _efficientnet_conf
 
+from rsearch.architecture import EFFICIENTNET as FAMILY
 from rsearch.bounds import FIELDS, FieldError
-
-
-@dataclass(frozen=True)
-class EfficientNetPreset:
-    """One of torchvision's efficientnet_b0 ... b7: its multipliers, evaluation size, dropout."""
-
-    width_mult: float
-    depth_mult: float
-    resolution: int  # torchvision's evaluation crop (the EfficientNet paper's resolution)
-    dropout: float  # before the classifier
-
-
-PRESETS: dict[str, EfficientNetPreset] = {
-    "efficientnet-b0": EfficientNetPreset(1.0, 1.0, 224, 0.2),
-    "efficientnet-b1": EfficientNetPreset(1.0, 1.1, 240, 0.2),
-    "efficientnet-b2": EfficientNetPreset(1.1, 1.2, 288, 0.3),
-    "efficientnet-b3": EfficientNetPreset(1.2, 1.4, 300, 0.3),
-    "efficientnet-b4": EfficientNetPreset(1.4, 1.8, 380, 0.4),
-    "efficientnet-b5": EfficientNetPreset(1.6, 2.2, 456, 0.4),
-    "efficientnet-b6": EfficientNetPreset(1.8, 2.6, 528, 0.5),
-    "efficientnet-b7": EfficientNetPreset(2.0, 3.1, 600, 0.5),
-}
-
-
-FAMILY = "efficientnet"
+from rsearch.models.registry import EFFICIENTNET_PRESETS as PRESETS
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ entry.  Any other depth uses one rule (documented in README "Models"):
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -36,6 +37,10 @@ if TYPE_CHECKING:
     from rsearch.models.resnet import ResNetConfig
 
 __all__ = [
+    "EFFICIENTNET_PRESETS",
+    "EfficientNetPreset",
+    "efficientnet_regularization_defaults",
+    "randaugment_magnitude_for_resolution",
     "MAX_BATCH",
     "MAX_CLASSES",
     "MAX_DEPTH",
@@ -108,6 +113,63 @@ def regularization_defaults(depth: int) -> dict:
         "dropout": nearest.dropout,
         "stochastic_depth": nearest.stochastic_depth,
         "randaugment_magnitude": nearest.randaugment_magnitude,
+    }
+
+
+# --- EfficientNet (Tan & Le 2019): torchvision's efficientnet_b0 ... b7 ---
+@dataclass(frozen=True)
+class EfficientNetPreset:
+    """One of torchvision's efficientnet_b0 ... b7: its multipliers, evaluation size, dropout."""
+
+    width_mult: float
+    depth_mult: float
+    resolution: int  # torchvision's evaluation crop (the EfficientNet paper's resolution)
+    dropout: float  # before the classifier
+
+
+EFFICIENTNET_PRESETS: dict[str, EfficientNetPreset] = {
+    "efficientnet-b0": EfficientNetPreset(1.0, 1.0, 224, 0.2),
+    "efficientnet-b1": EfficientNetPreset(1.0, 1.1, 240, 0.2),
+    "efficientnet-b2": EfficientNetPreset(1.1, 1.2, 288, 0.3),
+    "efficientnet-b3": EfficientNetPreset(1.2, 1.4, 300, 0.3),
+    "efficientnet-b4": EfficientNetPreset(1.4, 1.8, 380, 0.4),
+    "efficientnet-b5": EfficientNetPreset(1.6, 2.2, 456, 0.4),
+    "efficientnet-b6": EfficientNetPreset(1.8, 2.6, 528, 0.5),
+    "efficientnet-b7": EfficientNetPreset(2.0, 3.1, 600, 0.5),
+}
+
+# Blocks per stage of EfficientNet-B0 (torchvision's _efficientnet_conf, the paper's table 1);
+# a depth multiplier d gives ceil(n x d) blocks to each stage (torchvision's adjust_depth).
+EFFICIENTNET_B0_BLOCKS = (1, 2, 2, 3, 3, 4, 1)
+
+
+def efficientnet_blocks(depth_mult: float) -> int:
+    """An EfficientNet's depth: its MBConv blocks (B0 16, B7 55)."""
+    return sum(math.ceil(n * depth_mult) for n in EFFICIENTNET_B0_BLOCKS)
+
+
+# EfficientNet's drop_connect rate for every model (the official efficientnet_builder.py).
+EFFICIENTNET_STOCHASTIC_DEPTH = 0.2
+
+
+def randaugment_magnitude_for_resolution(resolution: int) -> int:
+    """RandAugment's magnitude by image size, as the paper sets it for EfficientNet-RS
+    (Bello et al. 2021, appendix): 10 up to 224 px, 15 up to 320 px, 20 above."""
+    return 10 if resolution <= 224 else 15 if resolution <= 320 else 20
+
+
+def efficientnet_regularization_defaults(depth_mult: float, resolution: int) -> dict:
+    """The per-size defaults of an EfficientNet: the dropout of the nearest preset at or below
+    its depth multiplier (B0's below), drop_connect 0.2, RandAugment by resolution."""
+    nearest = max(
+        (p for p in EFFICIENTNET_PRESETS.values() if p.depth_mult <= depth_mult),
+        key=lambda p: p.depth_mult,
+        default=EFFICIENTNET_PRESETS["efficientnet-b0"],
+    )
+    return {
+        "dropout": nearest.dropout,
+        "stochastic_depth": EFFICIENTNET_STOCHASTIC_DEPTH,
+        "randaugment_magnitude": randaugment_magnitude_for_resolution(resolution),
     }
 
 

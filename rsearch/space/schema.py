@@ -242,12 +242,14 @@ class LatencySpec:
     method: LatencyMethod  # recorded with every figure
 
     def budget(self) -> LatencyBudget:
-        reference = None if self.reference is None else tuple(self.reference)
+        ref = self.reference
+        reference = None if ref is None else (ref.depth, ref.width, ref.resolution)
         return LatencyBudget(max_ms=self.max, max_ratio=self.max_ratio, reference=reference)
 
     def budget_fields(self) -> dict:
         """{max, max_ratio, reference} as YAML writes them."""
-        reference = None if self.reference is None else dataclasses.asdict(self.reference)
+        ref = self.reference
+        reference = None if ref is None else dict(zip(_REFERENCE_KEYS, ref.to_list(), strict=True))
         return {"max": self.max, "max_ratio": self.max_ratio, "reference": reference}
 
     def method_fields(self) -> dict:

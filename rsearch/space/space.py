@@ -12,13 +12,13 @@ conversion happens here, once, so every Dimension already says what Tune will do
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rsearch.architecture import RESNETRS, Architecture
 from rsearch.bounds import Bound
 from rsearch.errors import UserError
 from rsearch.recipe import Recipe
@@ -27,11 +27,11 @@ from rsearch.space.distributions import (
     Dimension,
     Fixed,
     Grid,
-    Range,
     parse_dimension,
 )
-from rsearch.space.fields import RECIPE, REGULARIZATION, SCALING, check_dimension
+from rsearch.space.fields import RECIPE, REGULARIZATION, check_dimension
 from rsearch.space.loader import read_yaml
+from rsearch.space.scaling import Scaling, parse_scaling
 from rsearch.space.schema import (
     LatencySpec,
     Objective,
@@ -74,7 +74,7 @@ class SearchSpace:
     name: str
     data: dict  # rsearch.data.DataConfig keyword arguments (YAML `dir` is `data_dir` here)
     epochs: list[int]  # the regimes
-    scaling: dict[str, Dimension]  # depth, width, resolution
+    scaling: Scaling  # the model families, each with its own dimensions
     regularization: dict[str, Dimension]  # searched recipe knobs
     recipe: dict[str, Dimension]  # preset + fixed (or gridded) recipe fields
     objective: Objective  # metric, mode
@@ -87,7 +87,7 @@ class SearchSpace:
 
     def dimensions(self) -> dict[str, Dimension]:
         """Every trial parameter, flat (keys never repeat across sections)."""
-        return {**self.scaling, **self.regularization, **self.recipe}
+        return {**self.scaling.trial_dimensions(), **self.regularization, **self.recipe}
 
     def param_space(self, epochs: int | None = None) -> dict[str, Any]:
         """Ray Tune's param_space for one regime (imports Ray)."""
@@ -105,14 +105,11 @@ class SearchSpace:
         self._regime(regime_epochs)
         return self.grid_size() * self.search.num_samples
 
-    def architectures(self) -> list[tuple[int, float, int]] | None:
-        """Every (depth, width, resolution) a trial can get, when each is a value or a list the
+    def architectures(self) -> list[Architecture] | None:
+        """Every architecture a trial can get, when each dimension is a value or a list the
         user wrote. A sampled range (randint, quniform, ...) is never enumerated: a 1-trial search
         over randint(14, 1000) must not measure 986 architectures; its trials cost themselves."""
-        dims = [self.scaling[key] for key in ("depth", "width", "resolution")]
-        if any(isinstance(dim, Range) for dim in dims):
-            return None
-        return list(itertools.product(*(dim.values() for dim in dims)))
+        return self.scaling.architectures()
 
     def resolved(self) -> dict:
         """The whole space with every default filled, as YAML (saved beside the results)."""
@@ -123,7 +120,7 @@ class SearchSpace:
                 ("dir" if key == "data_dir" else key): value for key, value in self.data.items()
             },
             "epochs": list(self.epochs),
-            "scaling": as_yaml(self.scaling),
+            "scaling": self.scaling.to_yaml(),
             "regularization": as_yaml(self.regularization),
             "recipe": as_yaml(self.recipe),
             "objective": self.objective.to_dict(),
@@ -163,12 +160,13 @@ def parse_space(mapping: dict, source: str = "<space>") -> SearchSpace:
     resources = parse_resources(raw.get("resources"))
     constraints = parse_constraints(raw.get("constraints"))
     as_grid = search.algorithm == "grid"
-    scaling = _dimensions(raw["scaling"], "scaling", SCALING, as_grid, required=tuple(SCALING))
+    scaling = parse_scaling(raw["scaling"], as_grid)
     regularization = _dimensions(
         raw.get("regularization"), "regularization", REGULARIZATION, as_grid
     )
     recipe = _dimensions(raw.get("recipe"), "recipe", RECIPE, as_grid)
-    recipe = {"preset": recipe.pop("preset", Fixed(DEFAULT_PRESET)), **recipe}
+    if scaling.single == RESNETRS:  # older spaces' trial configs name the preset always
+        recipe = {"preset": recipe.pop("preset", Fixed(DEFAULT_PRESET)), **recipe}
     space = SearchSpace(
         name=parse_name(raw.get("name", _default_name(source)), "name"),
         data=data_config_kwargs(parse_data(raw.get("data"))),

@@ -11,7 +11,11 @@ from pathlib import Path
 import torch
 
 from rsearch.errors import UserError
+from rsearch.recipe import Recipe
 from rsearch.train.config import TrainConfig
+
+# TrainConfig fields added after runs were stored without them (issue #12: the model family).
+_ADDED = ("family",)
 
 CHECKPOINT_FILE = "checkpoint.pt"
 
@@ -52,7 +56,13 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
 def same_run(config: dict) -> dict:
     """What must match for a checkpoint to continue a run: its config minus the device index
     (a Ray Train worker records "cuda:0" for "cuda"), minus fields that today's TrainConfig
-    no longer has and that an older version stored unset (None): they changed nothing."""
+    no longer has and that an older version stored unset (None): they changed nothing; and
+    with today's default for each field (or recipe field) an older version did not have yet:
+    its runs were trained with what is now that default (a ResNet-RS, SGD)."""
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     kept = {key: value for key, value in config.items() if key in fields or value is not None}
-    return {**kept, "device": str(config.get("device", "")).split(":")[0]}
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name in _ADDED}
+    recipe = kept.get("recipe")
+    if isinstance(recipe, dict):
+        kept["recipe"] = {**dataclasses.asdict(Recipe()), **recipe}
+    return {**defaults, **kept, "device": str(config.get("device", "")).split(":")[0]}

@@ -6,15 +6,16 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from rsearch import bounds
+from rsearch.architecture import EFFICIENTNET, FAMILIES, RESNETRS, Architecture
 from rsearch.bounds import FieldError
 from rsearch.data import DataConfig
-from rsearch.models import ResNetConfig, layers_for_depth, model_config
+from rsearch.models import layers_for_depth, network_config
 from rsearch.recipe import Recipe
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    depth: int  # network depth (published ResNet-RS table, or the depth rule)
+    depth: float  # ResNet-RS: layers (an int); EfficientNet: the depth multiplier
     width: float = 1.0  # width multiplier
     resolution: int = 32  # train/eval image size
     epochs: int = 5  # the training regime
@@ -27,11 +28,19 @@ class TrainConfig:
     deterministic: bool = False  # torch deterministic algorithms (exact resume tests)
     eval_test: bool = True  # evaluate the test split after the last epoch
     max_steps_per_epoch: int | None = None  # cap (benchmarks, smoke runs); None = full epoch
+    family: str = RESNETRS  # the model family (rsearch.architecture): what depth/width mean
 
     def __post_init__(self):
         # Plain FieldErrors naming the field: `rsearch train` names its flags, a trial its keys.
-        layers_for_depth(self.depth)  # the depth rule's own bounds (rsearch.bounds)
-        for name in ("width", "resolution", "epochs", "workers"):
+        if self.family not in FAMILIES:
+            raise FieldError("family", f"one of {', '.join(FAMILIES)}", self.family)
+        if self.family == EFFICIENTNET:
+            bounds.check("depth_mult", self.depth)
+            bounds.check("width_mult", self.width)
+        else:
+            layers_for_depth(self.depth)  # the depth rule's own bounds (rsearch.bounds)
+            bounds.check("width", self.width)
+        for name in ("resolution", "epochs", "workers"):
             bounds.check(name, getattr(self, name))
         if self.recipe.batch_size % self.workers:
             expected = f"a multiple of the worker count ({self.workers})"
@@ -39,17 +48,21 @@ class TrainConfig:
         if self.device.split(":")[0] not in ("cpu", "cuda"):
             raise FieldError("device", "cpu, cuda or cuda:N", self.device)
 
-    def model(self, num_classes: int, in_chans: int) -> ResNetConfig:
-        cfg = model_config(
-            depth=self.depth,
-            width=self.width,
+    @property
+    def arch(self) -> Architecture:
+        return Architecture.of(self.depth, self.width, self.resolution, self.family)
+
+    def model(self, num_classes: int, in_chans: int):
+        """The network's configuration (ResNetConfig or EfficientNetConfig)."""
+        return network_config(
+            self.arch,
             num_classes=num_classes,
             in_chans=in_chans,
-            rs=self.recipe.resnet_d,
-            drop_rate=self.recipe.dropout,
-            drop_path_rate=self.recipe.stochastic_depth,
+            resnet_d=self.recipe.resnet_d,
+            se=self.recipe.se,
+            dropout=self.recipe.dropout,
+            stochastic_depth=self.recipe.stochastic_depth,
         )
-        return dataclasses.replace(cfg, se_ratio=0.25 if self.recipe.se else 0.0)
 
     @property
     def per_worker_batch(self) -> int:

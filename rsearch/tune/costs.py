@@ -11,7 +11,7 @@ from rsearch import metrics as M
 from rsearch.architecture import Architecture
 from rsearch.cost import LatencyCache, LatencyMethod, model_cost
 from rsearch.cost.survey import survey
-from rsearch.models import ResNetConfig, model_config
+from rsearch.models import network_config
 
 # Latency columns a cost row carries into results.parquet (besides latency_ms).
 LATENCY_COLUMNS = (
@@ -48,20 +48,18 @@ def measure_costs(
     read_only_cache: bool = False,
 ):
     """({Architecture.key: {params, flops, latency_ms, latency noise, decision...}}, survey
-    summary) of `archs`, Architectures or (depth, width, resolution) triples.
+    summary) of `archs`, Architectures (or their `to_list()` forms).
 
     Runs here: call it inside a process that holds the trials' kind of resources
     (`measure_costs_remote` does that with a Ray task; the dry run calls it directly)."""
-    archs = [Architecture.of(*arch) for arch in archs]
+    archs = [a if isinstance(a, Architecture) else Architecture.from_list(a) for a in archs]
     configs = {a.key: (_model(a, ctx, resnet_d, se), a.resolution) for a in archs}
     out = {}
     for arch in archs:
         cfg = configs[arch.key][0]
         counted = model_cost(cfg, arch.resolution)
         out[arch.key] = {
-            M.DEPTH: arch.depth,
-            M.WIDTH: arch.width,
-            M.RESOLUTION: arch.resolution,
+            **arch.columns(),
             M.MODEL: cfg.name,
             M.PARAMS: counted[M.PARAMS],
             M.FLOPS: counted[M.FLOPS],
@@ -93,16 +91,11 @@ def measure_costs(
     return out, summary
 
 
-def _model(arch: Architecture, ctx, resnet_d: bool, se: bool) -> ResNetConfig:
-    cfg = model_config(
-        depth=arch.depth,
-        width=arch.width,
-        num_classes=ctx.num_classes,
-        in_chans=ctx.in_chans,
-        rs=resnet_d,
+def _model(arch: Architecture, ctx, resnet_d: bool, se: bool):
+    # The trial's own builder (TrainConfig.model): the same network, the same cache key.
+    return network_config(
+        arch, num_classes=ctx.num_classes, in_chans=ctx.in_chans, resnet_d=resnet_d, se=se
     )
-    # as TrainConfig.model() builds it
-    return dataclasses.replace(cfg, se_ratio=0.25 if se else 0.0)
 
 
 def measure_costs_remote(archs, ctx):

@@ -21,10 +21,11 @@ from ray import tune
 
 from rsearch import metrics as M
 from rsearch import results, storage
-from rsearch.architecture import arch_key
 from rsearch.cost import LatencyCache
+from rsearch.data import DataConfig
 from rsearch.data.config import default_cache_root
-from rsearch.errors import UserError
+from rsearch.data.load import data_shape
+from rsearch.errors import UserError, renamed
 from rsearch.noise import small_minival_warning
 from rsearch.ray_session import init_ray
 from rsearch.train.runner import preflight
@@ -46,6 +47,12 @@ from rsearch.tune.trial import (
 from rsearch.tune.tuner import param_space, run_config, search_algorithm, tune_config
 
 LATENCY_TABLE = "latency.parquet"  # shared by every experiment under one storage root
+# The data and training checks are `rsearch train`'s and name its flags; a space's user wrote keys.
+SPACE_KEYS_OF_TRAIN_FLAGS = {
+    "--data-dir": "data.dir",
+    "--batch-size": "recipe.batch_size",
+    "--gpu": "resources.gpus_per_worker",
+}
 
 
 def experiment_dir(space, storage_root: str | None = None, name: str | None = None) -> str:
@@ -83,7 +90,8 @@ def run_search(
     if resume:  # the records a resume runs from are data, and are checked as data
         J.check_records(exp_dir, lambda config: build_train_config(config, probe_ctx))
     probe = build_train_config(_first_config(space), probe_ctx)
-    data_info, _ = preflight(probe, local_gpu=not (address or os.environ.get("RAY_ADDRESS")))
+    with renamed(SPACE_KEYS_OF_TRAIN_FLAGS):
+        data_info, _ = preflight(probe, local_gpu=not (address or os.environ.get("RAY_ADDRESS")))
     _check_latency_table(space, exp_dir)
     with lock:  # atomic: of two drivers started together, exactly one gets here
         _check_new(exp_dir, resume)
@@ -198,20 +206,30 @@ def _context(space, data_info: dict, exp_dir: str) -> TrialContext:
 
 
 def dry_run_context(space, exp_dir: str) -> TrialContext:
-    """The trial context a dry run measures with, without loading the data: the class count
-    and channels the space's data source gives (imagefolder/parquet: as declared)."""
-    in_chans = 1 if space.data.get("source") == "fashion-mnist" else 3
-    return _context(
-        space,
-        {"num_classes": int(space.data.get("num_classes", 10)), "in_chans": in_chans},
-        exp_dir,
-    )
+    """The trial context a dry run measures with, without decoding any image: the class count
+    and channels of the space's data, so that it looks up the latency-cache keys the search
+    will (a 100-class model's head is not a 10-class one's). A plan is often made away from
+    the data (on a laptop, for a cluster that has it): then the space's declared shape."""
+    try:
+        with renamed(SPACE_KEYS_OF_TRAIN_FLAGS):
+            shape = data_shape(DataConfig(**space.data))
+    except UserError as exc:
+        shape = {
+            "num_classes": int(space.data.get("num_classes", 10)),
+            "in_chans": 1 if space.data.get("source") == "fashion-mnist" else 3,
+        }
+        print(
+            f"[rsearch] dry run: {exc}; planned for {shape['num_classes']} classes instead "
+            "(the trials read the class count from the data)",
+            file=sys.stderr,
+        )
+    return _context(space, shape, exp_dir)
 
 
 def _first_config(space) -> dict:
     """One concrete trial config (first value of every dimension), to validate the data and
     the recipe."""
-    config = {k: first_value(d) for k, d in space.scaling.items()}
+    config = {k: first_value(d) for k, d in space.scaling.trial_dimensions().items()}
     config[M.EPOCHS] = space.epochs[0]
     config["regularization"] = {k: first_value(d) for k, d in space.regularization.items()}
     config["recipe"] = {k: first_value(d) for k, d in space.recipe.items()}
@@ -292,7 +310,7 @@ def _run_regime(
     # today must not add or drop any of them.
     planned = J.load_plan(exp_dir, run_name) if resume and not hyperopt else None
     if planned is not None:
-        drawn = {arch_key(*trial_settings(job["config"])[0]) for job in planned}
+        drawn = {trial_settings(job["config"])[0].key for job in planned}
         infeasible = [k for k in infeasible if k not in drawn]
     extra = [_infeasible_row(ctx.costs[k], regime, ctx) for k in infeasible] if grid else []
     run = _RunTune(space, regime, ctx, exp_dir, quiet, fit, extra)
@@ -410,9 +428,8 @@ def _split_by_budget(plan: Plan, ctx: TrialContext) -> tuple[list, list]:
     """Architectures within the budget, and the keys of those over it."""
     feasible, infeasible = [], []
     for arch in plan.architectures or []:
-        key = arch_key(*arch)
-        if over_budget(ctx.costs[key], ctx):
-            infeasible.append(key)
+        if over_budget(ctx.costs[arch.key], ctx):
+            infeasible.append(arch.key)
         else:
             feasible.append(arch)
     return feasible, infeasible
@@ -421,7 +438,7 @@ def _split_by_budget(plan: Plan, ctx: TrialContext) -> tuple[list, list]:
 def _infeasible_row(cost: dict, regime: int, ctx: TrialContext) -> dict:
     return {
         M.MINIVAL_SIZE: ctx.minival_size,
-        M.TRIAL_ID: f"infeasible_{regime}ep_{cost[M.DEPTH]}_{cost[M.WIDTH]:g}_{cost[M.RESOLUTION]}",
+        M.TRIAL_ID: f"infeasible_{regime}ep_{_arch_id(cost)}",
         **cost,
         M.EPOCHS: regime,
         M.STATUS: M.STATUS_INFEASIBLE,
@@ -431,15 +448,22 @@ def _infeasible_row(cost: dict, regime: int, ctx: TrialContext) -> dict:
     }
 
 
+def _arch_id(cost: dict) -> str:
+    """An architecture in a trial id: ResNet-RS as older ids name it ("26_0.25_32"), another
+    family by its name and multipliers (two EfficientNets may share a block count)."""
+    tail = f"{cost[M.WIDTH]:g}_{cost[M.RESOLUTION]}"
+    if (cost.get(M.FAMILY) or M.DEFAULT_FAMILY) == M.DEFAULT_FAMILY:
+        return f"{cost[M.DEPTH]}_{tail}"
+    return f"{cost[M.FAMILY]}_{cost[M.DEPTH_MULT]:g}_{tail}"
+
+
 def _describe(config: dict, ctx: TrialContext) -> dict:
     """The columns a trial's config contributes to its results row."""
     cfg = build_train_config(config, ctx)
     _, _, preset_name = trial_settings(config)
     r = cfg.recipe
     return {
-        M.DEPTH: cfg.depth,
-        M.WIDTH: cfg.width,
-        M.RESOLUTION: cfg.resolution,
+        **cfg.arch.columns(),
         M.EPOCHS: cfg.epochs,
         M.SEED: cfg.seed,
         M.CONFIRMS: confirmed_trial(config),

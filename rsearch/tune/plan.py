@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rsearch import metrics as M
-from rsearch.architecture import arch_key
+from rsearch.architecture import RESNETRS, Architecture
 from rsearch.tune.pareto_asha import rung_epochs
 
 OVER_BUDGET = "over_budget"  # the cost row's decision: why it is infeasible, or None
@@ -14,8 +14,7 @@ OVER_BUDGET = "over_budget"  # the cost row's decision: why it is infeasible, or
 
 @dataclass(frozen=True)
 class Plan:
-    # every (depth, width, resolution), when finite
-    architectures: list[tuple[int, float, int]] | None
+    architectures: list[Architecture] | None  # every one a trial can get, when finite
     trials_per_regime: int  # Tune trials per regime (grid: feasible archs not yet excluded)
     regimes: list[int]
 
@@ -32,11 +31,8 @@ def first_value(dim):
 
 
 def make_plan(space) -> Plan:
-    archs = space.architectures()  # the space already knows its grid; typed here for arch keys
-    if archs is not None:
-        archs = [(int(d), float(w), int(r)) for d, w, r in archs]
     return Plan(
-        architectures=archs,
+        architectures=space.architectures(),
         trials_per_regime=space.trial_count(space.epochs[0]),
         regimes=list(space.epochs),
     )
@@ -52,7 +48,12 @@ def describe_plan(space, plan: Plan, costs: dict | None = None, survey: dict | N
         f"data: {space.data.get('source')}, resources per trial: {space.resources.to_dict()}",
     ]
     if plan.architectures is not None:
-        lines.append(f"architectures: {len(plan.architectures)} (depth x width x resolution)")
+        families = space.scaling.families
+        per_family = ", ".join(
+            f"{sum(a.family == f for a in plan.architectures)} {f}" for f in families
+        )
+        shape = "depth x width x resolution" if space.scaling.single == RESNETRS else per_family
+        lines.append(f"architectures: {len(plan.architectures)} ({shape})")
         if costs:
             lines += _feasible_table(space, plan, costs, survey)
     lines.append(
@@ -70,7 +71,7 @@ def describe_plan(space, plan: Plan, costs: dict | None = None, survey: dict | N
 
 def _feasible_table(space, plan: Plan, costs: dict, survey: dict | None) -> list[str]:
     budget = space.latency.budget() if space.latency else None
-    rows = [costs[arch_key(*a)] for a in plan.architectures]
+    rows = [costs[a.key] for a in plan.architectures]
     feasible = [r for r in rows if r.get(OVER_BUDGET) is None]
     limits = [budget.describe()] if budget else []
     limits += [f"max_params {space.max_params:,.0f}"] if space.max_params else []
@@ -90,13 +91,15 @@ def _feasible_table(space, plan: Plan, costs: dict, survey: dict | None) -> list
     lines.append(
         f"  {'depth':>5} {'width':>5} {'res':>4} {'params':>11} {'latency ms':>10} {'noise':>6} "
         f"{'ratio':>6} {'margin':>7}  decision"
+        + ("" if space.scaling.single == RESNETRS else "  (model)")
     )
+    named = space.scaling.single != RESNETRS
     relative = bool(budget and budget.relative)
-    lines += [_feasible_row(r, relative) for r in rows]
+    lines += [_feasible_row(r, relative, named) for r in rows]
     return lines
 
 
-def _feasible_row(r: dict, relative: bool) -> str:
+def _feasible_row(r: dict, relative: bool, named: bool = False) -> str:
     """One architecture's line of the feasible table."""
     ratio = r.get(M.LATENCY_RATIO)
     ratio = f"{ratio:6.3f}" if ratio is not None else f"{'-':>6}"
@@ -110,8 +113,9 @@ def _feasible_row(r: dict, relative: bool) -> str:
     elif r.get(M.LATENCY_REMEASURED):
         decision += " (re-measured)"
     return (
-        f"  {r[M.DEPTH]:>5} {r[M.WIDTH]:>5g} {r[M.RESOLUTION]:>4} {r[M.PARAMS]:>11,} {latency} "
+        f"  {r[M.DEPTH]:>5g} {r[M.WIDTH]:>5g} {r[M.RESOLUTION]:>4} {r[M.PARAMS]:>11,} {latency} "
         f"{noise:>6.1%} {ratio} {r.get(M.LATENCY_MARGIN, 0):>+7.1%}  {decision}"
+        + (f"  ({r[M.MODEL]})" if named else "")
     )
 
 

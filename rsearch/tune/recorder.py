@@ -17,7 +17,7 @@ from ray.tune import Callback
 
 from rsearch import metrics as M
 from rsearch import results
-from rsearch.architecture import arch_key
+from rsearch.architecture import Architecture, row_phrase
 from rsearch.errors import bounded
 from rsearch.frames import records
 from rsearch.tune.costs import LATENCY_COLUMNS
@@ -127,7 +127,7 @@ class ResultsRecorder(Callback):
         row = self.rows.get(trial_key)
         if row is None:
             described = self.describe_trial(trial.config)
-            key = arch_key(described[M.DEPTH], described[M.WIDTH], described[M.RESOLUTION])
+            key = Architecture.from_row(described).key
             row = {
                 M.TRIAL_ID: trial_key,
                 **self.costs.get(key, {}),
@@ -158,8 +158,9 @@ class ResultsRecorder(Callback):
         text = "  ".join(f"{k} {v}" for k, v in sorted(counts.items()))
         if best:
             text += (
-                f"  | best minival {best[M.MINIVAL_TOP1]:.3f}: depth {best[M.DEPTH]} "
-                f"width {best[M.WIDTH]:g} res {best[M.RESOLUTION]} @ {best[M.EPOCHS]} ep"
+                f"  | best minival {best[M.MINIVAL_TOP1]:.3f}: {row_phrase(best)} "
+                f"res {best[M.RESOLUTION]} "
+                f"@ {best[M.EPOCHS]} ep"
             )
         print(f"[rsearch] trials: {text}", file=sys.stderr, flush=True)
 

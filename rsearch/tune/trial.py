@@ -20,10 +20,11 @@ from ray import tune
 
 from rsearch import memory, storage
 from rsearch import metrics as M
-from rsearch.architecture import Architecture
+from rsearch.architecture import EFFICIENTNET, RESNETRS, Architecture
 from rsearch.cost.budget import LatencyBudget
 from rsearch.data import DataConfig
 from rsearch.errors import UserError
+from rsearch.models.registry import EFFICIENTNET_PRESETS, efficientnet_regularization_defaults
 from rsearch.recipe import preset
 from rsearch.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, same_run, save_checkpoint
 from rsearch.train.config import TrainConfig
@@ -31,6 +32,12 @@ from rsearch.train.distributed import fit_torch_trainer
 from rsearch.train.loop import DIVERGED, TrainingDiverged, train_epochs
 from rsearch.tune.costs import measure_costs
 from rsearch.tune.jobs import job_field, unwrap
+
+# An EfficientNet's multipliers, as a space names them (its `depth` is no layer count).
+MULTIPLIER_KEYS = ("depth_mult", "width_mult")
+# The recipe a family trains with unless the space names a preset: the paper trains
+# EfficientNet-RS with EfficientNet's own hyperparameters, ResNet-RS with its own.
+DEFAULT_PRESETS = {RESNETRS: "rs", EFFICIENTNET: "efficientnet"}
 
 # Recipe fields that quniform/randint may yield as floats; the Recipe takes them as ints.
 INTEGER_RECIPE_FIELDS = (M.RANDAUGMENT_MAGNITUDE, M.RANDAUGMENT_OPS, M.BATCH_SIZE)
@@ -68,13 +75,28 @@ def trial_settings(config: dict) -> tuple[Architecture, dict, str]:
     """Split a trial config into (architecture, recipe values, preset)."""
     config = unwrap(config)
     if "arch" in config:  # grid searches enumerate feasible architectures as one dimension
-        depth, width, resolution = config["arch"]
+        arch = Architecture.from_list(config["arch"])
+    elif M.MODEL in config:  # an EfficientNet preset's multipliers, at the trial's resolution
+        preset_arch = EFFICIENTNET_PRESETS[config[M.MODEL]]
+        arch = Architecture.of(
+            preset_arch.depth_mult, preset_arch.width_mult, config[M.RESOLUTION], EFFICIENTNET
+        )
     else:
-        depth, width, resolution = config[M.DEPTH], config[M.WIDTH], config[M.RESOLUTION]
+        family = config.get(M.FAMILY, RESNETRS)
+        depth_key, width_key = MULTIPLIER_KEYS if family == EFFICIENTNET else (M.DEPTH, M.WIDTH)
+        arch = Architecture.of(config[depth_key], config[width_key], config[M.RESOLUTION], family)
     recipe = dict(config.get("recipe", {}))
     recipe.update(config.get("regularization", {}))
-    name = recipe.pop("preset", "rs")
-    return Architecture.of(depth, width, resolution), recipe, name
+    name = recipe.pop("preset", None) or DEFAULT_PRESETS[arch.family]
+    return arch, recipe, name
+
+
+def per_size_defaults(arch: Architecture) -> dict | None:
+    """The recipe's per-size defaults (dropout, stochastic depth, RandAugment magnitude) of an
+    EfficientNet; None for ResNet-RS, whose preset reads them from its depth."""
+    if arch.family != EFFICIENTNET:
+        return None
+    return efficientnet_regularization_defaults(arch.depth, arch.resolution)
 
 
 def build_train_config(config: dict, ctx: TrialContext) -> TrainConfig:
@@ -83,12 +105,14 @@ def build_train_config(config: dict, ctx: TrialContext) -> TrainConfig:
     for key in INTEGER_RECIPE_FIELDS:
         if key in recipe_values:
             recipe_values[key] = int(round(recipe_values[key]))
-    recipe = preset(name, depth=arch.depth, **recipe_values)
+    depth = arch.depth if arch.family == RESNETRS else 50  # the preset's ResNet size rules
+    recipe = preset(name, depth=depth, sized=per_size_defaults(arch), **recipe_values)
     device = "cuda" if ctx.gpus_per_worker > 0 else "cpu"
     return TrainConfig(
         depth=arch.depth,
         width=arch.width,
         resolution=arch.resolution,
+        family=arch.family,
         epochs=int(config[M.EPOCHS]),
         recipe=recipe,
         data=DataConfig(**ctx.data),
@@ -103,9 +127,11 @@ def build_train_config(config: dict, ctx: TrialContext) -> TrainConfig:
 def trial_cost(cfg: TrainConfig, ctx: TrialContext) -> dict:
     """params, FLOPs and measured latency (from the pre-search table, else measured now,
     cached)."""
-    arch = Architecture(cfg.depth, cfg.width, cfg.resolution)
-    rs_net = cfg.recipe.resnet_d and cfg.recipe.se  # the pre-search table holds ResNet-RS nets
-    if arch.key in ctx.costs and rs_net:
+    arch = cfg.arch
+    # The pre-search table holds ResNet-RS nets with ResNet-D and SE (an EfficientNet has no
+    # such switches: its entry is its network whatever the recipe).
+    as_tabled = arch.family != RESNETRS or (cfg.recipe.resnet_d and cfg.recipe.se)
+    if arch.key in ctx.costs and as_tabled:
         return dict(ctx.costs[arch.key])
     costs, _ = measure_costs([arch], ctx, resnet_d=cfg.recipe.resnet_d, se=cfg.recipe.se)
     return costs[arch.key]

@@ -28,10 +28,9 @@ def param_space(space, regime: int, feasible: list) -> dict:
     if space.search.algorithm == "grid" and feasible:
         # One grid dimension over the feasible architectures: configs over the budget never reach
         # Tune.
-        ps["arch"] = tune.grid_search([list(a) for a in feasible])
+        ps["arch"] = tune.grid_search([a.to_list() for a in feasible])
     else:
-        for key in (M.DEPTH, M.WIDTH, M.RESOLUTION):
-            ps[key] = space.scaling[key].to_tune()
+        ps.update({key: dim.to_tune() for key, dim in space.scaling.trial_dimensions().items()})
     ps["regularization"] = {k: d.to_tune() for k, d in space.regularization.items()}
     ps["recipe"] = {k: d.to_tune() for k, d in space.recipe.items()}
     return ps
@@ -95,8 +94,7 @@ class WarmStartHyperOpt(HyperOptSearch):
         for config, value in self._observed:
             config = copy.deepcopy(config)
             try:
-                # a choice is known to hyperopt by its index
-                self._convert_categories_to_indices(config)
+                _choices_as_indices(config, self._space)  # hyperopt knows a choice by its index
             except (ValueError, KeyError, TypeError):
                 continue  # a recorded value outside today's space: nothing TPE can model
             # hyperopt's labels: "regularization/dropout"
@@ -111,6 +109,27 @@ class WarmStartHyperOpt(HyperOptSearch):
             doc["result"] = {"loss": self.metric_op * value, "status": STATUS_OK}
         trials.refresh()
         self._hpopt_trials = trials
+
+
+def _choices_as_indices(config: dict, hp_space: dict) -> None:
+    """Each value of a hyperopt choice in `config` replaced by its index, in place. Ray's own
+    conversion (HyperOptSearch._convert_categories_to_indices) sees literal options only: an
+    option that is a list (the `arch` of a two-family space) is a pyll node there, and every
+    recorded point would be dropped. ValueError for a value that is no option."""
+    from hyperopt.pyll import rec_eval
+
+    for key, value in config.items():
+        node = hp_space[key]
+        if isinstance(value, dict):
+            _choices_as_indices(value, node)
+        elif getattr(node, "name", None) == "switch":
+            options = [_plain(rec_eval(arg)) for arg in node.pos_args[1:]]
+            config[key] = options.index(_plain(value))
+
+
+def _plain(value):
+    """Lists and tuples alike (hyperopt evaluates a list option to a tuple; JSON reads a list)."""
+    return tuple(value) if isinstance(value, list | tuple) else value
 
 
 def scheduler(space, regime: int, ctx, exp_dir: str | None = None):
