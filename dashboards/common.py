@@ -135,6 +135,7 @@ _HOVER_FIELDS = (
     m.SEED,
     m.EPOCHS,
     m.DEPTH,
+    m.DEPTH_MULT,  # an EfficientNet's (none for ResNet-RS: left out of its hover text)
     m.WIDTH,
     m.RESOLUTION,
     m.RECIPE,

@@ -2,10 +2,16 @@
 
 front_info / flops_info choose what each figure shows, from the experiment's frames and
 without plotly; pareto_figure / flops_figure only draw an info object.
+
+With two or more model families (rsearch.families: ResNet-RS, EfficientNet) the front figure
+draws each family of each regime apart: its own marker symbol (FAMILY_SYMBOLS), its own
+legend entries, the family in every hover text, and its own front (the non-dominated trials
+of that family, results.front_ties of its rows). With one family it is the figure it was.
 """
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -31,6 +37,7 @@ from dashboards.common import (
     trace_data,
 )
 from rsearch import metrics as m
+from rsearch.families import family_of, label, model_families
 from rsearch.frames import floats
 from rsearch.results import front_ties, regimes
 
@@ -39,6 +46,9 @@ if TYPE_CHECKING:
 
 # Front members that cannot be told apart from a neighbour are drawn hollow.
 FRONT_SYMBOL, TIED_SYMBOL = "diamond", "diamond-open"
+# With two or more model families, each family's marker (its front's tied members: "-open").
+FAMILY_SYMBOLS = {m.DEFAULT_FAMILY: "circle", "efficientnet": "diamond"}
+_MORE_SYMBOLS = ("square", "triangle-down", "cross", "star")  # any further family, in order
 # The strip below the front: configs never trained, in this order, each with its marker.
 UNTRAINED = (m.STATUS_INFEASIBLE, m.STATUS_FAILED)
 _UNTRAINED_MARKERS = {
@@ -60,6 +70,10 @@ class RegimeFront:
     front: Points  # its Pareto-front members (the stored `pareto` flags), by latency
     tied: np.ndarray  # per member: within noise of a neighbour (drawn hollow)
     se: np.ndarray  # per member: the minival top-1 SE of its error bar (NaN: unknown)
+    # With two or more model families: this entry's family and its marker symbol (one entry
+    # per regime and family); None with one family (one entry per regime, as before).
+    family: str | None = None
+    symbol: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,7 +87,7 @@ class Untrained:
 
 @dataclass(frozen=True)
 class FrontInfo:
-    regimes: tuple[RegimeFront, ...]
+    regimes: tuple[RegimeFront, ...]  # by regime (then family, with two or more families)
     untrained: tuple[Untrained, ...]  # only the statuses that have rows
     budget_ms: float | None  # the dashed line, where the search had a budget
 
@@ -101,24 +115,75 @@ def _members(results: pd.DataFrame, ties: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _with_family(texts: tuple[str, ...], family: str | None) -> tuple[str, ...]:
+    """Hover texts with the model family as their second line (none with one family)."""
+    if family is None:
+        return texts
+    line = f"<br>family: {html.escape(label(family))}"
+    return tuple(
+        text.replace("<br>", line + "<br>", 1) if "<br>" in text else text + line for text in texts
+    )
+
+
 def _regime_front(
-    trained: pd.DataFrame, members: pd.DataFrame, regime: int, colour: str
+    trained: pd.DataFrame,
+    members: pd.DataFrame,
+    regime: int,
+    colour: str,
+    family: str | None = None,
+    symbol: str | None = None,
 ) -> RegimeFront:
     trials = trained[in_regime(trained, regime)]
     mine = members[in_regime(members, regime)]
     hover = tuple(
-        text + _tie_note(row) for text, (_, row) in zip(hover_texts(mine), mine.iterrows())
+        text + _tie_note(row)
+        for text, (_, row) in zip(_with_family(hover_texts(mine), family), mine.iterrows())
     )
     return RegimeFront(
         regime=regime,
         colour=colour,
         trials=Points(
-            floats(trials[m.LATENCY_MS]), floats(trials[m.MINIVAL_TOP1]), hover_texts(trials)
+            floats(trials[m.LATENCY_MS]),
+            floats(trials[m.MINIVAL_TOP1]),
+            _with_family(hover_texts(trials), family),
         ),
         front=Points(floats(mine[m.LATENCY_MS]), floats(mine[m.MINIVAL_TOP1]), hover),
         tied=mine[m.TIED].fillna(False).to_numpy(dtype=bool),
         se=floats(mine[m.MINIVAL_TOP1_SE]),
+        family=family,
+        symbol=symbol,
     )
+
+
+def family_symbols(families: list[str]) -> dict[str, str]:
+    """Each family's marker symbol: FAMILY_SYMBOLS, then _MORE_SYMBOLS for any other."""
+    more = iter(_MORE_SYMBOLS * len(families))
+    return {f: FAMILY_SYMBOLS[f] if f in FAMILY_SYMBOLS else next(more) for f in families}
+
+
+def _family_fronts(results: pd.DataFrame, all_regimes: list[int]) -> tuple[RegimeFront, ...]:
+    """One entry per regime and model family: the family's trained trials and its own front
+    (the non-dominated trials among its rows, with their ties: results.front_ties)."""
+    families = model_families(results)
+    symbols = family_symbols(families)
+    family = family_of(results)
+    rows = {name: results[(family == name).to_numpy(dtype=bool)] for name in families}
+    trained = {name: ok_rows(rows[name]) for name in families}
+    members = {name: front_ties(rows[name]) for name in families}  # each family's own front
+    entries = []
+    for regime in all_regimes:
+        for name in families:
+            entries.append(
+                _regime_front(
+                    trained[name],
+                    members[name],
+                    regime,
+                    regime_colour(all_regimes, regime),
+                    family=name,
+                    symbol=symbols[name],
+                )
+            )
+    return tuple(entries)
 
 
 def _untrained(results: pd.DataFrame, status: str) -> Untrained:
@@ -132,16 +197,20 @@ def front_info(
 ) -> FrontInfo:
     """Every trained trial by regime, each regime's front with its noise, and the configs
     never trained. `ties`: front_ties(results), when the caller has it already."""
-    ties = front_ties(results) if ties is None else ties
-    members = _members(results, ties)
-    trained = ok_rows(results)
     all_regimes = regimes(results)
     strips = (_untrained(results, status) for status in UNTRAINED)
-    return FrontInfo(
-        regimes=tuple(
+    if len(model_families(results)) >= 2:
+        entries = _family_fronts(results, all_regimes)
+    else:
+        ties = front_ties(results) if ties is None else ties
+        members = _members(results, ties)
+        trained = ok_rows(results)
+        entries = tuple(
             _regime_front(trained, members, regime, regime_colour(all_regimes, regime))
             for regime in all_regimes
-        ),
+        )
+    return FrontInfo(
+        regimes=entries,
         untrained=tuple(strip for strip in strips if len(strip.latency_ms)),
         budget_ms=budget_ms,
     )
@@ -150,14 +219,21 @@ def front_info(
 # --------------------------------------------------------------------------- the front: drawing
 
 
+def _legend(regime: RegimeFront) -> tuple[str, str]:
+    """The legend name of the entry's trials and its legend group."""
+    if regime.family is None:
+        return f"{regime.regime} epochs", str(regime.regime)
+    return f"{regime.regime} epochs, {label(regime.family)}", f"{regime.regime}-{regime.family}"
+
+
 def _trials_trace(regime: RegimeFront) -> dict:
     colour = regime.colour
+    name, group = _legend(regime)
+    marker = dict(color=faded(colour, 0.45), size=8, line=dict(color=colour, width=1))
+    if regime.symbol is not None:
+        marker["symbol"] = regime.symbol
     return dict(
-        **trace_data(regime.trials),
-        mode="markers",
-        name=f"{regime.regime} epochs",
-        legendgroup=str(regime.regime),
-        marker=dict(color=faded(colour, 0.45), size=8, line=dict(color=colour, width=1)),
+        **trace_data(regime.trials), mode="markers", name=name, legendgroup=group, marker=marker
     )
 
 
@@ -171,16 +247,24 @@ def _front_trace(regime: RegimeFront) -> dict:
         width=4,
         visible=bool((~np.isnan(regime.se)).any()),
     )
+    name, group = _legend(regime)
+    front, tied = (
+        (FRONT_SYMBOL, TIED_SYMBOL)
+        if regime.symbol is None
+        else (regime.symbol, f"{regime.symbol}-open")
+    )
     return dict(
         **trace_data(regime.front),
         mode="lines+markers",
-        name=f"{regime.regime} epochs: Pareto front",
-        legendgroup=str(regime.regime),
-        line=dict(color=colour, width=2.5),
+        name=f"{name}: Pareto front",
+        legendgroup=group,
+        line=dict(color=colour, width=2.5)
+        if regime.family in (None, m.DEFAULT_FAMILY)
+        else dict(color=colour, width=2.5, dash="dash"),  # a second family's front: dashed
         marker=dict(
             color=colour,
             size=10,
-            symbol=[TIED_SYMBOL if tied else FRONT_SYMBOL for tied in regime.tied],
+            symbol=[tied if t else front for t in regime.tied],
         ),
         error_y=error_bars,
     )

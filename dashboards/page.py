@@ -17,7 +17,7 @@ from plotly.offline import get_plotlyjs
 
 from dashboards.common import ok_rows
 from dashboards.curves import curves_figure, curves_info
-from dashboards.front import flops_figure, flops_info, front_info, pareto_figure
+from dashboards.front import family_symbols, flops_figure, flops_info, front_info, pareto_figure
 from dashboards.scaling import (
     fixed_knobs,
     regularization_figure,
@@ -33,7 +33,15 @@ from dashboards.table import (
     trials_info,
 )
 from rsearch import metrics as m
-from rsearch.analysis import Analysis, analyze, order_statement, ties_statement, winner_statement
+from rsearch.analysis import (
+    Analysis,
+    analyze,
+    order_statement,
+    speed_statement,
+    ties_statement,
+    winner_statement,
+)
+from rsearch.families import label
 from rsearch.noise import NOISE_Z
 from rsearch.results import Experiment, front_ties
 
@@ -142,11 +150,19 @@ def _front_body(experiment: Experiment, front, analysis: Analysis) -> str:
     figure = _figure_html(pareto_figure(info), "pareto")
     if front.empty:
         return figure
+    # With two or more model families: their speed at equal accuracy (`rsearch analyze`'s words).
+    speeds = _items(
+        [
+            f"{r.epochs} epochs: {speed_statement(r)}"
+            for r in analysis.regimes
+            if r.model_families is not None
+        ]
+    )
     ties = _items(
         [f"{r.epochs} epochs: {ties_statement(r.front)}" for r in analysis.regimes if r.front]
     )
     front_table = table_html(front_table_info(front))
-    return figure + ties + _borderline_note(experiment.results) + front_table
+    return figure + speeds + ties + _borderline_note(experiment.results) + front_table
 
 
 def _borderline_note(results) -> str:
@@ -185,6 +201,19 @@ def _regularization_note(experiment: Experiment) -> str:
     )
 
 
+def _families_why(analysis: Analysis) -> str:
+    """With two or more model families, how the front figure tells them apart; else ""."""
+    regime = next((r for r in analysis.regimes if r.model_families is not None), None)
+    if regime is None:
+        return ""
+    symbols = family_symbols(regime.model_families["families"])
+    marks = ", ".join(f"{symbol} {label(family)}" for family, symbol in symbols.items())
+    return (
+        f" Each model family has its own marker ({marks}) and its own front line, so the two "
+        "fronts can be compared at equal accuracy."
+    )
+
+
 def sections(experiment: Experiment) -> list[Section]:
     results = experiment.results
     front = front_ties(results)  # once: every view below takes the front from here
@@ -209,7 +238,7 @@ def sections(experiment: Experiment) -> list[Section]:
             "Each regime in its own colour; its non-dominated trials are joined, with ±1 minival "
             "SE bars. A hollow marker cannot be told apart from a neighbouring member (within "
             f"{NOISE_Z:g} SE). Configs over the latency budget were measured but never trained: "
-            "they sit in the strip below.",
+            "they sit in the strip below." + _families_why(analysis),
             _front_body(experiment, front, analysis),
         ),
         *confirmation,

@@ -17,9 +17,15 @@ The paper's question, asked of the user's own results, one epoch regime at a tim
    model_size the winner from the first scaling step differs from the last step,
             or the target latency lies beyond the largest model measured;
    base     the ranking rests on a single base architecture, or differs between bases.
-5. The front and the model family: each regime's Pareto front with minival SEs and the
-   members that cannot be told apart (results.front_ties), the best config per budget
+5. The front and the model-family table: each regime's Pareto front with minival SEs and
+   the members that cannot be told apart (results.front_ties), the best config per budget
+   (the paper's "model family" of ResNet-RS sizes: `family_table`, RegimeAnalysis.family)
    with its lead over the runner-up, and the confirmation reruns (confirmation_summary).
+6. Model families (#12; rsearch.families): when the results hold two or more families
+   (ResNet-RS, EfficientNet), the scaling axes of steps 1-4 are read from the ResNet-RS rows
+   only (an EfficientNet's depth and width are multipliers, not layers), and each regime gets
+   `model_families`: the speed ratio at equal accuracy along the families' fronts, or why
+   there is none. With one family it is None and nothing else changes.
 
 Noise: every statement that compares measured accuracies carries a verdict, exceeds
 noise / within noise / noise unknown (rsearch.noise). A config's noise is the run-to-run
@@ -39,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from rsearch import metrics as m
+from rsearch.families import family_of, label, model_families, regime_speed
 from rsearch.frames import floats, is_null, ok_mask, plain, records
 from rsearch.noise import NOISE_Z, all_exceed, exceeds, verdict
 from rsearch.results import (
@@ -91,12 +98,18 @@ class RegimeAnalysis:
     # The winner seen from every base that covers all ranked axes:
     # [{"base": [d, w, r], "winner": axis, "effect", "effect_se", "exceeds_noise"}]
     base_winners: list[dict]
-    # Best config per latency budget, each with its lead over the best other architecture
-    # under that budget: runner_up (trial id), lead, lead_se, exceeds_noise.
+    # The paper's "model family" table (not a model family of rsearch.families): best config
+    # per latency budget, each with its lead over the best other architecture under that
+    # budget: runner_up (trial id), lead, lead_se, exceeds_noise.
     family: list[dict] = field(default_factory=list)
     # The Pareto front by latency: trial, architecture, latency, minival_top1 +- minival_top1_se,
     # tied (cannot be told apart from a neighbour; None = noise unknown) and tied_with.
     front: list[dict] = field(default_factory=list)
+    # Only when the results hold two or more model families (else None, and left out of
+    # to_dict): {"families": every family in the results, "scaling_family": the family the
+    # axes above were read from, "scaling_trials": its ok trials in this regime,
+    # "comparison": rsearch.families.SpeedComparison.to_dict() (a ratio, or its reason)}.
+    model_families: dict | None = None
 
 
 @dataclass
@@ -117,7 +130,11 @@ class Analysis:
     confirmation_order: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return plain(asdict(self))  # NaN -> None recursively: valid JSON
+        payload = plain(asdict(self))  # NaN -> None recursively: valid JSON
+        for regime in payload["regimes"]:
+            if regime["model_families"] is None:  # one family: the output of older versions
+                del regime["model_families"]
+        return payload
 
 
 # --------------------------------------------------------------------------- configs
@@ -219,7 +236,10 @@ def _curve(configs: pd.DataFrame, base: pd.Series, axis: str) -> AxisCurve:
 
 
 def _py(value, axis: str):
-    return float(value) if axis == m.WIDTH else int(value)
+    """An axis value as plain Python: width a float, depth and resolution ints, except an
+    EfficientNet's depth multiplier (1.2), which stays a float."""
+    value = float(value)
+    return value if axis == m.WIDTH or not value.is_integer() else int(value)
 
 
 def _ranking(curves: dict[str, AxisCurve], attr: str = "slope") -> list[str]:
@@ -276,6 +296,8 @@ def _lead(
     return effect, se, exceeds(effect, se)
 
 
+# Columns of the model-family table (best config per budget) and of the front; both also
+# name each row's model family (m.FAMILY) when the results hold two or more (_keep).
 _FAMILY_KEEP = [
     m.TRIAL_ID,
     m.MODEL,
@@ -298,6 +320,16 @@ _FRONT_KEEP = [
 ]
 
 
+def _keep(columns: list[str], results: pd.DataFrame, frame: pd.DataFrame) -> list[str]:
+    """`columns` that `frame` has, with the model family after the trial id (and an
+    EfficientNet's depth multiplier after the depth) when `results` hold two or more
+    families (one family: the columns of older versions)."""
+    if len(model_families(results)) >= 2:
+        depth = columns.index(m.DEPTH) + 1
+        columns = [columns[0], m.FAMILY, *columns[1:depth], m.DEPTH_MULT, *columns[depth:]]
+    return [c for c in columns if c in frame.columns]
+
+
 def _in_regime(frame: pd.DataFrame, regime: int) -> np.ndarray:
     return (frame[m.EPOCHS] == regime).fillna(False).to_numpy(dtype=bool)
 
@@ -312,7 +344,7 @@ def family_table(
     how far it leads the best other architecture under the same budget (see _budget_lead).
     `front`: front_ties(results), when the caller has it already.
     """
-    keep = [c for c in _FAMILY_KEEP + list(REGULARIZATION_COLUMNS) if c in results.columns]
+    keep = _keep(_FAMILY_KEEP + list(REGULARIZATION_COLUMNS), results, results)
     if budgets is None:
         front = front_ties(results) if front is None else front
         rows = front[_in_regime(front, regime)].sort_values(
@@ -339,6 +371,9 @@ def _budget_lead(pool: pd.DataFrame, row: dict) -> dict:
         return lead
     acc, lat = floats(pool[m.MINIVAL_TOP1]), floats(pool[m.LATENCY_MS])
     other = np.logical_or.reduce([~np.isclose(floats(pool[a]), float(row[a])) for a in ARCH])
+    # Another family is another architecture, whatever its numbers (multipliers vs layers).
+    family = row.get(m.FAMILY) or m.DEFAULT_FAMILY
+    other |= (family_of(pool) != family).to_numpy(dtype=bool)
     usable = other & (lat <= row["budget_ms"]) & ~np.isnan(acc)
     if not usable.any():
         return lead  # alone under its budget: nothing to be told apart from
@@ -356,11 +391,29 @@ def _budget_lead(pool: pd.DataFrame, row: dict) -> dict:
 
 
 def analyze_regime(
-    results: pd.DataFrame, regime: int, budgets=None, front: pd.DataFrame | None = None
+    results: pd.DataFrame,
+    regime: int,
+    budgets=None,
+    front: pd.DataFrame | None = None,
+    families: list[str] | None = None,
 ) -> RegimeAnalysis:
-    """One regime's analysis. `front`: front_ties(results), when the caller has it already."""
+    """One regime's analysis. `front`: front_ties(results), when the caller has it already;
+    `families`: model_families(results), likewise."""
     front = front_ties(results) if front is None else front
+    families = model_families(results) if families is None else families
     runs = _runs(results, regime)
+    trials_ok = len(runs)
+    speed = None
+    if len(families) >= 2:
+        # The scaling axes are ResNet-RS depths and widths: never mixed with multipliers.
+        resnetrs = (family_of(results) == m.DEFAULT_FAMILY).to_numpy(dtype=bool)
+        runs = _runs(results[resnetrs], regime)
+        speed = {
+            "families": families,
+            "scaling_family": m.DEFAULT_FAMILY,
+            "scaling_trials": len(runs),
+            "comparison": regime_speed(results, regime).to_dict(),
+        }
     configs, noise, repeats = _configs(runs)
     coverage = _coverage(configs)
     base = _choose_base(coverage)
@@ -380,7 +433,7 @@ def analyze_regime(
     members = front[_in_regime(front, regime)]
     return RegimeAnalysis(
         epochs=regime,
-        trials_ok=len(runs),
+        trials_ok=trials_ok,
         base=None
         if base is None
         else {
@@ -400,7 +453,8 @@ def analyze_regime(
         exceeds_noise=exceeded,
         base_winners=_winners_from_bases(configs, coverage, ranking) if len(ranking) >= 2 else [],
         family=family_table(results, regime, budgets, front=front),
-        front=records(members[[c for c in _FRONT_KEEP if c in members.columns]]),
+        front=records(members[_keep(_FRONT_KEEP, results, members)]),
+        model_families=speed,
     )
 
 
@@ -453,6 +507,22 @@ def winner_statement(regime: RegimeAnalysis) -> str:
     return (
         f"{regime.winner} gives the most top-1 per doubling of latency ({regime.effect:+.4f} over "
         f"{regime.ranking[1]}): {verdict(regime.exceeds_noise)} ({noise_detail(regime)})"
+    )
+
+
+def speed_statement(regime: RegimeAnalysis) -> str | None:
+    """How much faster one model family is than the other at equal minival top-1, along their
+    fronts, in one line (the CLI and the dashboard both print it); None with one family."""
+    if regime.model_families is None:
+        return None
+    c = regime.model_families["comparison"]
+    if c["median_ratio"] is None:
+        return f"no speed comparison of the model families: {c['reason']}"
+    low, high = c["accuracy_range"]
+    return (
+        f"{label(c['faster'])} is {c['median_ratio']:.3g}x faster than {label(c['slower'])} "
+        f"at equal minival top-1 (median latency ratio over top-1 {low:.4f}-{high:.4f}, "
+        f"where both fronts exist; min {c['min_ratio']:.3g}x, max {c['max_ratio']:.3g}x)"
     )
 
 
@@ -699,8 +769,10 @@ def analyze(
     test is the costly step at 10,000 trials, so it runs once).
     """
     front = front_ties(results) if front is None else front
+    families = model_families(results)
     analyses = [
-        analyze_regime(results, regime, budgets, front=front) for regime in regimes(results)
+        analyze_regime(results, regime, budgets, front=front, families=families)
+        for regime in regimes(results)
     ]
     warnings = _regime_warnings(analyses, target_epochs)
     for analysis in analyses:

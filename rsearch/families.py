@@ -23,6 +23,30 @@ from rsearch.results import competing
 
 SAMPLES = 21  # accuracies, evenly spaced over the shared range, at which the ratio is read
 
+# How the views name a family (any other family: its stored name).
+LABELS = {m.DEFAULT_FAMILY: "ResNet-RS", "efficientnet": "EfficientNet"}
+
+
+def label(family: str) -> str:
+    """A family's name for a reader: "ResNet-RS", "EfficientNet"."""
+    return LABELS.get(family, family)
+
+
+def family_of(results: pd.DataFrame) -> pd.Series:
+    """Each row's model family (object dtype); a row without one, or a table from before the
+    column existed, is ResNet-RS."""
+    if m.FAMILY not in results.columns:
+        return pd.Series(m.DEFAULT_FAMILY, index=results.index, dtype=object)
+    family = results[m.FAMILY].astype(object)
+    return family.where(family.notna(), m.DEFAULT_FAMILY)
+
+
+def model_families(results: pd.DataFrame) -> list[str]:
+    """The model families a results table holds, any status: ResNet-RS first, then the others
+    by name (["resnetrs"] for every table from before the second family)."""
+    names = set(family_of(results)) if len(results) else {m.DEFAULT_FAMILY}
+    return sorted(names, key=lambda name: (name != m.DEFAULT_FAMILY, name))
+
 
 @dataclass(frozen=True)
 class Front:
@@ -102,14 +126,24 @@ def regime_fronts(results: pd.DataFrame, regime: int) -> dict[str, Front]:
     """Each family's front in one epoch regime, from the rows that compete for the front
     (trained originals, rsearch.results.competing); a row without a family is ResNet-RS."""
     rows = results[competing(results) & (floats(results[m.EPOCHS]) == regime)]
-    if m.FAMILY in rows.columns:
-        family = rows[m.FAMILY].astype(object).where(rows[m.FAMILY].notna(), m.DEFAULT_FAMILY)
-    else:
-        family = pd.Series(m.DEFAULT_FAMILY, index=rows.index, dtype=object)
     return {
         name: Front.of(floats(group[m.MINIVAL_TOP1]), floats(group[m.LATENCY_MS]))
-        for name, group in rows.groupby(family, sort=True)
+        for name, group in rows.groupby(family_of(rows), sort=True)
     }
+
+
+def regime_speed(results: pd.DataFrame, regime: int) -> SpeedComparison:
+    """compare() of one regime's family fronts, with the reason in this regime's words when
+    fewer than two families have trained models in it."""
+    fronts = {
+        name: front for name, front in regime_fronts(results, regime).items() if len(front.accuracy)
+    }
+    if len(fronts) == 1:
+        (name,) = fronts
+        return _none(f"only {name} has trained models at {regime} epochs")
+    if not fronts:
+        return _none(f"no family has trained models at {regime} epochs")
+    return compare(fronts)
 
 
 def _span(front: Front) -> str:

@@ -7,6 +7,7 @@ import tempfile
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from rsearch import metrics as m
@@ -439,3 +440,193 @@ def test_run_to_run_noise_is_never_below_the_minival_se():
         floored.exceeds_noise is False
         and "never below a config's minival SE" in winner_statement(floored)
     )
+
+
+# --- two model families (#12): speed at equal accuracy, scaling axes from ResNet-RS only ---
+
+from rsearch.analysis import speed_statement  # noqa: E402
+
+
+def resnetrs_front(rows):
+    """The (accuracy, latency) of the Pareto front of `rows`, by accuracy."""
+    points = sorted((r[m.MINIVAL_TOP1], r[m.LATENCY_MS]) for r in rows)
+    front, best_latency = [], math.inf
+    for acc, lat in sorted(points, key=lambda p: (-p[0], p[1])):
+        if lat < best_latency:
+            front.append((acc, lat))
+            best_latency = lat
+    return sorted(front)
+
+
+def efficientnet_rows(regime, points, depths, status=m.STATUS_OK, **extra):
+    """EfficientNet trials, one per (accuracy, latency) point, at depth multipliers `depths`.
+    Width 0.5 and resolution 128 are those of the ResNet-RS base: mixed into the scaling
+    axes, these rows would form a depth axis below depth 26 (and move the base)."""
+    return [
+        {
+            m.TRIAL_ID: f"eff-{regime}-{k}",
+            m.STATUS: status,
+            m.FAMILY: "efficientnet",
+            m.MODEL: f"efficientnet-w0.5-d{depth:g}",
+            m.DEPTH: depth,
+            m.WIDTH: 0.5,
+            m.RESOLUTION: 128,
+            m.EPOCHS: regime,
+            m.MINIVAL_TOP1: acc,
+            m.LATENCY_MS: lat,
+            **extra,
+        }
+        for k, ((acc, lat), depth) in enumerate(zip(points, depths))
+    ]
+
+
+def with_family(rows, family=m.DEFAULT_FAMILY):
+    return [{m.FAMILY: family, **r} for r in rows]
+
+
+def two_families(slowdown=2.0, shift=0.0, depths=(1.0, 1.1, 1.2, 1.4, 1.8, 2.2, 2.6)):
+    """10-epoch ResNet-RS axis lines (width wins) and an EfficientNet front `slowdown` x slower
+    at every accuracy of ResNet-RS's front (accuracies moved by `shift`)."""
+    resnet = with_family([row(10, c, SHORT) for c in axis_lines()])
+    front = resnetrs_front(resnet)
+    points = [(acc + shift, slowdown * lat) for acc, lat in front]
+    return resnet, efficientnet_rows(10, points, depths[: len(points)]), front
+
+
+def frame_of(rows):
+    """A results table as pandas holds it, without the store (whose depth column holds whole
+    numbers; an EfficientNet's depth multiplier is 1.1)."""
+    return pd.DataFrame(rows).assign(**{m.CONFIRMS: None})
+
+
+def test_efficientnet_exactly_twice_as_slow_at_equal_accuracy_gives_two():
+    resnet, efficient, front = two_families()
+    assert len(front) >= 3 and {r[m.DEPTH] for r in efficient} - {1.0, 2.0}  # fractional depths
+    (alone,) = analyze_frame(resnet).regimes
+    result = analyze(frame_of(resnet + efficient))
+    (regime,) = result.regimes
+    families = regime.model_families
+    assert families["families"] == ["resnetrs", "efficientnet"]
+    comparison = families["comparison"]
+    assert (comparison["faster"], comparison["slower"]) == ("resnetrs", "efficientnet")
+    assert comparison["median_ratio"] == pytest.approx(2.0)
+    assert comparison["min_ratio"] == pytest.approx(2.0)
+    assert comparison["max_ratio"] == pytest.approx(2.0)
+    assert comparison["accuracy_range"] == pytest.approx([front[0][0], front[-1][0]])
+    assert speed_statement(regime) == (
+        f"ResNet-RS is 2x faster than EfficientNet at equal minival top-1 (median latency ratio "
+        f"over top-1 {front[0][0]:.4f}-{front[-1][0]:.4f}, where both fronts exist; "
+        "min 2x, max 2x)"
+    )
+    # The scaling axes are those of the ResNet-RS rows alone: the multipliers move nothing.
+    assert (regime.winner, regime.ranking, regime.base) == (alone.winner, alone.ranking, alone.base)
+    for axis in STEPS:
+        assert regime.curves[axis].values == alone.curves[axis].values
+        assert regime.curves[axis].slope == pytest.approx(alone.curves[axis].slope)
+    assert families["scaling_trials"] == len(resnet) and regime.trials_ok == len(resnet + efficient)
+    # Every EfficientNet row names its family on the front and in the budget table.
+    assert {r[m.FAMILY] for r in regime.front} <= {"resnetrs", "efficientnet"}
+    assert all(m.FAMILY in r for r in regime.family)
+    payload = json.loads(json.dumps(result.to_dict(), allow_nan=False))
+    assert payload["regimes"][0]["model_families"]["comparison"]["median_ratio"] == pytest.approx(2)
+
+
+def test_fronts_that_do_not_overlap_give_the_reason():
+    _, efficient, front = two_families(slowdown=1.0, shift=0.3)  # every EfficientNet: +0.3 top-1
+    resnet = with_family([row(10, c, SHORT) for c in axis_lines()])
+    (regime,) = analyze(frame_of(resnet + efficient)).regimes
+    comparison = regime.model_families["comparison"]
+    assert comparison["median_ratio"] is None and comparison["accuracy_range"] is None
+    low, high = front[0][0], front[-1][0]
+    assert comparison["reason"] == (
+        f"the fronts do not overlap in accuracy: efficientnet spans [{low + 0.3:.4g}, "
+        f"{high + 0.3:.4g}], resnetrs spans [{low:.4g}, {high:.4g}]"
+    )
+    assert (
+        speed_statement(regime)
+        == f"no speed comparison of the model families: {comparison['reason']}"
+    )
+
+
+def test_a_second_family_without_trained_models_gives_the_reason():
+    resnet, efficient, _ = two_families()
+    untrained = [{**r, m.STATUS: m.STATUS_INFEASIBLE, m.MINIVAL_TOP1: None} for r in efficient]
+    (regime,) = analyze(frame_of(resnet + untrained)).regimes
+    assert regime.model_families["comparison"]["reason"] == (
+        "only resnetrs has trained models at 10 epochs"
+    )
+    assert regime.winner == m.WIDTH
+
+
+def test_an_efficientnet_confirmation_keeps_its_depth_multiplier():
+    resnet, efficient, _ = two_families()
+    rerun = {**efficient[1], m.TRIAL_ID: "eff-rerun", m.CONFIRMS: efficient[1][m.TRIAL_ID]}
+    frame = pd.concat([frame_of(resnet + efficient), pd.DataFrame([rerun])], ignore_index=True)
+    (confirmed,) = analyze(frame).confirmation
+    assert confirmed[m.DEPTH] == 1.1 and confirmed[m.TRIAL_ID] == efficient[1][m.TRIAL_ID]
+
+
+def test_one_family_output_is_unchanged_and_has_no_comparison(tmp_path, capsys):
+    """Tables from before the family column, and tables whose every row is ResNet-RS (a
+    family column of "resnetrs" or nulls), print the same text and JSON, with no comparison."""
+    rows = [row(350, c, LONG) for c in axis_lines()] + [row(10, c, SHORT) for c in axis_lines()]
+    outputs = []
+    for name, table in (
+        ("old", rows),
+        ("named", with_family(rows)),
+        ("nulls", with_family(rows, None)),
+    ):
+        create_experiment(tmp_path / name, {}, {})
+        write_results(tmp_path / name, table)
+        if name == "old":  # as an older version wrote it: no family column at all
+            path = tmp_path / name / "results.parquet"
+            stored = pq.read_table(path)
+            new = [c for c in (m.FAMILY, "depth_mult") if c in stored.column_names]
+            pq.write_table(stored.drop_columns(new), path)
+            assert m.FAMILY not in pq.read_table(path).column_names
+        text = []
+        for argv_tail in ([], ["--json"]):
+            assert main(["analyze", str(tmp_path / name), *argv_tail]) == 0
+            text.append(capsys.readouterr().out.replace(str(tmp_path / name), "PATH"))
+        text = [
+            t.replace(f"Experiment {name}:", "Experiment X:").replace(f'"{name}"', '"X"')
+            for t in text
+        ]
+        outputs.append(text)
+        payload = json.loads(text[1])
+        assert all("model_families" not in r for r in payload["regimes"])
+        assert all(m.FAMILY not in f for r in payload["regimes"] for f in r["front"])
+        assert "Model families" not in text[0] and "faster than" not in text[0]
+    assert outputs[0] == outputs[1] == outputs[2]
+    # The front's rows in the columns of older versions (depth a whole number, as it was).
+    assert (
+        "\n           1  0.4000 ± SE ?     resnetrs-26-w0.5          26    0.5   128  "
+        "10-26-0.5-128-0.0  noise unknown\n"
+    ) in outputs[0][0]
+
+
+def test_cli_reports_the_speed_ratio_of_two_families(tmp_path, capsys):
+    # Whole-number multipliers: the store's depth column holds whole numbers (see frame_of).
+    resnet, efficient, front = two_families(depths=(1, 2, 3, 4, 5, 6, 7))
+    create_experiment(tmp_path / "exp", {}, {})
+    write_results(tmp_path / "exp", resnet + efficient)
+    assert main(["analyze", str(tmp_path / "exp")]) == 0
+    text = capsys.readouterr().out
+    low, high = front[0][0], front[-1][0]
+    assert "  Model families (ResNet-RS, EfficientNet): speed at equal minival top-1" in text
+    assert (
+        f"ResNet-RS is 2x faster than EfficientNet at equal minival top-1 (median latency "
+        f"ratio over top-1 {low:.4f}-{high:.4f}" in text
+    )
+    assert (
+        f"(the scaling axes above: the {len(resnet)} ok ResNet-RS trials of "
+        f"{len(resnet + efficient)})" in text
+    )
+    assert "width gives the most top-1 per doubling of latency" in text
+    assert main(["analyze", str(tmp_path / "exp"), "--json"]) == 0
+    (regime,) = json.loads(capsys.readouterr().out)["regimes"]
+    comparison = regime["model_families"]["comparison"]
+    assert comparison["median_ratio"] == pytest.approx(2.0)
+    assert comparison["accuracy_range"] == pytest.approx([low, high])
+    assert (comparison["faster"], comparison["slower"]) == ("resnetrs", "efficientnet")
+    assert regime["winner"] == m.WIDTH and regime["base"][m.DEPTH] == 26

@@ -725,3 +725,72 @@ def test_dashboard_output_onto_a_folder_or_under_a_file_is_one_line(experiment, 
             and err[0].startswith("rsearch dashboard: error: -o: ")
             and message in err[0]
         )
+
+
+# --------------------------------------------------------------------------- two model families
+
+
+def _two_family_rows():
+    """A 10-epoch regime of ResNet-RS trials (latency doubling per step) and EfficientNet
+    trials exactly 2x slower at every accuracy, each with a dominated trial."""
+    rows = []
+    for k, (acc, latency) in enumerate([(0.50, 1.0), (0.55, 2.0), (0.60, 4.0), (0.52, 8.0)]):
+        for family, depth, factor in (("resnetrs", 26 + 24 * k, 1.0), ("efficientnet", k, 2.0)):
+            rows.append(
+                {
+                    m.TRIAL_ID: f"{family}-{k}",
+                    m.STATUS: m.STATUS_OK,
+                    m.FAMILY: family,
+                    m.MODEL: f"{family}-{k}",
+                    m.DEPTH: depth,
+                    m.WIDTH: 1.0,
+                    m.RESOLUTION: 160,
+                    m.EPOCHS: 10,
+                    m.MINIVAL_TOP1: acc,
+                    m.LATENCY_MS: factor * latency,
+                    m.MINIVAL_SIZE: MINIVAL_SIZE,
+                }
+            )
+    return rows
+
+
+def test_two_families_get_a_symbol_legend_entry_and_front_each(tmp_path):
+    create_experiment(tmp_path / "two", {}, {})
+    write_results(tmp_path / "two", _two_family_rows())
+    exp = read_experiment(tmp_path / "two")
+    info = front_info(exp.results, None)
+    entries = {(r.regime, r.family): r for r in info.regimes}
+    assert set(entries) == {(10, "efficientnet"), (10, "resnetrs")}
+    resnet, efficient = entries[10, "resnetrs"], entries[10, "efficientnet"]
+    assert (resnet.symbol, efficient.symbol) == ("circle", "diamond")
+    # Each family's own front: the dominated trial of each is off it, EfficientNet 2x slower.
+    np.testing.assert_allclose(resnet.front.x, [1.0, 2.0, 4.0])
+    np.testing.assert_allclose(efficient.front.x, [2.0, 4.0, 8.0])
+    np.testing.assert_allclose(efficient.front.y, resnet.front.y)
+    assert all("<br>family: EfficientNet<br>" in text for text in efficient.trials.hover)
+    assert all("<br>family: EfficientNet<br>" in text for text in efficient.front.hover)
+    assert all("<br>family: ResNet-RS<br>" in text for text in resnet.trials.hover)
+    traces = {t.name: t for t in pareto_figure(info).data}
+    assert traces["10 epochs, ResNet-RS"].marker.symbol == "circle"
+    assert traces["10 epochs, EfficientNet"].marker.symbol == "diamond"
+    for family, symbol in (("ResNet-RS", "circle"), ("EfficientNet", "diamond")):
+        line = traces[f"10 epochs, {family}: Pareto front"]
+        assert set(line.marker.symbol) <= {symbol, f"{symbol}-open"} and len(line.x) == 3
+        assert all(f"family: {family}" in text for text in line.hovertext)
+    assert "10 epochs: Pareto front" not in traces  # no overall line besides the families'
+    # The report states the speed ratio in `rsearch analyze`'s words, and the markers.
+    (pareto,) = [s for s in sections(exp) if s.key == "pareto"]
+    assert "10 epochs: ResNet-RS is 2x faster than EfficientNet at equal minival top-1" in (
+        html.unescape(pareto.body)
+    )
+    assert "(circle ResNet-RS, diamond EfficientNet)" in pareto.why
+
+
+def test_one_family_front_has_no_family_marks(experiment):
+    info = front_info(read_experiment(experiment).results, BUDGET_MS)
+    assert all(r.family is None and r.symbol is None for r in info.regimes)
+    fig = pareto_figure(info)
+    assert not any("family:" in text for t in fig.data for text in (t.hovertext or ()))
+    assert all(
+        t.marker.symbol is None for t in fig.data if t.mode == "markers" and "epochs" in t.name
+    )

@@ -1,4 +1,6 @@
-"""`rsearch analyze`: which scaling axis wins in each epoch regime, and the model family.
+"""`rsearch analyze`: which scaling axis wins in each epoch regime, the best config per
+budget (the paper's model-family table), and, when the results hold two model families
+(ResNet-RS, EfficientNet), how much faster one is than the other at equal accuracy.
 
 rsearch analyze ~/rsearch_results/quickstart
 rsearch analyze ~/rsearch_results/quickstart --json --target-epochs 350
@@ -22,9 +24,11 @@ HELP = "which scaling axis (depth, width, resolution) wins per epoch regime"
 DESCRIPTION = (
     "For each epoch regime of an experiment: the accuracy gained per doubling of "
     "measured latency when scaling depth, width or resolution from a common base, whether the "
-    "winner's lead exceeds run-to-run noise, the best config per latency budget, and "
+    "winner's lead exceeds run-to-run noise, the best config per latency budget, "
     "warnings where a conclusion would be extrapolated (to a longer regime, larger "
-    "models, or from a single base architecture)."
+    "models, or from a single base architecture), and, when the results hold two model "
+    "families, the speed ratio between their Pareto fronts at equal minival accuracy "
+    "(the scaling axes are then read from the ResNet-RS trials)."
 )
 
 
@@ -105,7 +109,8 @@ def _axis_lines(regime) -> list[str]:
 def _architecture(row) -> str:
     """model, depth, width and resolution, in the tables' columns."""
     model = str(row.get(m.MODEL) or "-")
-    return f"{model:<22}{row[m.DEPTH]:>6}{row[m.WIDTH]:>7g}{row[m.RESOLUTION]:>6}"
+    # depth :g: a ResNet-RS's layers (26) and an EfficientNet's multiplier (1.2) alike
+    return f"{model:<22}{row[m.DEPTH]:>6g}{row[m.WIDTH]:>7g}{row[m.RESOLUTION]:>6}"
 
 
 def _pm(acc, se) -> str:
@@ -158,7 +163,9 @@ def _lead(row) -> str:
     return f"{row['lead']:+.4f} over {row['runner_up']}: {verdict(row['exceeds_noise'])}"
 
 
-def _family_lines(regime) -> list[str]:
+def _budget_lines(regime) -> list[str]:
+    """The best config per latency budget (RegimeAnalysis.family: the paper's model-family
+    table)."""
     lines = [
         f"  {'budget ms':>10}  {'model':<22}{'depth':>6}{'width':>7}{'res':>6}{'top-1 ± SE':>19}"
         f"{'latency ms':>12}  lead over the best other architecture"
@@ -173,6 +180,25 @@ def _family_lines(regime) -> list[str]:
             f"{_num(row[m.LATENCY_MS], '.3g'):>12}  {_lead(row)}"
         )
     return lines
+
+
+def _model_family_lines(regime) -> list[str]:
+    """With two or more model families: their speed at equal accuracy, and which trials the
+    scaling axes came from; nothing with one family (the output of older versions)."""
+    # the same words as the dashboard's; pandas, as in run()
+    from rsearch.analysis import speed_statement
+    from rsearch.families import label
+
+    families = regime.model_families
+    if families is None:
+        return []
+    names = ", ".join(label(f) for f in families["families"])
+    return [
+        f"  Model families ({names}): speed at equal minival top-1 along each family's front:",
+        "  " + speed_statement(regime),
+        f"  (the scaling axes above: the {families['scaling_trials']} ok "
+        f"{label(families['scaling_family'])} trials of {regime.trials_ok})",
+    ]
 
 
 def _confirmation_lines(result) -> list[str]:
@@ -228,7 +254,8 @@ def format_analysis(result, experiment) -> str:
         lines.append("  " + winner_statement(regime))
         lines += _front_lines(regime)
         lines.append("  Best config per latency budget:")
-        lines += _family_lines(regime)
+        lines += _budget_lines(regime)
+        lines += _model_family_lines(regime)
     lines += _confirmation_lines(result)
     lines.append("")
     if result.warnings:
