@@ -5,6 +5,7 @@
 # 2. end-to-end step fed by the real input pipeline vs synthetic tensors (benchmarks/input_pipeline.py --e2e)
 # 3. inference latency of ResNet-RS-50 @160 with its method            (rsearch cost --latency)
 # 4. training step with torch.compile                                  (benchmarks/model_step.py --compile)
+# 5. the paper's table 3: RS-350 @256 vs B6 @528, RS-420 @320 vs B7 @600  (benchmarks/family_step.py)
 set -u
 OUT=${1:-${OUT:-gpu_out}}
 mkdir -p "$OUT"
@@ -19,3 +20,4 @@ timeout 60 python3 -m rsearch cost --model resnetrs-50 --resolution 160 --latenc
     --dtype bfloat16 --batch 1,128 --no-cache --json > "$OUT/latency.json" 2> "$OUT/latency.err"; tail -c 600 "$OUT/latency.json"
 timeout 220 python3 benchmarks/model_step.py --device cuda --dtype bfloat16 --channels-last --compile \
     --rounds 3 --json "$OUT/step_compile.json" 2>&1 | tail -8
+timeout 300 python3 benchmarks/family_step.py --device cuda --json "$OUT/family_step.json" 2>&1 | tail -10

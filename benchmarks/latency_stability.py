@@ -32,7 +32,7 @@ import torch
 from rsearch import metrics as M
 from rsearch.cost.latency import percentile
 from rsearch.cost.rounds import measure_interleaved
-from rsearch.models import build, model_config
+from rsearch.models import build, network_config
 from rsearch.space import load_space
 
 CONDITIONS = (("idle", 0), ("1 busy process", 1), ("2 busy processes", 2))
@@ -116,17 +116,15 @@ def main() -> int:
         )
     method = latency.method
     classes = int(space.data.get("num_classes", 10))
-    items = {
-        f"{d},{w:g},{r}": (model_config(depth=d, width=w, num_classes=classes), r)
-        for d, w, r in space.architectures()
-    }
+    archs = space.architectures()
+    if archs is None:
+        raise SystemExit(f"{args.space}: a scaling dimension is a range (nothing to enumerate)")
     ref = latency.reference
     ref_key = ref.key
-    if ref_key not in items:
-        items[ref_key] = (
-            model_config(depth=ref.depth, width=ref.width, num_classes=classes),
-            ref.resolution,
-        )
+    items = {
+        arch.key: (network_config(arch, num_classes=classes, in_chans=3), arch.resolution)
+        for arch in [*archs, ref]
+    }
     raw = {}
     for name, n in CONDITIONS:
         with busy(n):
