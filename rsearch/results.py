@@ -5,10 +5,13 @@
       space.yaml        the resolved search space
       results.parquet   one row per trial      (RESULT_COLUMNS)
       curves.parquet    one row per trial-epoch (CURVE_COLUMNS)
+      results.parts/    rows appended while a search runs, folded in by `compact`
+      curves.parts/     (rsearch.fragments: a reader reads each table whole)
       tune/             Ray Tune's own folder (not read here)
 
 Every file is replaced atomically (written beside, then moved over the old one), so a
 dashboard reading during a search sees either the old or the new file, never half.
+A running search appends what changed (`append_rows`), so a write costs what it adds.
 Columns have a fixed order and type: a row that lacks an optional value gets a null,
 so files written at any point of a run read back with the same dtypes. Integer
 columns read back as pandas' nullable "Int64", booleans as nullable "boolean"; floats as
@@ -29,7 +32,6 @@ import io
 import json
 import math
 import os
-import uuid
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,17 +41,21 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import yaml
 
+from rsearch import fragments, storage
 from rsearch import metrics as m
-from rsearch import storage
 from rsearch.errors import UserError
 from rsearch.frames import floats, is_null, ok_mask, plain
 from rsearch.noise import NOISE_Z, binomial_se, within_noise
 from rsearch.pareto import hypervolume_2d, pareto_mask_by_group, reference_point
+from rsearch.storage import write_file_atomic
 
 EXPERIMENT_FILE = "experiment.json"
 SPACE_FILE = "space.yaml"
+RESULTS_TABLE, CURVES_TABLE = "results", "curves"  # each a file and its fragments (fragments.py)
 RESULTS_FILE = "results.parquet"
 CURVES_FILE = "curves.parquet"
+_KEYS = {RESULTS_TABLE: [m.TRIAL_ID], CURVES_TABLE: [m.TRIAL_ID, m.EPOCH]}  # a row's identity
+_EMPTY = object()  # _read_table's default for an absent file: an empty table
 _VERSION_KEY = b"rsearch.schema_version"
 
 _STR, _INT, _FLOAT, _BOOL = pa.string(), pa.int64(), pa.float64(), pa.bool_()
@@ -166,22 +172,6 @@ class Experiment:
 
 
 # --------------------------------------------------------------------------- files
-
-
-def write_file_atomic(exp_dir, name: str, data: bytes) -> str:
-    """Write `data` to exp_dir/name: a temporary beside it, then one move over the old file.
-
-    On a local disk the move is rename(2), atomic; on object stores the final object
-    appears in one PUT/copy. Returns the path written.
-    """
-    fs, root = storage.filesystem(exp_dir)
-    fs.create_dir(root, recursive=True)
-    final = f"{root}/{name}"
-    tmp = f"{root}/.{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    with fs.open_output_stream(tmp) as out:
-        out.write(data)
-    fs.move(tmp, final)
-    return final
 
 
 def _read_bytes(fs: pafs.FileSystem, path: str) -> bytes | None:
@@ -364,43 +354,129 @@ def _to_frame(table: pa.Table) -> pd.DataFrame:
     )
 
 
-def _write_parquet(exp_dir, name: str, table: pa.Table) -> None:
+def _parquet_bytes(table: pa.Table) -> bytes:
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
-    write_file_atomic(exp_dir, name, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def _write_parquet(exp_dir, name: str, table: pa.Table) -> None:
+    write_file_atomic(exp_dir, name, _parquet_bytes(table))
 
 
 def write_results(exp_dir, rows: list[dict]) -> pd.DataFrame:
-    """Write all trial rows (the whole table, each time) with the pareto and
-    minival_top1_se columns computed."""
+    """Write all trial rows (the whole table) with the pareto and minival_top1_se columns
+    computed; fragments appended before are superseded."""
+    _check_statuses(rows)
+    table = _with_computed(_table(rows, RESULT_COLUMNS, REQUIRED_RESULT_COLUMNS))
+    _replace_stored(exp_dir, RESULTS_TABLE, table)
+    return _to_frame(table)
+
+
+def write_curves(exp_dir, rows: list[dict]) -> None:
+    """Write all trial-epoch rows (the whole table); fragments appended before are superseded."""
+    _replace_stored(exp_dir, CURVES_TABLE, _table(rows, CURVE_COLUMNS, REQUIRED_CURVE_COLUMNS))
+
+
+def append_rows(exp_dir, result_rows: list[dict], curve_rows: list[dict]) -> None:
+    """The trial rows and trial-epoch rows new or changed since the last write, as one
+    fragment of each table: a write costs what it adds, not the whole study. A reader takes
+    the last row of each trial (and epoch); `compact` folds the fragments in."""
+    _check_statuses(result_rows)
+    for name, rows, columns, required in (
+        (RESULTS_TABLE, result_rows, RESULT_COLUMNS, REQUIRED_RESULT_COLUMNS),
+        (CURVES_TABLE, curve_rows, CURVE_COLUMNS, REQUIRED_CURVE_COLUMNS),
+    ):
+        if rows:  # the computed columns stay null here: a reader computes them on the whole
+            fragments.append(exp_dir, name, _parquet_bytes(_table(rows, columns, required)))
+
+
+def compact(exp_dir) -> None:
+    """Fold each table's fragments into its base file (results with its front computed)."""
+    fs, root = storage.filesystem(exp_dir)
+    for name, columns, required in (
+        (RESULTS_TABLE, RESULT_COLUMNS, REQUIRED_RESULT_COLUMNS),
+        (CURVES_TABLE, CURVE_COLUMNS, REQUIRED_CURVE_COLUMNS),
+    ):
+        if not fragments.fragment_names(fs, root, name):
+            continue  # nothing to fold: the base is not read
+        frame, folded = _read_stored(fs, root, name, columns, required)
+        table = _frame_table(frame, columns)
+        _write_parquet(
+            exp_dir,
+            name + fragments.SUFFIX,
+            table if name == CURVES_TABLE else _with_computed(table),
+        )
+        fragments.delete(fs, root, name, folded)
+
+
+def _check_statuses(rows: list[dict]) -> None:
     for index, row in enumerate(rows):
         if row.get(m.STATUS) not in STATUSES and row.get(m.STATUS) is not None:
             raise ValueError(
                 f"row {index}: status expected one of {', '.join(STATUSES)}, got {row[m.STATUS]!r}"
             )
-    table = _table(rows, RESULT_COLUMNS, REQUIRED_RESULT_COLUMNS)
+
+
+def _with_computed(table: pa.Table) -> pa.Table:
+    """A results table with its computed columns: minival_top1_se and pareto."""
     frame = _to_frame(table)
     table = _replace_column(
         table, m.MINIVAL_TOP1_SE, pa.array(minival_se(frame), type=_FLOAT, from_pandas=True)
     )
-    table = _replace_column(table, m.PARETO, pa.array(pareto_flags(frame), type=_BOOL))
-    _write_parquet(exp_dir, RESULTS_FILE, table)
-    return _to_frame(table)
+    return _replace_column(table, m.PARETO, pa.array(pareto_flags(frame), type=_BOOL))
 
 
 def _replace_column(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
     return table.set_column(table.schema.get_field_index(name), name, values)
 
 
-def write_curves(exp_dir, rows: list[dict]) -> None:
-    """Write all trial-epoch rows (the whole table, each time)."""
-    _write_parquet(exp_dir, CURVES_FILE, _table(rows, CURVE_COLUMNS, REQUIRED_CURVE_COLUMNS))
+def _replace_stored(exp_dir, name: str, table: pa.Table) -> None:
+    """Write table `name`'s base anew and drop the fragments that were there before."""
+    fs, root = storage.filesystem(exp_dir)
+    superseded = fragments.fragment_names(fs, root, name)
+    _write_parquet(exp_dir, name + fragments.SUFFIX, table)
+    fragments.delete(fs, root, name, superseded)
 
 
-def _read_table(fs: pafs.FileSystem, path: str, columns, required) -> pd.DataFrame:
+def _frame_table(frame: pd.DataFrame, columns) -> pa.Table:
+    """A read (conformed) frame back as a table of the schema's types, extra columns kept."""
+    known = dict(columns)
+    arrays = {}
+    for name in frame.columns:
+        values = frame[name]
+        if name in known:
+            arrays[name] = pa.array(values, type=known[name], from_pandas=True)
+            continue
+        try:
+            arrays[name] = pa.array(values, from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            arrays[name] = pa.array([None if is_null(v) else str(v) for v in values], type=_STR)
+    table = pa.table(arrays)
+    return table.replace_schema_metadata({_VERSION_KEY: str(m.RESULTS_SCHEMA_VERSION).encode()})
+
+
+def _read_stored(fs, root: str, name: str, columns, required) -> tuple[pd.DataFrame, list[str]]:
+    """Table `name`: its base and fragments, the last row of each key kept; and the names of
+    the fragments read."""
+    base, parts, names = fragments.read(
+        fs, root, name, lambda path: _read_table(fs, path, columns, required, absent=None)
+    )
+    empty = _to_frame(_table([], columns, ()))
+    frames = [f for f in (base, *parts) if f is not None and len(f)]
+    if not parts or not frames:
+        return (base if base is not None else empty), names
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    key = _KEYS[name]
+    frame = frame[~frame.duplicated(key, keep="last")].reset_index(drop=True)
+    return _conform(frame, columns), names
+
+
+def _read_table(fs: pafs.FileSystem, path: str, columns, required, absent=_EMPTY):
+    """One file as a conformed frame; an empty table (or `absent`) when there is none."""
     raw = _read_bytes(fs, path)
     if raw is None:
-        return _to_frame(_table([], columns, ()))
+        return _to_frame(_table([], columns, ())) if absent is _EMPTY else absent
     try:
         # use_threads=False: a threaded read leaves work behind that can abort the process
         # ("terminate called without an active exception", apache/arrow#34314) when it exits
@@ -487,7 +563,9 @@ def read_experiment(exp_dir, allow_empty: bool = False) -> Experiment:
         raise UserError(f"EXPERIMENT: expected an experiment folder, got '{root}' (not a folder)")
     meta = _parse_meta(_read_bytes(fs, f"{root}/{EXPERIMENT_FILE}"), root)
     _check_meta(meta, f"{root}/{EXPERIMENT_FILE}")
-    results = _read_table(fs, f"{root}/{RESULTS_FILE}", RESULT_COLUMNS, REQUIRED_RESULT_COLUMNS)
+    results, appended = _read_stored(
+        fs, root, RESULTS_TABLE, RESULT_COLUMNS, REQUIRED_RESULT_COLUMNS
+    )
     if results.empty and not allow_empty:
         raise UserError(
             f"EXPERIMENT: expected at least one trial in {RESULTS_FILE}, got none in '{root}' "
@@ -495,11 +573,13 @@ def read_experiment(exp_dir, allow_empty: bool = False) -> Experiment:
         )
     if len(results):  # rows of an older writer, from before a second family: ResNet-RS
         results[m.FAMILY] = results[m.FAMILY].fillna(m.DEFAULT_FAMILY)
-    if len(results) and results[m.PARETO].isna().all():
-        # A file without the flags (an older writer's, or another tool's): the views read the
-        # stored front, so compute it once here as write_results would have stored it.
-        results[m.PARETO] = pareto_flags(results)
-    curves = _read_table(fs, f"{root}/{CURVES_FILE}", CURVE_COLUMNS, REQUIRED_CURVE_COLUMNS)
+    if len(results) and (appended or results[m.PARETO].isna().all()):
+        # Rows appended since the last compaction (a running search), or a file without the
+        # flags (an older writer's, another tool's): the views read the stored front, so
+        # compute it here on the whole table as write_results would have stored it.
+        results[m.MINIVAL_TOP1_SE] = minival_se(results)
+        results[m.PARETO] = pd.array(pareto_flags(results), dtype="boolean")
+    curves, _ = _read_stored(fs, root, CURVES_TABLE, CURVE_COLUMNS, REQUIRED_CURVE_COLUMNS)
     return Experiment(meta=meta, results=results, curves=curves, path=root)
 
 
@@ -636,6 +716,8 @@ __all__ = [
     "update_meta",
     "write_results",
     "write_curves",
+    "append_rows",
+    "compact",
     "read_experiment",
     "front_summary",
     "front_ties",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import uuid
 from pathlib import Path
 
 from rsearch.errors import UserError
@@ -142,3 +143,19 @@ def check_reachable(location, where: str) -> None:
         raise UserError(
             f"{where}: bucket {probe!r} does not exist (expected an existing bucket in {location})"
         )
+
+
+def write_file_atomic(exp_dir, name: str, data: bytes) -> str:
+    """Write `data` to exp_dir/name: a temporary beside it, then one move over the old file.
+
+    On a local disk the move is rename(2), atomic; on object stores the final object
+    appears in one PUT/copy. Returns the path written.
+    """
+    fs, root = filesystem(exp_dir)
+    fs.create_dir(root, recursive=True)
+    final = f"{root}/{name}"
+    tmp = f"{root}/.{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    with fs.open_output_stream(tmp) as out:
+        out.write(data)
+    fs.move(tmp, final)
+    return final

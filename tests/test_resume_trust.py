@@ -298,3 +298,12 @@ def test_checkpoint_folders_are_recorded_relative_to_the_experiment(tmp_path):
     assert (
         J.checkpoint_relative(str(tmp_path / "exp"), SimpleNamespace(path="/elsewhere/c")) is None
     )
+
+
+def test_the_job_queue_hands_out_every_job_once_in_order_then_finishes():
+    # Tune's searcher for drawn jobs (a grid_search over them deep-copies the list per trial)
+    jobs = [J.make_job(f"j{i}", {"epochs": 3, "seed": i}) for i in range(3)]
+    queue = J.JobQueue(jobs)
+    handed = [queue.suggest(f"t{i}") for i in range(4)]
+    assert handed[:3] == [{J.JOB: job} for job in jobs] and handed[3] == queue.FINISHED
+    assert J.row_key(SimpleNamespace(config=handed[1], trial_id="t1")) == "j1"

@@ -376,10 +376,14 @@ class _RunTune:
         )
 
     def record_only(self) -> None:
-        self._recorder().setup()
+        recorder = self._recorder()
+        recorder.setup()
+        recorder.close()
 
     def jobs(self, run_name: str, jobs: list[dict], scheduled: bool = True) -> None:
-        self.search(run_name, J.job_space(jobs), scheduled=scheduled)
+        self.search(
+            run_name, {}, search_alg=J.JobQueue(jobs), num_samples=len(jobs), scheduled=scheduled
+        )
 
     def search(
         self,
@@ -406,7 +410,10 @@ class _RunTune:
             tune_config=config,
             run_config=run_config(_fresh_run_path(self.exp_dir, run_name), recorder),
         )
-        self.fit(tuner)
+        try:
+            self.fit(tuner)
+        finally:  # an interrupted run's last rows are written too (Tune ends it without hooks)
+            recorder.close()
 
 
 def _fresh_run_path(exp_dir: str, run_name: str) -> str:
