@@ -198,3 +198,27 @@ def test_within_noise_exceeds_and_their_combination():
         "within noise",
         "noise unknown",
     ]
+
+
+def brute_force_ranks(points: np.ndarray, maximize) -> np.ndarray:
+    """Non-dominated sorting by peeling brute-force fronts; NaN rows get len(points)."""
+    ranks = np.full(len(points), len(points))
+    left = [i for i in range(len(points)) if not np.isnan(points[i]).any()]
+    rank = 0
+    while left:
+        front = brute_force_front(points[left], maximize)
+        ranks[[i for i, f in zip(left, front, strict=True) if f]] = rank
+        left, rank = [i for i, f in zip(left, front, strict=True) if not f], rank + 1
+    return ranks
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_two_objective_ranks_by_bisection_equal_peeled_fronts(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 80))
+    points = rng.integers(0, 6, size=(n, 2)).astype(float)  # ties and duplicates
+    points[rng.random(points.shape) < 0.05] = np.nan
+    maximize = (bool(seed % 2), bool(seed % 3))
+    np.testing.assert_array_equal(
+        pareto_ranks(points, maximize), brute_force_ranks(points, maximize)
+    )

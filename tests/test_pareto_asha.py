@@ -6,12 +6,14 @@ import functools
 import pickle
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from ray.tune.schedulers import TrialScheduler
 
 from rsearch import metrics as M
 from rsearch import results
-from rsearch.tune.pareto_asha import ParetoASHA, minival_noise, rung_epochs
+from rsearch.pareto import pareto_ranks
+from rsearch.tune.pareto_asha import ParetoASHA, Rung, _place, minival_noise, rung_epochs
 from rsearch.tune.tuner import trial_latency
 
 CONTINUE, STOP = TrialScheduler.CONTINUE, TrialScheduler.STOP
@@ -151,3 +153,20 @@ def test_a_resumed_search_refills_its_rungs_from_the_results_store(tmp_path):
         "before",
         "after",
     }  # the 3-epoch regime's trial is not this rung's
+
+
+def test_a_trials_place_at_a_rung_is_its_index_in_the_rank_then_accuracy_order():
+    # _place counts with arrays what sorting every trial of the rung would give
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        rung = Rung()
+        for _ in range(int(rng.integers(1, 40))):
+            key = f"k{rng.integers(0, 25)}"  # some trials report again: they keep their place
+            cost = float("nan") if rng.random() < 0.1 else float(rng.integers(0, 5))
+            rung[key] = (float(rng.integers(0, 5)) / 4, cost)
+        points = rung.points()
+        ranks = pareto_ranks(points, maximize=(True, False))
+        order = sorted(range(len(points)), key=lambda i: (ranks[i], -points[i, 0]))
+        assert [_place(points, i) for i in range(len(points))] == [
+            order.index(i) for i in range(len(points))
+        ]

@@ -23,7 +23,7 @@ Rungs sit at regime/rf, regime/rf^2, ... epochs, down to grace_fraction x regime
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
@@ -78,7 +78,7 @@ class ParetoASHA(FIFOScheduler):
         self.noise = noise  # accuracy differences up to this are not evidence
         self.reduction_factor = reduction_factor
         self.rungs = rung_epochs(regime, grace_fraction, reduction_factor)
-        self.recorded: dict[int, dict[str, tuple[float, float]]] = {r: {} for r in self.rungs}
+        self.recorded: dict[int, Rung] = {r: Rung() for r in self.rungs}
 
     def set_search_properties(self, metric, mode, **spec) -> bool:
         # The objective is set at construction; Tune passes its own, which must agree.
@@ -112,19 +112,59 @@ class ParetoASHA(FIFOScheduler):
                 )
 
     def _promotes(self, rung: int, trial_id: str) -> bool:
-        ids = list(self.recorded[rung])
-        points = np.array([self.recorded[rung][i] for i in ids])
+        seen = self.recorded[rung]
+        points = seen.points()
         if np.isnan(points[:, 1]).all():
             points[:, 1] = 0.0  # no cost known: plain ASHA on accuracy
-        ranks = pareto_ranks(points, maximize=(True, False))
-        order = sorted(range(len(ids)), key=lambda i: (ranks[i], -points[i, 0]))
-        keep = max(1, math.ceil(len(ids) / self.reduction_factor))
-        mine = ids.index(trial_id)
-        return _on_front_within_noise(points, mine, self.noise) or mine in order[:keep]
+        mine = seen.index(trial_id)
+        keep = max(1, math.ceil(len(points) / self.reduction_factor))
+        return _on_front_within_noise(points, mine, self.noise) or _place(points, mine) < keep
 
     def debug_string(self) -> str:
         counts = ", ".join(f"{rung} ep: {len(seen)}" for rung, seen in self.recorded.items())
         return f"ParetoASHA: rungs {self.rungs} (trials seen: {counts or 'none'})"
+
+
+class Rung(Mapping):
+    """The (accuracy, cost) each trial reported at one rung, by results-row id, in the order
+    they first arrived; kept as arrays, so that a decision among 10,000 trials is a few
+    vectorised passes, not a Python loop over them."""
+
+    def __init__(self):
+        self._index: dict[str, int] = {}
+        self._values = np.empty((16, 2))
+
+    def __setitem__(self, trial_id: str, value: tuple[float, float]) -> None:
+        i = self._index.setdefault(trial_id, len(self._index))  # a re-report keeps its place
+        if i == len(self._values):
+            self._values = np.concatenate([self._values, np.empty_like(self._values)])
+        self._values[i] = value
+
+    def __getitem__(self, trial_id: str) -> tuple[float, float]:
+        return tuple(self._values[self._index[trial_id]].tolist())
+
+    def __iter__(self):
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def index(self, trial_id: str) -> int:
+        return self._index[trial_id]
+
+    def points(self) -> np.ndarray:
+        """A copy: n x (accuracy, cost), in arrival order."""
+        return self._values[: len(self._index)].copy()
+
+
+def _place(points: np.ndarray, i: int) -> int:
+    """Row i's place when the rows are ordered by (Pareto rank, accuracy descending), ties in
+    arrival order: how many rows come before it."""
+    ranks = pareto_ranks(points, maximize=(True, False))
+    acc, rank = points[:, 0], ranks[i]
+    before = (ranks < rank) | ((ranks == rank) & (acc > acc[i]))
+    tied_earlier = (ranks == rank) & (acc == acc[i]) & (np.arange(len(points)) < i)
+    return int(before.sum() + tied_earlier.sum())
 
 
 def _on_front_within_noise(points: np.ndarray, i: int, noise: float) -> bool:
