@@ -40,6 +40,14 @@ ACC_LABEL = "minival top-1"
 LATENCY_LABEL = "measured latency (ms)"
 HOVER_TEMPLATE = "%{hovertext}<extra></extra>"
 
+# Views at scale (10,000 trials). A figure of more trial points than this gets the compact
+# hover (SHORT_HOVER_FIELDS): the full config of each (about 1 KB of text) would make such a
+# report tens of MB; the trials table has every field of every trial.
+FULL_HOVER_POINTS = 2_000
+# A trace of more points than this is drawn with WebGL (plotly's scattergl): SVG, one DOM
+# node a marker, slows to a crawl with thousands of them.
+WEBGL_POINTS = 1_000
+
 
 @dataclass(frozen=True)
 class Points:
@@ -150,21 +158,61 @@ _HOVER_FIELDS = (
     m.LATENCY_RUNS,
     *COST_FIELDS,
 )
-
-
-def hover_text(row: pd.Series) -> str:
-    """The full config of one trial, one field a line (plotly hover HTML)."""
-    lines = [f"<b>{_hover_value(row.get(m.MODEL)) or 'trial'}</b>"]
-    for name in _HOVER_FIELDS:
-        value = _hover_value(row.get(name))
-        if value is not None:
-            lines.append(f"{name}: {value}")
-    return "<br>".join(lines)
+# The compact hover: which trial, its architecture and its outcome.
+SHORT_HOVER_FIELDS = (
+    m.TRIAL_ID,
+    m.STATUS,
+    m.FAILURE,
+    m.EPOCHS,
+    m.DEPTH,
+    m.DEPTH_MULT,
+    m.WIDTH,
+    m.RESOLUTION,
+    m.MINIVAL_TOP1,
+    m.MINIVAL_TOP1_SE,
+    m.LATENCY_MS,
+)
 
 
 def _hover_value(value) -> str | None:
     return None if is_null(value) else html.escape(text_of(value))
 
 
-def hover_texts(frame: pd.DataFrame) -> tuple[str, ...]:
-    return tuple(hover_text(row) for _, row in frame.iterrows())
+def hover_texts(frame: pd.DataFrame, full: bool = True) -> tuple[str, ...]:
+    """Each row's hover text (plotly hover HTML): its model in bold, then one line per field
+    it has a value in, all of _HOVER_FIELDS (its full config), or with full=False only the
+    SHORT_HOVER_FIELDS, for a figure too large for full ones. Built column by column: a row
+    at a time costs seconds at 10,000 trials."""
+    fields = _HOVER_FIELDS if full else SHORT_HOVER_FIELDS
+    titles = (
+        [_hover_value(v) or "trial" for v in frame[m.MODEL].tolist()]
+        if m.MODEL in frame.columns
+        else ["trial"] * len(frame)
+    )
+    lines = [
+        [None if v is None else f"{name}: {v}" for v in map(_hover_value, frame[name].tolist())]
+        for name in fields
+        if name in frame.columns
+    ]
+    return tuple(
+        "<br>".join([f"<b>{title}</b>", *(line for line in row if line is not None)])
+        for title, *row in zip(titles, *lines)
+    )
+
+
+def full_hover(points: int) -> bool:
+    """Whether a figure of this many trial points gets the full hover texts."""
+    return points <= FULL_HOVER_POINTS
+
+
+def marker_size(points: int, size: float) -> float:
+    """`size` for a trace of a few points; smaller for a WebGL cloud of thousands, which would
+    otherwise merge into one blot."""
+    return size if points <= WEBGL_POINTS else round(size * 0.6, 1)
+
+
+def scatter_class(points: int):
+    """go.Scatter, or go.Scattergl (WebGL) for a trace of more than WEBGL_POINTS points."""
+    import plotly.graph_objects as go  # only the figure builders call this
+
+    return go.Scattergl if points > WEBGL_POINTS else go.Scatter

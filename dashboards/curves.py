@@ -1,7 +1,8 @@
 """Learning curves: minival accuracy per epoch, Pareto-front members highlighted.
 
 curves_info chooses the lines, from the experiment's frames and without plotly;
-curves_figure only draws them.
+curves_figure only draws them. Every front member's curve is drawn; of the other trials at
+most CURVE_SAMPLE per regime, a seeded random sample, and the panel's title says so.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dashboards.common import (
     name_or,
     on_front,
     regime_colour,
+    scatter_class,
     trace_data,
 )
 from rsearch import metrics as m
@@ -29,6 +31,10 @@ from rsearch.results import regimes
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
+
+# The other trials' curves drawn per regime, at most: a few hundred lines already show the
+# spread, and 3,000 (a 10,000-trial study) make an unreadable tangle and a large page.
+CURVE_SAMPLE = 200
 
 
 @dataclass(frozen=True)
@@ -42,12 +48,27 @@ class FrontCurve:
 
 @dataclass(frozen=True)
 class CurvesPanel:
-    """One regime's panel: every other trial as one thin line, the front members bold."""
+    """One regime's panel: the other trials (or a sample of them) joined into one thin line,
+    the front members bold."""
 
     regime: int
     colour: str
     others: Points | None  # None where every trial of the regime is on the front
     front: tuple[FrontCurve, ...]
+    others_shown: int = 0  # the other trials drawn (joined in `others`)
+    others_total: int = 0  # the other trials with a curve: more than shown when sampled
+
+    @property
+    def sampled(self) -> bool:
+        return self.others_shown < self.others_total
+
+    @property
+    def title(self) -> str:
+        if not self.sampled:
+            return f"{self.regime} epochs"
+        return (
+            f"{self.regime} epochs: front + {self.others_shown:,} of {self.others_total:,} sampled"
+        )
 
 
 @dataclass(frozen=True)
@@ -55,20 +76,39 @@ class CurvesInfo:
     panels: tuple[CurvesPanel, ...]  # the regimes with curves, ascending
 
 
+def _epoch_text(trial_id, epoch: float, top1: float) -> str:
+    return f"trial {trial_id}<br>epoch {epoch:g}: top-1 {top1:.4g}"
+
+
 def _epoch_texts(trial_id, epochs: np.ndarray, top1: np.ndarray) -> list[str]:
-    return [f"trial {trial_id}<br>epoch {e:g}: top-1 {a:.4g}" for e, a in zip(epochs, top1)]
+    return [_epoch_text(trial_id, e, a) for e, a in zip(epochs, top1)]
 
 
 def _joined(curves: pd.DataFrame) -> Points:
-    """Many trials as one line: their curves separated by None gaps (fast with hundreds)."""
-    xs, ys, texts = [], [], []
-    for trial_id, rows in curves.groupby(m.TRIAL_ID, sort=False):
-        rows = rows.sort_values(m.EPOCH)
-        epochs, top1 = floats(rows[m.EPOCH]), floats(rows[m.MINIVAL_TOP1])
-        xs += epochs.tolist() + [None]
-        ys += top1.tolist() + [None]
-        texts += _epoch_texts(trial_id, epochs, top1) + [None]
-    return Points(xs, ys, tuple(texts))
+    """Many trials as one line (one trace draws fast): their curves, each by epoch, in the
+    order the trials first appear, separated by None gaps."""
+    trial, ids = pd.factorize(curves[m.TRIAL_ID])
+    epochs, top1 = floats(curves[m.EPOCH]), floats(curves[m.MINIVAL_TOP1])
+    order = np.lexsort((epochs, trial))
+    trial, epochs, top1 = trial[order], epochs[order], top1[order]
+    ends = np.append(np.flatnonzero(np.diff(trial)) + 1, len(trial))  # a gap after each trial
+    texts = [
+        _epoch_text(ids[t], e, a) for t, e, a in zip(trial.tolist(), epochs.tolist(), top1.tolist())
+    ]
+
+    def gapped(values) -> list:
+        return np.insert(np.array(values, dtype=object), ends, None).tolist()
+
+    return Points(gapped(epochs.tolist()), gapped(top1.tolist()), tuple(gapped(texts)))
+
+
+def _sample(trial_ids: np.ndarray, size: int = CURVE_SAMPLE) -> np.ndarray:
+    """At most `size` of the trial ids, in their order; seeded, so a rewritten page (--watch)
+    keeps its lines while the trials stay the same."""
+    if len(trial_ids) <= size:
+        return trial_ids
+    keep = np.random.default_rng(0).choice(len(trial_ids), size, replace=False)
+    return trial_ids[np.sort(keep)]
 
 
 def _front_curve(trial_id, rows: pd.DataFrame, label: str) -> FrontCurve:
@@ -96,14 +136,19 @@ def _panel(
 ) -> CurvesPanel:
     members = curves[m.TRIAL_ID].isin(front_ids)
     others = curves[~members]
+    ids = others[m.TRIAL_ID].unique()
+    shown = _sample(ids)
+    drawn = others[others[m.TRIAL_ID].isin(shown)] if len(shown) < len(ids) else others
     return CurvesPanel(
         regime=regime,
         colour=colour,
-        others=_joined(others) if len(others) else None,
+        others=_joined(drawn) if len(drawn) else None,
         front=tuple(
             _front_curve(trial_id, rows, labels[trial_id])
             for trial_id, rows in curves[members].groupby(m.TRIAL_ID, sort=False)
         ),
+        others_shown=len(shown),
+        others_total=len(ids),
     )
 
 
@@ -132,7 +177,7 @@ def _others_trace(panel: CurvesPanel, first: bool) -> dict:
     return dict(
         **trace_data(panel.others),
         mode="lines",
-        name="other trials",
+        name="other trials (a sample)" if panel.sampled else "other trials",
         legendgroup="other",
         showlegend=first,
         line=dict(color=faded(panel.colour, 0.3), width=1),
@@ -153,23 +198,27 @@ def _front_trace(panel: CurvesPanel, curve: FrontCurve, first: bool) -> dict:
 
 
 def curves_figure(info: CurvesInfo) -> go.Figure:
-    """One panel per regime; every trial a thin line, front members bold and named."""
+    """One panel per regime; the other trials (or a sample) thin lines, front members bold
+    and named."""
     import plotly.graph_objects as go  # plotly draws; the info objects are built without it
     from plotly.subplots import make_subplots
 
     fig = make_subplots(
         rows=1,
         cols=len(info.panels),
-        subplot_titles=[f"{panel.regime} epochs" for panel in info.panels],
+        subplot_titles=[panel.title for panel in info.panels],
         horizontal_spacing=0.06,
     )
     for col, panel in enumerate(info.panels, start=1):
         if panel.others is not None:
-            fig.add_trace(go.Scatter(**_others_trace(panel, col == 1)), row=1, col=col)
+            others = scatter_class(len(panel.others.x))  # WebGL for thousands of points
+            fig.add_trace(others(**_others_trace(panel, col == 1)), row=1, col=col)
         for k, curve in enumerate(panel.front):
             fig.add_trace(go.Scatter(**_front_trace(panel, curve, k == 0)), row=1, col=col)
         fig.update_xaxes(title_text="epoch", row=1, col=col)
     fig.update_yaxes(title_text=ACC_LABEL, row=1, col=1)
+    if any(panel.sampled for panel in info.panels):
+        fig.update_annotations(font_size=13)  # the longer titles, within their panels
     fig.update_layout(**BASE_LAYOUT)
     fig.update_layout(legend=LEGEND_BELOW, height=500, margin=dict(t=40, b=110))
     return fig

@@ -29,11 +29,14 @@ from dashboards.common import (
     RegimePoints,
     faded,
     front_rows,
+    full_hover,
     hover_texts,
     in_regime,
+    marker_size,
     name_or,
     ok_rows,
     regime_colour,
+    scatter_class,
     trace_data,
 )
 from rsearch import metrics as m
@@ -132,7 +135,9 @@ def _regime_front(
     colour: str,
     family: str | None = None,
     symbol: str | None = None,
+    full: bool = True,
 ) -> RegimeFront:
+    """full: the trials' full hover texts (front members always get theirs)."""
     trials = trained[in_regime(trained, regime)]
     mine = members[in_regime(members, regime)]
     hover = tuple(
@@ -145,7 +150,7 @@ def _regime_front(
         trials=Points(
             floats(trials[m.LATENCY_MS]),
             floats(trials[m.MINIVAL_TOP1]),
-            _with_family(hover_texts(trials), family),
+            _with_family(hover_texts(trials, full), family),
         ),
         front=Points(floats(mine[m.LATENCY_MS]), floats(mine[m.MINIVAL_TOP1]), hover),
         tied=mine[m.TIED].fillna(False).to_numpy(dtype=bool),
@@ -170,6 +175,7 @@ def _family_fronts(results: pd.DataFrame, all_regimes: list[int]) -> tuple[Regim
     rows = {name: results[(family == name).to_numpy(dtype=bool)] for name in families}
     trained = {name: ok_rows(rows[name]) for name in families}
     members = {name: front_ties(rows[name]) for name in families}  # each family's own front
+    full = full_hover(sum(len(frame) for frame in trained.values()))
     entries = []
     for regime in all_regimes:
         for name in families:
@@ -181,6 +187,7 @@ def _family_fronts(results: pd.DataFrame, all_regimes: list[int]) -> tuple[Regim
                     regime_colour(all_regimes, regime),
                     family=name,
                     symbol=symbols[name],
+                    full=full,
                 )
             )
     return tuple(entries)
@@ -189,7 +196,7 @@ def _family_fronts(results: pd.DataFrame, all_regimes: list[int]) -> tuple[Regim
 def _untrained(results: pd.DataFrame, status: str) -> Untrained:
     rows = results[(results[m.STATUS] == status).fillna(False).to_numpy(dtype=bool)]
     rows = rows[~np.isnan(floats(rows[m.LATENCY_MS]))]
-    return Untrained(status, floats(rows[m.LATENCY_MS]), hover_texts(rows))
+    return Untrained(status, floats(rows[m.LATENCY_MS]), hover_texts(rows, full_hover(len(rows))))
 
 
 def front_info(
@@ -205,8 +212,9 @@ def front_info(
         ties = front_ties(results) if ties is None else ties
         members = _members(results, ties)
         trained = ok_rows(results)
+        full = full_hover(len(trained))
         entries = tuple(
-            _regime_front(trained, members, regime, regime_colour(all_regimes, regime))
+            _regime_front(trained, members, regime, regime_colour(all_regimes, regime), full=full)
             for regime in all_regimes
         )
     return FrontInfo(
@@ -229,7 +237,8 @@ def _legend(regime: RegimeFront) -> tuple[str, str]:
 def _trials_trace(regime: RegimeFront) -> dict:
     colour = regime.colour
     name, group = _legend(regime)
-    marker = dict(color=faded(colour, 0.45), size=8, line=dict(color=colour, width=1))
+    size = marker_size(len(regime.trials.x), 8)
+    marker = dict(color=faded(colour, 0.45), size=size, line=dict(color=colour, width=1))
     if regime.symbol is not None:
         marker["symbol"] = regime.symbol
     return dict(
@@ -307,10 +316,11 @@ def pareto_figure(info: FrontInfo) -> go.Figure:
         rows=2, cols=1, shared_xaxes=True, row_heights=[0.84, 0.16], vertical_spacing=0.03
     )
     for regime in info.regimes:
-        fig.add_trace(go.Scatter(**_trials_trace(regime)), row=1, col=1)
+        trials = scatter_class(len(regime.trials.x))  # WebGL for thousands of trials
+        fig.add_trace(trials(**_trials_trace(regime)), row=1, col=1)
         fig.add_trace(go.Scatter(**_front_trace(regime)), row=1, col=1)
     for strip in info.untrained:
-        fig.add_trace(go.Scatter(**_untrained_trace(strip)), row=2, col=1)
+        fig.add_trace(scatter_class(len(strip.latency_ms))(**_untrained_trace(strip)), row=2, col=1)
     if info.budget_ms is not None:
         _add_budget(fig, info.budget_ms)
     fig.update_layout(**BASE_LAYOUT)
@@ -365,10 +375,10 @@ def _arch_hover(row: pd.Series) -> str:
     )
 
 
-def _flops_regime(trained: pd.DataFrame, regime: int, colour: str) -> RegimePoints:
+def _flops_regime(trained: pd.DataFrame, regime: int, colour: str, full: bool) -> RegimePoints:
     trials = trained[in_regime(trained, regime)]
     points = Points(
-        floats(trials[m.FLOPS]) / 1e9, floats(trials[m.MINIVAL_TOP1]), hover_texts(trials)
+        floats(trials[m.FLOPS]) / 1e9, floats(trials[m.MINIVAL_TOP1]), hover_texts(trials, full)
     )
     return RegimePoints(regime, colour, points)
 
@@ -389,7 +399,9 @@ def flops_info(results: pd.DataFrame) -> FlopsInfo | None:
         resolution=arch[m.RESOLUTION].to_numpy(),
         ms_per_gflop=float(np.median(latency / gflops)),
         regimes=tuple(
-            _flops_regime(trained, regime, regime_colour(all_regimes, regime))
+            _flops_regime(
+                trained, regime, regime_colour(all_regimes, regime), full_hover(len(trained))
+            )
             for regime in all_regimes
         ),
     )
@@ -430,12 +442,14 @@ def flops_figure(info: FlopsInfo) -> go.Figure:
     fig.add_trace(architectures, row=1, col=1)
     fig.add_trace(proportional, row=1, col=1)
     for regime in info.regimes:
-        trials = go.Scatter(
+        trials = scatter_class(len(regime.points.x))(  # WebGL for thousands of trials
             **trace_data(regime.points),
             mode="markers",
             name=f"{regime.regime} epochs",
             legendgroup=str(regime.regime),
-            marker=dict(color=regime.colour, size=8, opacity=0.75),
+            marker=dict(
+                color=regime.colour, size=marker_size(len(regime.points.x), 8), opacity=0.75
+            ),
         )
         fig.add_trace(trials, row=1, col=2)
     fig.update_layout(**BASE_LAYOUT)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from plotly.offline import get_plotlyjs
 
 from dashboards.common import ok_rows
-from dashboards.curves import curves_figure, curves_info
+from dashboards.curves import CURVE_SAMPLE, curves_figure, curves_info
 from dashboards.front import family_symbols, flops_figure, flops_info, front_info, pareto_figure
 from dashboards.scaling import (
     fixed_knobs,
@@ -26,6 +26,8 @@ from dashboards.scaling import (
     scaling_info,
 )
 from dashboards.table import (
+    PAGE_ROWS,
+    PAGER_SCRIPT,
     SORT_SCRIPT,
     confirmation_info,
     front_table_info,
@@ -87,6 +89,9 @@ table.sortable td { padding: 3px 6px; border-bottom: 1px solid #eee; white-space
 td.status-ok { color: #1b7f3b; } td.status-infeasible { color: #777; }
 td.status-failed { color: #b2182b; font-weight: 600; } td.status-running { color: #b07d00; }
 td.pareto { color: #0072B2; text-align: center; } td.tied { color: #8a4b00; }
+.pager { font-size: 13px; margin: 4px 0 6px; }
+.pager input { margin-right: 10px; padding: 2px 6px; }
+.pager button { min-width: 28px; } .pager .pager-info { margin: 0 8px; color: #555; }
 footer { color: #888; font-size: 12px; padding: 0 28px 20px; }
 """
 
@@ -191,6 +196,16 @@ def _confirmation_body(analysis: Analysis) -> str:
     ) + table_html(confirmation_info(analysis.confirmation))
 
 
+def _curves_sample_note(info) -> str:
+    """Where the figure draws a sample of the other trials: that it does (else "")."""
+    if info is None or not any(panel.sampled for panel in info.panels):
+        return ""
+    return (
+        f"; of the other trials a random sample of {CURVE_SAMPLE} per regime, where it has "
+        "more (each panel's title says how many)"
+    )
+
+
 def _regularization_note(experiment: Experiment) -> str:
     fixed = fixed_knobs(experiment.results)
     values = ", ".join(
@@ -218,6 +233,7 @@ def sections(experiment: Experiment) -> list[Section]:
     results = experiment.results
     front = front_ties(results)  # once: every view below takes the front from here
     analysis = analyze(results, front=front)
+    curves = curves_info(results, experiment.curves)
     confirmation = (
         [
             Section(
@@ -281,9 +297,11 @@ def sections(experiment: Experiment) -> list[Section]:
         Section(
             "curves",
             "Learning curves",
-            "Minival top-1 per epoch; Pareto-front members in bold.",
+            "Minival top-1 per epoch; Pareto-front members in bold"
+            + _curves_sample_note(curves)
+            + ".",
             _figure_or_note(
-                curves_info(results, experiment.curves),
+                curves,
                 curves_figure,
                 "curves",
                 "No per-epoch metrics recorded yet.",
@@ -292,7 +310,13 @@ def sections(experiment: Experiment) -> list[Section]:
         Section(
             "trials",
             "Trials",
-            "Click a column header to sort. Failed trials show their reason.",
+            "Click a column header to sort. Failed trials show their reason."
+            + (
+                f" {PAGE_ROWS} rows a page; the filter keeps the rows with a cell containing "
+                "its text."
+                if len(results) > PAGE_ROWS
+                else ""
+            ),
             table_html(trials_info(results)) if len(results) else _note("No trials recorded yet."),
         ),
     ]
@@ -378,6 +402,6 @@ def build_report(experiment: Experiment, refresh_s: float | None = None) -> str:
 <nav>{nav}</nav>
 <main>{waiting}{body}</main>
 <footer>Generated {generated} by rsearch dashboard from {html.escape(experiment.path)}.</footer>
-<script>{SORT_SCRIPT}</script>
+<script>{SORT_SCRIPT}{PAGER_SCRIPT}</script>
 </body></html>
 """

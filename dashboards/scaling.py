@@ -21,10 +21,12 @@ from dashboards.common import (
     LEGEND_BELOW,
     Points,
     RegimePoints,
+    full_hover,
     hover_texts,
     in_regime,
     ok_rows,
     regime_colour,
+    scatter_class,
     trace_data,
 )
 from rsearch import metrics as m
@@ -179,10 +181,11 @@ def _best_per_architecture(results: pd.DataFrame) -> pd.DataFrame:
     return ok.iloc[order].drop_duplicates([m.EPOCHS, m.DEPTH, m.WIDTH, m.RESOLUTION])
 
 
-def _knob_regime(best, size, knob: str, regime: int, colour: str) -> RegimePoints:
+def _knob_regime(best, size, hover, knob: str, regime: int, colour: str) -> RegimePoints:
+    """hover: the texts of `best`'s rows (an object array: one per row, shared by the knobs)."""
     pick = in_regime(best, regime)
     return RegimePoints(
-        regime, colour, Points(size[pick], floats(best[knob])[pick], hover_texts(best[pick]))
+        regime, colour, Points(size[pick], floats(best[knob])[pick], tuple(hover[pick]))
     )
 
 
@@ -198,10 +201,13 @@ def regularization_info(results: pd.DataFrame) -> RegularizationInfo | None:
         size, x_label = floats(best[m.LATENCY_MS]), LATENCY_LABEL
     all_regimes = regimes(results)
     colours = {regime: regime_colour(all_regimes, regime) for regime in all_regimes}
+    hover = np.array(hover_texts(best, full_hover(len(best) * len(knobs))), dtype=object)
     panels = tuple(
         KnobPanel(
             knob,
-            tuple(_knob_regime(best, size, knob, r, colour) for r, colour in colours.items()),
+            tuple(
+                _knob_regime(best, size, hover, knob, r, colour) for r, colour in colours.items()
+            ),
         )
         for knob in knobs
     )
@@ -225,7 +231,6 @@ def _knob_trace(regime: RegimePoints, points: Points, first_panel: bool) -> dict
 
 def regularization_figure(info: RegularizationInfo) -> go.Figure:
     """One panel per knob that varied, its value against model size, one colour per regime."""
-    import plotly.graph_objects as go  # plotly draws; the info objects are built without it
     from plotly.subplots import make_subplots
 
     cols = min(3, len(info.panels))
@@ -244,7 +249,7 @@ def regularization_figure(info: RegularizationInfo) -> go.Figure:
             size = regime.points.x
             jittered = replace(regime.points, x=size * (1 + rng.uniform(-0.03, 0.03, len(size))))
             trace = _knob_trace(regime, jittered, index == 0)
-            fig.add_trace(go.Scatter(**trace), row=row + 1, col=col + 1)
+            fig.add_trace(scatter_class(len(size))(**trace), row=row + 1, col=col + 1)
         fig.update_xaxes(type="log", title_text=info.x_label, row=row + 1, col=col + 1)
     fig.update_layout(**BASE_LAYOUT)
     fig.update_layout(
