@@ -140,7 +140,14 @@ def test_dry_run_json_lists_every_architecture_with_its_latency_and_feasibility(
     }
     space = smoke_space(tmp_path, "rel", constraints={"latency_ms": relative})
     proc = rsearch(
-        "tune", "--space", str(space), "--storage", str(tmp_path / "store"), "--dry-run", "--json"
+        "tune",
+        "--space",
+        str(space),
+        "--storage",
+        str(tmp_path / "store"),
+        "--dry-run",
+        "--measure-latency",  # a dry run measures latency only when asked
+        "--json",
     )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)  # one JSON object, nothing else on stdout
@@ -505,7 +512,10 @@ def test_yaml_object_tag_never_executes(tmp_path):
 
 
 def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path):
-    proc = rsearch("tune", "--space", str(SMOKE), "--storage", str(tmp_path / "store"), "--dry-run")
+    store = str(tmp_path / "store")
+    proc = rsearch(
+        "tune", "--space", str(SMOKE), "--storage", store, "--dry-run", "--measure-latency"
+    )
     assert proc.returncode == 0, proc.stderr
     assert (
         "trials per regime: 3 (configs over a budget are recorded, never trained)" in proc.stdout

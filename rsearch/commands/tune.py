@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import shlex
 import sys
 
 from rsearch import metrics as M
 from rsearch import storage
 from rsearch.architecture import row_phrase
-from rsearch.commands.args import add_command
+from rsearch.commands.args import add_command, integer, number
 from rsearch.errors import UserError
 
 OVER_BUDGET = "over_budget"  # a cost row's decision: why it is infeasible, or None
@@ -32,12 +33,36 @@ def register(subparsers) -> None:
     p.add_argument(
         "--dry-run",
         action="store_true",
-        help="validate the space, measure every architecture's latency in this process (or "
-        "validate the cached figures), print the plan and the feasible set; no Ray, trains "
-        "nothing, writes nothing",
+        help="validate the space, count every architecture's params and FLOPs, print the plan "
+        "and a forecast of its GPU-hours and wall time; no Ray, trains nothing, writes nothing",
     )
     p.add_argument(
         "--json", action="store_true", help="with --dry-run: print one JSON object instead of text"
+    )
+    dry = p.add_argument_group("dry run (with --dry-run)")
+    dry.add_argument(
+        "--measure-latency",
+        action="store_true",
+        help="also measure every architecture's latency in this process (or validate the cached "
+        "figures) and apply the latency budget; minutes for a large grid",
+    )
+    dry.add_argument(
+        "--gpus",
+        type=integer(1),
+        help="the cluster's GPUs (a CPU space: worker slots) for the wall-time forecast "
+        "(default: one trial's, times search.max_concurrent)",
+    )
+    dry.add_argument(
+        "--throughput",
+        type=number(0),
+        metavar="TFLOPS",
+        help="forecast from this sustained training rate per GPU, TFLOP/s (3 x forward FLOPs x "
+        "img/s), instead of measuring here or the declared H100 fit",
+    )
+    dry.add_argument(
+        "--train-size",
+        type=integer(1),
+        help="training images for the forecast, where the data is not reachable from here",
     )
     p.add_argument("--name", help="experiment name (default: the space's name)")
     p.add_argument(
@@ -106,33 +131,17 @@ def _resume_location(resume: str, storage_root: str | None) -> str:
 
 
 def run(args) -> int:
-    from rsearch.tune.plan import describe_plan, make_plan
+    from rsearch.tune.plan import make_plan
 
     if args.json and not args.dry_run:
         raise UserError("--json: only with --dry-run (a search's results are in results.parquet)")
+    for flag in ("measure_latency", "gpus", "throughput", "train_size"):
+        if getattr(args, flag) not in (None, False) and not args.dry_run:
+            raise UserError(f"--{flag.replace('_', '-')}: only with --dry-run")
     space, exp_dir = _load(args)
     plan = make_plan(space)
     if args.dry_run:
-        costs, survey = _measure_latencies(space, exp_dir, plan, progress=not args.json)
-        exists = storage.exists(storage.join(exp_dir, "experiment.json"))
-        if args.json:
-            print(
-                json.dumps(
-                    {
-                        **dry_run_report(space, plan, costs, survey, exp_dir),
-                        "results_dir_exists": exists,
-                    }
-                )
-            )
-        else:
-            print(describe_plan(space, plan, costs, survey))
-            note = (
-                " (it exists: continue it with --resume, or choose another --name)"
-                if exists and not args.resume
-                else ""
-            )
-            print(f"results would go to {exp_dir}{note}")
-        return 0
+        return _dry_run(args, space, plan, exp_dir)
     from rsearch.tune.driver import run_search
     from rsearch.tune.interrupt import Interrupted
 
@@ -156,7 +165,123 @@ def run(args) -> int:
     return _print_summary(exp_dir)
 
 
-def _measure_latencies(space, exp_dir: str, plan, progress: bool):
+def _dry_run(args, space, plan, exp_dir: str) -> int:
+    """The plan, every architecture's counted cost (measured latency with --measure-latency) and
+    the forecast of what the search costs; nothing written, no Ray started."""
+    from rsearch.tune import forecast as fc
+    from rsearch.tune.driver import dry_run_context
+    from rsearch.tune.plan import describe_plan
+
+    gpus = _checked_gpus(args, space)
+    ctx = dry_run_context(space, exp_dir)
+    measured = bool(args.measure_latency)
+    if measured:
+        costs, survey = _measure_latencies(space, exp_dir, plan, ctx, progress=not args.json)
+    else:
+        costs, survey = _counted_costs(plan, ctx), None
+    forecast = _forecast(args, space, plan, costs, ctx, gpus) if costs else None
+    exists = storage.exists(storage.join(exp_dir, "experiment.json"))
+    if args.json:
+        report = dry_run_report(space, plan, costs, survey, exp_dir, latency_measured=measured)
+        print(json.dumps({**report, "forecast": forecast, "results_dir_exists": exists}))
+        return 0
+    print(describe_plan(space, plan, costs, survey, latency_measured=measured))
+    if forecast is not None:
+        upper = space.latency is not None and not measured
+        print("\n".join(fc.describe(forecast, upper_bound=upper)))
+    elif costs:
+        print("forecast: none for CPU trials (no declared CPU fit): --throughput TFLOPS gives one")
+    else:
+        print("forecast: none for a sampled scaling range (its architectures are not listed)")
+    note = (
+        " (it exists: continue it with --resume, or choose another --name)"
+        if exists and not args.resume
+        else ""
+    )
+    print(f"results would go to {exp_dir}{note}")
+    return 0
+
+
+def _checked_gpus(args, space) -> int:
+    """The cluster's GPUs for the forecast (default: one trial's, times search.max_concurrent),
+    and every flag that cannot be honoured refused before minutes of counting or measuring."""
+    from rsearch.tune import forecast as fc
+
+    setting = fc.setting_of(space, train_images=1)  # the GPUs per trial only
+    gpus = args.gpus or math.ceil(setting.gpus_per_trial * (space.search.max_concurrent or 1))
+    fc.trial_slots(gpus, setting)  # a --gpus that holds no trial
+    if args.gpus and not space.resources.gpus_per_worker and args.throughput is None:
+        raise UserError(
+            "--gpus: a forecast of CPU trials needs --throughput TFLOPS (a worker's training "
+            "rate; the declared fit is for GPUs)"
+        )
+    if args.measure_latency and space.latency and space.latency.method.device == "cuda":
+        if not _cuda_here():  # the survey would refuse the device only after counting
+            raise UserError(
+                "--measure-latency: the space measures latency on cuda (constraints.latency_ms."
+                "device) and no CUDA GPU is visible to torch here; drop the flag, or run it "
+                "beside the trials' GPUs"
+            )
+    return gpus
+
+
+def _counted_costs(plan, ctx) -> dict | None:
+    """Params and FLOPs of every architecture, with the max_params / max_flops decisions (the
+    latency budget needs --measure-latency)."""
+    if not plan.architectures:
+        return None
+    from rsearch.tune.forecast import count_costs
+    from rsearch.tune.trial import over_budget
+
+    costs = count_costs(plan.architectures, ctx.num_classes, ctx.in_chans)
+    for cost in costs.values():
+        cost[OVER_BUDGET] = over_budget(cost, ctx)
+    return costs
+
+
+def _forecast(args, space, plan, costs: dict, ctx, gpus: int) -> dict | None:
+    """The forecast from a throughput fit: --throughput, else training steps timed here when
+    the trials' GPUs are here, else the declared GPU fit from FLOPs. CPU trials have no declared
+    fit (and timing CPU steps on a shared machine takes minutes): no forecast without
+    --throughput."""
+    from rsearch.tune import forecast as fc
+
+    images, images_from = fc.train_images(space, args.train_size)
+    setting = fc.setting_of(space, images)
+    device = "cuda" if space.resources.gpus_per_worker else "cpu"
+    if args.throughput is not None:
+        fit = fc.throughput_fit(args.throughput)
+    elif device == "cpu":
+        return None
+    elif _cuda_here():
+        fit = fc.measure_fit(plan.architectures, costs, setting, ctx, device)
+    else:
+        fit = fc.DECLARED_FIT
+    trained = [costs[a.key] for a in _trial_archs(plan)]
+    flops = [c[M.FLOPS] for c in trained if c.get(OVER_BUDGET) is None]
+    return {
+        **fc.forecast(flops, setting, fit, gpus),
+        "device": device,
+        "train_images_from": images_from,
+        "latency_budget_applied": space.latency is None or bool(args.measure_latency),
+    }
+
+
+def _cuda_here() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _trial_archs(plan) -> list:
+    """Each planned trial's architecture, in Tune's order: the grid's architectures each get
+    trials_per_regime / len(architectures) trials (the other grid dimensions); a sampled search
+    is assumed to draw them evenly."""
+    archs = plan.architectures
+    return [archs[i % len(archs)] for i in range(plan.trials_per_regime)]
+
+
+def _measure_latencies(space, exp_dir: str, plan, ctx, progress: bool):
     """Every architecture's cost and feasibility, measured here (no Ray), validated against the
     latency table when it has them; the table is read, never written (a dry run writes nothing)."""
     if not plan.architectures:
@@ -164,11 +289,10 @@ def _measure_latencies(space, exp_dir: str, plan, progress: bool):
     import torch
 
     from rsearch.tune.costs import measure_costs
-    from rsearch.tune.driver import dry_run_context, latency_table
+    from rsearch.tune.driver import latency_table
     from rsearch.tune.trial import over_budget
 
     table = latency_table(exp_dir)
-    ctx = dry_run_context(space, exp_dir)
     ctx = dataclasses.replace(ctx, latency_cache=table if storage.exists(table) else None)
     # The real run measures in a Ray task holding one trial's CPUs, where torch runs that many
     # threads: measure with the same, or figures of `threads: null` spaces would differ.
@@ -193,7 +317,17 @@ _REPORTED = {
 }
 
 
-def dry_run_report(space, plan, costs: dict | None, survey: dict | None, exp_dir: str) -> dict:
+def dry_run_report(
+    space,
+    plan,
+    costs: dict | None,
+    survey: dict | None,
+    exp_dir: str,
+    latency_measured: bool = True,
+) -> dict:
+    # Without measured latencies a latency budget is undecided: feasible is None unless another
+    # budget (max_params, max_flops) already rules the architecture out.
+    undecided = space.latency is not None and not latency_measured
     archs = []
     for arch in plan.architectures or []:
         cost = (costs or {}).get(arch.key, {})
@@ -202,7 +336,7 @@ def dry_run_report(space, plan, costs: dict | None, survey: dict | None, exp_dir
                 **arch.columns(),  # depth: layers or blocks; an EfficientNet's multiplier apart
                 M.MODEL: cost.get(M.MODEL),
                 **{key: cost.get(column) for key, column in _REPORTED.items()},
-                "feasible": cost.get(OVER_BUDGET) is None if costs else None,
+                "feasible": _feasible(cost, undecided) if costs else None,
                 OVER_BUDGET: cost.get(OVER_BUDGET),
             }
         )
@@ -215,8 +349,15 @@ def dry_run_report(space, plan, costs: dict | None, survey: dict | None, exp_dir
         "budget": None if latency is None else latency.budget_fields(),
         "latency_survey": survey,
         "architectures": archs,
-        "feasible": sum(1 for a in archs if a["feasible"]) if costs else None,
+        "feasible": sum(1 for a in archs if a["feasible"]) if costs and not undecided else None,
+        "latency_measured": latency_measured,
     }
+
+
+def _feasible(cost: dict, undecided: bool) -> bool | None:
+    if cost.get(OVER_BUDGET) is not None:
+        return False
+    return None if undecided else True
 
 
 def _print_summary(exp_dir: str) -> int:

@@ -38,9 +38,16 @@ def make_plan(space) -> Plan:
     )
 
 
-def describe_plan(space, plan: Plan, costs: dict | None = None, survey: dict | None = None) -> str:
+def describe_plan(
+    space,
+    plan: Plan,
+    costs: dict | None = None,
+    survey: dict | None = None,
+    latency_measured: bool = True,
+) -> str:
     """Human-readable plan; `costs` (arch key -> cost row with the latency decision) adds the
-    feasible set with each figure, its noise and its margin to the budget."""
+    feasible set with each figure, its noise and its margin to the budget. Costs counted without
+    measured latencies (`latency_measured` False) add only the counted budgets' verdict."""
     scheduler = _describe_scheduler(space.search.scheduler, plan.regimes)
     lines = [
         f"experiment {space.name}: {space.search.algorithm} search, scheduler {scheduler}, "
@@ -54,8 +61,10 @@ def describe_plan(space, plan: Plan, costs: dict | None = None, survey: dict | N
         )
         shape = "depth x width x resolution" if space.scaling.single == RESNETRS else per_family
         lines.append(f"architectures: {len(plan.architectures)} ({shape})")
-        if costs:
+        if costs and latency_measured:
             lines += _feasible_table(space, plan, costs, survey)
+        elif costs:
+            lines.append(_counted_summary(space, plan, costs))
     lines.append(
         f"trials per regime: {plan.trials_per_regime} (configs over a budget are recorded, never "
         f"trained), total {plan.total_trials}"
@@ -97,6 +106,23 @@ def _feasible_table(space, plan: Plan, costs: dict, survey: dict | None) -> list
     relative = bool(budget and budget.relative)
     lines += [_feasible_row(r, relative, named) for r in rows]
     return lines
+
+
+def _counted_summary(space, plan: Plan, costs: dict) -> str:
+    """The feasible set as far as counting decides it: max_params and max_flops."""
+    rows = [costs[a.key] for a in plan.architectures]
+    within = sum(1 for r in rows if r.get(OVER_BUDGET) is None)
+    flops = [r[M.FLOPS] for r in rows]
+    line = (
+        f"FLOPs per image {min(flops) / 1e9:,.3g}-{max(flops) / 1e9:,.4g} G; "
+        f"{within} of {len(rows)} architectures within max_params / max_flops"
+    )
+    if space.latency is not None:
+        line += (
+            f"; latency budget {space.latency.budget().describe()} not checked "
+            "(--measure-latency measures every architecture here)"
+        )
+    return line
 
 
 def _feasible_row(r: dict, relative: bool, named: bool = False) -> str:
