@@ -161,3 +161,18 @@ def test_many_flushes_are_folded_in_after_a_bounded_number_of_fragments(tmp_path
         rec.flush()
         assert len(_parts(exp, "curves")) < 4
     assert len(results.read_experiment(exp).curves) == 9
+
+
+def test_an_epoch_with_a_checkpoint_is_written_together_with_it(tmp_path, monkeypatch):
+    # a driver killed between the two would leave an epoch whose checkpoint no row names
+    exp = _experiment(tmp_path)
+    monkeypatch.setattr(recorder_module, "FLUSH_INTERVAL_S", {"local": 0.0})  # always due...
+    monkeypatch.setattr(recorder_module, "FINISH_GAP_S", {"local": 0.0})
+    rec = _recorder(exp)
+    trial = _trial("t")
+    result = {m.EPOCH: 1, m.MINIVAL_TOP1: 0.5, m.EPOCH_SECONDS: 1.0, "should_checkpoint": True}
+    rec.on_trial_result(0, [trial], trial, result)
+    assert results.read_experiment(exp, allow_empty=True).curves.empty  # ...but this one waits
+    rec.on_checkpoint(0, [trial], trial, SimpleNamespace(path=str(exp / "tune" / "c")))
+    stored = results.read_experiment(exp)
+    assert len(stored.curves) == 1 and stored.results[m.CHECKPOINT].tolist() == ["tune/c"]

@@ -3,7 +3,8 @@
 Rows are keyed by the trial's job id (stable across resumes; Tune's trial id for a HyperOpt
 suggestion). They live in memory; what changed since the last write is appended to the
 store (results.append_rows) at most every few seconds, within half a second of a trial
-finishing, and at the end, when the fragments are folded into results.parquet and
+finishing or recording a checkpoint (an epoch and its checkpoint are written together), and
+at the end, when the fragments are folded into results.parquet and
 curves.parquet. A write costs what it adds, so a 10,000-trial study costs the driver what a
 100-trial one does per report (benchmarks/driver_scale.py). The dashboard reads the
 experiment mid-run, and a resumed driver picks the rows up again (`setup` reloads them)
@@ -18,6 +19,7 @@ import time
 from pathlib import Path
 
 from ray.tune import Callback
+from ray.tune.result import SHOULD_CHECKPOINT
 
 from rsearch import metrics as M
 from rsearch import results
@@ -46,9 +48,10 @@ _RESULT_ROW_KEYS = (
 _ARCH_REGIME = (M.DEPTH, M.WIDTH, M.RESOLUTION, M.EPOCHS)
 
 
-# Seconds between writes while trials report; a finished (or failed) trial is written
-# within FINISH_GAP_S of the last write (finishes coalesce: a 10,000-trial study does not
-# write 10,000 times). On an object store each write is a PUT per table: at most 12 a minute.
+# Seconds between writes while trials report; a finished (or failed) trial, and a recorded
+# checkpoint, is written within FINISH_GAP_S of the last write (they coalesce: a 10,000-trial
+# study does not write 10,000 times). On an object store each write is a PUT per table: at
+# most 12 a minute.
 FLUSH_INTERVAL_S = {"local": 2.0, "object store": 15.0}
 FINISH_GAP_S = {"local": 0.5, "object store": 5.0}
 # Fragments folded into the base files once this many have been written (and at the end):
@@ -77,7 +80,7 @@ class ResultsRecorder(Callback):
         self._epoch_seconds: dict[tuple[str, int], float] = {}  # for running train_seconds
         self._where = "object store" if is_uri(exp_dir) else "local"
         self._last_write = 0.0
-        self._finished = False  # a trial finished since the last write
+        self._urgent = False  # a trial finished, or recorded a checkpoint, since the last write
         self._fragments = 0  # written since the last compaction
         self._last_print, self._printed = 0.0, False
 
@@ -114,12 +117,16 @@ class ResultsRecorder(Callback):
             row[M.MINIVAL_TOP1] = None  # the 0.0 reported to the searcher is not an accuracy
         if result.get(M.EPOCH):
             self._add_curve_point(row, result)
-        self._maybe_flush()
+        if not result.get(SHOULD_CHECKPOINT):
+            # An epoch with a checkpoint waits for on_checkpoint, its next event: written apart,
+            # a driver killed in between would leave an epoch whose checkpoint no row names.
+            self._maybe_flush()
         self._progress()
 
     def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
         # Where a resumed search continues this trial from (Tune keeps only the latest).
         self._row(trial)[M.CHECKPOINT] = checkpoint_relative(self.exp_dir, checkpoint)
+        self._urgent = True  # what a resume continues from
         self._maybe_flush()
 
     def on_trial_complete(self, iteration, trials, trial, **info):
@@ -129,7 +136,7 @@ class ResultsRecorder(Callback):
             # (ASHA). Such a trial is no full-regime result, so it stays off the Pareto front.
             done = row.get(M.EPOCHS_DONE) or 0
             row[M.STATUS] = M.STATUS_OK if done >= row[M.EPOCHS] else M.STATUS_STOPPED
-        self._finished = True
+        self._urgent = True
         self._maybe_flush()
         self._progress(finished=True)
 
@@ -138,7 +145,7 @@ class ResultsRecorder(Callback):
         row[M.STATUS] = M.STATUS_FAILED
         row[M.FAILURE] = _error_line(trial)
         row[M.MINIVAL_TOP1] = None  # an earlier epoch's accuracy is no result of a failed trial
-        self._finished = True
+        self._urgent = True
         self._maybe_flush()
         self._progress(finished=True)
 
@@ -160,7 +167,7 @@ class ResultsRecorder(Callback):
 
     def flush(self) -> None:
         """Append the rows changed since the last write (nothing when none did)."""
-        self._last_write, self._finished = time.monotonic(), False
+        self._last_write, self._urgent = time.monotonic(), False
         if not (self._changed or self._new_curves):
             return
         changed = [self.rows[key] for key in self._changed]
@@ -175,7 +182,7 @@ class ResultsRecorder(Callback):
     def _maybe_flush(self) -> None:
         since = time.monotonic() - self._last_write
         if since >= FLUSH_INTERVAL_S[self._where] or (
-            self._finished and since >= FINISH_GAP_S[self._where]
+            self._urgent and since >= FINISH_GAP_S[self._where]
         ):
             self.flush()
 
