@@ -81,6 +81,7 @@ class ResultsRecorder(Callback):
         self._where = "object store" if is_uri(exp_dir) else "local"
         self._last_write = 0.0
         self._urgent = False  # a trial finished, or recorded a checkpoint, since the last write
+        self._awaiting: set[str] = set()  # trials whose reported epoch's checkpoint is to come
         self._fragments = 0  # written since the last compaction
         self._last_print, self._printed = 0.0, False
 
@@ -117,15 +118,18 @@ class ResultsRecorder(Callback):
             row[M.MINIVAL_TOP1] = None  # the 0.0 reported to the searcher is not an accuracy
         if result.get(M.EPOCH):
             self._add_curve_point(row, result)
-        if not result.get(SHOULD_CHECKPOINT):
-            # An epoch with a checkpoint waits for on_checkpoint, its next event: written apart,
-            # a driver killed in between would leave an epoch whose checkpoint no row names.
-            self._maybe_flush()
+        if result.get(SHOULD_CHECKPOINT):
+            # The epoch waits for on_checkpoint, its trial's next event: written apart, a driver
+            # killed in between would leave an epoch whose checkpoint no row names.
+            self._awaiting.add(row[M.TRIAL_ID])
+        self._maybe_flush()
         self._progress()
 
     def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
         # Where a resumed search continues this trial from (Tune keeps only the latest).
-        self._row(trial)[M.CHECKPOINT] = checkpoint_relative(self.exp_dir, checkpoint)
+        row = self._row(trial)
+        row[M.CHECKPOINT] = checkpoint_relative(self.exp_dir, checkpoint)
+        self._awaiting.discard(row[M.TRIAL_ID])
         self._urgent = True  # what a resume continues from
         self._maybe_flush()
 
@@ -136,6 +140,7 @@ class ResultsRecorder(Callback):
             # (ASHA). Such a trial is no full-regime result, so it stays off the Pareto front.
             done = row.get(M.EPOCHS_DONE) or 0
             row[M.STATUS] = M.STATUS_OK if done >= row[M.EPOCHS] else M.STATUS_STOPPED
+        self._awaiting.discard(row[M.TRIAL_ID])  # nothing comes after its end
         self._urgent = True
         self._maybe_flush()
         self._progress(finished=True)
@@ -145,6 +150,7 @@ class ResultsRecorder(Callback):
         row[M.STATUS] = M.STATUS_FAILED
         row[M.FAILURE] = _error_line(trial)
         row[M.MINIVAL_TOP1] = None  # an earlier epoch's accuracy is no result of a failed trial
+        self._awaiting.discard(row[M.TRIAL_ID])  # nothing comes after its end
         self._urgent = True
         self._maybe_flush()
         self._progress(finished=True)
@@ -159,6 +165,7 @@ class ResultsRecorder(Callback):
     def close(self) -> None:
         """Write what is pending and fold the fragments in (the end of a run, or an
         interrupted one: the driver calls it whatever happened)."""
+        self._awaiting.clear()  # no checkpoint comes after the end
         self.flush()
         results.compact(self.exp_dir)
         self._fragments = 0
@@ -168,12 +175,16 @@ class ResultsRecorder(Callback):
     def flush(self) -> None:
         """Append the rows changed since the last write (nothing when none did)."""
         self._last_write, self._urgent = time.monotonic(), False
-        if not (self._changed or self._new_curves):
+        ready = [key for key in self._changed if key not in self._awaiting]
+        curves = [key for key in self._new_curves if key[0] not in self._awaiting]
+        if not (ready or curves):
             return
-        changed = [self.rows[key] for key in self._changed]
-        results.append_rows(self.exp_dir, changed, list(self._new_curves.values()))
-        self._changed.clear()
-        self._new_curves.clear()
+        results.append_rows(
+            self.exp_dir,
+            [self.rows[key] for key in ready],
+            [self._new_curves.pop(key) for key in curves],
+        )
+        self._changed.difference_update(ready)
         self._fragments += 1
         if self._fragments >= COMPACT_AFTER:
             results.compact(self.exp_dir)
