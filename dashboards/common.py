@@ -216,3 +216,10 @@ def scatter_class(points: int):
     import plotly.graph_objects as go  # only the figure builders call this
 
     return go.Scattergl if points > WEBGL_POINTS else go.Scatter
+
+
+def panels_figure(titles: list[str]):
+    """An empty figure of one panel per regime, side by side (the curves and scaling views)."""
+    from plotly.subplots import make_subplots  # only the figure builders call this
+
+    return make_subplots(rows=1, cols=len(titles), subplot_titles=titles, horizontal_spacing=0.06)

@@ -21,6 +21,7 @@ from dashboards.common import (
     faded,
     name_or,
     on_front,
+    panels_figure,
     regime_colour,
     scatter_class,
     trace_data,
@@ -201,14 +202,8 @@ def curves_figure(info: CurvesInfo) -> go.Figure:
     """One panel per regime; the other trials (or a sample) thin lines, front members bold
     and named."""
     import plotly.graph_objects as go  # plotly draws; the info objects are built without it
-    from plotly.subplots import make_subplots
 
-    fig = make_subplots(
-        rows=1,
-        cols=len(info.panels),
-        subplot_titles=[panel.title for panel in info.panels],
-        horizontal_spacing=0.06,
-    )
+    fig = panels_figure([panel.title for panel in info.panels])
     for col, panel in enumerate(info.panels, start=1):
         if panel.others is not None:
             others = scatter_class(len(panel.others.x))  # WebGL for thousands of points

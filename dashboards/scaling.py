@@ -25,6 +25,7 @@ from dashboards.common import (
     hover_texts,
     in_regime,
     ok_rows,
+    panels_figure,
     regime_colour,
     scatter_class,
     trace_data,
@@ -125,14 +126,8 @@ def _curve_trace(curve: ScalingCurve, first_panel: bool) -> dict:
 def scaling_figure(info: ScalingInfo) -> go.Figure:
     """One panel per regime: accuracy against latency along each axis from the regime's base."""
     import plotly.graph_objects as go  # plotly draws; the info objects are built without it
-    from plotly.subplots import make_subplots
 
-    fig = make_subplots(
-        rows=1,
-        cols=len(info.panels),
-        subplot_titles=[panel.title for panel in info.panels],
-        horizontal_spacing=0.06,
-    )
+    fig = panels_figure([panel.title for panel in info.panels])
     for col, panel in enumerate(info.panels, start=1):
         for curve in panel.curves:
             fig.add_trace(go.Scatter(**_curve_trace(curve, col == 1)), row=1, col=col)
@@ -231,7 +226,7 @@ def _knob_trace(regime: RegimePoints, points: Points, first_panel: bool) -> dict
 
 def regularization_figure(info: RegularizationInfo) -> go.Figure:
     """One panel per knob that varied, its value against model size, one colour per regime."""
-    from plotly.subplots import make_subplots
+    from plotly.subplots import make_subplots  # plotly draws; infos are built without it
 
     cols = min(3, len(info.panels))
     rows = math.ceil(len(info.panels) / cols)

@@ -91,3 +91,21 @@ def test_no_test_hook_in_production_code():
         if hook in path.read_text()
     ]
     assert not found, found
+
+
+def test_every_command_is_described_by_its_docstring_with_examples(capsys):
+    """`rsearch --help` lists each command by its docstring's first paragraph; `rsearch NAME
+    --help` shows the whole docstring, examples included."""
+    import importlib
+
+    from rsearch.cli import COMMANDS, main
+
+    assert main(["--help"]) == 0
+    listing = " ".join(capsys.readouterr().out.split())
+    for name in COMMANDS:
+        doc = importlib.import_module(f"rsearch.commands.{name}").__doc__
+        summary = " ".join(doc.split("\n\n")[0].split()).split(": ", 1)[1].rstrip(".")
+        assert summary in listing
+        assert main([name, "--help"]) == 0
+        page = capsys.readouterr().out
+        assert "examples:\n  rsearch " + name in page and f"`rsearch {name}`" not in page

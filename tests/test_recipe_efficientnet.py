@@ -57,9 +57,11 @@ def test_sgd_is_still_the_default_nesterov_momentum():
 # --- the exponential schedule ---------------------------------------------------------------
 
 
+EXPONENTIAL = Recipe(schedule="exponential", batch_size=256, base_lr=0.1, warmup_epochs=5)
+
+
 def test_exponential_schedule_warms_up_then_drops_097_every_24_epochs():
-    recipe = Recipe(schedule="exponential", batch_size=256, base_lr=0.1, warmup_epochs=5)
-    sched = LRSchedule(recipe, steps_per_epoch=10, epochs=100)  # warm-up: 50 steps
+    sched = LRSchedule(EXPONENTIAL, steps_per_epoch=10, epochs=100)  # warm-up: 50 steps
     assert sched(0) == pytest.approx(0.1 / 50) and sched(49) == pytest.approx(0.1)
     assert sched(50) == pytest.approx(0.1)  # warm-up end: the peak
     assert sched(73) == pytest.approx(0.1)  # 2.3 epochs after: still the first stair
@@ -71,14 +73,7 @@ def test_exponential_schedule_warms_up_then_drops_097_every_24_epochs():
 
 
 def test_exponential_schedule_reads_the_decay_fields_and_the_clipped_warmup():
-    recipe = Recipe(
-        schedule="exponential",
-        batch_size=256,
-        base_lr=0.1,
-        warmup_epochs=5,
-        lr_decay_rate=0.5,
-        lr_decay_epochs=1.5,
-    )
+    recipe = EXPONENTIAL.replace(lr_decay_rate=0.5, lr_decay_epochs=1.5)
     sched = LRSchedule(recipe, steps_per_epoch=10, epochs=10)  # warm-up clipped to 20 steps
     assert sched(19) == pytest.approx(0.1) and sched(20) == pytest.approx(0.1)
     assert sched(34) == pytest.approx(0.1) and sched(35) == pytest.approx(0.05)
@@ -99,23 +94,15 @@ def test_decay_fields_leave_cosine_and_step_alone():
 # --- the preset ---------------------------------------------------------------------------
 
 
+# The EfficientNet paper's B0 recipe, one line per concern as RS_50 below.
+# fmt: off
 EFFICIENTNET_B0 = dict(
-    optimizer="rmsprop",
-    momentum=0.9,
-    nesterov=False,
-    base_lr=0.016,
-    warmup_epochs=5.0,
-    schedule="exponential",
-    lr_decay_rate=0.97,
-    lr_decay_epochs=2.4,
-    weight_decay=1e-5,
-    ema_decay=0.9999,
-    label_smoothing=0.1,
-    dropout=0.2,
-    stochastic_depth=0.2,
-    randaugment_ops=2,
+    optimizer="rmsprop", momentum=0.9, nesterov=False, base_lr=0.016, weight_decay=1e-5,
+    warmup_epochs=5.0, schedule="exponential", lr_decay_rate=0.97, lr_decay_epochs=2.4,
+    ema_decay=0.9999, label_smoothing=0.1, dropout=0.2, stochastic_depth=0.2, randaugment_ops=2,
     randaugment_magnitude=10,
 )
+# fmt: on
 
 
 def test_efficientnet_preset_is_the_papers_training():
@@ -150,29 +137,17 @@ def test_weight_decay_fallback_is_for_the_resnet_presets_only():
 # --- the ResNet-RS presets, unchanged ----------------------------------------------------
 
 
+# One line per concern: optimizer, schedule, regularization, architecture, speed.
+# fmt: off
 RS_50 = Recipe(
-    batch_size=128,
-    base_lr=0.1,
-    momentum=0.9,
-    nesterov=True,
-    weight_decay=4e-5,
-    warmup_epochs=5.0,
-    schedule="cosine",
-    optimizer="sgd",
-    lr_decay_rate=0.97,
-    lr_decay_epochs=2.4,
-    label_smoothing=0.1,
-    dropout=0.25,
-    stochastic_depth=0.0,
-    randaugment_ops=2,
-    randaugment_magnitude=10,
-    ema_decay=0.9999,
-    resnet_d=True,
-    se=True,
-    bf16=True,
-    channels_last=True,
-    compile=False,
+    batch_size=128, base_lr=0.1, momentum=0.9, nesterov=True, optimizer="sgd", weight_decay=4e-5,
+    warmup_epochs=5.0, schedule="cosine", lr_decay_rate=0.97, lr_decay_epochs=2.4,
+    label_smoothing=0.1, dropout=0.25, stochastic_depth=0.0, randaugment_ops=2,
+    randaugment_magnitude=10, ema_decay=0.9999,
+    resnet_d=True, se=True,
+    bf16=True, channels_last=True, compile=False,
 )
+# fmt: on
 
 
 def test_recipe_defaults_and_the_rs_preset_are_unchanged():
@@ -197,18 +172,15 @@ def test_additive_presets_keep_the_studys_order_and_values():
         "rs",
     ]
     assert PRESETS == [*ADDITIVE_PRESETS, "efficientnet"]
-    assert preset("baseline", depth=200) == RS_50.replace(
-        schedule="step",
-        weight_decay=1e-4,
-        label_smoothing=0.0,
-        dropout=0.0,
-        stochastic_depth=0.0,
-        randaugment_ops=0,
-        randaugment_magnitude=15,
-        ema_decay=0.0,
-        resnet_d=False,
-        se=False,
-    )
+    # The baseline is the paper's ResNet: a step schedule, wd 1e-4, no regularization, no
+    # ResNet-D or SE; everything else is the RS recipe (its RandAugment magnitude unused).
+    baseline = preset("baseline", depth=200)
+    changed = {f for f in vars(RS_50) if getattr(baseline, f) != getattr(RS_50, f)}
+    differs = "schedule weight_decay label_smoothing dropout ema_decay randaugment_ops"
+    assert changed == {*differs.split(), "randaugment_magnitude", "resnet_d", "se"}
+    assert (baseline.schedule, baseline.weight_decay, baseline.randaugment_ops) == ("step", 1e-4, 0)
+    assert not any((baseline.label_smoothing, baseline.dropout, baseline.stochastic_depth))
+    assert not any((baseline.ema_decay, baseline.resnet_d, baseline.se))
     assert all(preset(name).optimizer == "sgd" for name in ADDITIVE_PRESETS)
     assert all(preset(name).schedule in ("cosine", "step") for name in ADDITIVE_PRESETS)
 

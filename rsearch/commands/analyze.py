@@ -1,9 +1,17 @@
-"""`rsearch analyze`: which scaling axis wins in each epoch regime, the best config per
-budget (the paper's model-family table), and, when the results hold two model families
-(ResNet-RS, EfficientNet), how much faster one is than the other at equal accuracy.
+"""`rsearch analyze`: which scaling axis (depth, width, resolution) wins per epoch regime.
 
-rsearch analyze ~/rsearch_results/quickstart
-rsearch analyze ~/rsearch_results/quickstart --json --target-epochs 350
+For each epoch regime of an experiment: the accuracy gained per doubling of
+measured latency when scaling depth, width or resolution from a common base,
+whether the winner's lead exceeds run-to-run noise, the best config per
+latency budget, warnings where a conclusion would be extrapolated (to a longer
+regime, larger models, or from a single base architecture), and, when the
+results hold two model families, the speed ratio between their Pareto fronts
+at equal minival accuracy (the scaling axes are then read from the ResNet-RS
+trials).
+
+examples:
+  rsearch analyze ~/rsearch_results/quickstart
+  rsearch analyze ~/rsearch_results/quickstart --json --target-epochs 350
 """
 
 from __future__ import annotations
@@ -20,20 +28,8 @@ from rsearch.noise import NOISE_Z, verdict
 _BUDGET = Bound("float", 0, low_open=True)
 
 
-HELP = "which scaling axis (depth, width, resolution) wins per epoch regime"
-DESCRIPTION = (
-    "For each epoch regime of an experiment: the accuracy gained per doubling of "
-    "measured latency when scaling depth, width or resolution from a common base, whether the "
-    "winner's lead exceeds run-to-run noise, the best config per latency budget, "
-    "warnings where a conclusion would be extrapolated (to a longer regime, larger "
-    "models, or from a single base architecture), and, when the results hold two model "
-    "families, the speed ratio between their Pareto fronts at equal minival accuracy "
-    "(the scaling axes are then read from the ResNet-RS trials)."
-)
-
-
 def register(subparsers) -> None:
-    p = add_command(subparsers, __name__, HELP, DESCRIPTION)
+    p = add_command(subparsers, __name__)
     add_experiment(p)
     p.add_argument("--json", action="store_true", help="print the analysis as JSON")
     p.add_argument(

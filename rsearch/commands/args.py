@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -20,15 +22,27 @@ from rsearch.bounds import FIELDS, Bound, FieldError
 from rsearch.errors import UserError
 
 
-def add_command(
-    subparsers, module: str, help: str, description: str, show_defaults: bool = False
-) -> argparse.ArgumentParser:
-    """The parser of the command that `module` (rsearch.commands.<name>) implements: `rsearch
-    --help` lists it with `help`, `rsearch <name> --help` shows `description` (and each flag's
-    default with `show_defaults`)."""
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the description's paragraphs and the examples' lines as the docstring has them."""
+
+
+class _DefaultsFormatter(_Formatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The same, with each flag's default."""
+
+
+def add_command(subparsers, module: str, show_defaults: bool = False) -> argparse.ArgumentParser:
+    """The parser of the command that `module` (rsearch.commands.<name>) implements, described
+    by the module's docstring: its first paragraph, after "`rsearch <name>`: ", is the line
+    `rsearch --help` lists; all of it, examples included, is `rsearch <name> --help` (with each
+    flag's default when `show_defaults`). One text, so the two never drift apart."""
     name = module.rpartition(".")[2]
-    kwargs = {"formatter_class": argparse.ArgumentDefaultsHelpFormatter} if show_defaults else {}
-    return subparsers.add_parser(name, help=help, description=description, **kwargs)
+    doc = inspect.cleandoc(sys.modules[module].__doc__)
+    summary = " ".join(doc.split("\n\n", 1)[0].split()).split(": ", 1)[1].rstrip(".")
+    formatter = _DefaultsFormatter if show_defaults else _Formatter
+    description = doc.split(": ", 1)[1]
+    return subparsers.add_parser(
+        name, help=summary, description=description, formatter_class=formatter
+    )
 
 
 def add_experiment(parser: argparse.ArgumentParser) -> None:

@@ -1,7 +1,12 @@
-"""`rsearch cost`: parameters, FLOPs, activation memory and (optionally) measured latency.
+"""`rsearch cost`: parameters, FLOPs, activation memory and measured latency of a model.
 
-rsearch cost --model resnetrs-350 --resolution 256 --json
-rsearch cost --depth 300 --width 1.5 --resolution 224 --latency --batch 1,64 --json
+Count a model's parameters, FLOPs (2 x MACs, torch's flop counter) and
+training activation memory on the meta device (no weights allocated); with
+--latency, measure inference latency with a declared method (cached).
+
+examples:
+  rsearch cost --model resnetrs-350 --resolution 256 --json
+  rsearch cost --depth 300 --width 1.5 --resolution 224 --latency --batch 1,64 --json
 """
 
 from __future__ import annotations
@@ -26,16 +31,8 @@ FLAGS = {
 }
 
 
-HELP = "parameters, FLOPs, activation memory and measured latency of a model"
-DESCRIPTION = (
-    "Count a model's parameters, FLOPs (2 x MACs, torch's flop counter) and "
-    "training activation memory on the meta device (no weights allocated); with --latency, "
-    "measure inference latency with a declared method (cached)."
-)
-
-
 def register(subparsers) -> None:
-    p = add_command(subparsers, __name__, HELP, DESCRIPTION)
+    p = add_command(subparsers, __name__)
     which = p.add_mutually_exclusive_group()
     which.add_argument(
         "--model",

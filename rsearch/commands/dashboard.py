@@ -1,7 +1,13 @@
-"""`rsearch dashboard`: write the experiment's HTML report (offline, self-contained).
+"""`rsearch dashboard`: write the HTML report of an experiment (Pareto fronts, scaling, trials).
 
-rsearch dashboard ~/rsearch_results/quickstart                 # -> .../quickstart/report.html
-rsearch dashboard ~/rsearch_results/quickstart --watch 30      # rewrite every 30 s while it runs
+Read an experiment's results store and write one self-contained HTML report
+(plotly.js embedded, opens offline): Pareto front, FLOPs vs latency, scaling
+curves, regularization vs size, learning curves, and a sortable trials table.
+Works on a running search: it shows whatever trials exist.
+
+examples:
+  rsearch dashboard ~/rsearch_results/quickstart                 # -> .../quickstart/report.html
+  rsearch dashboard ~/rsearch_results/quickstart --watch 30      # rewrite every 30 s while it runs
 """
 
 from __future__ import annotations
@@ -17,17 +23,8 @@ from rsearch.errors import UserError
 FINAL_STATUSES = ("finished", "interrupted", "failed")
 
 
-HELP = "write the HTML report of an experiment (Pareto fronts, scaling, trials)"
-DESCRIPTION = (
-    "Read an experiment's results store and write one self-contained HTML report "
-    "(plotly.js embedded, opens offline): Pareto front, FLOPs vs latency, scaling curves, "
-    "regularization vs size, learning curves, and a sortable trials table. Works on a "
-    "running search: it shows whatever trials exist."
-)
-
-
 def register(subparsers) -> None:
-    p = add_command(subparsers, __name__, HELP, DESCRIPTION)
+    p = add_command(subparsers, __name__)
     add_experiment(p)
     p.add_argument(
         "-o",

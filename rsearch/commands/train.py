@@ -1,5 +1,15 @@
-"""`rsearch train`: train one ResNet-RS configuration with the RS recipe (or any preset), or
-an EfficientNet (`--model efficientnet-bN`) with its own."""
+"""`rsearch train`: train one model (in-process, or DDP on Ray Train with --workers N).
+
+Train one ResNet-RS configuration with the RS recipe, or an EfficientNet
+(--model efficientnet-bN, at a lower --resolution: EfficientNet-RS) with its
+own; writes summary.json, epochs.parquet and checkpoint.pt to --output.
+
+examples:
+  rsearch train --depth 26 --width 0.25 --resolution 32 --epochs 5 --output runs/tiny
+  rsearch train --model resnetrs-50 --resolution 160 --workers 2 --output runs/ddp
+  rsearch train --model efficientnet-b0 --resolution 128 --output runs/effnet-rs
+  rsearch train ... --output runs/tiny --resume        # continue an interrupted run
+"""
 
 from __future__ import annotations
 
@@ -21,16 +31,8 @@ RECIPE_FLAGS = REGULARIZATION_KNOBS
 FLAGS = {"preset": "--recipe", "device": "--gpu", "source": "--data"}
 
 
-HELP = "train one model (in-process, or DDP on Ray Train with --workers N)"
-DESCRIPTION = (
-    "Train one ResNet-RS configuration with the RS recipe, or an EfficientNet "
-    "(--model efficientnet-bN, at a lower --resolution: EfficientNet-RS) with its own; writes "
-    "summary.json, epochs.parquet and checkpoint.pt to --output."
-)
-
-
 def register(subparsers) -> None:
-    p = add_command(subparsers, __name__, HELP, DESCRIPTION, show_defaults=True)
+    p = add_command(subparsers, __name__, show_defaults=True)
     model = p.add_argument_group("model")
     model.add_argument(
         "--model",

@@ -1,4 +1,15 @@
-"""`rsearch tune`: the scaling / regularization search on Ray Tune."""
+"""`rsearch tune`: search scaling (depth, width, resolution) and regularization under
+epoch/latency budgets.
+
+Run the search a space file describes on Ray Tune (local Ray, or --address
+auto on a cluster). Results go to <storage>/<name>/: results.parquet,
+curves.parquet, space.yaml.
+
+examples:
+  rsearch tune --space search_spaces/quickstart.yaml
+  rsearch tune --space search_spaces/scaling.yaml --dry-run --gpus 64   # plan and cost forecast
+  rsearch tune --resume ~/rsearch_results/quickstart                     # continue a search
+"""
 
 from __future__ import annotations
 
@@ -17,16 +28,8 @@ from rsearch.errors import UserError
 OVER_BUDGET = "over_budget"  # a cost row's decision: why it is infeasible, or None
 
 
-HELP = "search scaling (depth, width, resolution) and regularization under epoch/latency budgets"
-DESCRIPTION = (
-    "Run the search a space file describes on Ray Tune (local Ray, or --address "
-    "auto on a cluster). Results go to <storage>/<name>/: results.parquet, curves.parquet, "
-    "space.yaml."
-)
-
-
 def register(subparsers) -> None:
-    p = add_command(subparsers, __name__, HELP, DESCRIPTION, show_defaults=True)
+    p = add_command(subparsers, __name__, show_defaults=True)
     p.add_argument(
         "--space", help="search-space YAML (see search_spaces/); required unless --resume"
     )
@@ -268,7 +271,7 @@ def _forecast(args, space, plan, costs: dict, ctx, gpus: int) -> dict | None:
 
 
 def _cuda_here() -> bool:
-    import torch
+    import torch  # torch, only for a dry run's forecast
 
     return torch.cuda.is_available()
 
@@ -286,7 +289,7 @@ def _measure_latencies(space, exp_dir: str, plan, ctx, progress: bool):
     latency table when it has them; the table is read, never written (a dry run writes nothing)."""
     if not plan.architectures:
         return None, None
-    import torch
+    import torch  # torch, only when latency is measured
 
     from rsearch.tune.costs import measure_costs
     from rsearch.tune.driver import latency_table

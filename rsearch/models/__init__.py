@@ -36,28 +36,19 @@ def network_config(
     `resnet_d` and `se` are the additive study's ResNet switches; EfficientNet has its own."""
     from rsearch.architecture import EFFICIENTNET, FAMILIES, RESNETRS
 
+    io_shape = dict(num_classes=num_classes, in_chans=in_chans)
     if arch.family == EFFICIENTNET:
         from rsearch.models.efficientnet import EfficientNetConfig  # torch, on first use
 
+        # EfficientNet's depth and width are the compound multipliers of B0.
+        multipliers = dict(depth_mult=arch.depth, width_mult=arch.width)
         return EfficientNetConfig(
-            width_mult=arch.width,
-            depth_mult=arch.depth,
-            num_classes=num_classes,
-            in_chans=in_chans,
-            dropout=dropout,
-            stochastic_depth=stochastic_depth,
+            **multipliers, **io_shape, dropout=dropout, stochastic_depth=stochastic_depth
         )
     if arch.family != RESNETRS:
         raise FieldError("family", f"one of {', '.join(FAMILIES)}", arch.family)
-    cfg = model_config(
-        depth=arch.depth,
-        width=arch.width,
-        num_classes=num_classes,
-        in_chans=in_chans,
-        rs=resnet_d,
-        drop_rate=dropout,
-        drop_path_rate=stochastic_depth,
-    )
+    regularization = dict(rs=resnet_d, drop_rate=dropout, drop_path_rate=stochastic_depth)
+    cfg = model_config(depth=arch.depth, width=arch.width, **io_shape, **regularization)
     return dataclasses.replace(cfg, se_ratio=0.25 if se else 0.0)
 
 

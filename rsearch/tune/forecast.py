@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +34,8 @@ import numpy as np
 from rsearch import metrics as M
 from rsearch.architecture import RESNETRS
 from rsearch.errors import UserError
+from rsearch.models import build, network_config
+from rsearch.recipe import Recipe
 
 MEASURED = "measured"
 FLOPS_ESTIMATE = "flops-estimate"
@@ -110,8 +113,7 @@ def count_costs(archs, num_classes: int, in_chans: int) -> dict:
     after the first is the same), so one two-blocks-per-stage model per width, built once on the
     meta device and run once per resolution, counts every depth: model_cost of all 175
     architectures of the paper's grid takes minutes (RS-400 at 448 px alone 1.3 s), this 2 s."""
-    from rsearch.cost import model_cost
-    from rsearch.models import network_config
+    from rsearch.cost import model_cost  # torch, only where costs are counted
 
     out, per_width = {}, {}
     for arch in archs:
@@ -139,8 +141,6 @@ class _TwoBlockModel:
     BATCH = 2  # as model_cost: training-mode BN needs more than one value per channel
 
     def __init__(self, cfg):
-        from rsearch.models import build
-
         self.cfg, self.model = cfg, build(cfg, "meta").train()
         self.stages = [getattr(self.model, f"layer{s + 1}") for s in range(4)]
         self.params = sum(p.numel() for p in self.model.parameters())
@@ -158,7 +158,7 @@ class _TwoBlockModel:
         }
 
     def _count(self, resolution: int) -> tuple[int, list[int]]:
-        import torch
+        import torch  # torch, only where costs are counted (this module is on the CLI's path)
         from torch.utils.flop_counter import FlopCounterMode
 
         from rsearch.cost import check_resolution
@@ -180,7 +180,7 @@ class _TwoBlockModel:
 
 def rung_epochs(sched, regime: int) -> list[int]:
     """The epochs at which the regime's scheduler compares trials, the regime's end last."""
-    from rsearch.tune.pareto_asha import rung_epochs as pareto_rungs
+    from rsearch.tune.pareto_asha import rung_epochs as pareto_rungs  # Ray, for a pareto_asha space
 
     if sched.kind == "pareto_asha":
         rungs = pareto_rungs(regime, sched.grace_fraction, sched.reduction_factor)
@@ -341,8 +341,7 @@ def describe(fc: dict, upper_bound: bool) -> list[str]:
 
 
 def setting_of(space, train_images: int) -> Setting:
-    from rsearch.recipe import Recipe
-    from rsearch.tune.plan import first_value
+    from rsearch.tune.plan import first_value  # Ray (the plan's Tune domains)
 
     batch = space.recipe.get("batch_size")
     res = space.resources
@@ -361,7 +360,7 @@ def train_images(space, override: int | None) -> tuple[int, str]:
     """(images a trial trains on per epoch before batching, where that figure comes from): the
     training split less the minival split. Counted from the data where it is reachable from
     here (file names or labels only); --train-size, else ImageNet-1k's size, where it is not."""
-    from rsearch.data.config import DataConfig
+    from rsearch.data.config import DataConfig  # the data package loads torch
 
     data = dict(space.data)
     fraction = float(data.get("minival_fraction", DataConfig.minival_fraction))
@@ -377,7 +376,7 @@ def train_images(space, override: int | None) -> tuple[int, str]:
 
 
 def _listed_train_size(data: dict) -> tuple[int, str]:
-    from rsearch.data.config import DataConfig
+    from rsearch.data.config import DataConfig  # the data package loads torch
     from rsearch.data.load import MIN_IMAGE_SIZE, open_sources
 
     try:
@@ -416,10 +415,9 @@ def _step_rate(arch, ctx, batch: int, device: str) -> tuple[float, int]:
     estimate says fits in 80% of the device's free memory (a worker's 512 images of RS-400 at
     448 px need terabytes), then halved on an out-of-memory error: the rate at a smaller batch
     is a slight underestimate."""
-    import torch
+    import torch  # torch, only where steps are timed
 
     from rsearch.memory import available_bytes, training_estimate
-    from rsearch.models import network_config
 
     free = available_bytes(device)
     if free is not None:
@@ -437,12 +435,8 @@ def _step_rate(arch, ctx, batch: int, device: str) -> tuple[float, int]:
 
 
 def _timed_steps(arch, ctx, batch: int, device: str) -> float:
-    import time
-
-    import torch
+    import torch  # torch, only where steps are timed
     import torch.nn.functional as F
-
-    from rsearch.models import build, network_config
 
     cfg = network_config(arch, num_classes=ctx.num_classes, in_chans=ctx.in_chans)
     cuda = device == "cuda"

@@ -116,7 +116,7 @@ def _choices_as_indices(config: dict, hp_space: dict) -> None:
     conversion (HyperOptSearch._convert_categories_to_indices) sees literal options only: an
     option that is a list (the `arch` of a two-family space) is a pyll node there, and every
     recorded point would be dropped. ValueError for a value that is no option."""
-    from hyperopt.pyll import rec_eval
+    from hyperopt.pyll import rec_eval  # hyperopt, by the searcher only (see above)
 
     for key, value in config.items():
         node = hp_space[key]
