@@ -285,7 +285,36 @@ def test_a_resumed_hyperopt_search_does_not_replay_its_first_random_points():
 
     ran = first_suggestion()
     assert first_suggestion() == ran  # seeded: the same search suggests the same first point
-    assert first_suggestion([(ran, 0.5)])["regularization"] != ran["regularization"]
+    assert first_suggestion([(ran, {M.OBJECTIVE: 0.5})])["regularization"] != ran["regularization"]
+
+
+def test_warm_started_optuna_has_seen_the_finished_trials_on_both_objectives():
+    # A resumed multi-objective search: the finished trials enter the study with accuracy and
+    # latency, so TPE models them and suggests none of them again.
+    search = SimpleNamespace(algorithm="optuna", num_samples=8, seed=0, max_concurrent=None)
+    space = SimpleNamespace(search=search, latency=object())  # a latency budget: latency_ms
+    ps = {
+        "epochs": 3,
+        "depth": tune.choice([26, 50]),
+        "regularization": {"dropout": tune.uniform(0.0, 0.3)},
+    }
+    observed = [
+        (
+            {"epochs": 3, "depth": d, "regularization": {"dropout": p}},
+            {M.OBJECTIVE: a, M.LATENCY_MS: ms},
+        )
+        for d, p, a, ms in [(26, 0.1, 0.3, 1.0), (50, 0.2, 0.5, 2.0), (26, 0.25, 0.4, None)]
+    ]
+    algo = search_algorithm(space, ps, observed)
+    algo.set_search_properties(M.OBJECTIVE, "max", ps)  # Tune's one metric: the searcher keeps two
+    study = algo._ot_study
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    # the trial whose latency was never measured is left out: nothing to model
+    assert sorted(t.values for t in study.trials) == [[0.3, 1.0], [0.5, 2.0]]
+    assert {t.params["regularization/dropout"] for t in study.trials} == {0.1, 0.2}
+    suggestion = algo.suggest("t1")
+    assert suggestion["depth"] in (26, 50) and 0.0 <= suggestion["regularization"]["dropout"] <= 0.3
+    assert suggestion["regularization"]["dropout"] not in (0.1, 0.2)
 
 
 def test_checkpoint_folders_are_recorded_relative_to_the_experiment(tmp_path):

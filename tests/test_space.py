@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import importlib.util
 import time
 from pathlib import Path
 
@@ -202,7 +203,7 @@ def test_grid_trial_count_is_grid_size_times_samples_as_ray_counts():
 # --- lists under grid / random / hyperopt ------------------------------------------------
 
 
-@pytest.mark.parametrize("algorithm", ["random", "hyperopt"])
+@pytest.mark.parametrize("algorithm", ["random", "hyperopt", "optuna"])
 def test_lists_become_choices_when_the_search_samples(algorithm):
     space = parse_space(
         changed(
@@ -220,6 +221,29 @@ def test_lists_become_choices_when_the_search_samples(algorithm):
 
     converted = HyperOptSearch.convert_search_space(space.param_space(2))
     assert {"depth", "width", "resolution", "weight_decay", "preset"} <= set(converted)
+
+
+def test_optuna_converts_the_sampled_space_and_searches_one_family_only(monkeypatch):
+    from ray.tune.search.optuna import OptunaSearch
+
+    sampled = (("search.algorithm", "optuna"), ("search.num_samples", 5))
+    converted = OptunaSearch.convert_search_space(parse_space(changed(*sampled)).param_space(2))
+    assert {"depth", "width", "resolution", "weight_decay"} <= set(converted)
+    with pytest.raises(UserError) as err:
+        parse_space(changed(*sampled, ("scaling", TWO_FAMILIES)))
+    assert str(err.value) == (
+        "search.algorithm: optuna searches one model family (Optuna's choices are single "
+        "values); got 2 in scaling.family: use hyperopt or random"
+    )
+    # without the optional extra: the command that installs it
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "optuna" else real_find_spec(name, *a),
+    )
+    with pytest.raises(UserError, match=r"pip install 'rsearch\[optuna\]'"):
+        parse_space(changed(*sampled))
 
 
 def test_hyperopt_refuses_grids_which_is_why_lists_are_converted():

@@ -585,6 +585,23 @@ def test_hyperopt_with_asha_records_sampled_and_stopped_trials(tmp_path):
 
 
 @pytest.mark.slow
+def test_optuna_multi_objective_tpe_samples_every_trial_and_learns_the_infeasible_ones(tmp_path):
+    search = {"algorithm": "optuna", "num_samples": 4, "max_concurrent": 2}
+    dropout = {"kind": "uniform", "low": 0.0, "high": 0.3}
+    regularization = {M.DROPOUT: dropout, M.RANDAUGMENT_MAGNITUDE: 5}
+    space = smoke_space(tmp_path, "motpe", epochs=[1], search=search, regularization=regularization)
+    proc = run_tune(space, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    exp = results.read_experiment(tmp_path / "motpe")
+    frame = exp.results
+    assert len(frame) == 4 and exp.meta["planned_trials"] == 4
+    assert set(frame[M.STATUS]) <= {M.STATUS_OK, M.STATUS_INFEASIBLE}
+    assert frame[M.DROPOUT].nunique() == 4  # sampled by Optuna, not fixed
+    assert frame[M.LATENCY_MS].notna().all()  # its second objective, reported by every trial
+    assert_pareto_flags_correct(frame)
+
+
+@pytest.mark.slow
 def test_pareto_asha_stops_trials_behind_the_front_at_its_rung(tmp_path):
     # Quickstart-sized data, so that one epoch already separates the models by more than the
     # minival noise (400 images: 0.025): width 0.25 reaches ~0.2, width 0.5 ~0.1 (measured).

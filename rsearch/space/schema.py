@@ -349,7 +349,10 @@ def _parse_reference(raw: Any, path: str) -> Architecture:
 
 
 # --- search -------------------------------------------------------------------------------
-ALGORITHMS = ("grid", "random", "hyperopt")
+ALGORITHMS = ("grid", "random", "hyperopt", "optuna")
+# Searchers that sample as they learn from finished trials (no jobs drawn up front): HyperOpt's
+# TPE on the objective, Optuna's multi-objective TPE on the objective and the cost.
+MODEL_BASED = ("hyperopt", "optuna")
 MAX_CONFIRM_TOP, MAX_CONFIRM_SEEDS = 100, 100  # bounds: a typo must not plan a million reruns
 # scheduler kind -> its options (default, validator); max_t is the regime's epochs.
 SCHEDULERS: dict[str, dict[str, tuple[Any, Validator]]] = {
@@ -391,7 +394,7 @@ class ConfirmSpec:
 
 @dataclass(frozen=True)
 class SearchSpec:
-    algorithm: str = "grid"  # grid | random | hyperopt
+    algorithm: str = "grid"  # grid | random | hyperopt | optuna
     num_samples: int = 1
     max_concurrent: int | None = None  # None: as many as the cluster's resources allow
     seed: int | None = 0  # None: unseeded

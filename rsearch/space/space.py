@@ -12,6 +12,7 @@ conversion happens here, once, so every Dimension already says what Tune will do
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 from dataclasses import dataclass
@@ -233,6 +234,23 @@ def _check_across_sections(space: SearchSpace) -> None:
         raise UserError(
             f"search.algorithm: {algorithm} needs at least one searched dimension "
             "(a list or a distribution); every value is fixed -- use algorithm grid"
+        )
+    if algorithm == "optuna":
+        _check_optuna(space)
+
+
+def _check_optuna(space: SearchSpace) -> None:
+    """Optuna is an optional extra, and its categorical choices are scalars: several families
+    travel to Tune as one `arch` dimension of lists."""
+    if importlib.util.find_spec("optuna") is None:
+        raise UserError(
+            "search.algorithm: optuna needs Optuna, an optional extra: "
+            "pip install 'rsearch[optuna]' (or use hyperopt)"
+        )
+    if space.scaling.single is None:
+        raise UserError(
+            "search.algorithm: optuna searches one model family (Optuna's choices are single "
+            f"values); got {len(space.scaling.families)} in scaling.family: use hyperopt or random"
         )
 
 

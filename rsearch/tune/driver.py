@@ -28,6 +28,7 @@ from rsearch.data.load import data_shape
 from rsearch.errors import UserError, renamed
 from rsearch.noise import small_minival_warning
 from rsearch.ray_session import init_ray
+from rsearch.space.schema import MODEL_BASED
 from rsearch.train.runner import preflight
 from rsearch.tune import jobs as J
 from rsearch.tune.confirm import run_confirmation
@@ -305,10 +306,11 @@ def _run_regime(
 ):
     feasible, infeasible = _split_by_budget(plan, ctx)
     run_name, samples = f"regime_{regime}", space.search.num_samples
-    hyperopt, grid = space.search.algorithm == "hyperopt", space.search.algorithm == "grid"
+    # a model-based searcher (HyperOpt, Optuna) samples as it learns: no jobs drawn up front
+    model_based, grid = space.search.algorithm in MODEL_BASED, space.search.algorithm == "grid"
     # A resumed grid/random regime runs the jobs drawn when it started: latency re-measured
     # today must not add or drop any of them.
-    planned = J.load_plan(exp_dir, run_name) if resume and not hyperopt else None
+    planned = J.load_plan(exp_dir, run_name) if resume and not model_based else None
     if planned is not None:
         drawn = {trial_settings(job["config"])[0].key for job in planned}
         infeasible = [k for k in infeasible if k not in drawn]
@@ -333,7 +335,7 @@ def _run_regime(
             flush=True,
         )
     space_of_regime = param_space(space, regime, feasible)
-    if hyperopt:
+    if model_based:
         again = J.unfinished_jobs(recorded, exp_dir)
         if again:  # trials a stop interrupted continue from their checkpoints, then TPE goes on
             run.jobs(run_name, again)

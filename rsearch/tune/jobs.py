@@ -241,11 +241,18 @@ def unfinished_jobs(recorded: dict[str, dict], exp_dir: str) -> list[dict]:
     ]
 
 
-def finished_points(recorded: dict[str, dict]) -> list[tuple[dict, float]]:
-    """(config, objective as the searcher saw it) of every finished trial: infeasible and
-    failed trials reported 0.0."""
+def finished_points(recorded: dict[str, dict]) -> list[tuple[dict, dict]]:
+    """(config, {metric: value} as the searcher saw them) of every finished trial: the objective
+    (infeasible and failed trials reported 0.0) and the costs a multi-objective searcher
+    minimises."""
     return [
-        (row_config(row), float(row.get(M.OBJECTIVE) or 0.0))
+        (
+            row_config(row),
+            {
+                M.OBJECTIVE: float(row.get(M.OBJECTIVE) or 0.0),
+                **{key: row.get(key) for key in (M.LATENCY_MS, M.FLOPS)},
+            },
+        )
         for row in recorded.values()
         if row[M.STATUS] in FINAL
     ]

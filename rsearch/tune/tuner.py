@@ -1,5 +1,6 @@
 """Tune's parts for one regime: param space (nesting mirrors the trial config), search
-algorithm (rsearch's drawn jobs for grid | random; HyperOpt TPE, warm-started on resume),
+algorithm (rsearch's drawn jobs for grid | random; HyperOpt TPE or Optuna's multi-objective
+TPE, warm-started on resume),
 scheduler (FIFO | ASHA | Pareto ASHA) and run config."""
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.hyperopt import HyperOptSearch
+from ray.tune.search.optuna import OptunaSearch  # loads without optuna; asks for it when used
 from ray.tune.search.sample import Domain
 from ray.tune.utils.util import flatten_dict
 
 from rsearch import metrics as M
 from rsearch import storage
 from rsearch.noise import minival_noise
+from rsearch.space.schema import MODEL_BASED
 from rsearch.tune.pareto_asha import ParetoASHA
 from rsearch.tune.trial import trial_settings
 
@@ -36,27 +39,78 @@ def param_space(space, regime: int, feasible: list) -> dict:
     return ps
 
 
-def search_algorithm(space, param_space: dict, observed: list[tuple[dict, float]] = ()):
-    """HyperOpt TPE for `hyperopt` searches (None: the jobs rsearch drew run as a grid).
-    `observed`: (config, objective) of trials finished before a resume, which TPE learns from."""
+def search_algorithm(space, param_space: dict, observed: list[tuple[dict, dict]] = ()):
+    """HyperOpt TPE for `hyperopt` searches, Optuna's multi-objective TPE for `optuna` (None:
+    the jobs rsearch drew run as a grid). `observed`: (config, {metric: value}) of trials
+    finished before a resume, which the searcher learns from."""
     search = space.search
-    if search.algorithm != "hyperopt":
+    if search.algorithm not in MODEL_BASED:
         return None
     # TPE starts from a few random points (Ray's default of 20 would make a short search random).
     initial = max(3, search.num_samples // 4)
-    seed = search.seed
     # A resumed TPE with the first run's seed would replay that run's random start points,
     # which have run already: the seed moves on by the points it has seen.
-    algo = WarmStartHyperOpt(
-        metric=M.OBJECTIVE,
-        mode=M.OBJECTIVE_MODE,
-        n_initial_points=initial,
-        random_state_seed=None if seed is None else int(seed) + len(observed),
-        observed=[(searched_values(param_space, c), v) for c, v in observed],
-    )
+    seed = None if search.seed is None else int(search.seed) + len(observed)
+    seen = [(searched_values(param_space, c), values) for c, values in observed]
+    if search.algorithm == "optuna":
+        algo = _optuna_search(space, initial, seed, seen)
+    else:
+        algo = WarmStartHyperOpt(
+            metric=M.OBJECTIVE,
+            mode=M.OBJECTIVE_MODE,
+            n_initial_points=initial,
+            random_state_seed=seed,
+            observed=[(c, values[M.OBJECTIVE]) for c, values in seen],
+        )
     if search.max_concurrent:
         return ConcurrencyLimiter(algo, max_concurrent=search.max_concurrent)
     return algo
+
+
+def objectives(space) -> tuple[list[str], list[str]]:
+    """(metrics, modes) a multi-objective searcher optimises: the objective, and the cost the
+    front is drawn against (measured latency under a latency budget, else FLOPs)."""
+    cost = M.LATENCY_MS if space.latency is not None else M.FLOPS
+    return [M.OBJECTIVE, cost], [M.OBJECTIVE_MODE, "min"]
+
+
+def _optuna_search(space, initial: int, seed: int | None, seen: list[tuple[dict, dict]]):
+    # optuna is an optional extra (rsearch[optuna]); the schema checked it is installed
+    from optuna.samplers import TPESampler
+
+    metrics, modes = objectives(space)
+    sampler = TPESampler(n_startup_trials=initial, seed=seed)
+    return WarmStartOptuna(metric=metrics, mode=modes, sampler=sampler, observed=seen)
+
+
+class WarmStartOptuna(OptunaSearch):
+    """Optuna's TPE over several objectives (Ray's OptunaSearch, metric and mode as lists),
+    started having seen `observed` (config, {metric: value}) points: they enter the study as
+    completed trials, so TPE models them and suggests none of them again."""
+
+    def __init__(self, *args, observed: list[tuple[dict, dict]] = (), **kwargs):
+        self._observed = [(dict(c), dict(v)) for c, v in observed]
+        super().__init__(*args, **kwargs)
+
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        # Tune hands every searcher TuneConfig's one metric (the scheduler's): the objectives
+        # stay this searcher's own.
+        return super().set_search_properties(None, None, config, **spec)
+
+    def _setup_study(self, mode) -> None:
+        super()._setup_study(mode)
+        from optuna.trial import create_trial  # optuna: an optional extra (see _optuna_search)
+
+        for config, values in self._observed:
+            try:
+                trial = create_trial(
+                    params=flatten_dict(config, delimiter="/"),  # Ray's names for Optuna
+                    distributions=self._space,
+                    values=[float(values[name]) for name in self._metric],
+                )
+            except (ValueError, KeyError, TypeError):
+                continue  # outside today's space, or a cost never measured: nothing to model
+            self._ot_study.add_trial(trial)
 
 
 def searched_values(param_space: dict, config: dict) -> dict:
