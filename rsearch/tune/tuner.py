@@ -76,7 +76,10 @@ def objectives(space) -> tuple[list[str], list[str]]:
 
 def _optuna_search(space, initial: int, seed: int | None, seen: list[tuple[dict, dict]]):
     # optuna is an optional extra (rsearch[optuna]); the schema checked it is installed
+    import optuna
     from optuna.samplers import TPESampler
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" per regime
 
     metrics, modes = objectives(space)
     sampler = TPESampler(n_startup_trials=initial, seed=seed)
@@ -240,7 +243,10 @@ def tune_config(
         search_alg=search_alg,
         scheduler=scheduler(space, regime, ctx, recorder.exp_dir) if scheduled else None,
         num_samples=num_samples,
-        max_concurrent_trials=space.search.max_concurrent,
+        # a searcher's ConcurrencyLimiter holds the limit already (Tune warns of a second one)
+        max_concurrent_trials=None
+        if isinstance(search_alg, ConcurrencyLimiter)
+        else space.search.max_concurrent,
         # a finished trial's process takes the next trial: no new Python + torch import
         reuse_actors=True,
     )
