@@ -194,6 +194,7 @@ DATA_FIELDS: dict[str, Bound] = {
     "minival_fraction": Bound("float", 0, MAX_MINIVAL_FRACTION, low_open=True),  # paper: 2%
     "crop_min_scale": Bound("float", 0, 1, low_open=True),  # random-resized-crop's lower area
     "verify_images": Bound("str", options=("auto", "decode", "header", "none")),
+    "minival_in_train": Bound("bool"),
 }
 # Compilation and CUDA-graph capture happen in the first calls, which are never timed.
 MIN_COMPILED_WARMUP = 3

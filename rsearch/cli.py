@@ -15,7 +15,7 @@ from rsearch.bounds import FieldError
 from rsearch.errors import UserError, bounded
 
 # Module names under rsearch.commands, in the order `--help` lists them.
-COMMANDS = ("train", "tune", "cost", "dashboard", "analyze")
+COMMANDS = ("train", "tune", "cost", "dashboard", "analyze", "export")
 
 
 class _Parser(argparse.ArgumentParser):

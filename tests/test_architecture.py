@@ -110,7 +110,10 @@ def test_a_checkpoint_from_before_the_family_still_continues_its_run():
     older = {key: value for key, value in today.items() if key != "family"}
     new_recipe_fields = ("optimizer", "lr_decay_rate", "lr_decay_epochs")
     older["recipe"] = {k: v for k, v in today["recipe"].items() if k not in new_recipe_fields}
+    older["data"] = {k: v for k, v in today["data"].items() if k != "minival_in_train"}
     assert same_run(older) == same_run(today)
+    final = {**today, "data": {**today["data"], "minival_in_train": True}}
+    assert same_run(final) != same_run(today)  # a field added since still counts when set
     effnet = TrainConfig(depth=1.0, width=1.0, family="efficientnet").to_dict()
     assert same_run(effnet) != same_run(today)
 

@@ -51,7 +51,9 @@ def register(subparsers) -> None:
         help="image size (default: the paper's size for the depth, or the EfficientNet's own)",
     )
     train = p.add_argument_group("training")
-    train.add_argument("--epochs", type=field("epochs"), default=5)
+    train.add_argument(
+        "--epochs", type=field("epochs"), help="the regime (default 5; --from-trial: the trial's)"
+    )
     train.add_argument(
         "--recipe",
         choices=PRESETS,
@@ -118,6 +120,19 @@ def register(subparsers) -> None:
         "--resume", action="store_true", help="continue the interrupted run in --output"
     )
     run.add_argument("--json", action="store_true", help="print summary.json to stdout at the end")
+    final = p.add_argument_group("a search's trial, re-trained (a final model)")
+    final.add_argument(
+        "--from-trial",
+        metavar="EXPERIMENT/TRIAL_ID",
+        help="re-train a search's trial with its exact configuration (architecture, recipe, "
+        "data, seed), read from its checkpoint; the minival split trains too, as the paper "
+        "trains its final models, and test top-1 is reported",
+    )
+    final.add_argument(
+        "--keep-minival",
+        action="store_true",
+        help="with --from-trial: keep the minival split held out, as the search did",
+    )
     p.set_defaults(func=run_command)
 
 
@@ -127,6 +142,10 @@ def build_config(args):
     from rsearch.data import DataConfig
     from rsearch.train.config import TrainConfig
 
+    if args.from_trial is not None:
+        return trial_config(args)
+    if args.keep_minival:
+        raise UserError("--keep-minival: only with --from-trial (a run holds minival out anyway)")
     if args.model is None and args.depth is None:
         raise UserError(
             "--model or --depth: one is required (e.g. --model resnetrs-50, "
@@ -144,7 +163,7 @@ def build_config(args):
             width=arch.width,
             resolution=arch.resolution,
             family=arch.family,
-            epochs=args.epochs,
+            epochs=5 if args.epochs is None else args.epochs,
             recipe=recipe,
             data=DataConfig(**_data_kwargs(args)),
             seed=args.seed,
@@ -153,6 +172,38 @@ def build_config(args):
             loader_workers=args.loader_workers,
             deterministic=args.deterministic,
         )
+
+
+# What --from-trial takes from the trial: flags that would change it are refused.
+# (Those with a default of their own, --batch-size, --data, --seed, ..., cannot tell "given"
+# from "default" and are the trial's anyway.)
+_TRIAL_FLAGS = ("model", "depth", "width", "resolution", "recipe", "data_dir", "train_size")
+
+
+def trial_config(args):
+    """The TrainConfig of `--from-trial EXPERIMENT/TRIAL_ID`: the trial's own (from its
+    checkpoint: what it trained with, exactly), with --epochs if given, and its minival split
+    in the training data unless --keep-minival."""
+    import dataclasses
+
+    from rsearch.export import from_experiment  # torch (see build_config)
+
+    experiment, _, trial = args.from_trial.rstrip("/").rpartition("/")
+    if not experiment or not trial:
+        raise UserError(
+            f"--from-trial: expected EXPERIMENT/TRIAL_ID (e.g. ~/rsearch_results/quickstart/"
+            f"9ep-00003), got {args.from_trial!r}"
+        )
+    given = [f for f in _TRIAL_FLAGS if getattr(args, f, None) not in (None, False)]
+    given += [f for f in RECIPE_FLAGS if getattr(args, f) is not None]
+    if given:
+        flag = "--" + given[0].replace("_", "-")
+        raise UserError(f"{flag}: --from-trial takes the trial's configuration; drop {flag}")
+    cfg = from_experiment(experiment, trial).config
+    data = cfg.data.replace(minival_in_train=not args.keep_minival)
+    device = "cuda" if args.gpu or cfg.device.startswith("cuda") else "cpu"
+    epochs = cfg.epochs if args.epochs is None else args.epochs
+    return dataclasses.replace(cfg, data=data, epochs=epochs, device=device, eval_test=True)
 
 
 def _is_efficientnet(model: str | None) -> bool:
@@ -225,8 +276,10 @@ def run_command(args) -> int:
         print(json.dumps(summary, indent=2, default=str))
     else:
         test = summary.get("test_top1")
+        # a final model trained on its minival split: that accuracy measures nothing held out
+        minival = " (trained on)" if cfg.data.minival_in_train else ""
         print(
-            f"minival top-1 {summary['minival_top1']:.4f}"
+            f"minival top-1 {summary['minival_top1']:.4f}{minival}"
             + (f"  test top-1 {test:.4f}" if test is not None else "")
             + f"  ({summary['wall_s']:.0f}s)  -> {output}"
         )

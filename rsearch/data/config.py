@@ -35,6 +35,9 @@ class DataConfig:
     label_column: str = "label"  # parquet: integer class index
     crop_min_scale: float = 0.08  # random-resized-crop lower area bound (paper: 8%)
     verify_images: str = "auto"  # imagefolder: "auto" | "decode" | "header" | "none"
+    # A final model trains on the minival split too, as the paper trains its final models
+    # (rsearch train --from-trial): minival top-1 is then an accuracy on trained images.
+    minival_in_train: bool = False
 
     def __post_init__(self):
         # FieldErrors name the field; the space schema and `rsearch train` name the key or flag.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from rsearch import bounds
 from rsearch.bounds import FieldError
 from rsearch.data.config import FASHION_MNIST_DIR, DataConfig, cache_root
@@ -100,6 +102,8 @@ def load_data(
         resolution, randaugment_ops, randaugment_magnitude, cfg.crop_min_scale
     )
     evaluate = EvalTransform(resolution)
+    if cfg.minival_in_train:  # a final model: every training image trains (minival still scored)
+        train_idx = np.sort(np.concatenate([train_idx, minival_idx]))
     train = SampleSet(train_source, train_idx, augment, random=True, normalize=norm, seed=cfg.seed)
     minival = SampleSet(
         train_source, minival_idx, evaluate, random=False, normalize=norm, seed=cfg.seed
@@ -125,6 +129,7 @@ def load_data(
         "minival_size": len(minival),
         "test_size": len(test) if test else 0,
         "minival_fraction": cfg.minival_fraction,
+        "minival_in_train": cfg.minival_in_train,
         "minival_fingerprint": fingerprint(minival_idx),
         "class_names": list(train_source.class_names) if train_source.class_names else None,
     }

@@ -113,8 +113,15 @@ parse_name = text(NAME_PATTERN, f"a name matching {NAME_PATTERN}")
 # YAML keys are DataConfig's fields, except `dir` (DataConfig.data_dir). Defaults are
 # DataConfig's own, so the two never drift apart.
 _DATA_DIR_KEY = {"dir": "data_dir"}
+# DataConfig fields a space cannot set: a search ranks its trials on a held-out minival, so
+# training on it is for a final model only (rsearch train --from-trial).
+FINAL_MODEL_ONLY = ("minival_in_train",)
 _DATA: dict[str, Validator] = {
-    **{name: rule(bound) for name, bound in DATA_FIELDS.items()},  # DataConfig's own rules
+    **{
+        name: rule(bound)
+        for name, bound in DATA_FIELDS.items()
+        if name not in FINAL_MODEL_ONLY  # DataConfig's own rules
+    },
     "num_classes": rule(FIELDS["num_classes"]),  # synthetic: the classifier's outputs
     "dir": optional(text()),
     "cache_dir": optional(text()),

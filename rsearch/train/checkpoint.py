@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from rsearch.data.config import DataConfig
 from rsearch.errors import UserError
 from rsearch.recipe import Recipe
 from rsearch.train.config import TrainConfig
@@ -62,7 +63,7 @@ def same_run(config: dict) -> dict:
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     kept = {key: value for key, value in config.items() if key in fields or value is not None}
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name in _ADDED}
-    recipe = kept.get("recipe")
-    if isinstance(recipe, dict):
-        kept["recipe"] = {**dataclasses.asdict(Recipe()), **recipe}
+    for section, default in (("recipe", Recipe()), ("data", DataConfig())):
+        if isinstance(kept.get(section), dict):  # a field added since: today's default
+            kept[section] = {**dataclasses.asdict(default), **kept[section]}
     return {**defaults, **kept, "device": str(config.get("device", "")).split(":")[0]}
