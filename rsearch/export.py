@@ -318,6 +318,7 @@ def _best_row(exp, regime: int | None, budget_ms: float | None) -> dict:
 def _trial_checkpoint(exp, row: dict) -> dict:
     """The trial's last checkpoint (a folder inside the experiment, named by its row)."""
     from rsearch import storage
+    from rsearch.tune.jobs import checkpoint_folder  # Ray (the jobs' Tune searcher)
 
     relative = row.get(M.CHECKPOINT)
     trial = row[M.TRIAL_ID]
@@ -325,12 +326,8 @@ def _trial_checkpoint(exp, row: dict) -> dict:
         raise UserError(
             f"--trial: {trial} has no checkpoint ({row.get(M.STATUS)}: it trained no epoch)"
         )
-    if relative.startswith("/") or ".." in relative.split("/"):
-        raise UserError(
-            f"--trial: results.parquet names checkpoint '{relative[:200]}' for {trial}; "
-            "expected a folder inside the experiment"
-        )
-    location = storage.join(exp.path, relative, CHECKPOINT_FILE)
+    folder = checkpoint_folder(exp.path, relative, trial, "--trial")
+    location = storage.join(folder, CHECKPOINT_FILE)
     fs, path = storage.filesystem(location)
     try:
         with fs.open_input_stream(path) as f:

@@ -562,43 +562,42 @@ def test_a_trial_larger_than_the_local_machine_is_refused(tmp_path):
     assert not (tmp_path / "store" / "toobig").exists()
 
 
+def _sampled_search(tmp_path, name: str, epochs: int, **search):
+    """A model-based search of 4 trials over the smoke architectures and a sampled dropout, to
+    the end: its results, after the checks every such search passes."""
+    search = {"num_samples": 4, "max_concurrent": 2, **search}
+    dropout = {"kind": "uniform", "low": 0.0, "high": 0.3}
+    regularization = {M.DROPOUT: dropout, M.RANDAUGMENT_MAGNITUDE: 5}
+    space = smoke_space(
+        tmp_path, name, epochs=[epochs], search=search, regularization=regularization
+    )
+    proc = run_tune(space, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    exp = results.read_experiment(tmp_path / name)
+    frame = exp.results
+    assert len(frame) == 4 and exp.meta["planned_trials"] == 4
+    infeasible = frame[frame[M.STATUS] == M.STATUS_INFEASIBLE]
+    assert (infeasible[M.WIDTH] == 2.0).all() and (infeasible[M.TRAIN_SECONDS] == 0).all()
+    assert frame[M.LATENCY_MS].notna().all()  # every trial reports it (Optuna's 2nd objective)
+    assert_pareto_flags_correct(frame)
+    return frame
+
+
 @pytest.mark.slow
 def test_hyperopt_with_asha_records_sampled_and_stopped_trials(tmp_path):
     asha = {"kind": "asha", "grace_period": 1, "reduction_factor": 2}
-    search = {"algorithm": "hyperopt", "num_samples": 4, "max_concurrent": 2, "scheduler": asha}
-    dropout = {"kind": "uniform", "low": 0.0, "high": 0.3}
-    regularization = {M.DROPOUT: dropout, M.RANDAUGMENT_MAGNITUDE: 5}
-    space = smoke_space(tmp_path, "tpe", epochs=[2], search=search, regularization=regularization)
-    proc = run_tune(space, tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    exp = results.read_experiment(tmp_path / "tpe")
-    frame = exp.results
-    assert len(frame) == 4 and exp.meta["planned_trials"] == 4
+    frame = _sampled_search(tmp_path, "tpe", 2, algorithm="hyperopt", scheduler=asha)
     assert set(frame[M.STATUS]) <= {M.STATUS_OK, M.STATUS_STOPPED, M.STATUS_INFEASIBLE}
     assert frame[M.DROPOUT].nunique() > 1  # sampled, not fixed
-    infeasible = frame[frame[M.STATUS] == M.STATUS_INFEASIBLE]
-    assert (infeasible[M.WIDTH] == 2.0).all() and (infeasible[M.TRAIN_SECONDS] == 0).all()
     stopped = frame[frame[M.STATUS] == M.STATUS_STOPPED]
     assert (stopped[M.EPOCHS_DONE] < 2).all() and not stopped[M.PARETO].any()
-    assert frame[M.LATENCY_MS].notna().all()
-    assert_pareto_flags_correct(frame)
 
 
 @pytest.mark.slow
-def test_optuna_multi_objective_tpe_samples_every_trial_and_learns_the_infeasible_ones(tmp_path):
-    search = {"algorithm": "optuna", "num_samples": 4, "max_concurrent": 2}
-    dropout = {"kind": "uniform", "low": 0.0, "high": 0.3}
-    regularization = {M.DROPOUT: dropout, M.RANDAUGMENT_MAGNITUDE: 5}
-    space = smoke_space(tmp_path, "motpe", epochs=[1], search=search, regularization=regularization)
-    proc = run_tune(space, tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    exp = results.read_experiment(tmp_path / "motpe")
-    frame = exp.results
-    assert len(frame) == 4 and exp.meta["planned_trials"] == 4
+def test_optuna_multi_objective_tpe_samples_every_trial_on_accuracy_and_latency(tmp_path):
+    frame = _sampled_search(tmp_path, "motpe", 1, algorithm="optuna")
     assert set(frame[M.STATUS]) <= {M.STATUS_OK, M.STATUS_INFEASIBLE}
     assert frame[M.DROPOUT].nunique() == 4  # sampled by Optuna, not fixed
-    assert frame[M.LATENCY_MS].notna().all()  # its second objective, reported by every trial
-    assert_pareto_flags_correct(frame)
 
 
 @pytest.mark.slow

@@ -39,18 +39,9 @@ def register(subparsers) -> None:
         action="store_true",
         help="the most accurate trained trial of --regime within --budget-ms",
     )
-    p.add_argument(
-        "--regime",
-        type=integer(1, why="epochs"),
-        metavar="EPOCHS",
-        help="with --best: the epoch regime (default: the longest)",
-    )
-    p.add_argument(
-        "--budget-ms",
-        type=number(0, why="ms"),
-        metavar="MS",
-        help="with --best: the latency budget (default: none beyond the search's own)",
-    )
+    best = p.add_argument_group("with --best")
+    best.add_argument("--regime", type=integer(1, why="epochs"), help="default: the longest")
+    best.add_argument("--budget-ms", type=number(0, why="ms"), help="a latency budget (ms)")
     p.set_defaults(func=run)
 
 

@@ -262,17 +262,18 @@ def with_checkpoint(job: dict, row: dict, exp_dir: str) -> dict:
     relative = row.get(M.CHECKPOINT)
     if relative is None:
         return job
-    if not isinstance(relative, str):
+    return {**job, "checkpoint": checkpoint_folder(exp_dir, relative, job["id"], "--resume")}
+
+
+def checkpoint_folder(exp_dir: str, relative, trial: str, flag: str) -> str:
+    """Where a results row's checkpoint (a folder relative to the experiment) is; a UserError
+    naming `flag` for a record pointing anywhere else (results.parquet is not trusted)."""
+    if not isinstance(relative, str) or relative.startswith("/") or ".." in relative.split("/"):
         raise UserError(
-            f"--resume: results.parquet names checkpoint {str(relative)[:100]!r} "
-            f"for trial {job['id']}; expected a folder inside the experiment"
+            f"{flag}: results.parquet names checkpoint {str(relative)[:200]!r} "
+            f"for trial {trial}; expected a folder inside the experiment"
         )
-    if relative.startswith("/") or ".." in relative.split("/"):
-        raise UserError(
-            f"--resume: results.parquet names checkpoint '{relative[:200]}' "
-            f"for trial {job['id']}; expected a folder inside the experiment"
-        )
-    return {**job, "checkpoint": storage.join(exp_dir, relative)}
+    return storage.join(exp_dir, relative)
 
 
 def row_config(row: dict) -> dict:
