@@ -52,6 +52,7 @@ from rsearch import results
 from rsearch.pareto import hypervolume_2d
 from rsearch.space import parse_space
 from rsearch.tune.driver import experiment_dir, run_search
+from rsearch.tune.pareto_asha import rung_epochs
 
 SEARCHES = ("full grid", "adaptive", "hyperopt", "optuna", "random")
 ARCH = [M.DEPTH, M.WIDTH, M.RESOLUTION]
@@ -141,6 +142,25 @@ def run_one(label: str, mapping: dict, source: str, storage: str) -> dict:
     }
 
 
+def rung_fidelity(grid: Path | str) -> dict[int, dict]:
+    """Per regime, in the full grid (every configuration trained to the end): the rank
+    correlation (Spearman) between each Pareto ASHA rung's minival accuracy and the final one.
+    How far a rung can be trusted to stand for the end on this space."""
+    exp = results.read_experiment(grid)
+    curves = exp.curves
+    out = {}
+    for regime in results.regimes(exp.results):
+        rungs = rung_epochs(regime, PARETO_ASHA["grace_fraction"], PARETO_ASHA["reduction_factor"])
+        in_regime = curves[curves[M.EPOCHS] == regime].pivot_table(
+            index=M.TRIAL_ID, columns=M.EPOCH, values=M.MINIVAL_TOP1
+        )
+        out[int(regime)] = {
+            int(rung): float(in_regime[rung].corr(in_regime[regime], method="spearman"))
+            for rung in rungs
+        }
+    return out
+
+
 def summarise(runs: dict[str, dict], ref: float) -> dict:
     """Hypervolumes on the grid's latency, and every figure as a ratio of the grid's."""
     latency = common_latency(runs["full grid"]["frame"])
@@ -212,7 +232,14 @@ def main(argv=None) -> int:
     key, budget = _budget(raw)
     report = summarise(runs, budget)
     print_table(report)
-    meta = {"space": args.space, "samples_per_regime": samples, "budget": {key: budget}}
+    fidelity = rung_fidelity(runs["full grid"]["path"])
+    print(f"\nrank correlation of a rung's minival accuracy with the final one: {fidelity}")
+    meta = {
+        "space": args.space,
+        "samples_per_regime": samples,
+        "budget": {key: budget},
+        "rung_fidelity_spearman": fidelity,
+    }
     if args.json:
         Path(args.json).write_text(json.dumps({"meta": meta, **report}, indent=2, default=str))
     return 0
