@@ -14,6 +14,7 @@ import math
 import os
 import platform
 import shutil
+import sys
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -69,7 +70,14 @@ def model_of(source: Source) -> torch.nn.Module:
     weights = evaluated_weights(source.state)
     num_classes, in_chans = io_shape(weights)
     model = build(source.config.model(num_classes, in_chans))
-    model.load_state_dict(weights, strict=True)
+    try:
+        model.load_state_dict(weights, strict=True)
+    except RuntimeError as exc:  # weights of another network than the config describes
+        reason = str(exc).strip().splitlines()
+        raise UserError(
+            f"SOURCE: {source.origin}: the checkpoint's weights do not fit its config "
+            f"({reason[1].strip()[:120] if len(reason) > 1 else reason[0][:120]})"
+        ) from None
     return model.eval()
 
 
@@ -121,6 +129,8 @@ def card(source: Source, fmt: str, model: torch.nn.Module, extra: dict) -> dict:
         "epochs": cfg.epochs,
         "seed": cfg.seed,
         **source.measured,
+        # a final model (train --from-trial) trained on its minival: that top-1 is no estimate
+        "minival_held_out": not cfg.data.minival_in_train,
         M.PARAMS: sum(p.numel() for p in model.parameters()),
         "trial_id": source.trial_id,
         "source": source.origin,
@@ -136,14 +146,13 @@ def card(source: Source, fmt: str, model: torch.nn.Module, extra: dict) -> dict:
 def export(source: Source, out_dir: str | os.PathLike, fmt: str) -> dict:
     """Write the model in `fmt` and its card to `out_dir` (absent or empty), whole or not at
     all. Returns the card."""
-    out = Path(out_dir).expanduser()
+    out = Path(out_dir).expanduser().resolve()  # a symlink: the folder it names
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"-o: {out} exists and is not an empty folder; choose a new one")
     model = model_of(source)
     num_classes, in_chans = io_shape(evaluated_weights(source.state))
     name = timm_name(source.config, in_chans) if fmt == "timm" else None
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    staging = _staging_folder(out)
     try:
         extra = _write_weights(model, staging / WEIGHT_FILES[fmt], fmt, source, in_chans)
         if name is not None:
@@ -157,6 +166,20 @@ def export(source: Source, out_dir: str | os.PathLike, fmt: str) -> dict:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return meta
+
+
+def _staging_folder(out: Path) -> Path:
+    """A new folder beside `out`, with the permissions a plain mkdir would give it (mkdtemp's
+    are the owner's only), renamed to `out` once everything is written."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    except OSError as exc:
+        raise UserError(f"-o: cannot write {out} ({exc.strerror or exc})") from None
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)
+    return staging
 
 
 def _write_weights(model, path: Path, fmt: str, source: Source, in_chans: int) -> dict:
@@ -222,7 +245,12 @@ def _write_onnx(model, path: Path, resolution: int, in_chans: int) -> dict:
 
 def from_train_output(folder: Path) -> Source:
     """An `rsearch train --output` folder: its checkpoint and summary.json."""
-    summary = json.loads((folder / "summary.json").read_text())
+    try:
+        summary = json.loads((folder / "summary.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"SOURCE: {folder / 'summary.json'} is not readable JSON ({exc})") from None
+    if not isinstance(summary, dict):
+        raise UserError(f"SOURCE: {folder / 'summary.json'} is not an rsearch summary")
     state = _checkpoint(folder / CHECKPOINT_FILE)
     measured = {
         M.MINIVAL_TOP1: summary.get(M.MINIVAL_TOP1),
@@ -237,18 +265,32 @@ def from_train_output(folder: Path) -> Source:
     config = TrainConfig.from_dict(state["config"])
     num_classes, in_chans = io_shape(evaluated_weights(state))
     counted = model_cost(config.model(num_classes, in_chans), config.resolution)
-    return Source(config, state, {**measured, M.FLOPS: counted[M.FLOPS]}, None, str(folder))
+    measured = {**measured, M.FLOPS: counted[M.FLOPS]}
+    return Source(config, state, measured, None, str(folder.resolve()))
 
 
-def _checkpoint(path: Path) -> dict:
+def _checkpoint(path: Path, shown: str | None = None, flag: str = "SOURCE") -> dict:
+    """A checkpoint that rebuilds a network: its config and weights, checked here (the rest of
+    export trusts them). `shown`: where the file really is (a trial's, copied to `path`)."""
+    shown = shown or str(path)
     if not path.is_file():
         raise UserError(
-            f"SOURCE: no {path.name} in {path.parent}; expected a finished run's folder"
+            f"{flag}: no {path.name} in {path.parent}; expected a finished run's folder"
         )
     try:
-        return load_checkpoint(path)
-    except UserError as exc:
-        raise UserError(f"SOURCE: {str(exc).removeprefix('--resume: ')}") from None
+        state = load_checkpoint(path)
+    except UserError as exc:  # load_checkpoint speaks of --resume and of the file it read
+        message = str(exc).removeprefix("--resume: ").replace(str(path), shown)
+        raise UserError(f"{flag}: {message}") from None
+    try:
+        TrainConfig.from_dict(state["config"])
+        io_shape(evaluated_weights(state))
+    except (KeyError, TypeError, ValueError, IndexError, StopIteration, AttributeError) as exc:
+        raise UserError(
+            f"{flag}: {shown} is not an rsearch checkpoint (no config and weights to rebuild "
+            f"the network: {type(exc).__name__} {str(exc)[:80]})"
+        ) from None
+    return state
 
 
 def from_experiment(
@@ -256,6 +298,7 @@ def from_experiment(
     trial: str | None = None,
     regime: int | None = None,
     budget_ms: float | None = None,
+    flag: str = "--trial",
 ) -> Source:
     """A trial of an experiment: `trial` by id, else the most accurate trained trial of
     `regime` (default: the longest) within `budget_ms`, as `rsearch analyze --budgets` picks
@@ -263,8 +306,14 @@ def from_experiment(
     from rsearch import results  # pyarrow and pandas, for an experiment source only
 
     exp = results.read_experiment(exp_dir)
-    row = _trial_row(exp, trial) if trial is not None else _best_row(exp, regime, budget_ms)
-    state = _trial_checkpoint(exp, row)
+    row = _trial_row(exp, trial, flag) if trial is not None else _best_row(exp, regime, budget_ms)
+    state = _trial_checkpoint(exp, row, flag)
+    if row.get(M.STATUS) != M.STATUS_OK:
+        print(
+            f"warning: trial {row[M.TRIAL_ID]} is '{row.get(M.STATUS)}', not ok: its last "
+            "checkpoint is what it had trained when it stopped",
+            file=sys.stderr,
+        )
     test_size = state["config"]["data"].get("test_size")
     measured = {
         M.MINIVAL_TOP1: row.get(M.MINIVAL_TOP1),
@@ -280,7 +329,7 @@ def from_experiment(
     return Source(config, state, measured, str(row[M.TRIAL_ID]), str(exp.path))
 
 
-def _trial_row(exp, trial: str) -> dict:
+def _trial_row(exp, trial: str, flag: str) -> dict:
     from rsearch.frames import plain  # pandas (see from_experiment)
 
     rows = exp.results[exp.results[M.TRIAL_ID].astype(str) == trial]
@@ -288,7 +337,7 @@ def _trial_row(exp, trial: str) -> dict:
         ids = list(exp.results[M.TRIAL_ID].astype(str))
         more = ", ..." if len(ids) > 5 else ""
         raise UserError(
-            f"--trial: {trial!r} is not a trial of {exp.name}; expected one of "
+            f"{flag}: {trial!r} is not a trial of {exp.name}; expected one of "
             f"{', '.join(ids[:5])}{more}"
         )
     return plain(rows.iloc[-1].to_dict())
@@ -315,7 +364,7 @@ def _best_row(exp, regime: int | None, budget_ms: float | None) -> dict:
     return best
 
 
-def _trial_checkpoint(exp, row: dict) -> dict:
+def _trial_checkpoint(exp, row: dict, flag: str) -> dict:
     """The trial's last checkpoint (a folder inside the experiment, named by its row)."""
     from rsearch import storage
     from rsearch.tune.jobs import checkpoint_folder  # Ray (the jobs' Tune searcher)
@@ -324,20 +373,20 @@ def _trial_checkpoint(exp, row: dict) -> dict:
     trial = row[M.TRIAL_ID]
     if not isinstance(relative, str) or not relative:
         raise UserError(
-            f"--trial: {trial} has no checkpoint ({row.get(M.STATUS)}: it trained no epoch)"
+            f"{flag}: {trial} has no checkpoint ({row.get(M.STATUS)}: it trained no epoch)"
         )
-    folder = checkpoint_folder(exp.path, relative, trial, "--trial")
+    folder = checkpoint_folder(exp.path, relative, trial, flag)
     location = storage.join(folder, CHECKPOINT_FILE)
     fs, path = storage.filesystem(location)
     try:
         with fs.open_input_stream(path) as f:
             data = f.read()
     except (OSError, FileNotFoundError):
-        raise UserError(f"--trial: {trial}'s checkpoint {location} is gone") from None
+        raise UserError(f"{flag}: {trial}'s checkpoint {location} is gone") from None
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / CHECKPOINT_FILE
         local.write_bytes(data)
-        return _checkpoint(local)
+        return _checkpoint(local, shown=location, flag=flag)
 
 
 def source_of(

@@ -5,6 +5,7 @@ bad input is one line, exit 2, nothing written."""
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -133,6 +134,31 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, argv
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]  # no staging left
 
 
+def test_broken_sources_and_unwritable_outputs_are_one_line_exit_2(rs50_run, tmp_path, capsys):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "summary.json").write_text("{not json")
+    code, _, err = _export(capsys, broken, "-o", tmp_path / "a")
+    assert code == 2 and "summary.json is not readable JSON" in err
+    (broken / "summary.json").write_text("{}")
+    torch.save({"model": {}}, broken / CHECKPOINT_FILE)  # loads, but rebuilds no network
+    code, _, err = _export(capsys, broken, "-o", tmp_path / "a")
+    assert code == 2 and "is not an rsearch checkpoint (no config and weights" in err
+    (tmp_path / "afile").write_text("")
+    code, _, err = _export(capsys, rs50_run, "-o", tmp_path / "afile" / "sub")
+    assert code == 2 and err.strip().startswith("rsearch export: error: -o: cannot write")
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "a").exists()
+
+
+def test_the_exported_folder_has_the_permissions_of_a_plain_mkdir(rs50_run, tmp_path, capsys):
+    old = os.umask(0o022)
+    try:
+        assert _export(capsys, rs50_run, "-o", tmp_path / "m")[0] == 0
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m").stat().st_mode & 0o777 == 0o755
+
+
 def test_an_unknown_source_and_a_used_output_folder_are_refused(rs50_run, tmp_path, capsys):
     code, _, err = _export(capsys, tmp_path, "-o", tmp_path / "out")
     assert code == 2 and "SOURCE: expected an experiment folder (experiment.json)" in err
@@ -244,14 +270,18 @@ def test_from_trial_trains_on_the_minival_split_too_and_reports_test_top1(
     # every training image trains: the held-out split's images are in the training set now
     held_out = TrainConfig.from_dict(state["config"]).data
     assert summary["train_size"] == held_out.train_size and summary["test_top1"] is not None
+    # its card says the minival accuracy is no held-out estimate
+    assert run_cli(["export", str(out), "-o", str(tmp_path / "card")], capsys)[0] == 0
+    assert json.loads((tmp_path / "card" / "model.json").read_text())["minival_held_out"] is False
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--from-trial", "{exp}/nope"], "--trial: 'nope' is not a trial of exportable"),
+        (["--from-trial", "{exp}/nope"], "--from-trial: 'nope' is not a trial of exportable"),
         (["--from-trial", "{exp}/x", "--depth", "50"], "--depth: --from-trial takes the trial's"),
+        (["--from-trial", "{exp}/x", "--seed", "7"], "--seed: --from-trial takes the trial's"),
         (["--from-trial", "justone"], "--from-trial: expected EXPERIMENT/TRIAL_ID"),
         (["--keep-minival", "--depth", "26"], "--keep-minival: only with --from-trial"),
     ],

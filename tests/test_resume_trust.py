@@ -157,6 +157,18 @@ def test_hostile_resume_records_are_refused_as_data(tmp_path, row, message):
         J.check_records(str(exp_dir), _probe)
 
 
+def test_a_recorded_checkpoint_through_a_symlink_out_of_the_experiment_is_refused(tmp_path):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    exp_dir = tmp_path / "exp"
+    exp_dir.mkdir()
+    (exp_dir / "link").symlink_to(outside)
+    with pytest.raises(UserError, match="expected a folder inside the experiment"):
+        J.checkpoint_folder(str(exp_dir), "link", "3ep-00000", "--resume")
+    (exp_dir / "tune").mkdir()
+    assert J.checkpoint_folder(str(exp_dir), "tune", "3ep-00000", "--resume").endswith("/tune")
+
+
 GOOD_JOB = {"epochs": 3, "seed": 0, "arch": [26, 0.25, 32]}
 
 

@@ -548,7 +548,7 @@ BAD = [
     ),
     (
         [("search.algorithm", "bayes")],
-        "search.algorithm: expected one of grid, random, hyperopt, got 'bayes'",
+        "search.algorithm: expected one of grid, random, hyperopt, optuna, got 'bayes'",
     ),
     ([("search.num_samples", 0)], "search.num_samples: expected an integer >= 1, got 0"),
     ([("search.num_samples", True)], "search.num_samples: expected an integer >= 1, got True"),
@@ -598,6 +598,14 @@ BAD = [
             ("regularization", {}),
         ],
         "search.algorithm: hyperopt needs at least one searched dimension",
+    ),
+    (  # a list of one value leaves a sampler no choice either
+        [
+            ("search.algorithm", "optuna"),
+            ("scaling", {"depth": [26], "width": 0.25, "resolution": [32]}),
+            ("regularization", {"dropout": {"kind": "choice", "values": [0.1]}}),
+        ],
+        "search.algorithm: optuna needs at least one searched dimension",
     ),
     (
         [("objective.metric", "test_top1")],

@@ -29,6 +29,13 @@ from rsearch.recipe import PRESETS, REGULARIZATION_KNOBS, preset
 RECIPE_FLAGS = REGULARIZATION_KNOBS
 # The fields whose flag is not --<field> (batch_size is --batch-size, and so on).
 FLAGS = {"preset": "--recipe", "device": "--gpu", "source": "--data"}
+# What --from-trial takes from the trial: a flag that would change it is refused. A flag with a
+# default of its own counts as given when it differs from that default.
+_TRIAL_FLAGS = {
+    **dict.fromkeys(("model", "depth", "width", "resolution", "recipe", "data_dir")),
+    **dict.fromkeys(("train_size", "crop_min_scale", "compile", "deterministic")),
+    **{"batch_size": 128, "seed": 0, "data": "synthetic", "num_classes": 10, "workers": 1},
+}
 
 
 def register(subparsers) -> None:
@@ -63,10 +70,10 @@ def register(subparsers) -> None:
     train.add_argument(
         "--batch-size",
         type=field("batch_size"),
-        default=128,
+        default=_TRIAL_FLAGS["batch_size"],
         help="global batch, split over --workers",
     )
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=int, default=_TRIAL_FLAGS["seed"])
     train.add_argument("--compile", action="store_true", help="torch.compile the model")
     train.add_argument(
         "--deterministic", action="store_true", help="deterministic torch algorithms"
@@ -81,7 +88,7 @@ def register(subparsers) -> None:
     data = p.add_argument_group("data")
     data.add_argument(
         "--data",
-        default="synthetic",
+        default=_TRIAL_FLAGS["data"],
         choices=DATA_SOURCES,
         metavar="SOURCE",
         help=" | ".join(DATA_SOURCES),
@@ -91,7 +98,10 @@ def register(subparsers) -> None:
         help="folder of the data (fashion-mnist default: /usr/share/datasets/fashion-mnist)",
     )
     data.add_argument(
-        "--num-classes", type=field("num_classes"), default=10, help="synthetic: number of classes"
+        "--num-classes",
+        type=field("num_classes"),
+        default=_TRIAL_FLAGS["num_classes"],
+        help="synthetic: number of classes",
     )
     data.add_argument("--train-size", type=int, default=None, help="synthetic: training images")
     data.add_argument(
@@ -108,7 +118,7 @@ def register(subparsers) -> None:
     run.add_argument(
         "--workers",
         type=field("workers"),
-        default=1,
+        default=_TRIAL_FLAGS["workers"],
         help="data-parallel workers (N > 1 runs Ray Train DDP)",
     )
     run.add_argument("--gpu", action="store_true", help="train on GPU(s)")
@@ -174,12 +184,6 @@ def build_config(args):
         )
 
 
-# What --from-trial takes from the trial: flags that would change it are refused.
-# (Those with a default of their own, --batch-size, --data, --seed, ..., cannot tell "given"
-# from "default" and are the trial's anyway.)
-_TRIAL_FLAGS = ("model", "depth", "width", "resolution", "recipe", "data_dir", "train_size")
-
-
 def trial_config(args):
     """The TrainConfig of `--from-trial EXPERIMENT/TRIAL_ID`: the trial's own (from its
     checkpoint: what it trained with, exactly), with --epochs if given, and its minival split
@@ -194,12 +198,12 @@ def trial_config(args):
             f"--from-trial: expected EXPERIMENT/TRIAL_ID (e.g. ~/rsearch_results/quickstart/"
             f"9ep-00003), got {args.from_trial!r}"
         )
-    given = [f for f in _TRIAL_FLAGS if getattr(args, f, None) not in (None, False)]
+    given = [f for f, default in _TRIAL_FLAGS.items() if getattr(args, f) not in (default, False)]
     given += [f for f in RECIPE_FLAGS if getattr(args, f) is not None]
     if given:
         flag = "--" + given[0].replace("_", "-")
         raise UserError(f"{flag}: --from-trial takes the trial's configuration; drop {flag}")
-    cfg = from_experiment(experiment, trial).config
+    cfg = from_experiment(experiment, trial, flag="--from-trial").config
     data = cfg.data.replace(minival_in_train=not args.keep_minival)
     device = "cuda" if args.gpu or cfg.device.startswith("cuda") else "cpu"
     epochs = cfg.epochs if args.epochs is None else args.epochs

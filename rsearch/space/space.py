@@ -230,13 +230,22 @@ def _check_across_sections(space: SearchSpace) -> None:
             "got 'cuda'"
         )
     algorithm = space.search.algorithm
-    if algorithm != "grid" and all(isinstance(d, Fixed) for d in space.dimensions().values()):
+    if algorithm != "grid" and not any(_searched(d) for d in space.dimensions().values()):
         raise UserError(
             f"search.algorithm: {algorithm} needs at least one searched dimension "
-            "(a list or a distribution); every value is fixed -- use algorithm grid"
+            "(a list of two or more values, or a distribution); every value is fixed -- use "
+            "algorithm grid"
         )
     if algorithm == "optuna":
         _check_optuna(space)
+
+
+def _searched(dim: Dimension) -> bool:
+    """A dimension a sampler has a choice in: not a value, nor a list of one."""
+    if isinstance(dim, Fixed):
+        return False
+    values = dim.values()
+    return values is None or len(values) > 1  # a list's values are distinct (checked)
 
 
 def _check_optuna(space: SearchSpace) -> None:
