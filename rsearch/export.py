@@ -31,7 +31,6 @@ from rsearch.models import build
 from rsearch.train.checkpoint import CHECKPOINT_FILE, load_checkpoint
 from rsearch.train.config import TrainConfig
 
-FORMATS = ("pt", "timm", "onnx")
 # The ResNet-RS depths timm ships (timm.create_model(f"resnetrs{depth}")), at width 1.
 TIMM_DEPTHS = (50, 101, 152, 200, 270, 350, 420)
 CARD_FILE = "model.json"
