@@ -36,7 +36,8 @@ def add_command(subparsers, module: str, show_defaults: bool = False) -> argpars
     `rsearch --help` lists; all of it, examples included, is `rsearch <name> --help` (with each
     flag's default when `show_defaults`). One text, so the two never drift apart."""
     name = module.rpartition(".")[2]
-    doc = inspect.cleandoc(sys.modules[module].__doc__)
+    # (python -OO strips docstrings: the command's name is then all its help)
+    doc = inspect.cleandoc(sys.modules[module].__doc__ or f"`rsearch {name}`: {name}")
     summary = " ".join(doc.split("\n\n", 1)[0].split()).split(": ", 1)[1].rstrip(".")
     formatter = _DefaultsFormatter if show_defaults else _Formatter
     description = doc.split(": ", 1)[1]
