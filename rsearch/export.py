@@ -366,7 +366,6 @@ def _best_row(exp, regime: int | None, budget_ms: float | None) -> dict:
 def _trial_checkpoint(exp, row: dict, flag: str) -> dict:
     """The trial's last checkpoint (a folder inside the experiment, named by its row)."""
     from rsearch import storage
-    from rsearch.tune.jobs import checkpoint_folder  # Ray (the jobs' Tune searcher)
 
     relative = row.get(M.CHECKPOINT)
     trial = row[M.TRIAL_ID]
@@ -374,7 +373,7 @@ def _trial_checkpoint(exp, row: dict, flag: str) -> dict:
         raise UserError(
             f"{flag}: {trial} has no checkpoint ({row.get(M.STATUS)}: it trained no epoch)"
         )
-    folder = checkpoint_folder(exp.path, relative, trial, flag)
+    folder = storage.checkpoint_folder(exp.path, relative, trial, flag)
     location = storage.join(folder, CHECKPOINT_FILE)
     fs, path = storage.filesystem(location)
     try:

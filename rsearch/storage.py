@@ -159,3 +159,21 @@ def write_file_atomic(exp_dir, name: str, data: bytes) -> str:
         out.write(data)
     fs.move(tmp, final)
     return final
+
+
+def checkpoint_folder(exp_dir: str, relative, trial: str, flag: str) -> str:
+    """Where a results row's checkpoint (a folder relative to the experiment) is; a UserError
+    naming `flag` for a record pointing anywhere else (results.parquet is not trusted)."""
+    inside = isinstance(relative, str) and not (
+        relative.startswith("/") or ".." in relative.split("/")
+    )
+    folder = join(exp_dir, relative) if inside else ""
+    if inside and not is_uri(exp_dir):  # a symlink inside may point anywhere
+        root = os.path.realpath(os.path.expanduser(exp_dir))
+        inside = os.path.realpath(os.path.expanduser(folder)).startswith(root + os.sep)
+    if not inside:
+        raise UserError(
+            f"{flag}: results.parquet names checkpoint {str(relative)[:200]!r} "
+            f"for trial {trial}; expected a folder inside the experiment"
+        )
+    return folder

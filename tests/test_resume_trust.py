@@ -14,7 +14,7 @@ from ray import tune
 from test_tune import _curve_epochs, kill_search_when, rsearch, smoke_space, widths
 
 from rsearch import metrics as M
-from rsearch import results
+from rsearch import results, storage
 from rsearch.errors import UserError
 from rsearch.tune import jobs as J
 from rsearch.tune.trial import TrialContext, build_train_config
@@ -164,9 +164,10 @@ def test_a_recorded_checkpoint_through_a_symlink_out_of_the_experiment_is_refuse
     exp_dir.mkdir()
     (exp_dir / "link").symlink_to(outside)
     with pytest.raises(UserError, match="expected a folder inside the experiment"):
-        J.checkpoint_folder(str(exp_dir), "link", "3ep-00000", "--resume")
+        storage.checkpoint_folder(str(exp_dir), "link", "3ep-00000", "--resume")
     (exp_dir / "tune").mkdir()
-    assert J.checkpoint_folder(str(exp_dir), "tune", "3ep-00000", "--resume").endswith("/tune")
+    folder = storage.checkpoint_folder(str(exp_dir), "tune", "3ep-00000", "--resume")
+    assert folder.endswith("/tune")
 
 
 GOOD_JOB = {"epochs": 3, "seed": 0, "arch": [26, 0.25, 32]}

@@ -24,7 +24,6 @@ unfinished trials as jobs and continues with a TPE that has seen every finished 
 from __future__ import annotations
 
 import json
-import os
 import re
 
 import pyarrow.fs as pafs
@@ -263,25 +262,8 @@ def with_checkpoint(job: dict, row: dict, exp_dir: str) -> dict:
     relative = row.get(M.CHECKPOINT)
     if relative is None:
         return job
-    return {**job, "checkpoint": checkpoint_folder(exp_dir, relative, job["id"], "--resume")}
-
-
-def checkpoint_folder(exp_dir: str, relative, trial: str, flag: str) -> str:
-    """Where a results row's checkpoint (a folder relative to the experiment) is; a UserError
-    naming `flag` for a record pointing anywhere else (results.parquet is not trusted)."""
-    inside = isinstance(relative, str) and not (
-        relative.startswith("/") or ".." in relative.split("/")
-    )
-    folder = storage.join(exp_dir, relative) if inside else ""
-    if inside and not storage.is_uri(exp_dir):  # a symlink inside may point anywhere
-        root = os.path.realpath(os.path.expanduser(exp_dir))
-        inside = os.path.realpath(os.path.expanduser(folder)).startswith(root + os.sep)
-    if not inside:
-        raise UserError(
-            f"{flag}: results.parquet names checkpoint {str(relative)[:200]!r} "
-            f"for trial {trial}; expected a folder inside the experiment"
-        )
-    return folder
+    folder = storage.checkpoint_folder(exp_dir, relative, job["id"], "--resume")
+    return {**job, "checkpoint": folder}
 
 
 def row_config(row: dict) -> dict:
