@@ -70,6 +70,46 @@ def filesystem(location):
     return pafs.LocalFileSystem(), text
 
 
+# Query keys whose value may be a credential: shown as *** in messages and records.
+_SECRET_WORDS = ("key", "secret", "token", "password", "credential", "signature")
+
+
+def redacted(location) -> str:
+    """`location` fit to print: a URI's user:password@ and any query value that may be a
+    credential (access_key=, session_token=, ...) become ***; the endpoint and region stay,
+    they say which store was meant. A local path is unchanged."""
+    text = os.fspath(location)
+    if not is_uri(text):
+        return text
+    base, _, query = text.partition("?")
+    scheme, _, rest = base.partition("://")
+    authority, slash, path = rest.partition("/")
+    if "@" in authority:
+        authority = "***@" + authority.rpartition("@")[2]
+    options = []
+    for option in query.split("&") if query else []:
+        key, sep, _ = option.partition("=")
+        secret = sep and any(word in key.lower() for word in _SECRET_WORDS)
+        options.append(f"{key}=***" if secret else option)
+    return f"{scheme}://{authority}{slash}{path}" + ("?" + "&".join(options) if options else "")
+
+
+def shown(fs, path: str) -> str:
+    """A path inside a pyarrow filesystem, named for messages: the local path, or
+    scheme://path (no query: neither endpoint nor credentials)."""
+    return path if fs.type_name == "local" else f"{fs.type_name}://{path}"
+
+
+def missing_bucket(location) -> str | None:
+    """The bucket `location` names when its object store has no such bucket; None for a local
+    path, a store without buckets, or a bucket that exists."""
+    if not is_uri(location) or os.fspath(location).split("://", 1)[0] not in _BUCKET_SCHEMES:
+        return None
+    fs, path = filesystem(location)
+    bucket = path.split("/", 1)[0]
+    return bucket if fs.get_file_info(bucket).type == _pafs().FileType.NotFound else None
+
+
 def exists(location) -> bool:
     fs, path = filesystem(location)
     return fs.get_file_info(path).type != _pafs().FileType.NotFound

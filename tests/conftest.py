@@ -26,6 +26,34 @@ def _private_cache(tmp_path_factory):
 os.environ.setdefault("RAY_local_fs_capacity_threshold", "1.0")
 
 
+S3_BUCKET = "rsearch-test"
+
+
+@pytest.fixture
+def s3_root(monkeypatch):
+    """s3://rsearch-test/exps on a fresh S3 server (moto's, on 127.0.0.1); the URI carries the
+    endpoint, as a user's would."""
+    # boto3 and moto: optional (the test extra), needed by this fixture only.
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(key, value)  # the rsearch subprocesses (and Ray's workers) inherit these
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(
+        Bucket=S3_BUCKET
+    )
+    yield f"s3://{S3_BUCKET}/exps?endpoint_override={endpoint}&region=us-east-1"
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def ray_local():
     """A real local Ray (ray.init on this machine), started once and shut down at the end.

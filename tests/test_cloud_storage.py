@@ -6,35 +6,11 @@ from __future__ import annotations
 
 import pyarrow.fs as pafs
 import pytest
+from conftest import S3_BUCKET as BUCKET  # the s3_root fixture's bucket
 from test_tune import rsearch, smoke_space  # tests/ is on sys.path (pytest prepend mode)
 
 from rsearch import metrics as M
 from rsearch import results, storage
-
-BUCKET = "rsearch-test"
-
-
-@pytest.fixture
-def s3_root(monkeypatch):
-    """s3://rsearch-test/exps on a fresh S3 server; the URI carries the endpoint, as a user's
-    would."""
-    # boto3 and moto: optional (the test extra), needed by this fixture only.
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)  # the rsearch subprocesses (and Ray's workers) inherit these
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=BUCKET)
-    yield f"s3://{BUCKET}/exps?endpoint_override={endpoint}&region=us-east-1"
-    server.stop()
 
 
 def objects_under(location: str) -> list[str]:

@@ -7,11 +7,19 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from rsearch import storage
 from rsearch.bounds import DATA_FIELDS, MAX_MINIVAL_FRACTION
 from rsearch.bounds import DATA_SOURCES as SOURCES
 from rsearch.errors import UserError
 
-__all__ = ["MAX_MINIVAL_FRACTION", "SOURCES", "DataConfig", "cache_root", "existing_dir"]
+__all__ = [
+    "MAX_MINIVAL_FRACTION",
+    "SOURCES",
+    "DataConfig",
+    "cache_root",
+    "existing_dir",
+    "existing_location",
+]
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist
 CACHE_ENV = "RSEARCH_CACHE"
@@ -67,12 +75,47 @@ def default_cache_root() -> Path:
 
 
 def existing_dir(path: str | None, what: str) -> Path:
-    """The data directory as a Path, or a UserError saying why it can't be used."""
+    """The data directory as a Path, or a UserError saying why it can't be used. A local (or
+    shared) folder: these sources list and open files by path (see existing_location)."""
     if not path:
         raise UserError(f"--data-dir: the {what} source needs a data directory")
+    if storage.is_uri(path):
+        raise UserError(
+            f"--data-dir: the {what} source reads a local or shared folder, got "
+            f"{storage.redacted(path)}; expected a path every node can reach "
+            "(only the parquet source reads from object stores)"
+        )
     p = Path(path).expanduser()
     if not p.exists():
         raise UserError(f"--data-dir: {p} does not exist (expected the {what} data)")
     if p.is_dir() and not any(p.iterdir()):
         raise UserError(f"--data-dir: {p} is empty (expected the {what} data)")
     return p
+
+
+def existing_location(location: str | None, what: str):
+    """(pyarrow filesystem, path in it) of data that exists: a local path or a URI such as
+    s3://bucket/prefix?endpoint_override=... (as --storage takes), else a UserError saying why.
+    Checked before anything is read, so that a typo fails before Ray starts."""
+    from pyarrow.fs import FileType  # pyarrow loads with the data, not for `rsearch --help`
+
+    if not location:
+        raise UserError(f"--data-dir: the {what} source needs a data directory")
+    try:
+        fs, path = storage.filesystem(location)
+        kind = fs.get_file_info(path).type
+        bucket = storage.missing_bucket(location) if kind == FileType.NotFound else None
+    except (OSError, ValueError) as exc:  # pyarrow: unknown scheme, no connection, credentials
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = reason.replace(str(location), storage.redacted(location))
+        raise UserError(f"--data-dir: cannot open {storage.redacted(location)}: {reason}") from None
+    if bucket:
+        raise UserError(
+            f"--data-dir: bucket {bucket!r} does not exist (expected the {what} data in an "
+            "existing bucket)"
+        )
+    if kind == FileType.NotFound:  # an object store has no empty folders: a prefix without objects
+        raise UserError(
+            f"--data-dir: {storage.shown(fs, path)} does not exist (expected the {what} data)"
+        )
+    return fs, path

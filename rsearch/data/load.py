@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rsearch import bounds
+from rsearch import bounds, storage
 from rsearch.bounds import FieldError
 from rsearch.data.config import FASHION_MNIST_DIR, DataConfig, cache_root
 from rsearch.data.dataset import SampleSet
@@ -39,9 +39,10 @@ class Splits:
 
 
 def _data_dir(cfg: DataConfig) -> str | None:
+    """The data folder as recorded with a run: a URI without the credentials it may carry."""
     if cfg.source == "fashion-mnist" and not cfg.data_dir:
         return FASHION_MNIST_DIR
-    return str(cfg.data_dir) if cfg.data_dir else None
+    return storage.redacted(str(cfg.data_dir)) if cfg.data_dir else None
 
 
 def open_sources(cfg: DataConfig, resolution: int) -> tuple[ImageSource, ImageSource | None]:
