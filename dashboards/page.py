@@ -338,6 +338,21 @@ def _fact(label: str, value) -> str:
     return f"<span><b>{html.escape(label)}</b> {html.escape(str(value))}</span>"
 
 
+def _table_fact(meta: dict) -> list[str]:
+    """Where the latency figures came from when a deployment target's table gave them."""
+    survey = meta.get("latency_survey")
+    table = survey.get("table") if isinstance(survey, dict) else None
+    if not isinstance(table, dict):
+        return []
+    return [
+        _fact(
+            "latency table",
+            f"{table.get('path')}, measured on {table.get('device_name')} "
+            f"({table.get('software')}, {table.get('measured_at')})",
+        )
+    ]
+
+
 def _header(experiment: Experiment) -> str:
     meta, results = experiment.meta, experiment.results
     status = str(meta.get("status", "unknown"))
@@ -348,8 +363,8 @@ def _header(experiment: Experiment) -> str:
         ", ".join(
             f"{k} {v}"
             for k, v in method.items()
-            if v is not None and k not in ("max", "max_ratio", "reference")
-        )  # budget: its own fact
+            if v is not None and k not in ("max", "max_ratio", "reference", "table")
+        )  # budget and table: facts of their own
         if isinstance(method, dict)
         else method
     )
@@ -364,6 +379,7 @@ def _header(experiment: Experiment) -> str:
         _fact("regimes", ", ".join(f"{e} epochs" for e in meta.get("epochs") or []) or "-"),
         _fact("latency budget", _budget_text(method, budget)),
         _fact("latency measured", method_text or "-"),
+        *_table_fact(meta),
         _fact("objective", meta.get("objective", m.OBJECTIVE)),
         _fact("created", meta.get("created", "-")),
     ]

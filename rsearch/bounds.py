@@ -181,6 +181,7 @@ LATENCY_FIELDS: dict[str, Bound] = {
     "compile": Bound("bool"),
     "cuda_graphs": Bound("bool"),
     "threads": Bound("int", 1),  # torch threads while measuring (CPU); None: torch's default
+    "backend": Bound("str", options=("torch", "onnxruntime")),  # what runs the model
 }
 # field -> its rule, for the fields of the training data (rsearch.data.DataConfig; the space's
 # data section and `rsearch train`'s data flags set them).

@@ -16,7 +16,6 @@ import platform
 import shutil
 import sys
 import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from rsearch import __version__
 from rsearch import metrics as M
 from rsearch.architecture import RESNETRS
 from rsearch.cost import model_cost
+from rsearch.cost.onnx import INPUT, OUTPUT, cpu_session, require_onnxruntime, to_onnx
 from rsearch.errors import UserError
 from rsearch.models import build
 from rsearch.train.checkpoint import CHECKPOINT_FILE, load_checkpoint
@@ -195,32 +195,14 @@ def _write_weights(model, path: Path, fmt: str, source: Source, in_chans: int) -
 def _write_onnx(model, path: Path, resolution: int, in_chans: int) -> dict:
     """Export with a dynamic batch, then run one batch through ONNX Runtime (CPU) and PyTorch:
     the same top-1 for every image and logits within ONNX_TOLERANCE, else the export fails."""
-    try:
-        import onnxruntime  # the optional extra rsearch[onnx]
-    except ImportError:
-        raise UserError(
-            "--format onnx: needs ONNX Runtime, an optional extra: pip install 'rsearch[onnx]'"
-        ) from None
+    onnxruntime = require_onnxruntime("--format onnx")
     x = torch.randn(
         ONNX_BATCH, in_chans, resolution, resolution, generator=torch.Generator().manual_seed(0)
     )
-    with warnings.catch_warnings():
-        # The TorchScript-based exporter (no onnxscript needed) warns that torch.export's is the
-        # default now; it is what the torch releases rsearch supports (<= 2.14) all have.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(
-            model,
-            (x,),
-            str(path),
-            input_names=["images"],
-            output_names=["logits"],
-            dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
-            dynamo=False,
-        )
+    to_onnx(model, x, path)
     with torch.no_grad():
         expected = model(x).numpy()
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = session.run(["logits"], {"images": x.numpy()})[0]
+    got = cpu_session(path).run([OUTPUT], {INPUT: x.numpy()})[0]
     max_diff = float(abs(expected - got).max())
     same_top1 = bool((expected.argmax(1) == got.argmax(1)).all())
     print(f"onnx: max |PyTorch - ONNX Runtime| = {max_diff:.2e} on {ONNX_BATCH} images")
@@ -265,7 +247,12 @@ def from_train_output(folder: Path) -> Source:
     num_classes, in_chans = io_shape(evaluated_weights(state))
     counted = model_cost(config.model(num_classes, in_chans), config.resolution)
     measured = {**measured, M.FLOPS: counted[M.FLOPS]}
-    return Source(config, state, measured, None, str(folder.resolve()))
+    # a final model of `rsearch train --from-trial` names the trial it re-trained
+    origin = summary.get("retrained_from")
+    trial_id = origin.get("trial_id") if isinstance(origin, dict) else None
+    if trial_id is not None:
+        measured["retrained_from"] = origin
+    return Source(config, state, measured, trial_id, str(folder.resolve()))
 
 
 def _checkpoint(path: Path, shown: str | None = None, flag: str = "SOURCE") -> dict:

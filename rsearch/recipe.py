@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from rsearch import bounds
+from rsearch import architecture, bounds
 from rsearch.bounds import FieldError
 from rsearch.models.registry import regularization_defaults
 
@@ -149,6 +149,9 @@ EFFICIENTNET_B0_SIZED = {"dropout": 0.2, "stochastic_depth": 0.2, "randaugment_m
 
 # What a space's recipe.preset and `rsearch train --recipe` accept.
 PRESETS = [*ADDITIVE_PRESETS, "efficientnet"]
+# The recipe a family trains with unless the space names a preset: the paper trains
+# EfficientNet-RS with EfficientNet's own hyperparameters, ResNet-RS with its own.
+DEFAULT_PRESETS = {architecture.RESNETRS: "rs", architecture.EFFICIENTNET: "efficientnet"}
 
 _PER_SIZE_KEYS = ("dropout", "stochastic_depth", "randaugment_magnitude")
 

@@ -2,20 +2,30 @@
 
 Count a model's parameters, FLOPs (2 x MACs, torch's flop counter) and
 training activation memory on the meta device (no weights allocated); with
---latency, measure inference latency with a declared method (cached).
+--latency, measure inference latency with a declared method (cached), in
+PyTorch or ONNX Runtime (--backend onnxruntime).
+
+With --space, every architecture of a search space, measured in interleaved
+rounds with the space's latency method on this machine; --out writes them as a
+latency table, which a search on another machine reads instead of measuring
+(constraints.latency_ms.table): run it on the deployment target.
 
 examples:
   rsearch cost --model resnetrs-350 --resolution 256 --json
   rsearch cost --depth 300 --width 1.5 --resolution 224 --latency --batch 1,64 --json
+  rsearch cost --model resnetrs-50 --resolution 160 --latency --backend onnxruntime
+  rsearch cost --space search_spaces/quickstart.yaml --latency --out latency_table.parquet
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+from pathlib import Path
 
 from rsearch import metrics as M
-from rsearch.bounds import FIELDS, MIN_DEPTH
+from rsearch.bounds import FIELDS, MIN_DEPTH, FieldError
 from rsearch.commands.args import add_command, field, integer, named_flags, number, number_list
 from rsearch.errors import UserError
 from rsearch.models import model_config, parse_model_name, regularization_defaults
@@ -28,12 +38,33 @@ FLAGS = {
     "in_chans": "--in-chans",
     "model": "--model",
     "batch_size": "--batch",
+    "backend": "--backend",
 }
+# The latency method's flags (argparse dest -> the default of a single model's measurement).
+METHOD_DEFAULTS = {
+    "batch": [1],
+    "device": "cpu",
+    "dtype": "float32",
+    "warmup": 3,
+    "repeats": 10,
+    "min_run_time": 0.05,
+    "channels_last": False,
+    "compile": False,
+    "cuda_graphs": False,
+    "threads": None,
+}
+# Flags that describe one model, refused beside --space (the space lists the architectures).
+MODEL_FLAGS = {"width": 1.0, "baseline": False, "resolution": None, "classes": 1000, "in_chans": 3}
 
 
 def register(subparsers) -> None:
     p = add_command(subparsers, __name__)
     which = p.add_mutually_exclusive_group()
+    which.add_argument(
+        "--space",
+        help="every architecture of this search-space YAML, with its latency method (with "
+        "--latency; --out writes them as a latency table for constraints.latency_ms.table)",
+    )
     which.add_argument(
         "--model",
         help="resnetrs-50 .. resnetrs-420 (or resnetrs50, resnet-50 for "
@@ -71,30 +102,28 @@ def register(subparsers) -> None:
 
     lat = p.add_argument_group("latency (with --latency)")
     lat.add_argument("--latency", action="store_true", help="also measure inference latency")
+    # The method's flags default to None: with --space the space sets the method, and a flag
+    # given beside it is refused rather than silently ignored (METHOD_DEFAULTS fills them).
     lat.add_argument(
         "--batch",
         type=number_list(FIELDS["batch_size"], "1,64"),
-        default=[1],
         help="batch sizes, e.g. 1,64 (default 1)",
     )
-    lat.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="default cpu")
+    lat.add_argument("--device", choices=("cpu", "cuda"), help="default cpu")
     lat.add_argument(
         "--dtype",
         choices=("float32", "bfloat16"),
-        default="float32",
         help="bfloat16 runs under autocast (default float32)",
     )
-    lat.add_argument("--warmup", type=integer(0), default=3, help="untimed calls (default 3)")
+    lat.add_argument("--warmup", type=integer(0), help="untimed calls (default 3)")
     lat.add_argument(
         "--repeats",
         type=integer(1),
-        default=10,
         help="timed rounds, each a torch.utils.benchmark blocked_autorange (default 10)",
     )
     lat.add_argument(
         "--min-run-time",
         type=number(0, 60, why="seconds"),
-        default=0.05,
         help="seconds of timed calls per round (default 0.05)",
     )
     lat.add_argument("--channels-last", action="store_true", help="channels-last memory format")
@@ -105,6 +134,16 @@ def register(subparsers) -> None:
         help="replay CUDA graphs (compile mode reduce-overhead with --compile)",
     )
     lat.add_argument("--threads", type=integer(1), help="CPU threads (default: torch's default)")
+    lat.add_argument(
+        "--backend",
+        choices=("torch", "onnxruntime"),
+        help="what runs the model: torch (default), or ONNX Runtime's CPU execution provider "
+        "(float32; pip install 'rsearch[onnx]'); with --space it replaces the space's backend",
+    )
+    lat.add_argument(
+        "--out",
+        help="with --space --latency: write the figures as a latency table (Parquet) here",
+    )
     lat.add_argument(
         "--cache",
         default=os.environ.get("RSEARCH_LATENCY_CACHE", DEFAULT_CACHE),
@@ -121,11 +160,17 @@ def _resolve(args):
     the network, latency methods)."""
     # torch: the CLI builds every command's parser (`rsearch --help`) without importing it
     from rsearch.cost import LatencyMethod, check_device, check_resolution
+    from rsearch.cost.onnx import require_onnxruntime
 
     if args.model is None and args.depth is None:
         raise UserError(
-            "--model or --depth: one is required (e.g. --model resnetrs-50 or --depth 300)"
+            "--model, --depth or --space: one is required (e.g. --model resnetrs-50 or --depth 300)"
         )
+    if args.out is not None:
+        raise UserError("--out: only with --space (a latency table holds a space's architectures)")
+    for dest, default in METHOD_DEFAULTS.items():
+        if getattr(args, dest) is None:
+            setattr(args, dest, default)
     with named_flags(FLAGS):
         if args.model is not None and args.model.startswith(EFFICIENTNET):
             cfg, default_resolution, network = _efficientnet(args)
@@ -153,9 +198,12 @@ def _resolve(args):
                     compile=args.compile,
                     cuda_graphs=args.cuda_graphs,
                     threads=args.threads,
+                    backend=args.backend or "torch",
                 )
                 for b in args.batch
             ]
+            if args.backend == "onnxruntime":
+                require_onnxruntime("--backend")
     return cfg, resolution, network, methods
 
 
@@ -195,6 +243,8 @@ def _efficientnet(args):
 
 
 def run(args) -> int:
+    if args.space is not None:
+        return run_space(args)
     cfg, resolution, network, methods = _resolve(args)
     from rsearch.cost import LatencyCache, measure_latency, model_cost  # torch (see _resolve)
 
@@ -280,6 +330,8 @@ def _latency_method_line(first: dict) -> str:
     mode = f"compile ({first['compile_mode']})" if first["compile"] else "eager"
     if first["cuda_graphs"] and not first["compile"]:
         mode += " + CUDA graphs"
+    if first.get("backend") == "onnxruntime":
+        mode = f"ONNX Runtime {first.get('onnxruntime')} (CPU execution provider)"
     threads = f", {first['threads_used']} threads" if first.get("threads_used") else ""
     return (
         f"latency: {first['device']} ({first['device_name']}{threads}), {first['dtype']}, "
@@ -296,3 +348,132 @@ def _latency_line(r: dict) -> str:
         f"{r.get(M.LATENCY_NOISE, 0):>6.1%} {r[M.LATENCY_P95_MS]:>10.3f} "
         f"{r['images_per_s']:>10.1f}  {'yes' if r['cached'] else 'no'}"
     )
+
+
+# --- --space: every architecture of a search space --------------------------------------------
+
+
+def run_space(args) -> int:
+    """Params and FLOPs of every architecture of a space; with --latency their latency, measured
+    here in interleaved rounds with the space's method; with --out, the deployment table."""
+    space, plan, ctx, method = _resolve_space(args)
+    # torch and Ray's types: loaded when the command runs
+    from rsearch.tune.costs import latency_items, measure_costs, measure_table, recipe_switches
+
+    archs = plan.architectures
+    counted, _ = measure_costs(archs, dataclasses.replace(ctx, latency_method=None))
+    rows = {a.key: counted[a.key] for a in archs}
+    report = {"space": args.space, "classes": ctx.num_classes, "in_chans": ctx.in_chans}
+    if method is not None:
+        switches = recipe_switches(space)
+        for cfg, resolution in latency_items(archs, ctx, switches=switches).values():
+            _check_memory(cfg, resolution, [method])
+        out = _checked_out(args.out)
+        figures, path = measure_table(
+            archs, ctx, method, out, switches=switches, progress=not args.json
+        )
+        for key, row in rows.items():
+            row.update(_table_columns(figures[key]))
+        report["latency_method"] = _method_of(next(iter(figures.values())))
+        report["table"] = None if path is None else str(path)
+        report["networks_measured"] = len(figures)  # with a reference and recipe variants
+    report["architectures"] = list(rows.values())
+    print(json.dumps(report) if args.json else _format_space(report))
+    return 0
+
+
+def _resolve_space(args):
+    """(space, plan, trial context, latency method or None), every flag checked first."""
+    from rsearch.cost import LatencyMethod
+    from rsearch.cost.onnx import require_onnxruntime
+    from rsearch.space import load_space
+    from rsearch.tune.driver import dry_run_context, experiment_dir
+    from rsearch.tune.plan import make_plan
+
+    for dest, default in {**METHOD_DEFAULTS, **MODEL_FLAGS}.items():
+        if getattr(args, dest) not in (None, default):
+            flag = "--" + dest.replace("_", "-")
+            raise UserError(
+                f"{flag}: not with --space (the space lists the architectures and its "
+                "constraints.latency_ms sets the method; --backend may replace its backend)"
+            )
+    if args.out is not None and not args.latency:
+        raise UserError("--out: needs --latency (the table holds measured latencies)")
+    space = load_space(args.space)
+    plan = make_plan(space)
+    if not plan.architectures:
+        raise UserError(
+            "--space: its scaling dimensions are sampled ranges; expected a space that lists its "
+            "architectures (choices or grid values) to measure each"
+        )
+    ctx = dry_run_context(space, experiment_dir(space))
+    if not args.latency:
+        return space, plan, ctx, None
+    method = space.latency.method if space.latency is not None else LatencyMethod()
+    if args.backend is not None:
+        try:
+            method = dataclasses.replace(method, backend=args.backend)
+        except FieldError as exc:
+            raise UserError(
+                f"--backend: {args.backend} cannot measure with the space's method: "
+                + exc.named(f"constraints.latency_ms.{exc.field}")
+            ) from None
+    if method.backend == "onnxruntime":
+        require_onnxruntime("--backend" if args.backend else "constraints.latency_ms.backend")
+    return space, plan, ctx, method
+
+
+def _checked_out(out: str | None):
+    """--out, refused before any measurement if it exists (a measured table is never replaced)
+    or its folder does not."""
+    if out is None:
+        return None
+    path = Path(out).expanduser()
+    if path.exists():
+        raise UserError(f"--out: {path} exists; expected a new file (move or delete the old one)")
+    if not path.parent.is_dir():
+        raise UserError(f"--out: no directory {path.parent}; expected a path in an existing one")
+    return path
+
+
+def _method_of(figure: dict) -> dict:
+    """What a figure says of how it was measured (the method, the device, the software)."""
+    return {k: v for k, v in figure.items() if not k.startswith("latency_") and k != "blocks"}
+
+
+def _table_columns(figure: dict) -> dict:
+    keys = (M.LATENCY_MS, M.LATENCY_NOISE, M.LATENCY_RATIO, M.LATENCY_ROUNDS, "threads_used")
+    return {k: figure.get(k) for k in keys}
+
+
+def _format_space(report: dict) -> str:
+    measured = "latency_method" in report
+    lines = [
+        f"space {report['space']}: {len(report['architectures'])} architectures, "
+        f"{report['classes']} classes, {report['in_chans']} channel(s)"
+    ]
+    if measured:
+        lines.append(_latency_method_line(report["latency_method"]))
+    header = f"{'model':<28} {'px':>4} {'params M':>9} {'GFLOPs':>8}"
+    lines.append(header + (f" {'latency ms':>10} {'noise':>6} {'ratio':>6}" if measured else ""))
+    for row in report["architectures"]:
+        line = (
+            f"{row[M.MODEL]:<28} {row[M.RESOLUTION]:>4} {row[M.PARAMS] / 1e6:>9.2f} "
+            f"{row[M.FLOPS] / 1e9:>8.3f}"
+        )
+        if measured:
+            ratio = row.get(M.LATENCY_RATIO)
+            line += (
+                f" {row[M.LATENCY_MS]:>10.3f} {row[M.LATENCY_NOISE]:>6.1%} "
+                f"{'-' if ratio is None else f'{ratio:.3f}':>6}"
+            )
+        lines.append(line)
+    extra = report.get("networks_measured", 0) - len(report["architectures"])
+    if extra > 0:
+        lines.append(f"also measured: {extra} networks (the budget's reference, recipe variants)")
+    if report.get("table"):
+        lines.append(
+            f"latency table: {report['table']} (a search reads it with "
+            f"constraints.latency_ms.table: {report['table']})"
+        )
+    return "\n".join(lines)

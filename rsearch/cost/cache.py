@@ -24,6 +24,7 @@ import torch
 
 from rsearch import metrics as M
 from rsearch.cost.latency import LatencyMethod, device_name, measure_latency
+from rsearch.cost.onnx import onnxruntime_version
 from rsearch.cost.static import check_resolution
 from rsearch.errors import UserError
 from rsearch.models import ResNetConfig
@@ -62,8 +63,11 @@ def _schema():
     return pa.schema([(name, getattr(pa, kind)()) for name, kind in COLUMNS])
 
 
-def _software() -> str:
-    return f"torch={torch.__version__};python={sys.version_info.major}.{sys.version_info.minor}"
+def _software(method: LatencyMethod) -> str:
+    software = f"torch={torch.__version__};python={sys.version_info.major}.{sys.version_info.minor}"
+    if method.backend == "onnxruntime":
+        software += f";onnxruntime={onnxruntime_version()}"
+    return software
 
 
 def cache_key(cfg: ResNetConfig, resolution: int, method: LatencyMethod) -> dict:
@@ -76,7 +80,7 @@ def cache_key(cfg: ResNetConfig, resolution: int, method: LatencyMethod) -> dict
         M.RESOLUTION: check_resolution(resolution),
         "method": method.key(),
         "device_name": device,
-        "software": _software(),
+        "software": _software(method),
     }
     digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
     return {"key": digest, **parts}

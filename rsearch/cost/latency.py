@@ -25,6 +25,11 @@ Method (LatencyMethod):
   relative to the median; latency_p95_ms is over every block;
 - threads sets torch.set_num_threads for the measurement (restored afterwards), which
   makes CPU figures comparable between machines; threads_used records what ran.
+
+Backends: "torch" runs the module as above. "onnxruntime" exports the network to ONNX
+(float32, the random weights) and times ONNX Runtime's CPU execution provider on the same
+batch (threads: its intra-op pool, operators run one after another), for a search whose
+deployment target serves ONNX; the figure then carries ONNX Runtime's version.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ import torch
 
 from rsearch import metrics as M
 from rsearch.bounds import LATENCY_FIELDS, MIN_COMPILED_WARMUP, FieldError
+from rsearch.cost.onnx import INPUT, cpu_session, onnxruntime_version, to_onnx
 from rsearch.cost.static import check_resolution
 from rsearch.models import ResNetConfig, build
 
@@ -60,6 +66,7 @@ class LatencyMethod:
     compile: bool = False  # torch.compile the model
     cuda_graphs: bool = False  # replay a captured CUDA graph ("reduce-overhead" when compiled)
     threads: int | None = None  # torch.set_num_threads during the measurement (CPU)
+    backend: str = "torch"  # "torch" | "onnxruntime" (CPU execution provider, float32)
 
     def __post_init__(self):
         # FieldErrors name the field; the space schema and `rsearch cost` name the key or flag.
@@ -75,6 +82,18 @@ class LatencyMethod:
                 f"at least {MIN_COMPILED_WARMUP} with compile or cuda_graphs",
                 self.warmup,
             )
+        if self.backend == "onnxruntime":
+            self._check_onnxruntime_method()
+
+    def _check_onnxruntime_method(self) -> None:
+        """ONNX Runtime's CPU provider runs float32 graphs; torch's own switches do not apply."""
+        fixed = {"device": "cpu", "dtype": "float32"}
+        for name, value in fixed.items():
+            if getattr(self, name) != value:
+                raise FieldError(name, f"{value} with backend onnxruntime", getattr(self, name))
+        for name in ("compile", "cuda_graphs", "channels_last"):
+            if getattr(self, name):
+                raise FieldError(name, "false with backend onnxruntime (a torch option)", True)
 
     @property
     def compile_mode(self) -> str | None:
@@ -90,8 +109,12 @@ class LatencyMethod:
         return "thread_cpu" if self.device == "cpu" and self.threads == 1 else "wall"
 
     def key(self) -> str:
-        """Stable, human-readable string: every field, in declaration order."""
-        return ";".join(f"{k}={'' if v is None else v}" for k, v in asdict(self).items())
+        """Stable, human-readable string: every field, in declaration order. The backend only
+        when it is not torch, so that torch figures cached before backends existed stay valid."""
+        fields = asdict(self)
+        if fields["backend"] == "torch":
+            del fields["backend"]
+        return ";".join(f"{k}={'' if v is None else v}" for k, v in fields.items())
 
     def describe(self) -> dict:
         """The method as a flat dict (plus the resolved compile mode), stored beside a figure."""
@@ -173,14 +196,17 @@ class Runner:
         self.method = method
         self.params = 0
         self.calls_per_block = 1
+        self.threads_used = None
         with _torch_threads(method.threads):
             self._call = self._build(cfg)
             with torch.inference_mode():
                 for _ in range(method.warmup):
                     self._call()
-            self.threads_used = torch.get_num_threads()
+            self.threads_used = self.threads_used or torch.get_num_threads()
 
     def _build(self, cfg: ResNetConfig):
+        if self.method.backend == "onnxruntime":
+            return self._build_onnxruntime(cfg)
         method, device = self.method, torch.device(self.method.device)
         memory_format = torch.channels_last if method.channels_last else torch.contiguous_format
         model = build(cfg, device).eval().to(memory_format=memory_format)
@@ -211,6 +237,22 @@ class Runner:
         def call():
             with torch.inference_mode(), autocast():
                 return forward(x)
+
+        return call
+
+    def _build_onnxruntime(self, cfg: ResNetConfig):
+        """The network exported to ONNX (in memory) and a CPU session of ONNX Runtime on it."""
+        model = build(cfg, torch.device("cpu")).eval()
+        self.params = sum(p.numel() for p in model.parameters())
+        x = torch.randn(self.method.batch_size, cfg.in_chans, self.resolution, self.resolution)
+        threads = self.method.threads or torch.get_num_threads()
+        session = cpu_session(to_onnx(model, x), threads)
+        del model  # the session holds its own copy of the weights
+        feed = {INPUT: x.numpy()}
+        self.threads_used = threads  # ONNX Runtime's pool, not torch's
+
+        def call():
+            return session.run(None, feed)
 
         return call
 
@@ -270,9 +312,11 @@ def summarize(rounds: list[list[float]], calls_per_block: int = 1) -> dict:
 def conditions(method: LatencyMethod) -> dict:
     """What the machine was doing when a figure was measured (stored with it in the cache)."""
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    backend = {"onnxruntime": onnxruntime_version()} if method.backend == "onnxruntime" else {}
     return {
         "device_name": device_name(method.device),
         "torch": torch.__version__,
+        **backend,
         "measured_at": time.time(),
         "load_1m": load,
         "cpu_count": os.cpu_count(),

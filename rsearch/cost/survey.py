@@ -185,11 +185,11 @@ def _decide(
 def _store(cache, items, method, figures: dict) -> None:
     if cache is not None and figures:
         cache.put_many(
-            [(items[k][0], items[k][1], method, _storable(fig)) for k, fig in figures.items()]
+            [(items[k][0], items[k][1], method, storable(fig)) for k, fig in figures.items()]
         )
 
 
-def _storable(figure: dict) -> dict:
+def storable(figure: dict) -> dict:
     """A figure as the cache keeps it: no ratio (it depends on the reference), no decision.
     Keys are dropped by prefix: latency_ratio also drops latency_ratio_spread and _noise."""
     return {

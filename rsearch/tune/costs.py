@@ -6,13 +6,20 @@ feasibility decision of the space's latency budget (rsearch.cost.survey)."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 from rsearch import metrics as M
-from rsearch.architecture import Architecture
+from rsearch.architecture import RESNETRS, Architecture
 from rsearch.cost import LatencyCache, LatencyMethod, model_cost
-from rsearch.cost.survey import survey
+from rsearch.cost.rounds import measure_interleaved
+from rsearch.cost.survey import storable, survey
+from rsearch.cost.table import missing_keys, missing_message, survey_table, write_table
+from rsearch.errors import UserError
 from rsearch.models import network_config
+from rsearch.recipe import DEFAULT_PRESETS, preset
 
+TABLE_KEY = "constraints.latency_ms.table"
+NEW_TABLE_COMMAND = "rsearch cost --space {space} --latency --out NEW_TABLE.parquet"
 # Latency columns a cost row carries into results.parquet (besides latency_ms).
 LATENCY_COLUMNS = (
     M.LATENCY_P95_MS,
@@ -67,28 +74,84 @@ def measure_costs(
     if not ctx.latency_method:
         return out, None
     ref = reference_key(ctx)
-    items = dict(configs)
-    if ref is not None and ref not in items:  # the reference is timed in the same rounds
-        reference = Architecture.of(*ctx.latency_budget.reference)
-        items[ref] = (_model(reference, ctx, True, True), reference.resolution)
-    cache = LatencyCache(ctx.latency_cache, flag="latency table") if ctx.latency_cache else None
-    found = survey(
-        items,
-        LatencyMethod(**ctx.latency_method),
-        ctx.latency_budget,
-        cache,
-        reference=ref,
-        progress=progress,
-        store=not read_only_cache,
-    )
+    items = latency_items(archs, ctx, configs)
+    if ctx.latency_table is not None:
+        found = _from_table(items, ctx, ref)
+    else:
+        cache = LatencyCache(ctx.latency_cache, flag="latency table") if ctx.latency_cache else None
+        found = survey(
+            items,
+            LatencyMethod(**ctx.latency_method),
+            ctx.latency_budget,
+            cache,
+            reference=ref,
+            progress=progress,
+            store=not read_only_cache,
+        )
     for key in out:
         fig = found.figures[key]
         out[key][M.LATENCY_MS] = float(fig[M.LATENCY_MS])
         out[key].update({k: fig[k] for k in LATENCY_COLUMNS if k in fig})
     summary = found.describe()
+    if ctx.latency_table is not None:
+        summary["table"] = ctx.latency_table["source"]
     if ref is not None:
         summary["reference_ms"] = float(found.figures[ref][M.LATENCY_MS])
     return out, summary
+
+
+def latency_items(archs, ctx, configs: dict | None = None, switches=()) -> dict:
+    """{key: (model config, resolution)} of the networks whose latency a search needs: `archs`
+    (Architectures, keyed by Architecture.key), each ResNet-RS among them also without ResNet-D
+    or SE as the (resnet_d, se) `switches` of its recipes build it, and, for a relative budget,
+    its reference, timed in the same rounds."""
+    items = dict(configs or {a.key: (_model(a, ctx, True, True), a.resolution) for a in archs})
+    for resnet_d, se in switches:
+        for a in archs:
+            if a.family == RESNETRS:
+                items[f"{a.key}:resnet_d={resnet_d},se={se}"] = (
+                    _model(a, ctx, resnet_d, se),
+                    a.resolution,
+                )
+    ref = reference_key(ctx)
+    if ref is not None and ref not in items:
+        reference = Architecture.of(*ctx.latency_budget.reference)
+        items[ref] = (_model(reference, ctx, True, True), reference.resolution)
+    return items
+
+
+def recipe_switches(space) -> list[tuple[bool, bool]]:
+    """The (resnet_d, se) pairs of the recipes a space's ResNet-RS trials can train with, other
+    than the full network's: an additive study's early presets train another network (plain
+    stem and shortcut, no SE), whose latency is its own."""
+    values = {key: _values(space.recipe.get(key)) for key in ("preset", "resnet_d", "se")}
+    pairs = set()
+    for name, resnet_d, se in itertools.product(*values.values()):
+        overrides = {k: v for k, v in {"resnet_d": resnet_d, "se": se}.items() if v is not None}
+        recipe = preset(name or DEFAULT_PRESETS[RESNETRS], **overrides)
+        pairs.add((recipe.resnet_d, recipe.se))
+    return sorted(pairs - {(True, True)})
+
+
+def _values(dimension) -> list:
+    """A recipe dimension's values; [None] when the space does not set it, or samples it."""
+    return (dimension.values() if dimension is not None else None) or [None]
+
+
+def _from_table(items: dict, ctx, ref: str | None):
+    """The figures of a table measured on the deployment target; nothing is measured here."""
+    missing = missing_keys(items, ctx.latency_table)
+    if missing:
+        raise UserError(
+            missing_message(
+                missing,
+                items,
+                ctx.latency_table,
+                TABLE_KEY,
+                f"rsearch cost --space SPACE --latency --out {ctx.latency_table['source']['path']}",
+            )
+        )
+    return survey_table(items, ctx.latency_table, ctx.latency_budget, ref)
 
 
 def _model(arch: Architecture, ctx, resnet_d: bool, se: bool):
@@ -109,3 +172,14 @@ def measure_costs_remote(archs, ctx):
         num_gpus=ctx.gpus_per_worker if ctx.gpus_per_worker else 0,
     )
     return ray.get(task.remote(list(archs), dataclasses.replace(ctx, costs={})))
+
+
+def measure_table(archs, ctx, method: LatencyMethod, out, *, switches=(), progress: bool = False):
+    """Measure every network of a search (latency_items) with `method`, on this machine, in
+    interleaved rounds, and write them as a deployment target's latency table (rsearch cost
+    --space --out). Returns ({latency_items key: figure}, the table's path)."""
+    items = latency_items(archs, ctx, switches=switches)
+    figures = measure_interleaved(items, method, reference=reference_key(ctx), progress=progress)
+    entries = [(key, cfg, res, storable(figures[key])) for key, (cfg, res) in items.items()]
+    path = write_table(out, entries, method) if out is not None else None
+    return figures, path

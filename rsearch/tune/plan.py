@@ -89,7 +89,13 @@ def _feasible_table(space, plan: Plan, costs: dict, survey: dict | None) -> list
         f"budget {', '.join(limits) or 'none'}: {len(feasible)} of {len(rows)} architectures "
         "feasible"
     ]
-    if survey:
+    if survey and survey.get("table"):
+        table = survey["table"]
+        lines.append(
+            f"latency: from the table {table['path']}, measured on {table['device_name']} "
+            f"({table['software']}, {table['measured_at']}); nothing measured here"
+        )
+    elif survey:
         disagreed = survey["disagreed"]
         lines.append(
             f"latency: cache {survey['cache']}, {survey['measured']} measured, "

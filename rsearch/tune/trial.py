@@ -25,7 +25,7 @@ from rsearch.cost.budget import LatencyBudget
 from rsearch.data import DataConfig
 from rsearch.errors import UserError
 from rsearch.models.registry import EFFICIENTNET_PRESETS, efficientnet_regularization_defaults
-from rsearch.recipe import preset
+from rsearch.recipe import DEFAULT_PRESETS, preset
 from rsearch.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, same_run, save_checkpoint
 from rsearch.train.config import TrainConfig
 from rsearch.train.distributed import fit_torch_trainer
@@ -35,9 +35,6 @@ from rsearch.tune.jobs import job_field, unwrap
 
 # An EfficientNet's multipliers, as a space names them (its `depth` is no layer count).
 MULTIPLIER_KEYS = ("depth_mult", "width_mult")
-# The recipe a family trains with unless the space names a preset: the paper trains
-# EfficientNet-RS with EfficientNet's own hyperparameters, ResNet-RS with its own.
-DEFAULT_PRESETS = {RESNETRS: "rs", EFFICIENTNET: "efficientnet"}
 
 # Recipe fields that quniform/randint may yield as floats; the Recipe takes them as ints.
 INTEGER_RECIPE_FIELDS = (M.RANDAUGMENT_MAGNITUDE, M.RANDAUGMENT_OPS, M.BATCH_SIZE)
@@ -57,7 +54,10 @@ class TrialContext:
     max_params: int | None = None
     max_flops: int | None = None
     latency_method: dict | None = None  # LatencyMethod fields
-    latency_cache: str | None = None  # Parquet latency table (measured before the search)
+    latency_cache: str | None = None  # Parquet latency cache of this machine's measurements
+    # figures measured on the deployment target (constraints.latency_ms.table): nothing is
+    # measured when set; cost/table.py LatencyTable.to_context()
+    latency_table: dict | None = None
     # Architecture.key ("depth,width,resolution") -> {params, flops, latency_ms, ...}
     costs: dict = field(default_factory=dict)
     train_storage: str = ""  # where N-worker trials keep their Ray Train runs
