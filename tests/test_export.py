@@ -271,9 +271,12 @@ def test_from_trial_trains_on_the_minival_split_too_and_reports_test_top1(
     # every training image trains: the held-out split's images are in the training set now
     held_out = TrainConfig.from_dict(state["config"]).data
     assert summary["train_size"] == held_out.train_size and summary["test_top1"] is not None
-    # its card says the minival accuracy is no held-out estimate
+    # its card says the minival accuracy is no held-out estimate, and names the trial
     assert run_cli(["export", str(out), "-o", str(tmp_path / "card")], capsys)[0] == 0
-    assert json.loads((tmp_path / "card" / "model.json").read_text())["minival_held_out"] is False
+    card = json.loads((tmp_path / "card" / "model.json").read_text())
+    assert card["minival_held_out"] is False
+    assert card["trial_id"] == trial
+    assert card["retrained_from"] == {"experiment": str(searched), "trial_id": trial}
 
 
 @pytest.mark.slow

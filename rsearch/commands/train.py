@@ -268,7 +268,13 @@ def run_command(args) -> int:
         raise UserError("--resume: needs --output, the folder of the run to continue")
     output = args.output or f"rsearch_runs/{_run_name(cfg)}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
-        summary = run_training(cfg, output, resume=args.resume, ray_address=args.address)
+        summary = run_training(
+            cfg,
+            output,
+            resume=args.resume,
+            ray_address=args.address,
+            retrained_from=_retrained_from(args),
+        )
     except TrainingDiverged as exc:
         print(
             f"rsearch train: training diverged: {exc}; the last good epoch's checkpoint is in "
@@ -288,6 +294,14 @@ def run_command(args) -> int:
             + f"  ({summary['wall_s']:.0f}s)  -> {output}"
         )
     return 0
+
+
+def _retrained_from(args) -> dict | None:
+    """{experiment, trial_id} of --from-trial (checked by trial_config), else None."""
+    if args.from_trial is None:
+        return None
+    experiment, _, trial = args.from_trial.rstrip("/").rpartition("/")
+    return {"experiment": experiment, "trial_id": trial}
 
 
 def _run_name(cfg) -> str:

@@ -88,7 +88,10 @@ def run_training(
     resume: bool = False,
     show_progress: bool = True,
     ray_address: str | None = None,
+    retrained_from: dict | None = None,
 ) -> dict:
+    """Train `cfg` into `output`; `retrained_from` ({experiment, trial_id}: rsearch train
+    --from-trial) is kept in summary.json, so an export's card names the trial."""
     output = Path(output).expanduser()
     on_cluster = cfg.workers > 1 and bool(ray_address or os.environ.get("RAY_ADDRESS"))
     data_info, splits = preflight(cfg, local_gpu=not on_cluster, check_memory=not on_cluster)
@@ -110,6 +113,8 @@ def run_training(
     else:
         history = _run_ray_train(cfg, output, ray_address)
     summary = _summary(cfg, data_info, history, time.perf_counter() - started)
+    if retrained_from is not None:
+        summary["retrained_from"] = retrained_from
     _write_json(output / SUMMARY_FILE, summary)
     return summary
 
