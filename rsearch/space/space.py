@@ -39,6 +39,7 @@ from rsearch.space.schema import (
     Resources,
     SearchSpec,
     StorageSpec,
+    TrackingSpec,
     data_config_kwargs,
     parse_constraints,
     parse_data,
@@ -48,6 +49,7 @@ from rsearch.space.schema import (
     parse_resources,
     parse_search,
     parse_storage,
+    parse_tracking,
     strict_mapping,
 )
 
@@ -66,6 +68,7 @@ SECTIONS = (
     "search",
     "resources",
     "storage",
+    "tracking",
 )
 DEFAULT_PRESET = "rs"
 
@@ -85,6 +88,7 @@ class SearchSpace:
     search: SearchSpec  # algorithm, num_samples, scheduler, max_concurrent, seed, confirm
     resources: Resources  # workers, cpus_per_worker, gpus_per_worker
     storage: StorageSpec  # path
+    tracking: TrackingSpec = TrackingSpec()  # mlflow: the tracking URI trials are logged to
 
     def dimensions(self) -> dict[str, Dimension]:
         """Every trial parameter, flat (keys never repeat across sections)."""
@@ -133,6 +137,7 @@ class SearchSpace:
             "search": self.search.to_dict(),
             "resources": self.resources.to_dict(),
             "storage": self.storage.to_dict(),
+            "tracking": self.tracking.to_dict(),
         }
 
     def _regime(self, epochs: int) -> int:
@@ -182,6 +187,7 @@ def parse_space(mapping: dict, source: str = "<space>") -> SearchSpace:
         search=search,
         resources=resources,
         storage=parse_storage(raw.get("storage")),
+        tracking=parse_tracking(raw.get("tracking")),
     )
     _check_across_sections(space)
     return space
@@ -238,6 +244,8 @@ def _check_across_sections(space: SearchSpace) -> None:
         )
     if algorithm == "optuna":
         _check_optuna(space)
+    if space.tracking.mlflow is not None:
+        check_mlflow_installed("tracking.mlflow")
 
 
 def _searched(dim: Dimension) -> bool:
@@ -260,6 +268,15 @@ def _check_optuna(space: SearchSpace) -> None:
         raise UserError(
             "search.algorithm: optuna searches one model family (Optuna's choices are single "
             f"values); got {len(space.scaling.families)} in scaling.family: use hyperopt or random"
+        )
+
+
+def check_mlflow_installed(where: str) -> None:
+    """MLflow is an optional extra: asked for without it, the search stops before Ray starts."""
+    if importlib.util.find_spec("mlflow") is None:
+        raise UserError(
+            f"{where}: experiment tracking needs MLflow, an optional extra: "
+            "pip install 'rsearch[mlflow]'"
         )
 
 

@@ -252,14 +252,15 @@ def tune_config(
     )
 
 
-def run_config(path: str, recorder) -> tune.RunConfig:
-    """Where a Tune run keeps its state, how it retries, and the results recorder."""
+def run_config(path: str, recorder, tracker=None) -> tune.RunConfig:
+    """Where a Tune run keeps its state, how it retries, the results recorder and, when the
+    search is tracked, the MLflow logger (after the recorder: it reads the rows it updates)."""
     return tune.RunConfig(
         name=storage.basename(path),
         **storage.ray_storage(storage.parent(path)),
         # a killed trial resumes from its checkpoint
         failure_config=tune.FailureConfig(max_failures=2),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-        callbacks=[recorder],
+        callbacks=[recorder] if tracker is None else [recorder, tracker],
         verbose=0,
     )
