@@ -82,6 +82,13 @@ def register(subparsers) -> None:
     p.add_argument(
         "--address", help="Ray cluster address, e.g. auto (default: $RAY_ADDRESS, else a local Ray)"
     )
+    p.add_argument(
+        "--mlflow",
+        metavar="URI",
+        help="log every trial to this MLflow tracking server (http://HOST:PORT, or any MLflow "
+        "tracking URI): one run per trial, nested under one run per search; overrides the "
+        "space's tracking.mlflow (pip install 'rsearch[mlflow]')",
+    )
     p.add_argument("--quiet", action="store_true", help="no live progress lines")
     p.set_defaults(func=run)
 
@@ -115,6 +122,18 @@ def _load(args):
     return space, experiment_dir(space, args.storage, args.name)
 
 
+def _tracked(space, mlflow_uri: str | None):
+    """The space, tracked at --mlflow's URI when given (it overrides tracking.mlflow, and is
+    saved with the experiment's space.yaml: a resume logs to the same server)."""
+    if mlflow_uri is None:
+        return space
+    from rsearch.space.schema import TrackingSpec
+    from rsearch.space.space import check_mlflow_installed
+
+    check_mlflow_installed("--mlflow")
+    return dataclasses.replace(space, tracking=TrackingSpec(mlflow=mlflow_uri))
+
+
 def _resume_location(resume: str, storage_root: str | None) -> str:
     """--resume takes the experiment's own folder/URI, or a bare name under --storage."""
     bare_name = "/" not in resume and not storage.is_uri(resume)
@@ -141,10 +160,20 @@ def run(args) -> int:
     for flag in ("measure_latency", "gpus", "throughput", "train_size"):
         if getattr(args, flag) not in (None, False) and not args.dry_run:
             raise UserError(f"--{flag.replace('_', '-')}: only with --dry-run")
+    if args.mlflow is not None:  # a malformed URI is refused before the space is read
+        from rsearch.space.schema import check_mlflow_uri
+
+        check_mlflow_uri(args.mlflow, "--mlflow")
     space, exp_dir = _load(args)
+    space = _tracked(space, args.mlflow)
     plan = make_plan(space)
     if args.dry_run:
         return _dry_run(args, space, plan, exp_dir)
+    if space.tracking.mlflow is not None:  # an unreachable server is named before Ray starts
+        from rsearch.tune.tracking import check_server
+
+        where = "--mlflow" if args.mlflow is not None else "tracking.mlflow"
+        check_server(space.tracking.mlflow, storage.basename(exp_dir), where)
     from rsearch.tune.driver import run_search
     from rsearch.tune.interrupt import Interrupted
 
@@ -177,7 +206,8 @@ def _dry_run(args, space, plan, exp_dir: str) -> int:
 
     gpus = _checked_gpus(args, space)
     ctx = dry_run_context(space, exp_dir)
-    measured = bool(args.measure_latency)
+    # a deployment target's table answers at once: its figures are read, not measured
+    measured = bool(args.measure_latency) or ctx.latency_table is not None
     if measured:
         costs, survey = _measure_latencies(space, exp_dir, plan, ctx, progress=not args.json)
     else:
@@ -218,7 +248,8 @@ def _checked_gpus(args, space) -> int:
             "--gpus: a forecast of CPU trials needs --throughput TFLOPS (a worker's training "
             "rate; the declared fit is for GPUs)"
         )
-    if args.measure_latency and space.latency and space.latency.method.device == "cuda":
+    measures = args.measure_latency and space.latency and space.latency.table is None
+    if measures and space.latency.method.device == "cuda":
         if not _cuda_here():  # the survey would refuse the device only after counting
             raise UserError(
                 "--measure-latency: the space measures latency on cuda (constraints.latency_ms."

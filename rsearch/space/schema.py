@@ -10,6 +10,7 @@ space.py. `to_dict()` gives a section back as its YAML mapping (space.yaml, expe
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from rsearch.architecture import Architecture
 from rsearch.bounds import DATA_FIELDS, FIELDS, LATENCY_FIELDS, Bound, FieldError
 from rsearch.cost.budget import LatencyBudget
 from rsearch.cost.latency import LatencyMethod
+from rsearch.cost.onnx import INSTALL, onnxruntime_installed
+from rsearch.cost.table import read_table
 from rsearch.data.config import SOURCES as DATA_SOURCES
 from rsearch.data.config import DataConfig
 from rsearch.errors import UserError
@@ -144,6 +147,19 @@ def _data_defaults() -> dict[str, Any]:
     return {key: getattr(DataConfig, _DATA_DIR_KEY.get(key, key)) for key in _DATA}
 
 
+def _check_data_dir(path: str, source: str) -> None:
+    """Parquet shards may be in an object store, under any URI `storage.path` takes; the
+    other sources read a local or shared folder. The URI itself is not printed: its userinfo
+    or query may hold credentials."""
+    check_storage_path(path, "data.dir")
+    uri = _URI.fullmatch(path)
+    if uri and source != "parquet":
+        raise UserError(
+            f"data.dir: source {source} reads a local or shared folder, got a {uri.group(1)}:// "
+            "URI; expected a path every node can reach (only parquet reads from object stores)"
+        )
+
+
 def parse_data(raw: Any) -> dict:
     """The data section as YAML keys (`dir`), every default filled; see data_config_kwargs."""
     raw = strict_mapping(raw, "data", tuple(_DATA))
@@ -160,6 +176,8 @@ def parse_data(raw: Any) -> dict:
         _fail("data.dir", "null for source synthetic (the data is generated)", data["dir"])
     if source in _NEEDS_DIR and data["dir"] is None:
         raise UserError(f"data.dir: required for source {source}; expected the dataset's directory")
+    if data.get("dir") is not None:
+        _check_data_dir(data["dir"], source)
     if source == "synthetic" and data["train_size"] * data["minival_fraction"] < 1:
         _fail(
             "data.minival_fraction",
@@ -237,6 +255,7 @@ _LATENCY: dict[str, Validator] = {
     },
 }
 _REFERENCE_KEYS = ("depth", "width", "resolution")
+_LATENCY_KEYS = (*_LATENCY, "reference", "table")
 
 
 @dataclass(frozen=True)
@@ -247,6 +266,9 @@ class LatencySpec:
     max_ratio: float | None  # ... or the relative one: at most this many times the reference
     reference: Architecture | None  # the relative budget's reference architecture
     method: LatencyMethod  # recorded with every figure
+    # figures measured on the deployment target (rsearch cost --space --out), read instead of
+    # measuring; `method` is then the table's. An absolute path.
+    table: str | None = None
 
     def budget(self) -> LatencyBudget:
         ref = self.reference
@@ -270,6 +292,7 @@ class LatencySpec:
             "max_ratio": budget["max_ratio"],
             **dataclasses.asdict(self.method),
             "reference": budget["reference"],
+            "table": self.table,
         }
 
 
@@ -293,9 +316,10 @@ def _parse_latency(raw: Any) -> LatencySpec | None:
     path = "constraints.latency_ms"
     if raw is None:
         return None
-    raw = strict_mapping(raw, path, (*_LATENCY, "reference"))
+    raw = strict_mapping(raw, path, _LATENCY_KEYS)
     # a resolved space writes unset keys as null
     raw = {k: v for k, v in raw.items() if v is not None}
+    table = _latency_table(raw, path)
     if "max" not in raw and "max_ratio" not in raw:
         raise UserError(
             f"{path}.max: missing; expected the latency budget in ms (> 0), or max_ratio with a "
@@ -306,6 +330,8 @@ def _parse_latency(raw: Any) -> LatencySpec | None:
             f"{path}.max_ratio: expected either max (ms) or max_ratio (relative), not both"
         )
     defaults = {f.name: f.default for f in dataclasses.fields(LatencyMethod)}
+    if table is not None:  # a table's figures have one method: the table's
+        defaults = dataclasses.asdict(table.method)
     latency = {
         key: check(raw.get(key, defaults.get(key)), f"{path}.{key}")
         for key, check in _LATENCY.items()
@@ -316,7 +342,34 @@ def _parse_latency(raw: Any) -> LatencySpec | None:
         method = LatencyMethod(**latency)
     except FieldError as exc:
         raise UserError(exc.named(f"{path}.{exc.field}")) from None
-    return LatencySpec(**budget, reference=reference, method=method)
+    if table is not None:
+        _check_table_method(method, table, path)
+    elif method.backend == "onnxruntime" and not onnxruntime_installed():
+        raise UserError(
+            f"{path}.backend: onnxruntime needs ONNX Runtime, an optional extra: {INSTALL}"
+        )
+    return LatencySpec(
+        **budget, reference=reference, method=method, table=None if table is None else table.path
+    )
+
+
+def _latency_table(raw: dict, path: str):
+    """The table a search reads its latency figures from (read now: a bad one fails here)."""
+    if "table" not in raw:
+        return None
+    location = text()(raw["table"], f"{path}.table")
+    return read_table(os.path.abspath(os.path.expanduser(location)), f"{path}.table")
+
+
+def _check_table_method(method: LatencyMethod, table, path: str) -> None:
+    """A method key the space sets must be the table's: its figures were measured that way."""
+    for name, value in dataclasses.asdict(table.method).items():
+        if getattr(method, name) != value:
+            _fail(
+                f"{path}.{name}",
+                f"{value!r} as the table's figures were measured (or no {name} key)",
+                getattr(method, name),
+            )
 
 
 def _latency_reference(raw: dict, path: str) -> Architecture | None:
@@ -546,3 +599,63 @@ def check_storage_path(path: str, where: str) -> str:
     if uri and not uri.group(2):
         _fail(where, f"a bucket or path after {uri.group(1)}://", path)
     return path
+
+
+# --- tracking -----------------------------------------------------------------------------
+# Experiment tracking: the MLflow tracking URI every trial is logged to (rsearch.tune.tracking).
+# Only the driver logs, so the URI must be reachable from where `rsearch tune` runs.
+MLFLOW_SCHEMES = ("http", "https", "file", "sqlite", "postgresql", "mysql", "mssql", "databricks")
+MLFLOW_URI_EXAMPLES = "http://HOST:PORT, https://HOST/PATH or sqlite:///FILE.db"
+_MAX_URI_CHARS = 400  # a tracking URI is a short address: longer is a paste gone wrong
+
+
+@dataclass(frozen=True)
+class TrackingSpec:
+    mlflow: str | None = None  # an MLflow tracking URI; None: no tracking
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def parse_tracking(raw: Any) -> TrackingSpec:
+    raw = strict_mapping(raw, "tracking", ("mlflow",))
+    uri = raw.get("mlflow")
+    return TrackingSpec(mlflow=None if uri is None else check_mlflow_uri(uri, "tracking.mlflow"))
+
+
+def check_mlflow_uri(uri: Any, where: str) -> str:
+    """An MLflow tracking URI of a known scheme, with what that scheme needs after it. A password
+    is refused: the URI is saved in space.yaml and experiment.json (MLflow reads credentials from
+    MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD or MLFLOW_TRACKING_TOKEN instead)."""
+    from urllib.parse import urlsplit  # stdlib; this section's only import, kept with it
+
+    expected = f"an MLflow tracking URI such as {MLFLOW_URI_EXAMPLES}"
+    if not isinstance(uri, str) or not uri or len(uri) > _MAX_URI_CHARS:
+        _fail(where, expected, uri if not isinstance(uri, str) else f"{len(uri)} characters")
+    if uri == "databricks":  # the Databricks workspace of the default profile
+        return uri
+    if any(c.isspace() or not c.isprintable() for c in uri):
+        _fail(where, "an MLflow tracking URI without spaces", uri)
+    try:
+        parts = urlsplit(uri)
+        port = parts.port  # a port that is not a number raises here
+    except ValueError as exc:
+        raise UserError(f"{where}: expected {expected}, got {uri!r} ({exc})") from None
+    scheme = parts.scheme.lower().partition("+")[0]  # postgresql+psycopg2: a driver named
+    if scheme not in MLFLOW_SCHEMES or "://" not in uri:
+        raise UserError(
+            f"{where}: expected {expected} (schemes: {', '.join(MLFLOW_SCHEMES)}), got {uri!r}"
+        )
+    if parts.password is not None:
+        raise UserError(
+            f"{where}: expected no password in the URI (it would be saved with the experiment); "
+            "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN"
+        )
+    if scheme in ("http", "https") and (not parts.hostname or port == 0):
+        _fail(where, f"a host (and port) after {parts.scheme}://, e.g. http://127.0.0.1:5000", uri)
+    local_host = parts.netloc in ("", "localhost")
+    if scheme == "file" and (not parts.path.startswith("/") or not local_host):
+        _fail(where, "an absolute folder after file://, e.g. file:///srv/mlruns", uri)
+    if scheme not in ("http", "https", "file", "databricks") and not (parts.netloc or parts.path):
+        _fail(where, f"a database after {parts.scheme}://, e.g. sqlite:///mlflow.db", uri)
+    return uri

@@ -22,6 +22,7 @@ from ray import tune
 from rsearch import metrics as M
 from rsearch import results, storage
 from rsearch.cost import LatencyCache
+from rsearch.cost.table import missing_keys, missing_message, read_table
 from rsearch.data import DataConfig
 from rsearch.data.config import default_cache_root
 from rsearch.data.load import data_shape
@@ -32,11 +33,19 @@ from rsearch.space.schema import MODEL_BASED
 from rsearch.train.runner import preflight
 from rsearch.tune import jobs as J
 from rsearch.tune.confirm import run_confirmation
-from rsearch.tune.costs import measure_costs_remote
+from rsearch.tune.costs import (
+    NEW_TABLE_COMMAND,
+    TABLE_KEY,
+    latency_items,
+    measure_costs,
+    measure_costs_remote,
+    recipe_switches,
+)
 from rsearch.tune.interrupt import Interrupted, StopSignals
 from rsearch.tune.lock import LOCK_FILE, DriverLock
 from rsearch.tune.plan import Plan, first_value, make_plan
 from rsearch.tune.recorder import ResultsRecorder
+from rsearch.tune.tracking import start_search_run
 from rsearch.tune.trial import (
     TrialContext,
     build_train_config,
@@ -93,16 +102,29 @@ def run_search(
     probe = build_train_config(_first_config(space), probe_ctx)
     with renamed(SPACE_KEYS_OF_TRAIN_FLAGS):
         data_info, _ = preflight(probe, local_gpu=not (address or os.environ.get("RAY_ADDRESS")))
-    _check_latency_table(space, exp_dir)
+    _check_latency_table(space, exp_dir, data_info, space_file)
     with lock:  # atomic: of two drivers started together, exactly one gets here
         _check_new(exp_dir, resume)
         return _run_locked(space, exp_dir, resume, address, quiet, space_file, data_info)
 
 
-def _check_latency_table(space, exp_dir: str) -> None:
-    """A latency table that cannot be read fails here, not inside the Ray task that measures."""
+def _check_latency_table(space, exp_dir: str, data_info: dict, space_file: str | None) -> None:
+    """A latency cache that cannot be read fails here, not inside the Ray task that measures;
+    so does a deployment target's table that lacks an architecture of the search."""
+    if space.latency is None:
+        return
+    if space.latency.table is not None:
+        ctx = _context(space, data_info, exp_dir)
+        archs = make_plan(space).architectures or []
+        items = latency_items(archs, ctx, switches=recipe_switches(space))
+        missing = missing_keys(items, ctx.latency_table)
+        if missing:
+            space_arg = space_file or storage.join(exp_dir, results.SPACE_FILE)
+            remedy = NEW_TABLE_COMMAND.format(space=shlex.quote(space_arg))
+            raise UserError(missing_message(missing, items, ctx.latency_table, TABLE_KEY, remedy))
+        return
     table = latency_table(exp_dir)
-    if space.latency is not None and storage.exists(table):
+    if storage.exists(table):
         len(LatencyCache(table, flag="latency table"))  # reads it; UserError if unreadable
 
 
@@ -139,6 +161,7 @@ def _run_locked(
     init_ray(address)
     # After ray.init: Ray's core worker installs its own SIGTERM handler (log and abort), which
     # must not be the one that answers a SIGTERM of the driver.
+    tracking = None  # the search's MLflow run, when the space (or --mlflow) asks for one
     with StopSignals() as stops:
         try:
             _check_fits(ctx, address)
@@ -146,6 +169,7 @@ def _run_locked(
                 results.create_experiment(exp_dir, _meta(space, plan, space_file), space.resolved())
             else:  # an interrupted experiment runs again: views must not take it for final
                 results.update_meta(exp_dir, status="running")
+            tracking = start_search_run(space, exp_dir, resume, quiet)  # recorded in the meta
             if not quiet:
                 print(
                     f"[rsearch] experiment {exp_dir} (if interrupted: rsearch tune --resume "
@@ -155,7 +179,7 @@ def _run_locked(
                 )
             ctx = _with_costs(ctx, plan, quiet, exp_dir)
             for regime in space.epochs:
-                _run_regime(space, plan, regime, ctx, exp_dir, resume, quiet, stops.fit)
+                _run_regime(space, plan, regime, ctx, exp_dir, resume, quiet, stops.fit, tracking)
                 if space.search.confirm:
                     run_confirmation(
                         space,
@@ -164,7 +188,9 @@ def _run_locked(
                         exp_dir,
                         resume,
                         quiet,
-                        _RunTune(space, regime, ctx, exp_dir, quiet, stops.fit).jobs,
+                        _RunTune(
+                            space, regime, ctx, exp_dir, quiet, stops.fit, tracking=tracking
+                        ).jobs,
                     )
         except KeyboardInterrupt:
             ray.shutdown()  # no trial's log line may come after the resume command the CLI prints
@@ -172,6 +198,8 @@ def _run_locked(
                 results.update_meta(
                     exp_dir, status="interrupted", interrupted=time.strftime("%Y-%m-%dT%H:%M:%S")
                 )
+            if tracking is not None:
+                tracking.end("interrupted")
             raise Interrupted(stops.received or signal.SIGINT, exp_dir) from None
         except BaseException:
             # Whatever went wrong, the experiment must not stay "running" (dashboard --watch
@@ -180,8 +208,12 @@ def _run_locked(
                 results.update_meta(
                     exp_dir, status="failed", failed=time.strftime("%Y-%m-%dT%H:%M:%S")
                 )
+            if tracking is not None:
+                tracking.end("failed")
             raise
     results.update_meta(exp_dir, status="finished", finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    if tracking is not None:
+        tracking.end("finished")
     return exp_dir
 
 
@@ -202,8 +234,16 @@ def _context(space, data_info: dict, exp_dir: str) -> TrialContext:
         max_flops=space.max_flops,
         latency_method=latency.method_fields() if latency is not None else None,
         latency_cache=latency_table(exp_dir),
+        latency_table=_deployment_table(latency),
         train_storage=storage.join(exp_dir, "train"),
     )
+
+
+def _deployment_table(latency) -> dict | None:
+    """The figures of a table measured on the deployment target, as a trial context carries them."""
+    if latency is None or latency.table is None:
+        return None
+    return read_table(latency.table, TABLE_KEY).to_context()
 
 
 def dry_run_context(space, exp_dir: str) -> TrialContext:
@@ -266,13 +306,22 @@ def _with_costs(ctx: TrialContext, plan: Plan, quiet: bool, exp_dir: str) -> Tri
     if not plan.architectures:
         return ctx  # continuous scaling dimensions: each trial measures its own (cached)
     if not quiet:
+        how = (
+            f"latency from the table {ctx.latency_table['source']['path']}, measured on "
+            f"{ctx.latency_table['source']['device_name']}"
+            if ctx.latency_table is not None
+            else "latency measured in interleaved rounds"
+        )
         print(
-            f"[rsearch] measuring cost of {len(plan.architectures)} architectures in interleaved "
-            f"rounds (latency method: {ctx.latency_method})",
+            f"[rsearch] cost of {len(plan.architectures)} architectures: params and FLOPs counted, "
+            f"{how} (latency method: {ctx.latency_method})",
             file=sys.stderr,
             flush=True,
         )
-    costs, survey = measure_costs_remote(plan.architectures, ctx)
+    if ctx.latency_table is not None:  # read from a table: nothing to measure, no task to hold
+        costs, survey = measure_costs(plan.architectures, ctx)
+    else:
+        costs, survey = measure_costs_remote(plan.architectures, ctx)
     if survey is not None:
         _record_survey(exp_dir, ctx, costs, survey, quiet)
     return dataclasses.replace(ctx, costs=costs)
@@ -291,8 +340,9 @@ def _record_survey(exp_dir: str, ctx: TrialContext, costs: dict, survey: dict, q
         return
     feasible = sum(1 for c in costs.values() if c.get("latency_feasible"))
     borderline = sum(1 for c in costs.values() if c.get("latency_borderline"))
+    source = "from the deployment table" if "table" in survey else f"cache {survey['cache']}"
     print(
-        f"[rsearch] latency cache {survey['cache']}; {survey['measured']} measured, "
+        f"[rsearch] latency {source}; {survey['measured']} measured, "
         f"{len(survey['remeasured'])} re-measured (borderline); {feasible} of {len(costs)} "
         f"architectures within the budget ({budget.describe() if budget else 'none'})"
         f"{f', {borderline} borderline' if borderline else ''}",
@@ -302,7 +352,15 @@ def _record_survey(exp_dir: str, ctx: TrialContext, costs: dict, survey: dict, q
 
 
 def _run_regime(
-    space, plan: Plan, regime: int, ctx: TrialContext, exp_dir: str, resume: bool, quiet: bool, fit
+    space,
+    plan: Plan,
+    regime: int,
+    ctx: TrialContext,
+    exp_dir: str,
+    resume: bool,
+    quiet: bool,
+    fit,
+    tracking=None,
 ):
     feasible, infeasible = _split_by_budget(plan, ctx)
     run_name, samples = f"regime_{regime}", space.search.num_samples
@@ -315,7 +373,7 @@ def _run_regime(
         drawn = {trial_settings(job["config"])[0].key for job in planned}
         infeasible = [k for k in infeasible if k not in drawn]
     extra = [_infeasible_row(ctx.costs[k], regime, ctx) for k in infeasible] if grid else []
-    run = _RunTune(space, regime, ctx, exp_dir, quiet, fit, extra)
+    run = _RunTune(space, regime, ctx, exp_dir, quiet, fit, extra, tracking)
     if grid and not feasible and planned is None:
         print(
             f"[rsearch] regime {regime} epochs: every architecture is over the budget; "
@@ -358,15 +416,24 @@ def _run_regime(
 
 class _RunTune:
     """One Tune run of a regime (or of its confirmation reruns) at a fresh path under tune/,
-    recorded into the experiment's results store."""
+    recorded into the experiment's results store (and logged to MLflow when tracked)."""
 
     def __init__(
-        self, space, regime: int, ctx: TrialContext, exp_dir: str, quiet: bool, fit, extra_rows=()
+        self,
+        space,
+        regime: int,
+        ctx: TrialContext,
+        exp_dir: str,
+        quiet: bool,
+        fit,
+        extra_rows=(),
+        tracking=None,
     ):
         self.space, self.regime, self.ctx = space, regime, ctx
         self.exp_dir, self.quiet = exp_dir, quiet
         self.fit = fit  # runs a Tuner, answering stop signals (StopSignals.fit)
         self.extra_rows = list(extra_rows)
+        self.tracking = tracking  # the search's MLflow run (rsearch.tune.tracking), or None
 
     def _recorder(self):
         return ResultsRecorder(
@@ -380,6 +447,8 @@ class _RunTune:
     def record_only(self) -> None:
         recorder = self._recorder()
         recorder.setup()
+        if self.tracking is not None:  # the infeasible configurations' runs
+            self.tracking.callback(recorder).setup()
         recorder.close()
 
     def jobs(self, run_name: str, jobs: list[dict], scheduled: bool = True) -> None:
@@ -397,6 +466,7 @@ class _RunTune:
         scheduled: bool = True,
     ) -> None:
         recorder = self._recorder()
+        tracker = None if self.tracking is None else self.tracking.callback(recorder)
         config = tune_config(
             self.space,
             self.regime,
@@ -410,12 +480,14 @@ class _RunTune:
             _trainable(self.ctx),
             param_space=param_space,
             tune_config=config,
-            run_config=run_config(_fresh_run_path(self.exp_dir, run_name), recorder),
+            run_config=run_config(_fresh_run_path(self.exp_dir, run_name), recorder, tracker),
         )
         try:
             self.fit(tuner)
         finally:  # an interrupted run's last rows are written too (Tune ends it without hooks)
             recorder.close()
+            if tracker is not None:  # and its trials' MLflow runs end (KILLED: resumable)
+                tracker.close()
 
 
 def _fresh_run_path(exp_dir: str, run_name: str) -> str:
