@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rsearch import metrics as M
+from rsearch import storage
 from rsearch.cost.latency import LatencyMethod
 from rsearch.cost.rounds import ratio_to
 from rsearch.cost.survey import Survey
@@ -90,14 +89,9 @@ def write_table(path, entries, method: LatencyMethod, *, flag: str = "--out") ->
         "measured_at": time.time(),
     }
     table = pa.Table.from_pylist(rows).replace_schema_metadata({META_KEY: json.dumps(meta)})
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    storage.write_file_atomic(str(target.parent), target.name, sink.getvalue().to_pybytes())
     return target
 
 
