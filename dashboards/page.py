@@ -183,8 +183,10 @@ def _borderline_note(results) -> str:
         f"({'over the budget' if r[m.STATUS] == m.STATUS_INFEASIBLE else 'within the budget'})"
         for r in archs.to_dict("records")
     ]
+    remeasured = m.LATENCY_REMEASURED in rows and rows[m.LATENCY_REMEASURED].fillna(False).any()
+    after = " after re-measurement" if remeasured else ""  # a table's figures are read as they are
     return _note(
-        "Borderline latency (within noise of the budget after re-measurement; its figure decided): "
+        f"Borderline latency (within noise of the budget{after}; its figure decided): "
         + "; ".join(names)
         + "."
     )
@@ -326,7 +328,8 @@ def _budget_text(method, budget_ms) -> str:
     """An absolute budget in ms; a relative one as its ratio and reference (and ms here)."""
     if isinstance(method, dict) and method.get("max_ratio") is not None and method.get("reference"):
         ref = method["reference"]
-        here = f" = {budget_ms:.3g} ms here" if budget_ms is not None else ""
+        where = "on the table's device" if method.get("table") else "here"
+        here = f" = {budget_ms:.3g} ms {where}" if budget_ms is not None else ""
         return (
             f"{method['max_ratio']:g}x depth {ref['depth']} width {ref['width']:g} "
             f"@{ref['resolution']}{here}"

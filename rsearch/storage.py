@@ -94,6 +94,18 @@ def redacted(location) -> str:
     return f"{scheme}://{authority}{slash}{path}" + ("?" + "&".join(options) if options else "")
 
 
+def check_no_credentials(location, where: str) -> None:
+    """A URI's user:password@ would be saved with everything that records the location (the
+    space, the run's config, checkpoints, model cards): refused, with where the keys go."""
+    text = os.fspath(location)
+    if is_uri(text) and "@" in text.partition("://")[2].partition("/")[0].partition("?")[0]:
+        raise UserError(
+            f"{where}: credentials in the URI ({redacted(text)}) would be saved with the results; "
+            "expected them in the environment (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+            "GOOGLE_APPLICATION_CREDENTIALS, ...)"
+        )
+
+
 def shown(fs, path: str) -> str:
     """A path inside a pyarrow filesystem, named for messages: the local path, or
     scheme://path (no query: neither endpoint nor credentials)."""

@@ -77,14 +77,32 @@ def test_a_space_may_name_parquet_shards_in_a_bucket(tmp_path, s3_root):
     assert data_shape(DataConfig(**data_config_kwargs(data))) == {"num_classes": 3, "in_chans": 3}
 
 
-def test_credentials_in_the_uri_are_not_printed(tmp_path, s3_root):
+def test_credentials_in_a_uri_are_refused_and_never_printed(tmp_path, s3_root, capsys):
+    """A URI's user:password@ would be saved with everything that records the location (the
+    run's config, checkpoints, space.yaml, model cards): refused, and never echoed."""
     secret = s3_root.replace("s3://", "s3://testing:top-secret@")
-    location = storage.join(secret.replace(S3_BUCKET, "no-such-bucket"), "shards")
+    location = storage.join(secret, "shards")
     with pytest.raises(UserError) as caught:
         data_shape(DataConfig(source="parquet", data_dir=location))
-    assert "top-secret" not in str(caught.value) and "bucket 'no-such-bucket'" in str(caught.value)
+    assert "top-secret" not in str(caught.value)
+    assert str(caught.value).startswith("--data-dir: credentials in the URI (s3://***@")
+    with pytest.raises(UserError, match="^data.dir: credentials in the URI"):
+        parse_data({"source": "parquet", "dir": location})
+    code, _, err = run_cli(["tune", "--space", str(SMOKE), "--storage", secret], capsys)
+    assert code == 2 and "--storage: credentials in the URI" in err and "top-secret" not in err
     assert "top-secret" not in storage.redacted(secret + "&session_token=abc")
     assert storage.redacted(secret + "&session_token=abc").endswith("&session_token=***")
+
+
+def test_a_uri_without_a_bucket_is_one_line(tmp_path, s3_root, capsys):
+    no_bucket = "s3://?" + s3_root.partition("?")[2]
+    line = _data_dir_error(capsys, "parquet", no_bucket, tmp_path)
+    assert line.startswith("rsearch train: error: --data-dir: expected a bucket after s3://")
+
+
+def test_data_dir_is_refused_with_synthetic_data(tmp_path, capsys):
+    line = _data_dir_error(capsys, "synthetic", str(tmp_path), tmp_path)
+    assert line.startswith("rsearch train: error: --data-dir: not with --data synthetic")
 
 
 def _data_dir_error(capsys, source: str, data_dir: str, tmp_path) -> str:

@@ -200,8 +200,8 @@ def test_a_table_missing_architectures_is_one_line_naming_them(ort_table, tmp_pa
     assert code == 2
     (line,) = [ln for ln in err.strip().splitlines() if "error" in ln]
     assert line.startswith(
-        f"rsearch tune: error: constraints.latency_ms.table: {table_path} has no figure for 4 "
-        "of the 6 architectures to measure (resnetrs-26-w0.75 @32 px (10 classes); "
+        "rsearch tune: error: constraints.latency_ms.table: the table has no figure for 4 of the "
+        "6 networks the search needs (resnetrs-26-w0.75 @32 px (10 classes, 3 channels); "
     )
     assert "and 1 more" in line
     assert f"rsearch cost --space {space} --latency --out NEW_TABLE.parquet" in line
@@ -283,3 +283,147 @@ def test_a_table_holds_the_networks_of_every_recipe_a_trial_can_train(tmp_path, 
         for d, se in ((False, False), (False, True), (True, True))
     }
     assert set(figures) == expected
+
+
+# --- what a hostile review found ------------------------------------------------------------
+
+
+def forged(tmp_path, table_path, name: str, meta=None, result=None):
+    """A copy of a table with its metadata (a function of the dict) or a row's result changed."""
+    table = pq.read_table(table_path)
+    info = json.loads(table.schema.metadata[b"rsearch.latency_table"])
+    if meta is not None:
+        meta(info)
+    if result is not None:
+        results = [json.loads(r) for r in table.column("result").to_pylist()]
+        result(results[0])
+        column = table.schema.get_field_index("result")
+        table = table.set_column(column, "result", pa.array([json.dumps(r) for r in results]))
+    table = table.replace_schema_metadata({b"rsearch.latency_table": json.dumps(info)})
+    path = tmp_path / f"{name}.parquet"
+    pq.write_table(table, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("meta", "result", "reason"),
+    [
+        (lambda m: m.pop("device_name"), None, "KeyError"),
+        (lambda m: m.update(measured_at="yesterday"), None, "measured_at: expected a unix time"),
+        (lambda m: m.update(measured_at=1e300), None, "measured_at: expected a unix time"),
+        (lambda m: m.update(device_name="x" * 5000), None, "device_name: expected a text"),
+        (None, lambda r: r.update(latency_noise="high"), "latency_noise: expected a number"),
+        (None, lambda r: r.update(latency_ms=True), "latency_ms: expected a number"),
+    ],
+)
+def test_a_forged_table_is_one_line(ort_table, tmp_path, capsys, meta, result, reason):
+    table_path, _, _ = ort_table
+    bad = forged(tmp_path, table_path, "bad", meta, result)
+    space = latency_space(tmp_path, "forged", **ORT, table=str(bad))
+    code, _, err = run_cli(["tune", "--space", str(space), "--dry-run"], capsys)
+    assert code == 2
+    (line,) = err.strip().splitlines()
+    assert "is not a latency table written by rsearch cost --out" in line and reason in line
+    assert len(line) < 600
+
+
+def test_a_table_measured_on_a_gpu_serves_a_search_of_cpu_trials(ort_table, tmp_path, capsys):
+    """A deployment target may be a GPU the cluster lacks: nothing is measured on the trials'
+    device, so the rule that latency is measured on their kind of device does not apply."""
+    table_path, _, _ = ort_table
+
+    def on_gpu(meta):
+        meta["method"].update(device="cuda", backend="torch")
+
+    gpu = forged(tmp_path, table_path, "gpu", meta=on_gpu)
+    space = latency_space(tmp_path, "gpu_table", table=str(gpu), threads=1, repeats=5)
+    doc = yaml.safe_load(space.read_text())
+    for key in ("device", "backend"):
+        doc["constraints"]["latency_ms"].pop(key, None)
+    space.write_text(yaml.safe_dump(doc))
+    code, out, err = run_cli(["tune", "--space", str(space), "--dry-run", "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["latency_survey"]["measured"] == 0
+
+
+def test_sampled_scaling_with_a_table_is_refused_as_the_space_is_read(ort_table, tmp_path, capsys):
+    table_path, _, _ = ort_table
+    space = latency_space(tmp_path, "sampled_table", **ORT, table=str(table_path))
+    doc = yaml.safe_load(space.read_text())
+    doc["scaling"]["width"] = {"kind": "uniform", "low": 0.25, "high": 0.5}
+    doc["search"] = {"algorithm": "random", "num_samples": 2}
+    space.write_text(yaml.safe_dump(doc))
+    code, _, err = run_cli(["tune", "--space", str(space), "--dry-run"], capsys)
+    assert code == 2
+    assert err.strip().splitlines() == [
+        "rsearch tune: error: constraints.latency_ms.table: expected a space that lists its "
+        "architectures (values or lists under scaling): a sampled range's networks are in no table"
+    ]
+
+
+def test_the_dry_run_checks_the_recipe_variants_against_the_table(ort_table, tmp_path, capsys):
+    table_path, _, _ = ort_table  # measured for the full networks only
+    space = latency_space(tmp_path, "ablation_table", **ORT, table=str(table_path))
+    doc = yaml.safe_load(space.read_text())
+    doc["scaling"]["width"] = [0.25]
+    doc["recipe"]["preset"] = ["baseline", "rs"]
+    space.write_text(yaml.safe_dump(doc))
+    code, _, err = run_cli(["tune", "--space", str(space), "--dry-run"], capsys)
+    assert code == 2
+    (line,) = err.strip().splitlines()
+    assert "has no figure for 1 of the 2 networks the search needs (resnet-26-w0.25 @32 px" in line
+    assert f"rsearch cost --space {space} --latency --out NEW_TABLE.parquet" in line
+
+
+def test_cost_space_measures_for_a_space_whose_table_is_still_to_be_made(tmp_path, capsys):
+    """The space the cluster will run names the table this command makes: it is not read."""
+    space = latency_space(tmp_path, "to_make", table=str(tmp_path / "target.parquet"))
+    code, out, err = run_cli(["cost", "--space", str(space), "--json"], capsys)
+    assert code == 0, err
+    assert len(json.loads(out)["architectures"]) == 3
+
+
+def test_cost_space_without_the_data_needs_the_class_count(tmp_path, capsys):
+    """A deployment target rarely has the training data: --classes (and --in-chans) say what
+    the search's data has; where the data is here, they must agree with it."""
+    space = smoke_space(tmp_path, "elsewhere", data={"source": "imagefolder", "dir": "/nowhere"})
+    doc = yaml.safe_load(space.read_text())
+    for key in ("num_classes", "train_size", "test_size"):
+        doc["data"].pop(key)
+    space.write_text(yaml.safe_dump(doc))
+    code, _, err = run_cli(["cost", "--space", str(space)], capsys)
+    assert code == 2 and err.startswith("rsearch cost: error: --classes: the space's data cannot")
+    code, out, err = run_cli(["cost", "--space", str(space), "--classes", "3", "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["classes"] == 3
+    code, _, err = run_cli(["cost", "--space", str(SMOKE), "--classes", "12"], capsys)
+    assert code == 2 and "--classes: the space's data has 10, got 12" in err
+
+
+def test_cost_space_refuses_any_method_flag_given_even_at_its_default(capsys):
+    for flags in (["--repeats", "10"], ["--warmup", "0"], ["--no-cache"], ["--width", "1.0"]):
+        code, _, err = run_cli(["cost", "--space", str(SMOKE), "--latency", *flags], capsys)
+        assert code == 2 and f"{flags[0]}: not with --space" in err, flags
+
+
+def test_a_table_is_never_written_over_a_file_that_appeared_while_measuring(ort_table, tmp_path):
+    from rsearch.cost.table import write_table
+    from rsearch.errors import UserError
+
+    table = read_table(ort_table[0], "table")
+    entries = [(None, TINY, 32, next(iter(table.figures.values())))]
+    precious = tmp_path / "precious.parquet"
+    precious.write_text("a user's file")
+    with pytest.raises(UserError, match="appeared while measuring"):
+        write_table(precious, entries, table.method)
+    assert precious.read_text() == "a user's file"
+    assert [p.name for p in tmp_path.iterdir()] == ["precious.parquet"]  # no temporary left
+
+
+def test_over_long_paths_are_one_line(tmp_path, capsys):
+    long = "/tmp/" + "x" * 5000 + ".parquet"
+    space = latency_space(tmp_path, "long", table=long)
+    code, _, err = run_cli(["tune", "--space", str(space), "--dry-run"], capsys)
+    assert code == 2 and "constraints.latency_ms.table: cannot read" in err
+    code, _, err = run_cli(["cost", "--space", str(SMOKE), "--latency", "--out", long], capsys)
+    assert code == 2 and "--out: cannot use" in err

@@ -27,7 +27,13 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
 
 class _DefaultsFormatter(_Formatter, argparse.ArgumentDefaultsHelpFormatter):
-    """The same, with each flag's default."""
+    """The same, with each flag's default: where it has one (not None, not a switch's False)
+    and its help does not already say it."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or "(default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def add_command(subparsers, module: str, show_defaults: bool = False) -> argparse.ArgumentParser:

@@ -27,7 +27,7 @@ from pathlib import Path
 from rsearch import metrics as M
 from rsearch.bounds import FIELDS, MIN_DEPTH, FieldError
 from rsearch.commands.args import add_command, field, integer, named_flags, number, number_list
-from rsearch.errors import UserError
+from rsearch.errors import UserError, bounded
 from rsearch.models import model_config, parse_model_name, regularization_defaults
 
 DEFAULT_CACHE = "~/.cache/rsearch/latency.parquet"
@@ -40,7 +40,8 @@ FLAGS = {
     "batch_size": "--batch",
     "backend": "--backend",
 }
-# The latency method's flags (argparse dest -> the default of a single model's measurement).
+# Flags that default to None so that --space can tell what was given (argparse dest -> the
+# default of a single model's measurement; _fill_defaults sets them).
 METHOD_DEFAULTS = {
     "batch": [1],
     "device": "cpu",
@@ -53,8 +54,9 @@ METHOD_DEFAULTS = {
     "cuda_graphs": False,
     "threads": None,
 }
-# Flags that describe one model, refused beside --space (the space lists the architectures).
-MODEL_FLAGS = {"width": 1.0, "baseline": False, "resolution": None, "classes": 1000, "in_chans": 3}
+# Flags that describe one model, refused beside --space (the space lists the architectures),
+# and the cache's, which --space does not use (its table is measured afresh).
+BESIDE_SPACE_REFUSED = ("width", "resolution", "baseline", "cache", "no_cache")
 
 
 def register(subparsers) -> None:
@@ -76,9 +78,7 @@ def register(subparsers) -> None:
         help=f"any depth >= {MIN_DEPTH} (published block counts where they exist, "
         "the documented rule otherwise)",
     )
-    p.add_argument(
-        "--width", type=field("width"), default=1.0, help="width multiplier (default 1.0)"
-    )
+    p.add_argument("--width", type=field("width"), help="width multiplier (default 1.0)")
     p.add_argument(
         "--baseline",
         action="store_true",
@@ -92,11 +92,14 @@ def register(subparsers) -> None:
     p.add_argument(
         "--classes",
         type=field("num_classes"),
-        default=1000,
-        help="number of classes (default 1000)",
+        help="number of classes (default 1000; with --space: the space's data's, or this "
+        "count where the data cannot be read, as on a deployment target)",
     )
     p.add_argument(
-        "--in-chans", type=int, choices=(1, 3), default=3, help="input channels (default 3)"
+        "--in-chans",
+        type=int,
+        choices=(1, 3),
+        help="input channels (default 3; with --space as --classes)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
@@ -146,8 +149,8 @@ def register(subparsers) -> None:
     )
     lat.add_argument(
         "--cache",
-        default=os.environ.get("RSEARCH_LATENCY_CACHE", DEFAULT_CACHE),
-        help=f"latency cache, Parquet (default $RSEARCH_LATENCY_CACHE or {DEFAULT_CACHE})",
+        help=f"latency cache, Parquet (default $RSEARCH_LATENCY_CACHE or {DEFAULT_CACHE}; "
+        "not with --space, which measures afresh)",
     )
     lat.add_argument(
         "--no-cache", action="store_true", help="always measure; do not read or write the cache"
@@ -168,9 +171,7 @@ def _resolve(args):
         )
     if args.out is not None:
         raise UserError("--out: only with --space (a latency table holds a space's architectures)")
-    for dest, default in METHOD_DEFAULTS.items():
-        if getattr(args, dest) is None:
-            setattr(args, dest, default)
+    _fill_defaults(args)
     with named_flags(FLAGS):
         if args.model is not None and args.model.startswith(EFFICIENTNET):
             cfg, default_resolution, network = _efficientnet(args)
@@ -205,6 +206,15 @@ def _resolve(args):
             if args.backend == "onnxruntime":
                 require_onnxruntime("--backend")
     return cfg, resolution, network, methods
+
+
+def _fill_defaults(args) -> None:
+    """The defaults of one model's measurement, for the flags not given."""
+    defaults = {**METHOD_DEFAULTS, "width": 1.0, "classes": 1000, "in_chans": 3}
+    defaults["cache"] = os.environ.get("RSEARCH_LATENCY_CACHE", DEFAULT_CACHE)
+    for dest, default in defaults.items():
+        if getattr(args, dest) is None:
+            setattr(args, dest, default)
 
 
 def _resnet(args, depth: int, rs: bool):
@@ -384,29 +394,26 @@ def run_space(args) -> int:
 
 def _resolve_space(args):
     """(space, plan, trial context, latency method or None), every flag checked first."""
-    from rsearch.cost import LatencyMethod
+    from rsearch.cost import LatencyMethod, check_device
     from rsearch.cost.onnx import require_onnxruntime
     from rsearch.space import load_space
     from rsearch.tune.driver import dry_run_context, experiment_dir
     from rsearch.tune.plan import make_plan
 
-    for dest, default in {**METHOD_DEFAULTS, **MODEL_FLAGS}.items():
-        if getattr(args, dest) not in (None, default):
-            flag = "--" + dest.replace("_", "-")
-            raise UserError(
-                f"{flag}: not with --space (the space lists the architectures and its "
-                "constraints.latency_ms sets the method; --backend may replace its backend)"
-            )
+    _refuse_beside_space(args)
     if args.out is not None and not args.latency:
         raise UserError("--out: needs --latency (the table holds measured latencies)")
-    space = load_space(args.space)
+    # the space's own table is not read: this command is what makes one
+    space = load_space(args.space, with_table=False)
     plan = make_plan(space)
     if not plan.architectures:
         raise UserError(
             "--space: its scaling dimensions are sampled ranges; expected a space that lists its "
             "architectures (choices or grid values) to measure each"
         )
-    ctx = dry_run_context(space, experiment_dir(space))
+    if space.latency is not None:
+        space = dataclasses.replace(space, latency=dataclasses.replace(space.latency, table=None))
+    ctx = dry_run_context(space, experiment_dir(space), shape=_space_shape(space, args))
     if not args.latency:
         return space, plan, ctx, None
     method = space.latency.method if space.latency is not None else LatencyMethod()
@@ -418,9 +425,55 @@ def _resolve_space(args):
                 f"--backend: {args.backend} cannot measure with the space's method: "
                 + exc.named(f"constraints.latency_ms.{exc.field}")
             ) from None
+    with named_flags({"device": "constraints.latency_ms.device"}):
+        check_device(method.device)
     if method.backend == "onnxruntime":
         require_onnxruntime("--backend" if args.backend else "constraints.latency_ms.backend")
     return space, plan, ctx, method
+
+
+def _refuse_beside_space(args) -> None:
+    """Every flag that describes one model, or its method, or the cache, given beside --space
+    (those flags default to None, switches to False: anything else was typed)."""
+    for dest in (*METHOD_DEFAULTS, *BESIDE_SPACE_REFUSED):
+        value = getattr(args, dest)
+        if value is not None and value is not False:
+            flag = "--" + dest.replace("_", "-")
+            raise UserError(
+                f"{flag}: not with --space (the space lists the architectures and its "
+                "constraints.latency_ms sets the method; --backend may replace its backend)"
+            )
+
+
+def _space_shape(space, args) -> dict:
+    """The class count and channels of the space's data, which decide the networks' heads and
+    stems; where the data cannot be read (a deployment target), --classes and --in-chans."""
+    from rsearch.data import DataConfig
+    from rsearch.data.load import data_shape
+    from rsearch.errors import renamed
+    from rsearch.tune.driver import SPACE_KEYS_OF_TRAIN_FLAGS
+
+    try:
+        with renamed(SPACE_KEYS_OF_TRAIN_FLAGS):
+            shape = data_shape(DataConfig(**space.data))
+    except UserError as exc:
+        if args.classes is None:
+            raise UserError(
+                f"--classes: the space's data cannot be read here ({exc}); on a machine without "
+                "it, give the class count of the search's data (--classes N, and --in-chans 1 "
+                "for 1-channel images)"
+            ) from None
+        return {"num_classes": args.classes, "in_chans": args.in_chans or 3}
+    for flag, key, given in (
+        ("--classes", "num_classes", args.classes),
+        ("--in-chans", "in_chans", args.in_chans),
+    ):
+        if given is not None and given != shape[key]:
+            raise UserError(
+                f"{flag}: the space's data has {shape[key]}, got {given}; drop {flag} (it is for "
+                "a machine without the data)"
+            )
+    return {"num_classes": int(shape["num_classes"]), "in_chans": int(shape["in_chans"])}
 
 
 def _checked_out(out: str | None):
@@ -429,9 +482,14 @@ def _checked_out(out: str | None):
     if out is None:
         return None
     path = Path(out).expanduser()
-    if path.exists():
-        raise UserError(f"--out: {path} exists; expected a new file (move or delete the old one)")
-    if not path.parent.is_dir():
+    shown = bounded(str(path), 300)
+    try:
+        exists, folder = path.exists() or path.is_symlink(), path.parent.is_dir()
+    except OSError as exc:  # a name too long for the filesystem, ...
+        raise UserError(f"--out: cannot use {shown} ({exc.strerror})") from None
+    if exists:
+        raise UserError(f"--out: {shown} exists; expected a new file (move or delete the old one)")
+    if not folder:
         raise UserError(f"--out: no directory {path.parent}; expected a path in an existing one")
     return path
 

@@ -95,7 +95,9 @@ def register(subparsers) -> None:
     )
     data.add_argument(
         "--data-dir",
-        help="folder of the data (fashion-mnist default: /usr/share/datasets/fashion-mnist)",
+        help="folder of the data (fashion-mnist default: /usr/share/datasets/fashion-mnist); "
+        "parquet shards may be in a bucket: s3://bucket/prefix?endpoint_override=...&region=..., "
+        "gs://... (credentials from the environment)",
     )
     data.add_argument(
         "--num-classes",
@@ -248,6 +250,11 @@ def _efficientnet(args, overrides: dict):
 
 def _data_kwargs(args) -> dict:
     """DataConfig's keywords from the data flags (unset ones keep DataConfig's defaults)."""
+    if args.data == "synthetic" and args.data_dir is not None:
+        raise UserError(
+            "--data-dir: not with --data synthetic (its images are generated); expected "
+            "--data parquet, imagefolder or fashion-mnist with it"
+        )
     data_kwargs = {"source": args.data, "data_dir": args.data_dir, "seed": args.seed}
     if args.crop_min_scale is not None:
         data_kwargs["crop_min_scale"] = args.crop_min_scale

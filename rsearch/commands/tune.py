@@ -201,11 +201,13 @@ def _dry_run(args, space, plan, exp_dir: str) -> int:
     """The plan, every architecture's counted cost (measured latency with --measure-latency) and
     the forecast of what the search costs; nothing written, no Ray started."""
     from rsearch.tune import forecast as fc
+    from rsearch.tune.costs import check_table
     from rsearch.tune.driver import dry_run_context
     from rsearch.tune.plan import describe_plan
 
     gpus = _checked_gpus(args, space)
     ctx = dry_run_context(space, exp_dir)
+    check_table(space, ctx, args.space or storage.join(exp_dir, "space.yaml"))
     # a deployment target's table answers at once: its figures are read, not measured
     measured = bool(args.measure_latency) or ctx.latency_table is not None
     if measured:

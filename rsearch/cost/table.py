@@ -17,20 +17,23 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rsearch import metrics as M
-from rsearch import storage
 from rsearch.cost.latency import LatencyMethod
 from rsearch.cost.rounds import ratio_to
 from rsearch.cost.survey import Survey
-from rsearch.errors import UserError
+from rsearch.errors import UserError, bounded
 
 META_KEY = b"rsearch.latency_table"
 VERSION = 1
 SHOWN_MISSING = 3  # architectures a missing-figures error names
+MAX_LABEL_CHARS = 200  # device name, software versions
+MAX_TIMESTAMP = 2**33  # a unix time, year 2242 at the latest
 _STATS = (
     M.LATENCY_MS,
     M.LATENCY_MEDIAN_MS,
@@ -74,11 +77,10 @@ class LatencyTable:
 
 
 def write_table(path, entries, method: LatencyMethod, *, flag: str = "--out") -> Path:
-    """Write (arch key or None, cfg, resolution, result) entries measured with `method`."""
+    """Write (key, cfg, resolution, result) entries measured with `method` to a new file: the
+    table appears whole, and never over a file that exists (even one made while measuring)."""
     pa, pq = _arrow()
     target = Path(path).expanduser()
-    if not target.parent.is_dir():
-        raise UserError(f"{flag}: no directory {target.parent}; expected a path in an existing one")
     rows = [_row(arch, cfg, resolution, result) for arch, cfg, resolution, result in entries]
     first = entries[0][3]
     meta = {
@@ -89,9 +91,18 @@ def write_table(path, entries, method: LatencyMethod, *, flag: str = "--out") ->
         "measured_at": time.time(),
     }
     table = pa.Table.from_pylist(rows).replace_schema_metadata({META_KEY: json.dumps(meta)})
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink)
-    storage.write_file_atomic(str(target.parent), target.name, sink.getvalue().to_pybytes())
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            pq.write_table(table, out)
+        os.link(tmp, target)  # fails if the target exists: a measured table is never replaced
+    except FileExistsError:
+        raise UserError(
+            f"{flag}: {target} appeared while measuring; the table is not written over it "
+            "(run again with another --out)"
+        ) from None
+    finally:
+        os.unlink(tmp)
     return target
 
 
@@ -116,44 +127,76 @@ def _software(result: dict) -> str:
 
 
 def read_table(path, where: str) -> LatencyTable:
-    """The table at `path`, or a one-line UserError naming `where` (the key or flag)."""
-    pa, pq = _arrow()
+    """The table at `path`, or a one-line UserError naming `where` (the key or flag). Every
+    value is checked: a table is data from another machine, and is printed in the views."""
+    pa, _ = _arrow()
     source = Path(path).expanduser()
-    if not source.is_file():
+    shown = bounded(str(source), 300)
+    try:
+        found = source.is_file()
+    except OSError as exc:  # a name too long for the filesystem, ...
+        raise UserError(f"{where}: cannot read {shown} ({exc.strerror})") from None
+    if not found:
         raise UserError(
-            f"{where}: no latency table at {source}; expected a file written by "
-            "rsearch cost --space SPACE --latency --out FILE"
+            f"{where}: no latency table at {shown}; expected a file written by rsearch cost "
+            "--space SPACE --latency --out FILE (a resumed search reads the table it started "
+            "with, at this path)"
         )
     try:
-        table = pq.read_table(source)
-        meta = json.loads((table.schema.metadata or {})[META_KEY])
-        method = LatencyMethod(**meta["method"])
-        figures = {
-            key: json.loads(result)
-            for key, result in zip(
-                table.column("key").to_pylist(), table.column("result").to_pylist()
-            )
-        }
-        if not figures or not all(_valid_figure(f) for f in figures.values()):
-            raise ValueError("a row without a latency figure")
-    except (pa.ArrowException, OSError, KeyError, TypeError, ValueError) as exc:
+        return _parsed(source)
+    except (pa.ArrowException, OSError, KeyError, TypeError, ValueError, OverflowError) as exc:
         raise UserError(
-            f"{where}: {source} is not a latency table written by rsearch cost --out "
-            f"({type(exc).__name__})"
+            f"{where}: {shown} is not a latency table written by rsearch cost --out "
+            f"({type(exc).__name__}: {bounded(str(exc), 120)})"
         ) from None
+
+
+def _parsed(source: Path) -> LatencyTable:
+    _, pq = _arrow()
+    table = pq.read_table(source, columns=["key", "result"])
+    meta = json.loads((table.schema.metadata or {})[META_KEY])
+    if not isinstance(meta, dict):
+        raise TypeError("its metadata is not an object")
+    keys, results = table.column("key").to_pylist(), table.column("result").to_pylist()
+    figures = {key: json.loads(result) for key, result in zip(keys, results, strict=True)}
+    if not figures:
+        raise ValueError("no rows")
+    for key, figure in figures.items():
+        _check_figure(key, figure)
+    measured_at = meta["measured_at"]
+    if not _finite(measured_at) or not 0 <= measured_at < MAX_TIMESTAMP:
+        raise ValueError("measured_at: expected a unix time")
     return LatencyTable(
         path=str(source),
-        method=method,
-        device_name=str(meta["device_name"]),
-        software=str(meta["software"]),
-        measured_at=float(meta["measured_at"]),
+        method=LatencyMethod(**meta["method"]),
+        device_name=_label(meta, "device_name"),
+        software=_label(meta, "software"),
+        measured_at=float(measured_at),
         figures=figures,
     )
 
 
-def _valid_figure(figure) -> bool:
-    value = figure.get(M.LATENCY_MS) if isinstance(figure, dict) else None
-    return isinstance(value, int | float) and math.isfinite(value) and value > 0
+def _check_figure(key, figure) -> None:
+    """A row's figure: its statistics finite numbers (latency_ms > 0), as a search uses them."""
+    if not isinstance(key, str) or not isinstance(figure, dict):
+        raise TypeError("a row without a key or a figure")
+    for stat in _STATS:
+        if stat in figure and not _finite(figure[stat]):
+            raise ValueError(f"{stat}: expected a number")
+    if not _finite(figure.get(M.LATENCY_MS)) or figure[M.LATENCY_MS] <= 0:
+        raise ValueError(f"{M.LATENCY_MS}: expected a number > 0")
+
+
+def _finite(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _label(meta: dict, name: str) -> str:
+    """A short text of the metadata (shown in the dry run and the report)."""
+    value = meta[name]
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_LABEL_CHARS:
+        raise ValueError(f"{name}: expected a text of at most {MAX_LABEL_CHARS} characters")
+    return value
 
 
 def missing_keys(items: dict, table: dict) -> list[str]:
@@ -162,19 +205,19 @@ def missing_keys(items: dict, table: dict) -> list[str]:
 
 
 def missing_message(missing: list[str], items: dict, table: dict, where: str, remedy: str) -> str:
-    """The one line for architectures a table lacks: how many, the first few, the command."""
+    """The one line for networks a table lacks: how many, the first few, the command."""
     shown = "; ".join(_network_phrase(items[k]) for k in missing[:SHOWN_MISSING])
     more = f" and {len(missing) - SHOWN_MISSING} more" if len(missing) > SHOWN_MISSING else ""
     return (
-        f"{where}: {table['source']['path']} has no figure for {len(missing)} of the "
-        f"{len(items)} architectures to measure ({shown}{more}); measure them on the deployment "
-        f"target with: {remedy} and set {where} to that file"
+        f"{where}: the table has no figure for {len(missing)} of the {len(items)} networks the "
+        f"search needs ({shown}{more}); measure them on the deployment target: {remedy}"
     )
 
 
 def _network_phrase(item) -> str:
     cfg, resolution = item
-    return f"{cfg.name} @{resolution} px ({cfg.num_classes} classes)"
+    channels = "channel" if cfg.in_chans == 1 else "channels"
+    return f"{cfg.name} @{resolution} px ({cfg.num_classes} classes, {cfg.in_chans} {channels})"
 
 
 def survey_table(items: dict, table: dict, budget, reference: str | None) -> Survey:

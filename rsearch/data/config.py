@@ -101,8 +101,14 @@ def existing_location(location: str | None, what: str):
 
     if not location:
         raise UserError(f"--data-dir: the {what} source needs a data directory")
+    storage.check_no_credentials(location, "--data-dir")
     try:
         fs, path = storage.filesystem(location)
+        if storage.is_uri(location) and not path.strip("/"):
+            raise UserError(
+                f"--data-dir: expected a bucket after {location.partition('://')[0]}://, got "
+                f"{storage.redacted(location)}"
+            )
         kind = fs.get_file_info(path).type
         bucket = storage.missing_bucket(location) if kind == FileType.NotFound else None
     except (OSError, ValueError) as exc:  # pyarrow: unknown scheme, no connection, credentials

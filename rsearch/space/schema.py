@@ -27,7 +27,7 @@ from rsearch.data.config import SOURCES as DATA_SOURCES
 from rsearch.data.config import DataConfig
 from rsearch.errors import UserError
 from rsearch.space.distributions import is_integer
-from rsearch.storage import DEFAULT_STORAGE_PATH
+from rsearch.storage import DEFAULT_STORAGE_PATH, check_no_credentials
 
 Validator = Callable[[Any, str], Any]  # (value, key path) -> the value, or UserError
 
@@ -108,7 +108,8 @@ def text(pattern: str = r".+", expected: str = "a non-empty string") -> Validato
 
 # --- name ---------------------------------------------------------------------------------
 # The experiment folder's name: no separators, no leading dot (no `..`, no hidden folders).
-NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+# At most 200 characters: a folder name (filesystems refuse more than 255 bytes).
+NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}"
 parse_name = text(NAME_PATTERN, f"a name matching {NAME_PATTERN}")
 
 
@@ -303,23 +304,24 @@ class Constraints:
     max_flops: float | None = None
 
 
-def parse_constraints(raw: Any) -> Constraints:
+def parse_constraints(raw: Any, *, with_table: bool = True) -> Constraints:
     raw = strict_mapping(raw, "constraints", ("latency_ms", "max_params", "max_flops"))
     return Constraints(
-        latency=_parse_latency(raw.get("latency_ms")),
+        latency=_parse_latency(raw.get("latency_ms"), with_table),
         max_params=optional(number())(raw.get("max_params"), "constraints.max_params"),
         max_flops=optional(number())(raw.get("max_flops"), "constraints.max_flops"),
     )
 
 
-def _parse_latency(raw: Any) -> LatencySpec | None:
+def _parse_latency(raw: Any, with_table: bool = True) -> LatencySpec | None:
     path = "constraints.latency_ms"
     if raw is None:
         return None
     raw = strict_mapping(raw, path, _LATENCY_KEYS)
     # a resolved space writes unset keys as null
     raw = {k: v for k, v in raw.items() if v is not None}
-    table = _latency_table(raw, path)
+    table_path = _latency_table_path(raw, path)
+    table = read_table(table_path, f"{path}.table") if table_path and with_table else None
     if "max" not in raw and "max_ratio" not in raw:
         raise UserError(
             f"{path}.max: missing; expected the latency budget in ms (> 0), or max_ratio with a "
@@ -344,21 +346,20 @@ def _parse_latency(raw: Any) -> LatencySpec | None:
         raise UserError(exc.named(f"{path}.{exc.field}")) from None
     if table is not None:
         _check_table_method(method, table, path)
-    elif method.backend == "onnxruntime" and not onnxruntime_installed():
+    elif table_path is None and method.backend == "onnxruntime" and not onnxruntime_installed():
         raise UserError(
             f"{path}.backend: onnxruntime needs ONNX Runtime, an optional extra: {INSTALL}"
         )
-    return LatencySpec(
-        **budget, reference=reference, method=method, table=None if table is None else table.path
-    )
+    return LatencySpec(**budget, reference=reference, method=method, table=table_path)
 
 
-def _latency_table(raw: dict, path: str):
-    """The table a search reads its latency figures from (read now: a bad one fails here)."""
+def _latency_table_path(raw: dict, path: str) -> str | None:
+    """The absolute path of the table a search reads its latency figures from (read as the
+    space is parsed, unless rsearch cost --space is about to make it)."""
     if "table" not in raw:
         return None
     location = text()(raw["table"], f"{path}.table")
-    return read_table(os.path.abspath(os.path.expanduser(location)), f"{path}.table")
+    return os.path.abspath(os.path.expanduser(location))
 
 
 def _check_table_method(method: LatencyMethod, table, path: str) -> None:
@@ -596,8 +597,9 @@ def check_storage_path(path: str, where: str) -> str:
             f"{where}: unknown scheme {uri.group(1)!r}; expected a local path "
             f"or one of {', '.join(s + '://' for s in STORAGE_SCHEMES)}"
         )
-    if uri and not uri.group(2):
-        _fail(where, f"a bucket or path after {uri.group(1)}://", path)
+    if uri and not uri.group(2).partition("?")[0].strip("/"):
+        raise UserError(f"{where}: expected a bucket or path after {uri.group(1)}://")
+    check_no_credentials(path, where)
     return path
 
 

@@ -146,12 +146,13 @@ class SearchSpace:
         return epochs
 
 
-def load_space(path: str | os.PathLike) -> SearchSpace:
-    """Read and validate a space file; the experiment name defaults to the file's stem."""
-    return parse_space(read_yaml(path), source=str(path))
+def load_space(path: str | os.PathLike, *, with_table: bool = True) -> SearchSpace:
+    """Read and validate a space file; the experiment name defaults to the file's stem.
+    with_table=False leaves constraints.latency_ms.table unread (rsearch cost --space makes it)."""
+    return parse_space(read_yaml(path), source=str(path), with_table=with_table)
 
 
-def parse_space(mapping: dict, source: str = "<space>") -> SearchSpace:
+def parse_space(mapping: dict, source: str = "<space>", *, with_table: bool = True) -> SearchSpace:
     """Validate a space mapping (as read from YAML). Raises UserError naming the key path."""
     if not isinstance(mapping, dict):
         raise UserError(f"{source}: expected a mapping of search-space sections, got {mapping!r}")
@@ -164,7 +165,7 @@ def parse_space(mapping: dict, source: str = "<space>") -> SearchSpace:
     epochs = parse_epochs(raw["epochs"])
     search = parse_search(raw.get("search"), epochs)
     resources = parse_resources(raw.get("resources"))
-    constraints = parse_constraints(raw.get("constraints"))
+    constraints = parse_constraints(raw.get("constraints"), with_table=with_table)
     as_grid = search.algorithm == "grid"
     scaling = parse_scaling(raw["scaling"], as_grid)
     regularization = _dimensions(
@@ -228,7 +229,13 @@ def _check_across_sections(space: SearchSpace) -> None:
     _check_batch_split(space)
     _check_plan_size(space)
     latency = space.latency
-    if latency and latency.method.device == "cuda" and not space.resources.gpus_per_worker:
+    if latency and latency.table and space.architectures() is None:
+        raise UserError(
+            "constraints.latency_ms.table: expected a space that lists its architectures "
+            "(values or lists under scaling): a sampled range's networks are in no table"
+        )
+    measured_here = latency and latency.table is None  # a table's figures are read, not measured
+    if measured_here and latency.method.device == "cuda" and not space.resources.gpus_per_worker:
         # Latency is measured on the kind of device the trials use (a Ray task with their
         # resources).
         raise UserError(

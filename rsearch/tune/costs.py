@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import shlex
 
 from rsearch import metrics as M
 from rsearch.architecture import RESNETRS, Architecture
@@ -138,19 +139,25 @@ def _values(dimension) -> list:
     return (dimension.values() if dimension is not None else None) or [None]
 
 
-def _from_table(items: dict, ctx, ref: str | None):
-    """The figures of a table measured on the deployment target; nothing is measured here."""
+def check_table(space, ctx, space_arg: str) -> None:
+    """Before anything runs (the search, its dry run): every network the search's trials can
+    train is in the deployment table it reads, else one line naming the first few and the
+    command that measures them."""
+    if ctx.latency_table is None:
+        return
+    items = latency_items(space.architectures() or [], ctx, switches=recipe_switches(space))
+    _check_covered(items, ctx, NEW_TABLE_COMMAND.format(space=shlex.quote(space_arg)))
+
+
+def _check_covered(items: dict, ctx, remedy: str) -> None:
     missing = missing_keys(items, ctx.latency_table)
     if missing:
-        raise UserError(
-            missing_message(
-                missing,
-                items,
-                ctx.latency_table,
-                TABLE_KEY,
-                f"rsearch cost --space SPACE --latency --out {ctx.latency_table['source']['path']}",
-            )
-        )
+        raise UserError(missing_message(missing, items, ctx.latency_table, TABLE_KEY, remedy))
+
+
+def _from_table(items: dict, ctx, ref: str | None):
+    """The figures of a table measured on the deployment target; nothing is measured here."""
+    _check_covered(items, ctx, NEW_TABLE_COMMAND.format(space="SPACE"))
     return survey_table(items, ctx.latency_table, ctx.latency_budget, ref)
 
 

@@ -22,7 +22,7 @@ from ray import tune
 from rsearch import metrics as M
 from rsearch import results, storage
 from rsearch.cost import LatencyCache
-from rsearch.cost.table import missing_keys, missing_message, read_table
+from rsearch.cost.table import read_table
 from rsearch.data import DataConfig
 from rsearch.data.config import default_cache_root
 from rsearch.data.load import data_shape
@@ -33,14 +33,7 @@ from rsearch.space.schema import MODEL_BASED
 from rsearch.train.runner import preflight
 from rsearch.tune import jobs as J
 from rsearch.tune.confirm import run_confirmation
-from rsearch.tune.costs import (
-    NEW_TABLE_COMMAND,
-    TABLE_KEY,
-    latency_items,
-    measure_costs,
-    measure_costs_remote,
-    recipe_switches,
-)
+from rsearch.tune.costs import TABLE_KEY, check_table, measure_costs, measure_costs_remote
 from rsearch.tune.interrupt import Interrupted, StopSignals
 from rsearch.tune.lock import LOCK_FILE, DriverLock
 from rsearch.tune.plan import Plan, first_value, make_plan
@@ -110,18 +103,12 @@ def run_search(
 
 def _check_latency_table(space, exp_dir: str, data_info: dict, space_file: str | None) -> None:
     """A latency cache that cannot be read fails here, not inside the Ray task that measures;
-    so does a deployment target's table that lacks an architecture of the search."""
+    so does a deployment target's table that lacks a network of the search."""
     if space.latency is None:
         return
     if space.latency.table is not None:
-        ctx = _context(space, data_info, exp_dir)
-        archs = make_plan(space).architectures or []
-        items = latency_items(archs, ctx, switches=recipe_switches(space))
-        missing = missing_keys(items, ctx.latency_table)
-        if missing:
-            space_arg = space_file or storage.join(exp_dir, results.SPACE_FILE)
-            remedy = NEW_TABLE_COMMAND.format(space=shlex.quote(space_arg))
-            raise UserError(missing_message(missing, items, ctx.latency_table, TABLE_KEY, remedy))
+        space_arg = space_file or storage.join(exp_dir, results.SPACE_FILE)
+        check_table(space, _context(space, data_info, exp_dir), space_arg)
         return
     table = latency_table(exp_dir)
     if storage.exists(table):
@@ -246,11 +233,14 @@ def _deployment_table(latency) -> dict | None:
     return read_table(latency.table, TABLE_KEY).to_context()
 
 
-def dry_run_context(space, exp_dir: str) -> TrialContext:
+def dry_run_context(space, exp_dir: str, shape: dict | None = None) -> TrialContext:
     """The trial context a dry run measures with, without decoding any image: the class count
     and channels of the space's data, so that it looks up the latency-cache keys the search
     will (a 100-class model's head is not a 10-class one's). A plan is often made away from
-    the data (on a laptop, for a cluster that has it): then the space's declared shape."""
+    the data (on a laptop, for a cluster that has it): then the space's declared shape, or
+    `shape` ({num_classes, in_chans}) when the caller has it."""
+    if shape is not None:
+        return _context(space, shape, exp_dir)
     try:
         with renamed(SPACE_KEYS_OF_TRAIN_FLAGS):
             shape = data_shape(DataConfig(**space.data))

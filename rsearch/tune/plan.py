@@ -140,8 +140,8 @@ def _feasible_row(r: dict, relative: bool, named: bool = False) -> str:
     latency = f"{latency:10.3f}" if latency is not None else f"{'-':>10}"
     why = r.get(OVER_BUDGET)
     decision = "feasible" if why is None else f"over budget: {why}"
-    if r.get(M.LATENCY_BORDERLINE):
-        decision += " (borderline, re-measured)"
+    if r.get(M.LATENCY_BORDERLINE):  # a table's figure is not measured again
+        decision += " (borderline, re-measured)" if r.get(M.LATENCY_REMEASURED) else " (borderline)"
     elif r.get(M.LATENCY_REMEASURED):
         decision += " (re-measured)"
     return (
