@@ -4,7 +4,10 @@ and a divergence the failure-path tests install from outside the training code."
 from __future__ import annotations
 
 import inspect
+import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -145,6 +148,39 @@ def learning_args() -> list[str]:
         " --num-classes 10 --dropout 0.1 --base-lr 0.2 --randaugment-magnitude 5"
         " --crop-min-scale 0.35"
     ).split()
+
+
+# Runs many `rsearch` command lines in one fresh process (one torch and Ray import for all), and
+# says after each whether Ray was started: what a subprocess per bad input showed, at a fraction
+# of its cost.
+_BATCH = """
+import contextlib, io, json, sys
+import ray
+from rsearch.cli import main
+outcomes = []
+for argv in json.loads(sys.argv[1]):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = main(argv)
+        except SystemExit as exc:
+            code = exc.code
+    outcomes.append({"code": code, "stderr": err.getvalue(), "ray_started": ray.is_initialized()})
+print(json.dumps(outcomes))
+"""
+
+
+def cli_outcomes(argvs: list[list[str]], cwd) -> list[dict]:
+    """[{code, stderr, ray_started}] of `rsearch argv` for each argv, in one new process."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _BATCH, json.dumps(argvs)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def run_cli(argv, capsys):

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import run_cli
 
 from rsearch.architecture import Architecture
 from rsearch.cli import main
@@ -195,17 +193,6 @@ def test_cpu_trials_have_a_forecast_only_from_throughput(tmp_path, capsys, monke
     assert report["forecast"]["device"] == "cpu" and report["forecast"]["gpu_hours"] > 0
 
 
-def rsearch(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "rsearch", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=dict(os.environ),
-        timeout=300,
-    )
-
-
 @pytest.mark.parametrize(
     "flags,line",
     [
@@ -215,11 +202,12 @@ def rsearch(*args: str) -> subprocess.CompletedProcess:
         (["--throughput", "x"], "rsearch tune: error: --throughput: expected a number > 0"),
     ],
 )
-def test_bad_forecast_flags_are_one_line(tmp_path, flags, line):
+def test_bad_forecast_flags_are_one_line(tmp_path, flags, line, capsys):
     store = tmp_path / "store"
-    proc = rsearch("tune", "--space", str(write_space(tmp_path)), "--storage", str(store), *flags)
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith(line), proc.stderr
+    argv = ["tune", "--space", str(write_space(tmp_path)), "--storage", str(store), *flags]
+    code, _, err = run_cli(argv, capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith(line), err
     assert not store.exists()
 
 
@@ -239,10 +227,11 @@ def test_bad_forecast_flags_are_one_line(tmp_path, flags, line):
         ({}, ["--gpus", "2"], "--gpus: only with --dry-run"),
     ],
 )
-def test_a_forecast_that_cannot_be_made_is_one_line(tmp_path, changes, flags, message):
+def test_a_forecast_that_cannot_be_made_is_one_line(tmp_path, changes, flags, message, capsys):
     store = tmp_path / "store"
     path = write_space(tmp_path, **changes)
-    proc = rsearch("tune", "--space", str(path), "--storage", str(store), *flags)
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2 and len(lines) == 1 and message in lines[0], proc.stderr
+    argv = ["tune", "--space", str(path), "--storage", str(store), *flags]
+    code, _, err = run_cli(argv, capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and message in lines[0], err
     assert not store.exists()

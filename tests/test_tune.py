@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import cli_outcomes, run_cli
 
 from rsearch import metrics as M
 from rsearch import results
@@ -431,25 +432,27 @@ BAD_SPACES = [
 ]
 
 
-@pytest.mark.parametrize("change,named", BAD_SPACES)
-def test_malformed_space_exits_2_before_ray_and_writes_nothing(change, named, tmp_path):
-    space = smoke_space(tmp_path, "bad", **change)
-    storage = tmp_path / "store"
-    code = (
-        "import sys, ray; from rsearch.cli import main; c = main(sys.argv[1:]); "
-        "assert not ray.is_initialized(), 'ray started'; sys.exit(c)"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", code, "tune", "--space", str(space), "--storage", str(storage)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-    )
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2, proc.stderr
-    assert len(lines) == 1 and named in lines[0], lines
-    assert not storage.exists()
+@pytest.fixture(scope="module")
+def bad_space_outcomes(tmp_path_factory):
+    """Each of BAD_SPACES through `rsearch tune`, all in one fresh process: (outcome, storage)."""
+    folder = tmp_path_factory.mktemp("bad_spaces")
+    runs = []
+    for i, (change, _) in enumerate(BAD_SPACES):
+        case = folder / str(i)
+        case.mkdir()
+        space = smoke_space(case, "bad", **change)
+        runs.append((["tune", "--space", str(space), "--storage", str(case / "store")], case))
+    outcomes = cli_outcomes([argv for argv, _ in runs], cwd=ROOT)
+    return [(outcome, case / "store") for outcome, (_, case) in zip(outcomes, runs)]
+
+
+@pytest.mark.parametrize("index", range(len(BAD_SPACES)), ids=[n for _, n in BAD_SPACES])
+def test_malformed_space_exits_2_before_ray_and_writes_nothing(bad_space_outcomes, index):
+    outcome, storage = bad_space_outcomes[index]
+    lines = outcome["stderr"].strip().splitlines()
+    assert outcome["code"] == 2, outcome["stderr"]
+    assert len(lines) == 1 and BAD_SPACES[index][1] in lines[0], lines
+    assert not outcome["ray_started"] and not storage.exists()
 
 
 def test_missing_data_is_named_by_its_space_key_not_a_train_flag(tmp_path):
@@ -479,10 +482,11 @@ def test_resume_takes_the_experiment_folder_wherever_its_space_stored_it(tmp_pat
     assert by_name.returncode == 0 and f"results would go to {exp_dir}" in by_name.stdout
 
 
-def test_resume_of_a_missing_experiment_is_one_line_naming_where_it_looked(tmp_path):
-    proc = rsearch("tune", "--resume", "nope", "--storage", str(tmp_path), "--dry-run")
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+def test_resume_of_a_missing_experiment_is_one_line_naming_where_it_looked(tmp_path, capsys):
+    argv = ["tune", "--resume", "nope", "--storage", str(tmp_path), "--dry-run"]
+    code, _, err = run_cli(argv, capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, err
     assert (
         "error: --resume: " in lines[0]
         and str(tmp_path / "nope") in lines[0]
@@ -498,10 +502,10 @@ def test_resume_of_a_missing_experiment_is_one_line_naming_where_it_looked(tmp_p
         (["--storage", "s3://"], "--storage"),
     ],
 )
-def test_bad_tune_flags_are_one_line_before_anything_starts(flags, named, tmp_path):
-    proc = rsearch("tune", "--space", str(SMOKE), *flags, "--dry-run")
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2 and len(lines) == 1 and f"error: {named}: " in lines[0], proc.stderr
+def test_bad_tune_flags_are_one_line_before_anything_starts(flags, named, tmp_path, capsys):
+    code, _, err = run_cli(["tune", "--space", str(SMOKE), *flags, "--dry-run"], capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and f"error: {named}: " in lines[0], err
 
 
 def test_yaml_object_tag_never_executes(tmp_path):
@@ -649,15 +653,15 @@ def test_pareto_asha_stops_trials_behind_the_front_at_its_rung(tmp_path):
         (["--name", ""], "--name: expected a name matching"),
     ],
 )
-def test_unusable_storage_and_empty_flags_are_refused_up_front(tmp_path, flags, message):
+def test_unusable_storage_and_empty_flags_are_refused_up_front(tmp_path, flags, message, capsys):
     # Before: --storage on a file passed the dry run, and the real run failed after Ray started;
     # --name "" and --storage "" were silently ignored.
     afile = tmp_path / "afile.txt"
     afile.write_text("x")
     flags = [f.format(file=afile) for f in flags]
-    proc = rsearch("tune", "--space", str(SMOKE), *flags, "--dry-run")
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    code, _, err = run_cli(["tune", "--space", str(SMOKE), *flags, "--dry-run"], capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, err
     assert message.format(file=afile) in lines[0]
 
 
@@ -702,7 +706,9 @@ def test_two_families_on_one_front_end_to_end(tmp_path, ray_local, capsys):
     frame = results.read_experiment(tmp_path / "families").results
     assert (frame[M.STATUS] == M.STATUS_OK).all() and len(frame) == 3
     by_family = frame.set_index(M.MODEL)
-    assert list(frame[M.FAMILY]) == ["resnetrs", "efficientnet", "efficientnet"]
+    # trial ids follow the grid's order (trials finish in any order)
+    in_grid_order = frame.sort_values(M.TRIAL_ID)[M.FAMILY]
+    assert list(in_grid_order) == ["resnetrs", "efficientnet", "efficientnet"]
     effnet = by_family.loc["efficientnet-w0.25-d0.5"]
     assert (
         effnet[M.RECIPE] == "efficientnet" and by_family.loc["resnetrs-26-w0.25"][M.RECIPE] == "rs"
