@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import run_cli
 from test_tune import (  # tests/ is on sys.path (pytest prepend mode)
     SMOKE,
     _curve_epochs,
@@ -67,7 +68,7 @@ def test_tracking_section_is_parsed_and_saved_with_the_space():
         "http://127.0.0.1:5000",
         "https://mlflow.example.com/prefix",
         "file:///srv/mlruns",
-        "sqlite:///mlflow.db",
+        "sqlite:////srv/mlflow.db",
         "postgresql+psycopg2://mlflow@db:5432/mlflow",
         "databricks",
         "databricks://my-profile",
@@ -91,7 +92,10 @@ def test_tracking_uris_of_every_mlflow_store_are_accepted(uri):
         ("file:relative/mlruns", "tracking.mlflow: expected an MLflow tracking URI"),
         ("file://server/mlruns", "tracking.mlflow: expected an absolute folder after file://"),
         ("sqlite://", "tracking.mlflow: expected a database after sqlite://"),
-        ("http://me:secret@host:5000", "tracking.mlflow: expected no password in the URI"),
+        ("http://me:secret@host:5000", "tracking.mlflow: expected no password or token in"),
+        ("http://host:5000?token=secret", "tracking.mlflow: expected no password or token in"),
+        ("sqlite:///mlflow.db", "tracking.mlflow: expected an absolute database file"),
+        ("sqlite:///", "tracking.mlflow: expected an absolute database file"),
         ("http://" + "h" * 1000, "tracking.mlflow: expected an MLflow tracking URI"),
     ],
 )
@@ -342,3 +346,26 @@ def test_search_logs_one_nested_run_per_trial_and_a_resume_logs_on_in_them(tmp_p
         assert [m.step for m in client.get_metric_history(child.info.run_id, M.TEST_TOP1)] == [3]
         assert child.data.metrics[M.PARAMS] == row[M.PARAMS] and M.FLOPS in child.data.metrics
         assert set(EPOCH_LOGGED) <= set(child.data.metrics)
+
+
+@pytest.mark.parametrize(
+    ("started", "given", "expected"),
+    [
+        (None, "http://127.0.0.1:1", "--mlflow: this experiment was not tracked when it started"),
+        ("http://127.0.0.1:1", "http://127.0.0.1:2", "--mlflow: this experiment is tracked at"),
+    ],
+)
+def test_a_resume_logs_to_the_store_its_search_started_in(
+    tmp_path, capsys, started, given, expected
+):
+    """Another store would lack the finished trials: refused; --no-mlflow resumes untracked."""
+    exp_dir = tmp_path / "smoke"
+    space = parse_space(tracked_space(started))
+    results.create_experiment(exp_dir, {"status": "interrupted", "epochs": [1]}, space.resolved())
+    code, _, err = run_cli(["tune", "--resume", str(exp_dir), "--mlflow", given], capsys)
+    assert code == 2 and err.strip().splitlines()[-1].startswith(f"rsearch tune: error: {expected}")
+    argv = ["tune", "--resume", str(exp_dir), "--no-mlflow", "--dry-run", "--json"]
+    code, _, err = run_cli(argv, capsys)
+    assert code == 0, err
+    argv = ["tune", "--resume", str(exp_dir), "--mlflow", given, "--no-mlflow"]
+    assert run_cli(argv, capsys)[0] == 2  # one or the other

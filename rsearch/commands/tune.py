@@ -82,12 +82,19 @@ def register(subparsers) -> None:
     p.add_argument(
         "--address", help="Ray cluster address, e.g. auto (default: $RAY_ADDRESS, else a local Ray)"
     )
-    p.add_argument(
+    tracking = p.add_mutually_exclusive_group()
+    tracking.add_argument(
         "--mlflow",
         metavar="URI",
         help="log every trial to this MLflow tracking server (http://HOST:PORT, or any MLflow "
         "tracking URI): one run per trial, nested under one run per search; overrides the "
         "space's tracking.mlflow (pip install 'rsearch[mlflow]')",
+    )
+    tracking.add_argument(
+        "--no-mlflow",
+        action="store_true",
+        help="no tracking this time, whatever the space's tracking.mlflow says (a resume whose "
+        "tracking server is gone)",
     )
     p.add_argument("--quiet", action="store_true", help="no live progress lines")
     p.set_defaults(func=run)
@@ -122,16 +129,37 @@ def _load(args):
     return space, experiment_dir(space, args.storage, args.name)
 
 
-def _tracked(space, mlflow_uri: str | None):
+def _tracked(space, args):
     """The space, tracked at --mlflow's URI when given (it overrides tracking.mlflow, and is
-    saved with the experiment's space.yaml: a resume logs to the same server)."""
-    if mlflow_uri is None:
-        return space
+    saved with a new experiment's space.yaml), or not at all with --no-mlflow. A resume logs to
+    the store its search started in: another one would lack its finished trials."""
     from rsearch.space.schema import TrackingSpec
+
+    if args.no_mlflow:
+        return dataclasses.replace(space, tracking=TrackingSpec(mlflow=None))
+    if args.mlflow is None:
+        return space
     from rsearch.space.space import check_mlflow_installed
 
     check_mlflow_installed("--mlflow")
-    return dataclasses.replace(space, tracking=TrackingSpec(mlflow=mlflow_uri))
+    if args.resume:
+        _check_same_store(space.tracking.mlflow, args.mlflow)
+    return dataclasses.replace(space, tracking=TrackingSpec(mlflow=args.mlflow))
+
+
+def _check_same_store(started_in: str | None, given: str) -> None:
+    from rsearch.tune.tracking import same_store  # mlflow's side, when tracking is asked for
+
+    if started_in is None:
+        raise UserError(
+            "--mlflow: this experiment was not tracked when it started; a store would lack its "
+            "finished trials (resume without --mlflow)"
+        )
+    if not same_store(started_in, given):
+        raise UserError(
+            f"--mlflow: this experiment is tracked at {storage.redacted(started_in)}; a resume "
+            "logs there (drop --mlflow, or pass --no-mlflow to resume without tracking)"
+        )
 
 
 def _resume_location(resume: str, storage_root: str | None) -> str:
@@ -165,7 +193,7 @@ def run(args) -> int:
 
         check_mlflow_uri(args.mlflow, "--mlflow")
     space, exp_dir = _load(args)
-    space = _tracked(space, args.mlflow)
+    space = _tracked(space, args)
     plan = make_plan(space)
     if args.dry_run:
         return _dry_run(args, space, plan, exp_dir)

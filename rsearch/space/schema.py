@@ -648,10 +648,16 @@ def check_mlflow_uri(uri: Any, where: str) -> str:
         raise UserError(
             f"{where}: expected {expected} (schemes: {', '.join(MLFLOW_SCHEMES)}), got {uri!r}"
         )
-    if parts.password is not None:
+    secret_query = any(
+        word in key.lower()
+        for key, _, _ in (option.partition("=") for option in parts.query.split("&"))
+        for word in ("password", "secret", "token", "key", "credential")
+    )
+    if parts.password is not None or secret_query:
         raise UserError(
-            f"{where}: expected no password in the URI (it would be saved with the experiment); "
-            "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN"
+            f"{where}: expected no password or token in the URI (it would be saved with the "
+            "experiment); set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or "
+            "MLFLOW_TRACKING_TOKEN"
         )
     if scheme in ("http", "https") and (not parts.hostname or port == 0):
         _fail(where, f"a host (and port) after {parts.scheme}://, e.g. http://127.0.0.1:5000", uri)
@@ -659,5 +665,9 @@ def check_mlflow_uri(uri: Any, where: str) -> str:
     if scheme == "file" and (not parts.path.startswith("/") or not local_host):
         _fail(where, "an absolute folder after file://, e.g. file:///srv/mlruns", uri)
     if scheme not in ("http", "https", "file", "databricks") and not (parts.netloc or parts.path):
-        _fail(where, f"a database after {parts.scheme}://, e.g. sqlite:///mlflow.db", uri)
+        _fail(where, f"a database after {parts.scheme}://, e.g. sqlite:////srv/mlflow.db", uri)
+    if scheme == "sqlite" and (not parts.path.startswith("//") or parts.path.strip("/") == ""):
+        # sqlite:///x.db is relative to wherever the driver runs (a resume elsewhere would log
+        # to another database); sqlite:/// alone is an in-memory database, lost at exit
+        _fail(where, "an absolute database file, e.g. sqlite:////srv/mlflow.db", uri)
     return uri

@@ -58,8 +58,9 @@ RUN_STATUS = {"finished": "FINISHED", "interrupted": "KILLED", "failed": "FAILED
 # 7 retries with exponential back-off, 120 s per request); nor print two "View run" lines per
 # trial to stdout when a run ends. The user's own settings win.
 CLIENT_DEFAULTS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+    # a stalled server costs one wait of PROBE_TIMEOUT_S, then tracking stops (the search goes on)
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": str(PROBE_TIMEOUT_S),
     "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
 }
 
@@ -75,8 +76,8 @@ def check_server(uri: str, experiment: str, where: str) -> None:
     if found is not None and found.lifecycle_stage == "deleted":
         raise UserError(
             f"{where}: the MLflow experiment {experiment!r} at {uri} is deleted; restore it "
-            f"(mlflow experiments restore --experiment-id {found.experiment_id}) or choose "
-            "another --name"
+            f"(mlflow experiments restore --experiment-id {found.experiment_id}), choose "
+            "another --name, or run with --no-mlflow"
         )
 
 
@@ -100,10 +101,21 @@ def _probe_settings() -> Iterator[None]:
 
 
 def _unusable(uri: str, reason: str) -> str:
+    uri = storage.redacted(uri)
+    if "certificate verify failed" in reason:
+        return (
+            f"the MLflow tracking server at {uri} failed the TLS certificate check ({reason}); "
+            "trust its certificate (MLFLOW_TRACKING_SERVER_CERT_PATH) or run with --no-mlflow"
+        )
+    if "error code" in reason:
+        return (
+            f"{uri} answered, but not as an MLflow tracking server ({bounded(reason, 120)}); "
+            "check the URI, or run with --no-mlflow"
+        )
     if uri.startswith(("http://", "https://")):
         return (
             f"the MLflow tracking server at {uri} did not answer within {PROBE_TIMEOUT_S} s "
-            f"({reason}); start it, or run without tracking"
+            f"({reason}); start it, or run with --no-mlflow"
         )
     return f"MLflow cannot use the tracking store {uri} ({reason})"
 
@@ -153,10 +165,15 @@ def start_search_run(space, exp_dir: str, resume: bool, quiet: bool) -> SearchRu
 def _recorded_run(exp_dir: str, uri: str) -> str | None:
     """The search run a first driver recorded, when it is on this same server."""
     meta = results.read_experiment(exp_dir, allow_empty=True).meta.get(META_KEY)
-    if isinstance(meta, dict) and meta.get("tracking_uri") == uri:
+    if isinstance(meta, dict) and same_store(meta.get("tracking_uri"), uri):
         run_id = meta.get("run_id")
         return run_id if isinstance(run_id, str) else None
     return None
+
+
+def same_store(a, b) -> bool:
+    """Whether two tracking URIs name one store (http://host:5000/ is http://host:5000)."""
+    return isinstance(a, str) and isinstance(b, str) and a.rstrip("/") == b.rstrip("/")
 
 
 def _search_params(space) -> dict:
