@@ -448,14 +448,10 @@ def _refuse_beside_space(args) -> None:
 def _space_shape(space, args) -> dict:
     """The class count and channels of the space's data, which decide the networks' heads and
     stems; where the data cannot be read (a deployment target), --classes and --in-chans."""
-    from rsearch.data import DataConfig
-    from rsearch.data.load import data_shape
-    from rsearch.errors import renamed
-    from rsearch.tune.driver import SPACE_KEYS_OF_TRAIN_FLAGS
+    from rsearch.tune.driver import space_data_shape  # Ray's types: when the command runs
 
     try:
-        with renamed(SPACE_KEYS_OF_TRAIN_FLAGS):
-            shape = data_shape(DataConfig(**space.data))
+        shape = space_data_shape(space)
     except UserError as exc:
         if args.classes is None:
             raise UserError(

@@ -233,6 +233,13 @@ def _deployment_table(latency) -> dict | None:
     return read_table(latency.table, TABLE_KEY).to_context()
 
 
+def space_data_shape(space) -> dict:
+    """{num_classes, in_chans} of the space's data, read without decoding an image; a UserError
+    naming the space's keys when the data cannot be read here."""
+    with renamed(SPACE_KEYS_OF_TRAIN_FLAGS):
+        return data_shape(DataConfig(**space.data))
+
+
 def dry_run_context(space, exp_dir: str, shape: dict | None = None) -> TrialContext:
     """The trial context a dry run measures with, without decoding any image: the class count
     and channels of the space's data, so that it looks up the latency-cache keys the search
@@ -242,8 +249,7 @@ def dry_run_context(space, exp_dir: str, shape: dict | None = None) -> TrialCont
     if shape is not None:
         return _context(space, shape, exp_dir)
     try:
-        with renamed(SPACE_KEYS_OF_TRAIN_FLAGS):
-            shape = data_shape(DataConfig(**space.data))
+        shape = space_data_shape(space)
     except UserError as exc:
         shape = {
             "num_classes": int(space.data.get("num_classes", 10)),
