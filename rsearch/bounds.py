@@ -165,6 +165,7 @@ FIELDS: dict[str, Bound] = {
     "bf16": Bound("bool"),
     "channels_last": Bound("bool"),
     "compile": Bound("bool"),
+    "cuda_graphs": Bound("bool"),
 }
 
 

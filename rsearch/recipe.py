@@ -58,6 +58,9 @@ class Recipe:
     bf16: bool = True  # bf16 autocast on GPU
     channels_last: bool = True  # NHWC on GPU
     compile: bool = False  # torch.compile the model
+    # the whole training step (forward .. optimizer, EMA) captured in a CUDA graph and replayed:
+    # one worker on a GPU; on a CPU the same step runs uncaptured (train/step.py)
+    cuda_graphs: bool = False
 
     def __post_init__(self):
         # Every field's rule is in rsearch.bounds; the space schema and the commands say which

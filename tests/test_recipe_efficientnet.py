@@ -145,7 +145,7 @@ RS_50 = Recipe(
     label_smoothing=0.1, dropout=0.25, stochastic_depth=0.0, randaugment_ops=2,
     randaugment_magnitude=10, ema_decay=0.9999,
     resnet_d=True, se=True,
-    bf16=True, channels_last=True, compile=False,
+    bf16=True, channels_last=True, compile=False, cuda_graphs=False,
 )
 # fmt: on
 

@@ -538,6 +538,11 @@ BAD = [
         "recipe.batch_size: expected a list of batch sizes with resources.workers 2",
     ),
     (
+        [("resources.workers", 2), ("recipe.cuda_graphs", [False, True])],
+        "recipe.cuda_graphs: expected false with resources.workers 2 (a CUDA-graph step runs in "
+        "one worker; the DDP all-reduce is not captured), got true",
+    ),
+    (
         [("resources.gpus_per_worker", -1)],
         "resources.gpus_per_worker: expected a number >= 0, got -1",
     ),

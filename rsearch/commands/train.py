@@ -33,7 +33,7 @@ FLAGS = {"preset": "--recipe", "device": "--gpu", "source": "--data"}
 # default of its own counts as given when it differs from that default.
 _TRIAL_FLAGS = {
     **dict.fromkeys(("model", "depth", "width", "resolution", "recipe", "data_dir")),
-    **dict.fromkeys(("train_size", "crop_min_scale", "compile", "deterministic")),
+    **dict.fromkeys(("train_size", "crop_min_scale", "compile", "cuda_graphs", "deterministic")),
     **{"batch_size": 128, "seed": 0, "data": "synthetic", "num_classes": 10, "workers": 1},
 }
 
@@ -75,6 +75,11 @@ def register(subparsers) -> None:
     )
     train.add_argument("--seed", type=int, default=_TRIAL_FLAGS["seed"])
     train.add_argument("--compile", action="store_true", help="torch.compile the model")
+    train.add_argument(
+        "--cuda-graphs",
+        action="store_true",
+        help="capture the whole training step in a CUDA graph (--gpu, one worker)",
+    )
     train.add_argument(
         "--deterministic", action="store_true", help="deterministic torch algorithms"
     )
@@ -165,7 +170,9 @@ def build_config(args):
         )
     with named_flags(FLAGS):
         overrides = {f: getattr(args, f) for f in RECIPE_FLAGS if getattr(args, f) is not None}
-        overrides.update(batch_size=args.batch_size, compile=args.compile)
+        overrides.update(
+            batch_size=args.batch_size, compile=args.compile, cuda_graphs=args.cuda_graphs
+        )
         if _is_efficientnet(args.model):
             arch, recipe = _efficientnet(args, overrides)
         else:

@@ -226,7 +226,7 @@ def _check_across_sections(space: SearchSpace) -> None:
             raise UserError(
                 f"recipe.{key}: already set in regularization.{key}; expected it in one section"
             )
-    _check_batch_split(space)
+    _check_workers(space)
     _check_plan_size(space)
     latency = space.latency
     if latency and latency.table and space.architectures() is None:
@@ -298,11 +298,18 @@ def _check_plan_size(space: SearchSpace) -> None:
         )
 
 
-def _check_batch_split(space: SearchSpace) -> None:
-    """The global batch is split evenly over the workers of a trial."""
+def _check_workers(space: SearchSpace) -> None:
+    """The global batch is split evenly over the workers of a trial; a CUDA-graph step
+    has one worker (the DDP all-reduce is not captured)."""
     workers = space.resources.workers
     if workers == 1:
         return
+    graphs = space.recipe.get("cuda_graphs")
+    if graphs is not None and True in (graphs.values() or [True]):
+        raise UserError(
+            f"recipe.cuda_graphs: expected false with resources.workers {workers} (a CUDA-graph "
+            f"step runs in one worker; the DDP all-reduce is not captured), got true"
+        )
     dim = space.recipe.get("batch_size")
     values = [Recipe().batch_size] if dim is None else dim.values()
     if values is None:  # a randint too wide to list

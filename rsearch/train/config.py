@@ -42,6 +42,10 @@ class TrainConfig:
             bounds.check("width", self.width)
         for name in ("resolution", "epochs", "workers"):
             bounds.check(name, getattr(self, name))
+        if self.recipe.cuda_graphs and self.workers > 1:
+            # DDP's gradient all-reduce is not captured (train/step.py): one worker per trial
+            expected = "1 with cuda_graphs (the DDP all-reduce is not captured)"
+            raise FieldError("workers", expected, self.workers)
         if self.recipe.batch_size % self.workers:
             expected = f"a multiple of the worker count ({self.workers})"
             raise FieldError("batch_size", expected, self.recipe.batch_size)

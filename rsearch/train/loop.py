@@ -27,6 +27,7 @@ from rsearch.data import load_data, make_loader
 from rsearch.models import build
 from rsearch.train.config import TrainConfig
 from rsearch.train.optim import LRSchedule, WeightEMA, make_optimizer
+from rsearch.train.step import EagerStep, GraphStep, StepParts
 from rsearch.train.syncbn import convert_global_batchnorm
 
 
@@ -91,10 +92,13 @@ class Trainer:
         self.core = self._build_model()  # the bare model (state dicts, EMA source)
         self.model = self._parallel(self.core)  # what is trained (DDP-wrapped when distributed)
         self.ema = WeightEMA(self.core, recipe.ema_decay) if recipe.ema_decay > 0 else None
-        self.optimizer = make_optimizer(self.core, recipe)
+        self.optimizer = make_optimizer(self.core, recipe, graph_safe=recipe.cuda_graphs)
         self.steps_per_epoch = _steps_per_epoch(len(self.splits.train), cfg)
         self.schedule = LRSchedule(recipe, self.steps_per_epoch, cfg.epochs)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+        self.train_step = (GraphStep if recipe.cuda_graphs else EagerStep)(
+            self.step_parts(), self.device
+        )
         self.loaders = {}  # built once; worker processes persist across epochs
         self.step = 0
         self.epoch = 0
@@ -161,27 +165,17 @@ class Trainer:
         loader = self._loader("train")
         loader.set_epoch(self.epoch)
         steps = self.steps_per_epoch
-        loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
+        self.train_step.take_loss_sum()  # start the epoch's sum at zero
         images = 0
         for i, (x, y) in enumerate(loader):
             if i >= steps:
                 break
-            x, y = self._to_device(x, y)
-            lr = self.schedule(self.step)
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
-            with self._autocast():
-                loss = self.criterion(self.model(x), y)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            if self.ema is not None:
-                self.ema.update(self.core, self.step)
+            self.train_step(x, y, self.step)
             self.step += 1
-            loss_sum += loss.detach()
             images += x.shape[0] * self.world_size
             if progress is not None and self.rank == 0:
                 progress(i + 1, steps)
+        loss_sum = self.train_step.take_loss_sum()
         mean_loss = self._all_reduce_sum(loss_sum).item() / (steps * self.world_size)
         if not math.isfinite(mean_loss):
             raise TrainingDiverged(f"training loss is {mean_loss} in epoch {self.epoch + 1}")
@@ -227,10 +221,23 @@ class Trainer:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, y.to(self.device, non_blocking=True)
 
-    def _autocast(self):
+    def _autocast(self, cache_enabled: bool = True):
         if self.device.type == "cuda" and self.cfg.recipe.bf16:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+            return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=cache_enabled)
         return nullcontext()
+
+    def step_parts(self) -> StepParts:
+        """What a training step works on (train/step.py)."""
+        return StepParts(
+            model=self.model,
+            core=self.core,
+            optimizer=self.optimizer,
+            criterion=self.criterion,
+            schedule=self.schedule,
+            ema=self.ema,
+            prepare=self._to_device,
+            autocast=self._autocast,
+        )
 
     def _all_reduce_sum(self, t: torch.Tensor) -> torch.Tensor:
         if self.world_size > 1:

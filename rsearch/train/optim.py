@@ -11,8 +11,14 @@ from torch import nn
 from rsearch.recipe import Recipe
 
 
-def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+def make_optimizer(
+    model: nn.Module, recipe: Recipe, *, graph_safe: bool = False
+) -> torch.optim.Optimizer:
     """The recipe's optimizer; no weight decay on BN parameters and biases (the 1-d tensors).
+
+    `graph_safe`: an update a CUDA graph can capture, reading its LR from a device tensor
+    (train/step.py GraphStep installs it): SGD as torch's fused kernel, one launch for all
+    tensors; RMSprop as foreach with `capturable` (its step count stays on the device).
 
     SGD with (Nesterov) momentum for ResNet-RS. RMSProp for EfficientNet, with the official
     code's decay 0.9 (torch's alpha) and epsilon 1e-3 (utils.build_optimizer); torch adds
@@ -28,15 +34,26 @@ def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
         {"params": no_decay, "weight_decay": 0.0},
     ]
     if recipe.optimizer == "rmsprop":
+        capturable = graph_safe and _on_cuda(model)  # torch supports it on CUDA only
         return torch.optim.RMSprop(
-            groups, lr=recipe.peak_lr(), alpha=0.9, eps=1e-3, momentum=recipe.momentum
+            groups,
+            lr=recipe.peak_lr(),
+            alpha=0.9,
+            eps=1e-3,
+            momentum=recipe.momentum,
+            **({"foreach": True, "capturable": capturable} if graph_safe else {}),
         )
     return torch.optim.SGD(
         groups,
         lr=recipe.peak_lr(),
         momentum=recipe.momentum,
         nesterov=recipe.nesterov and recipe.momentum > 0,
+        **({"fused": True} if graph_safe else {}),
     )
+
+
+def _on_cuda(model: nn.Module) -> bool:
+    return any(p.is_cuda for p in model.parameters())
 
 
 class LRSchedule:
@@ -82,14 +99,24 @@ class WeightEMA:
         for p in self.module.parameters():
             p.requires_grad_(False)
 
+    def decay_at(self, step: int) -> float:
+        return min(self.decay, (1 + step) / (10 + step))
+
     @torch.no_grad()
     def update(self, model: nn.Module, step: int) -> None:
-        d = min(self.decay, (1 + step) / (10 + step))
-        ema_float, src_float = [], []
+        self.blend(model, 1.0 - self.decay_at(step))
+
+    @torch.no_grad()
+    def blend(self, model: nn.Module, weight: float | torch.Tensor) -> None:
+        """EMA += weight x (model - EMA).  A tensor `weight` is read on the device when the
+        kernel runs (what a CUDA graph needs: a float would be frozen into it)."""
+        ema_float, src_float, ema_other, src_other = [], [], [], []
         for target, value in zip(self.module.state_dict().values(), model.state_dict().values()):
-            if target.dtype.is_floating_point:
-                ema_float.append(target)
-                src_float.append(value)
-            else:
-                target.copy_(value)  # e.g. BN's num_batches_tracked
-        torch._foreach_lerp_(ema_float, src_float, 1.0 - d)  # one fused kernel, not one per tensor
+            floating = target.dtype.is_floating_point
+            (ema_float if floating else ema_other).append(target)
+            (src_float if floating else src_other).append(value)
+        if ema_other:
+            torch._foreach_copy_(ema_other, src_other)  # e.g. BN's num_batches_tracked
+        if isinstance(weight, torch.Tensor):
+            weight = [weight] * len(ema_float)  # the tensor-weight overload (no .item())
+        torch._foreach_lerp_(ema_float, src_float, weight)  # one fused kernel, not one per tensor
