@@ -37,3 +37,38 @@ def setup_device(args) -> torch.device:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     return device
+
+
+def rsearch_graph_step(model, forward, *, batch: int, device, autocast_dtype=None):
+    """rsearch's training step as `recipe.cuda_graphs` runs it (rsearch.train.step.GraphStep):
+    the RS recipe's weight-decay groups in torch's fused SGD (peak LR for `batch`, constant),
+    the weight EMA, the loss summed on the device; on CUDA the whole step is captured in one
+    graph after three uncaptured steps.  `forward`: the model, or its torch.compile wrapper.
+    Call it as step(x, y, step_number) with device tensors."""
+    from torch import nn
+
+    from rsearch.recipe import Recipe
+    from rsearch.train.optim import WeightEMA, make_optimizer
+    from rsearch.train.step import GraphStep, StepParts
+
+    recipe = Recipe(batch_size=batch, weight_decay=4e-5, ema_decay=0.9999)
+
+    def autocast(cache_enabled=True):
+        return torch.autocast(
+            device.type,
+            autocast_dtype or torch.float32,
+            enabled=autocast_dtype is not None,
+            cache_enabled=cache_enabled,
+        )
+
+    parts = StepParts(
+        model=forward,
+        core=model,
+        optimizer=make_optimizer(model, recipe, graph_safe=True),
+        criterion=nn.CrossEntropyLoss(),
+        schedule=lambda step: recipe.peak_lr(),  # constant: speed only
+        ema=WeightEMA(model, recipe.ema_decay),
+        prepare=lambda x, y: (x, y),
+        autocast=autocast,
+    )
+    return GraphStep(parts, device)

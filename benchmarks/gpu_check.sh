@@ -1,23 +1,75 @@
 #!/usr/bin/env bash
 # The GPU checks, as one script for a lent GPU machine (torch, torchvision, timm; no Ray):
-#   bash benchmarks/gpu_check.sh OUTDIR
-# 1. training step, rsearch vs timm, bf16 + channels_last, eager     (benchmarks/model_step.py)
-# 2. end-to-end step fed by the real input pipeline vs synthetic tensors (benchmarks/input_pipeline.py --e2e)
-# 3. inference latency of ResNet-RS-50 @160 with its method            (rsearch cost --latency)
-# 4. training step with torch.compile                                  (benchmarks/model_step.py --compile)
-# 5. the paper's table 3: RS-350 @256 vs B6 @528, RS-420 @320 vs B7 @600  (benchmarks/family_step.py)
+#   bash benchmarks/gpu_check.sh OUTDIR [CHECK ...]      (default: every check, in this order)
+# A lent machine allows 10 minutes a command: run the checks in two or three calls, e.g.
+#   bash benchmarks/gpu_check.sh $OUT graph jpeg-device jpeg-cpu      (issue 15, ~8 min)
+#   bash benchmarks/gpu_check.sh $OUT latency-graphs family           (issues 15 and 12)
+# Checks (each writes OUTDIR/<check>.json and prints its summary):
+#   eager           training step, rsearch vs timm, bf16 + channels_last, eager (model_step.py)
+#   compile         the same with torch.compile on both
+#   graph           rsearch's CUDA-graph step (fused SGD, EMA) + compile vs timm + compile
+#   jpeg-device     CUDA-graph step fed from JPEGs decoded and augmented on the GPU, vs the same
+#                   step on synthetic tensors (input_pipeline.py --e2e --decode device)
+#   jpeg-cpu        the same fed by CPU loader workers (--decode cpu)
+#   pipeline-device the device JPEG pipeline alone (images/s it delivers)
+#   e2e-synth       eager step fed by the loader from synthetic scenes vs synthetic tensors
+#   latency         inference latency of ResNet-RS-50 @160, batch 1 and 128, eager
+#   latency-graphs  the same compiled with CUDA graphs (rsearch cost --compile --cuda-graphs)
+#   family          the paper's table 3: RS-350 @256 vs B6 @528, RS-420 @320 vs B7 @600
+# DEVICE=cpu runs every check small on the CPU first (a smoke test of this script's wiring).
 set -u
 OUT=${1:-${OUT:-gpu_out}}
+shift || true
+CHECKS=("$@")
+[ ${#CHECKS[@]} -eq 0 ] && CHECKS=(eager compile graph jpeg-device jpeg-cpu pipeline-device
+    e2e-synth latency latency-graphs family)
 mkdir -p "$OUT"
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 RSEARCH_CACHE=/tmp/rsearch-cache
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
+JPEG=/tmp/rsearch-jpeg  # synthetic scenes as a JPEG ImageFolder, written once
+DEVICE=${DEVICE:-cuda}
+if [ "$DEVICE" = cuda ]; then
+    DTYPE=bfloat16 SMALL="" FAMILY=""
+    STEP="--device cuda --dtype bfloat16 --channels-last"
+    FEED="--model resnetrs-50 --resolution 160 --batch 256 --workers 14 --train-size 10240"
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
+else
+    DTYPE=float32 SMALL="--resolution 32 --batch 4 --steps 1 --warmup 1" FAMILY="--smoke"
+    STEP="--device cpu"
+    FEED="--resolution 32 --batch 8 --workers 1 --train-size 64 --jpeg-size 48 --steps 2 --warmup 1"
+    JPEG=$OUT/jpeg
+fi
 python3 -c "import torch, torchvision, timm; print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'timm', timm.__version__)" | tee -a "$OUT/gpu.txt"
-timeout 120 python3 benchmarks/model_step.py --device cuda --dtype bfloat16 --channels-last --rounds 5 \
-    --json "$OUT/step_eager.json" 2>&1 | tail -8
-timeout 200 python3 benchmarks/input_pipeline.py --e2e --device cuda --model resnetrs-50 --resolution 160 \
-    --batch 256 --dtype bfloat16 --channels-last --workers 14 --json "$OUT/e2e_synth.json" 2>&1 | tail -8
-timeout 60 python3 -m rsearch cost --model resnetrs-50 --resolution 160 --latency --device cuda \
-    --dtype bfloat16 --batch 1,128 --no-cache --json > "$OUT/latency.json" 2> "$OUT/latency.err"; tail -c 600 "$OUT/latency.json"
-timeout 220 python3 benchmarks/model_step.py --device cuda --dtype bfloat16 --channels-last --compile \
-    --rounds 3 --json "$OUT/step_compile.json" 2>&1 | tail -8
-timeout 300 python3 benchmarks/family_step.py --device cuda --json "$OUT/family_step.json" 2>&1 | tail -10
+
+run_check() {
+    local name=$1
+    echo "== $name"
+    case $name in
+    eager) timeout 120 python3 benchmarks/model_step.py $STEP $SMALL --rounds 5 \
+        --json "$OUT/$name.json" ;;
+    compile) timeout 220 python3 benchmarks/model_step.py $STEP $SMALL --compile --rounds 3 \
+        --json "$OUT/$name.json" ;;
+    graph) timeout 240 python3 benchmarks/model_step.py $STEP $SMALL --compile --cuda-graphs \
+        --rounds 5 --json "$OUT/$name.json" ;;
+    jpeg-device) timeout 200 python3 benchmarks/input_pipeline.py --e2e $STEP $FEED --compile \
+        --cuda-graphs --prepare-jpeg $JPEG --decode device --json "$OUT/$name.json" ;;
+    jpeg-cpu) timeout 200 python3 benchmarks/input_pipeline.py --e2e $STEP $FEED --compile \
+        --cuda-graphs --prepare-jpeg $JPEG --decode cpu --json "$OUT/$name.json" ;;
+    pipeline-device) timeout 120 python3 benchmarks/input_pipeline.py $STEP $FEED \
+        --prepare-jpeg $JPEG --decode device --json "$OUT/$name.json" ;;
+    e2e-synth) timeout 200 python3 benchmarks/input_pipeline.py --e2e $STEP $FEED \
+        --json "$OUT/$name.json" ;;
+    latency) timeout 60 python3 -m rsearch cost --model resnetrs-50 --resolution 160 --latency \
+        --device $DEVICE --dtype $DTYPE --batch 1,128 --no-cache --json > "$OUT/$name.json" ;;
+    latency-graphs) timeout 150 python3 -m rsearch cost --model resnetrs-50 --resolution 160 \
+        --latency --device $DEVICE --dtype $DTYPE --batch 1,128 --compile --cuda-graphs \
+        --no-cache --json > "$OUT/$name.json" ;;
+    family) timeout 300 python3 benchmarks/family_step.py --device $DEVICE $FAMILY \
+        --json "$OUT/$name.json" ;;
+    *) echo "unknown check: $name" >&2; return 2 ;;
+    esac 2>&1 | tail -12
+    echo "== $name: exit ${PIPESTATUS[0]}"
+}
+
+for check in "${CHECKS[@]}"; do
+    run_check "$check"
+done

@@ -20,6 +20,13 @@ batches so work the workers did before the clock started does not count.
         --batch 256 --dtype bfloat16 --channels-last --workers 16 --json e2e.json
     python benchmarks/input_pipeline.py --prepare-jpeg /tmp/jpeg ...  # synthetic scenes as a
                                                                      # JPEG ImageFolder (decoding)
+    python benchmarks/input_pipeline.py --prepare-jpeg /tmp/jpeg --decode device --e2e \\
+        --cuda-graphs --compile --device cuda ...  # nvJPEG + grouped augmentation on the GPU,
+                                                   # feeding the CUDA-graph step
+
+--decode device: the workers only read the files and draw each sample's augmentation; the
+batch is decoded and augmented on the device (rsearch.data.device_jpeg), the same images as
+the CPU workers make.  --cuda-graphs: the step is rsearch's CUDA-graph step (fused SGD, EMA).
 
 Needs torch and torchvision only; never imports Ray.
 """
@@ -42,8 +49,15 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torchvision.io import encode_jpeg  # noqa: E402
 
-from benchmarks.common import add_device_args, check_device, setup_device  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    add_device_args,
+    check_device,
+    rsearch_graph_step,
+    setup_device,
+)
 from rsearch.data import DataConfig, load_data, make_loader  # noqa: E402
+from rsearch.data.device_jpeg import DeviceAugment, EncodedSampleSet  # noqa: E402
+from rsearch.data.device_jpeg import collate as device_jpeg_collate  # noqa: E402
 from rsearch.data.synthetic import render  # noqa: E402
 from rsearch.models import build, model_config  # noqa: E402
 
@@ -104,11 +118,36 @@ def parse_args(argv=None):
         "--e2e", action="store_true", help="real-loader training step vs synthetic-tensor step"
     )
     p.add_argument(
+        "--decode",
+        choices=("cpu", "device"),
+        default="cpu",
+        help="cpu: loader workers decode and augment each image (default); device: workers "
+        "read the JPEG files and draw the augmentation, the batch is decoded (nvJPEG on CUDA) "
+        "and augmented on the device, RandAugment by groups (rsearch.data.device_jpeg); needs "
+        "a JPEG ImageFolder (--prepare-jpeg or --source imagefolder)",
+    )
+    p.add_argument(
+        "--cuda-graphs",
+        action="store_true",
+        help="the step as recipe.cuda_graphs runs it: fused SGD and the weight EMA, captured "
+        "in one CUDA graph (uncaptured on CPU)",
+    )
+    p.add_argument(
         "--cache-dir", help="synthetic render cache (default: $RSEARCH_CACHE or ~/.cache/rsearch)"
     )
     p.add_argument("--json", metavar="PATH", help="write every number and the config here")
     args = p.parse_args(argv)
     check_device(p, args)
+    if args.decode == "device":
+        if not (args.prepare_jpeg or args.source == "imagefolder"):
+            p.error(
+                "--decode device: needs a JPEG ImageFolder (--prepare-jpeg DIR or --source "
+                "imagefolder --data-dir DIR)"
+            )
+        if args.transfer != "uint8":
+            p.error(
+                "--decode device: the device makes uint8 batches; --transfer float does not apply"
+            )
     cuda = args.device == "cuda"
     args.resolution = args.resolution or (160 if cuda else 32)
     args.batch = args.batch or (256 if cuda else 32)
@@ -163,8 +202,21 @@ class Step:
             self.model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=4e-5
         )
         self.device, self.autocast = device, args.dtype == "bfloat16"
+        self.graph_step, self.steps = None, 0
+        if args.cuda_graphs:
+            self.graph_step = rsearch_graph_step(
+                self.model,
+                self.forward,
+                batch=args.batch,
+                device=device,
+                autocast_dtype=torch.bfloat16 if self.autocast else None,
+            )
 
     def __call__(self, x, y):
+        if self.graph_step is not None:
+            self.graph_step(x, y, self.steps)
+            self.steps += 1
+            return None
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             loss = F.cross_entropy(self.forward(x), y, label_smoothing=0.1)
         self.opt.zero_grad(set_to_none=True)
@@ -216,8 +268,12 @@ class Measure:
         """One loader over many epochs (prefetching runs on across epoch boundaries, as a
         multi-epoch training loader does), warmed up long enough that the batches the workers
         prepared before the clock starts are used up: windows then measure the steady state."""
+        train, collate = self.splits.train, None
+        if self.args.decode == "device":
+            train, collate = EncodedSampleSet(train), device_jpeg_collate
+            self.augment = DeviceAugment(train, self.device)
         loader = make_loader(
-            self.splits.train,
+            train,
             self.args.batch,
             train=True,
             seed=0,
@@ -225,16 +281,22 @@ class Measure:
             epochs=10**6,
             num_workers=self.args.workers,
             pin_memory=self.device.type == "cuda",
+            collate=collate,
         )
         self.stream = iter(loader)
         one = self._fed_step if fed else self._next_batch
         self._timed(one, self.args.warmup + 2 * self.args.workers)
 
     def _next_batch(self):
-        return next(self.stream)
+        """The loader's next batch; with --decode device, decoded and augmented there."""
+        batch = next(self.stream)
+        if self.args.decode == "device":
+            files, params, y = batch
+            return self.augment(files, params), y
+        return batch
 
     def _fed_step(self):
-        x, y = next(self.stream)
+        x, y = self._next_batch()
         x = x.to(self.device, non_blocking=True)
         x = (self.normalize(x) if x.dtype == torch.uint8 else x).contiguous(
             memory_format=self.step.fmt
@@ -300,7 +362,9 @@ def main(argv=None) -> int:
         f"(loaded in {load_s:.1f} s); {args.model} w{args.width:g}, batch {args.batch}, "
         f"{args.device}, {args.dtype}"
         f"{', channels_last' if args.channels_last else ''}{', compile' if args.compile else ''}; "
-        f"{args.workers} loader workers, {args.transfer} transfer, RandAugment {ops}/{magnitude}; "
+        f"{args.workers} loader workers, {args.transfer} transfer, RandAugment {ops}/{magnitude}, "
+        f"decoded and augmented on the {'device' if args.decode == 'device' else 'CPU'}"
+        f"{', CUDA-graph step' if args.cuda_graphs else ''}; "
         f"{torch.get_num_threads()} torch threads, {os.cpu_count()} CPUs",
         flush=True,
     )

@@ -16,7 +16,13 @@ step times and of best step times.  On a shared CPU, --threads 1 gives steadier 
 
     python benchmarks/model_step.py                          # CPU, resnetrs-50 @64, batch 16
     python benchmarks/model_step.py --device cuda --dtype bfloat16 --channels-last \\
-        --resolution 160 --batch 256 [--compile] --json out.json
+        --resolution 160 --batch 256 [--compile] [--cuda-graphs] --json out.json
+
+--cuda-graphs times rsearch's step as training runs it with recipe.cuda_graphs (the whole
+step, fused SGD and the weight EMA included, captured in one CUDA graph) against timm's
+plain step: the issue's "graph-captured step vs timm+compile" when given with --compile.
+The final losses then differ (the EMA and the graph's own SGD kernel; the rsearch side
+reports its window's mean loss).
 
 Needs torch and timm; never imports Ray (runs on a bare GPU box with torch, torchvision,
 timm and triton).
@@ -41,7 +47,12 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 import torchvision  # noqa: E402
 
-from benchmarks.common import add_device_args, check_device, setup_device  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    add_device_args,
+    check_device,
+    rsearch_graph_step,
+    setup_device,
+)
 from rsearch.models import (  # noqa: E402
     build,
     model_config,
@@ -74,6 +85,13 @@ def parse_args(argv=None):
         p,
         compile_help="torch.compile both models (default mode)",
         threads_help="torch.set_num_threads (CPU)",
+    )
+    p.add_argument(
+        "--cuda-graphs",
+        action="store_true",
+        help="rsearch's step as training runs it with recipe.cuda_graphs: forward, backward, "
+        "fused SGD and EMA captured in one CUDA graph (train/step.py; uncaptured on CPU); "
+        "timm's stays the plain step",
     )
     p.add_argument(
         "--pool", type=int, default=4, help="distinct synthetic batches, cycled (default 4)"
@@ -171,12 +189,37 @@ class Stepper:
             loss = self.step()
         self.sync()
         elapsed = time.perf_counter() - start
-        self.loss = float(loss.detach())
+        self.loss = self.last_loss(loss, steps)
         return elapsed
+
+    def last_loss(self, loss, steps: int) -> float:
+        return float(loss.detach())
 
     def sync(self):
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
+
+
+class GraphStepper(Stepper):
+    """rsearch's training step as `recipe.cuda_graphs` runs it (benchmarks.common)."""
+
+    def __init__(self, model, args, device):
+        super().__init__(model, args, device)
+        self.graph_step = rsearch_graph_step(
+            self.model,
+            self.forward,
+            batch=args.batch,
+            device=device,
+            autocast_dtype=self.dtype if self.autocast else None,
+        )
+
+    def step(self):
+        x, y = self.batches[self.steps % len(self.batches)]
+        self.graph_step(x, y, self.steps)
+        self.steps += 1
+
+    def last_loss(self, loss, steps: int) -> float:
+        return float(self.graph_step.take_loss_sum()) / steps  # the window's mean
 
 
 def environment(args) -> dict:
@@ -223,13 +266,18 @@ def main(argv=None) -> int:
     args, depth = parse_args(argv)
     device = setup_device(args)
     models, params = make_models(args, depth)
-    steppers = {name: Stepper(m, args, device) for name, m in models.items()}
+    steppers = {
+        name: (GraphStepper if args.cuda_graphs and name == "rsearch" else Stepper)(m, args, device)
+        for name, m in models.items()
+    }
     env = environment(args)
     print(
         f"{args.model} @{args.resolution}, batch {args.batch}, "
         f"{args.device} ({env['device_name']}), {args.dtype}"
         f"{', channels_last' if args.channels_last else ''}"
-        f"{', compile' if args.compile else ', eager'}; {params:,} params each; "
+        f"{', compile' if args.compile else ', eager'}"
+        f"{'; rsearch: CUDA-graph step with fused SGD and EMA' if args.cuda_graphs else ''}; "
+        f"{params:,} params each; "
         f"torch {env['torch']}, timm {env['timm']}, {env['torch_threads']} threads",
         flush=True,
     )

@@ -125,12 +125,14 @@ def make_loader(
     num_workers: int = 0,
     pin_memory: bool = False,
     epochs: int = 1,
+    collate=None,
 ) -> Loader:
     """The loader of one rank, starting at `epoch`.  Three ways to use it:
     build one per epoch; or keep one and call `loader.set_epoch(e)` before each epoch
     (worker processes persist); or pass `epochs` > 1 and take `loader.steps_per_epoch`
     batches per epoch from one iterator (prefetching also runs on across epochs).
-    Batch i of epoch e is the same whichever way."""
+    Batch i of epoch e is the same whichever way.  `collate`: the DataLoader's collate_fn
+    (None: its default, which stacks the items)."""
     if not isinstance(batch_size, int) or batch_size < 1:
         raise UserError(f"batch_size: expected a positive integer, got {batch_size!r}")
     if not isinstance(world_size, int) or world_size < 1 or not 0 <= rank < world_size:
@@ -164,4 +166,5 @@ def make_loader(
         generator=generator,
         pin_memory=pin_memory,
         persistent_workers=num_workers > 0,
+        collate_fn=collate,
     )

@@ -1,0 +1,110 @@
+"""The device JPEG pipeline (data/device_jpeg.py): on a CPU device it must give the CPU
+pipeline's training images bit for bit, with RandAugment applied by groups of samples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from test_data_imagefolder import write_image
+
+from rsearch.data import DataConfig, load_data, make_loader
+from rsearch.data.device_jpeg import (
+    FIRST_OP,
+    FLIP,
+    DeviceAugment,
+    EncodedSampleSet,
+    collate,
+)
+from rsearch.errors import UserError
+
+pytestmark = pytest.mark.filterwarnings("ignore:The image decoding and encoding:DeprecationWarning")
+
+
+def _jpeg_tree(root: Path, per_class: int = 24) -> None:
+    """JPEGs of several sizes (crops then differ in scale), RGB and grey."""
+    from torchvision.io import encode_jpeg
+
+    for c in range(3):
+        for i in range(per_class):
+            seed = 100 * c + i
+            gen = torch.Generator().manual_seed(seed)
+            channels = 1 if i % 5 == 0 else 3
+            height, width = 24 + (i % 4) * 8, 28 + (i % 3) * 10
+            pixels = torch.randint(
+                0, 256, (channels, height, width), dtype=torch.uint8, generator=gen
+            )
+            path = root / "train" / f"class{c}" / f"{i}.jpg"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(encode_jpeg(pixels, quality=90).numpy().tobytes())
+
+
+def _splits(root: Path, magnitude: int = 15, verify: str = "auto"):
+    cfg = DataConfig(
+        source="imagefolder", data_dir=str(root), minival_fraction=0.1, verify_images=verify
+    )
+    return load_data(
+        cfg, resolution=16, randaugment_ops=2, randaugment_magnitude=magnitude, normalize=False
+    )
+
+
+@pytest.mark.parametrize("epoch", [0, 3])
+def test_device_pipeline_gives_the_cpu_pipelines_images(tmp_path, epoch):
+    _jpeg_tree(tmp_path)
+    train = _splits(tmp_path).train
+    cpu_view = train.at_epoch(seed=7, epoch=epoch)
+    encoded = EncodedSampleSet(train).at_epoch(seed=7, epoch=epoch)
+    n = len(encoded)
+    files, params, labels = collate([encoded[i] for i in range(n)])
+    images = DeviceAugment(encoded, torch.device("cpu"))(files, params)
+    assert images.shape == (n, 3, 16, 16) and images.dtype == torch.uint8
+    for i in range(n):
+        expected, label = cpu_view[i]
+        assert torch.equal(images[i], expected), f"sample {i}"
+        assert labels[i] == label
+    # the batch really was grouped: many samples share an op, both flip outcomes occur
+    first_ops = params[:, FIRST_OP].tolist()
+    assert len(set(first_ops)) >= 8 and max(map(first_ops.count, set(first_ops))) >= 2
+    assert 0 < params[:, FLIP].sum() < n
+
+
+def test_loader_batches_the_encoded_files(tmp_path):
+    _jpeg_tree(tmp_path, per_class=8)
+    train = _splits(tmp_path, magnitude=10).train
+    encoded = EncodedSampleSet(train)
+    loader = make_loader(encoded, 8, train=True, seed=0, epoch=1, num_workers=1, collate=collate)
+    augment = DeviceAugment(encoded, torch.device("cpu"))
+    plain = make_loader(train, 8, train=True, seed=0, epoch=1)
+    for (files, params, labels), (x, y) in zip(loader, plain):
+        assert len(files) == 8 and params.shape == (8, FIRST_OP + 4)
+        assert torch.equal(augment(files, params), x) and torch.equal(labels, y)
+
+
+def test_device_pipeline_refuses_what_is_not_a_jpeg_folder(tmp_path):
+    _jpeg_tree(tmp_path, per_class=4)
+    write_image(tmp_path / "train" / "class0" / "odd.png", "png")
+    encoded = EncodedSampleSet(_splits(tmp_path).train)
+    odd = next(
+        i for i in range(len(encoded)) if "odd.png" in encoded.source.paths[encoded.indices[i]]
+    )
+    with pytest.raises(
+        UserError, match=r"odd\.png: the device pipeline decodes JPEG only, this is PNG"
+    ):
+        encoded[odd]
+    synthetic = load_data(DataConfig(train_size=40, test_size=0), resolution=16).train
+    with pytest.raises(UserError, match="reads an ImageFolder of JPEG files"):
+        EncodedSampleSet(synthetic)
+
+
+def test_a_corrupt_jpeg_is_named(tmp_path):
+    _jpeg_tree(tmp_path, per_class=4)
+    bad = tmp_path / "train" / "class1" / "2.jpg"
+    data = bad.read_bytes()
+    scan = data.index(b"\xff\xda") + 12  # headers kept, the entropy-coded data zeroed
+    bad.write_bytes(data[:scan] + b"\x00" * (len(data) - scan))
+    encoded = EncodedSampleSet(_splits(tmp_path, verify="none").train)  # found at decoding
+    items = [encoded[i] for i in range(len(encoded))]
+    files, params, _ = collate(items)
+    with pytest.raises(UserError, match=r"class1/2\.jpg: cannot decode it"):
+        DeviceAugment(encoded, torch.device("cpu"))(files, params)
