@@ -356,6 +356,22 @@ def _table_fact(meta: dict) -> list[str]:
     ]
 
 
+def _environment_fact(meta: dict) -> list[str]:
+    """Where the search was launched: accuracies repeat bit for bit only there (same CPU,
+    torch build and threads; rsearch/train/environment.py)."""
+    env = meta.get("environment")
+    if not isinstance(env, dict):
+        return []  # an experiment from before it was recorded
+    threads = env.get("torch_threads")
+    return [
+        _fact(
+            "machine",
+            f"{env.get('cpu')} ({env.get('cpu_capability')}), torch {env.get('torch')}"
+            + (f", {threads} thread{'s' if threads != 1 else ''} per trial" if threads else ""),
+        )
+    ]
+
+
 def _header(experiment: Experiment) -> str:
     meta, results = experiment.meta, experiment.results
     status = str(meta.get("status", "unknown"))
@@ -383,6 +399,7 @@ def _header(experiment: Experiment) -> str:
         _fact("latency budget", _budget_text(method, budget)),
         _fact("latency measured", method_text or "-"),
         *_table_fact(meta),
+        *_environment_fact(meta),
         _fact("objective", meta.get("objective", m.OBJECTIVE)),
         _fact("created", meta.get("created", "-")),
     ]

@@ -23,7 +23,7 @@ import pytest
 from dashboards import browser
 from dashboards.curves import curves_figure, curves_info
 from dashboards.front import TIED_SYMBOL, flops_info, front_info, pareto_figure
-from dashboards.page import _budget_text, sections
+from dashboards.page import _budget_text, _environment_fact, sections
 from dashboards.scaling import regularization_info, scaling_info
 from dashboards.table import SORT_SCRIPT, table_html, trials_info
 from rsearch import metrics as m
@@ -647,6 +647,17 @@ def test_report_names_borderline_architectures_and_a_relative_budget(experiment,
     relative = {"max_ratio": 1.6, "reference": {"depth": 26, "width": 0.25, "resolution": 48}}
     assert _budget_text(relative, 2.85) == "1.6x depth 26 width 0.25 @48 = 2.85 ms here"
     assert _budget_text({"max": 4.0}, 4.0) == "4 ms" and _budget_text(None, None) == "none"
+
+
+def test_header_names_the_machine_the_accuracies_repeat_on():
+    env = {"cpu": "AMD EPYC", "cpu_capability": "AVX512", "torch": "2.14.1", "torch_threads": 1}
+    assert _environment_fact({"environment": env}) == [
+        "<span><b>machine</b> AMD EPYC (AVX512), torch 2.14.1, 1 thread per trial</span>"
+    ]
+    assert (
+        "2 threads per trial" in _environment_fact({"environment": {**env, "torch_threads": 2}})[0]
+    )
+    assert _environment_fact({}) == []  # an experiment from before it was recorded
 
 
 def test_no_confirmation_rows_no_confirmation_section(tmp_path):

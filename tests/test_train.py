@@ -132,6 +132,11 @@ def test_rsearch_train_learns_well_above_chance_and_writes_its_output(tmp_path, 
     assert {*keys.split(), "config"} <= set(summary)
     assert summary["num_classes"] == 10 and summary["minival_size"] == 80
     assert summary["test_top1"] > 0.25  # chance is 0.10; measured 0.37 here
+    # where it repeats bit for bit: this CPU and torch build, this process's thread count
+    assert summary["environment"]["torch_threads"] == torch.get_num_threads()
+    assert (
+        summary["environment"]["torch"] == torch.__version__ and "gpu" not in summary["environment"]
+    )
     epochs = pq.read_table(out / "epochs.parquet").to_pylist()
     assert [e["epoch"] for e in epochs] == [1, 2, 3, 4, 5, 6]
     assert all(math.isfinite(e["train_loss"]) for e in epochs)

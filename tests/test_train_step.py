@@ -21,7 +21,7 @@ from rsearch.train.step import EagerStep, GraphStep
 
 
 def _config(tmp_path, **recipe):
-    cfg = tiny_config(tmp_path)
+    cfg = tiny_config(tmp_path, epochs=2, eval_test=False)
     # dropout and stochastic depth on: both steps must draw the same random numbers
     changes = dict(dropout=0.25, stochastic_depth=0.1, **recipe)
     return dataclasses.replace(cfg, recipe=cfg.recipe.replace(**changes))
@@ -45,7 +45,10 @@ def test_graph_step_gives_the_eager_steps_parameters(tmp_path, optimizer):
     graph_cfg = dataclasses.replace(eager_cfg, recipe=eager_cfg.recipe.replace(cuda_graphs=True))
     eager, eager_rows = _trained(eager_cfg)
     graph, graph_rows = _trained(graph_cfg)
-    unfused, unfused_rows = _trained(graph_cfg, unfused=True)
+    # RMSprop has no fused kernel: its graph-safe form is foreach, checked by `graph`
+    unfused, unfused_rows = (
+        _trained(graph_cfg, unfused=True) if optimizer == "sgd" else (graph, graph_rows)
+    )
     assert type(eager.train_step) is EagerStep and type(graph.train_step) is GraphStep
     # the graph-safe update: fused SGD, or foreach RMSprop (capturable needs CUDA)
     assert graph.optimizer.defaults[{"sgd": "fused", "rmsprop": "foreach"}[optimizer]] is True

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from conftest import cli_outcomes, run_cli
 
@@ -100,6 +101,10 @@ def test_smoke_search_end_to_end(tmp_path, ray_local):
         exp.meta["latency_survey"]["cache"] == "empty"
         and exp.meta["latency_survey"]["measured"] == 3
     )
+    # where the accuracies repeat bit for bit: this CPU, this torch, the trials' one thread
+    environment = exp.meta["environment"]
+    assert environment["torch"] == torch.__version__ and environment["torch_threads"] == 1
+    assert environment["cpu"] and environment["cpu_capability"]
 
 
 @pytest.mark.slow

@@ -21,6 +21,7 @@ from rsearch.noise import small_minival_warning
 from rsearch.ray_session import init_ray
 from rsearch.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, same_run, save_checkpoint
 from rsearch.train.config import TrainConfig
+from rsearch.train.environment import training_environment
 from rsearch.train.loop import load_splits, train_epochs
 
 SUMMARY_FILE = "summary.json"
@@ -113,6 +114,9 @@ def run_training(
     else:
         history = _run_ray_train(cfg, output, ray_address)
     summary = _summary(cfg, data_info, history, time.perf_counter() - started)
+    # the in-process loop trains with this process's threads (Ray Train workers: their own)
+    threads = torch.get_num_threads() if cfg.workers == 1 else None
+    summary["environment"] = training_environment(threads, gpu=cfg.device.startswith("cuda"))
     if retrained_from is not None:
         summary["retrained_from"] = retrained_from
     _write_json(output / SUMMARY_FILE, summary)

@@ -30,6 +30,7 @@ from rsearch.errors import UserError, renamed
 from rsearch.noise import small_minival_warning
 from rsearch.ray_session import init_ray
 from rsearch.space.schema import MODEL_BASED
+from rsearch.train.environment import training_environment
 from rsearch.train.runner import preflight
 from rsearch.tune import jobs as J
 from rsearch.tune.confirm import run_confirmation
@@ -285,6 +286,8 @@ def _meta(space, plan: Plan, space_file: str | None) -> dict:
         "objective": M.OBJECTIVE,
         "confirm": space.search.confirm.to_dict() if space.search.confirm else None,
         "planned_trials": plan.total_trials + _planned_reruns(space),
+        # where the search was launched (trials of a cluster may run on other machines)
+        "environment": training_environment(max(1, int(space.resources.cpus_per_worker))),
         "status": "running",
     }
 
