@@ -56,7 +56,7 @@ from benchmarks.common import (  # noqa: E402
     setup_device,
 )
 from rsearch.data import DataConfig, load_data, make_loader  # noqa: E402
-from rsearch.data.device_jpeg import DeviceAugment, EncodedSampleSet  # noqa: E402
+from rsearch.data.device_jpeg import DeviceAugment  # noqa: E402
 from rsearch.data.device_jpeg import collate as device_jpeg_collate  # noqa: E402
 from rsearch.data.synthetic import render  # noqa: E402
 from rsearch.models import build, model_config  # noqa: E402
@@ -175,13 +175,19 @@ def prepare_jpeg(folder: Path, args) -> None:
 
 def data_config(args) -> DataConfig:
     if args.prepare_jpeg:
-        return DataConfig(source="imagefolder", data_dir=args.prepare_jpeg, verify_images="none")
+        return DataConfig(
+            source="imagefolder",
+            data_dir=args.prepare_jpeg,
+            verify_images="none",
+            decode=args.decode,
+        )
     return DataConfig(
         source=args.source,
         data_dir=args.data_dir,
         train_size=args.train_size,
         test_size=0,
         cache_dir=args.cache_dir,
+        decode=args.decode,
     )
 
 
@@ -269,9 +275,8 @@ class Measure:
         multi-epoch training loader does), warmed up long enough that the batches the workers
         prepared before the clock starts are used up: windows then measure the steady state."""
         train, collate = self.splits.train, None
-        if self.args.decode == "device":
-            train, collate = EncodedSampleSet(train), device_jpeg_collate
-            self.augment = DeviceAugment(train, self.device)
+        if self.args.decode == "device":  # load_data made it an EncodedSampleSet
+            collate, self.augment = device_jpeg_collate, DeviceAugment(train, self.device)
         loader = make_loader(
             train,
             self.args.batch,
@@ -289,11 +294,10 @@ class Measure:
 
     def _next_batch(self):
         """The loader's next batch; with --decode device, decoded and augmented there."""
-        batch = next(self.stream)
+        x, y = next(self.stream)
         if self.args.decode == "device":
-            files, params, y = batch
-            return self.augment(files, params), y
-        return batch
+            return self.augment(*x), y
+        return x, y
 
     def _fed_step(self):
         x, y = self._next_batch()

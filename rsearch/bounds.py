@@ -197,6 +197,7 @@ DATA_FIELDS: dict[str, Bound] = {
     "crop_min_scale": Bound("float", 0, 1, low_open=True),  # random-resized-crop's lower area
     "verify_images": Bound("str", options=("auto", "decode", "header", "none")),
     "minival_in_train": Bound("bool"),
+    "decode": Bound("str", options=("cpu", "device")),
 }
 # Compilation and CUDA-graph capture happen in the first calls, which are never timed.
 MIN_COMPILED_WARMUP = 3

@@ -3,12 +3,15 @@ pipeline's training images bit for bit, with RandAugment applied by groups of sa
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import torch
 from test_data_imagefolder import write_image
 
+from rsearch.cli import main
 from rsearch.data import DataConfig, load_data, make_loader
 from rsearch.data.device_jpeg import (
     FIRST_OP,
@@ -18,6 +21,7 @@ from rsearch.data.device_jpeg import (
     collate,
 )
 from rsearch.errors import UserError
+from rsearch.space import parse_space
 
 pytestmark = pytest.mark.filterwarnings("ignore:The image decoding and encoding:DeprecationWarning")
 
@@ -56,7 +60,7 @@ def test_device_pipeline_gives_the_cpu_pipelines_images(tmp_path, epoch):
     cpu_view = train.at_epoch(seed=7, epoch=epoch)
     encoded = EncodedSampleSet(train).at_epoch(seed=7, epoch=epoch)
     n = len(encoded)
-    files, params, labels = collate([encoded[i] for i in range(n)])
+    (files, params), labels = collate([encoded[i] for i in range(n)])
     images = DeviceAugment(encoded, torch.device("cpu"))(files, params)
     assert images.shape == (n, 3, 16, 16) and images.dtype == torch.uint8
     for i in range(n):
@@ -76,7 +80,7 @@ def test_loader_batches_the_encoded_files(tmp_path):
     loader = make_loader(encoded, 8, train=True, seed=0, epoch=1, num_workers=1, collate=collate)
     augment = DeviceAugment(encoded, torch.device("cpu"))
     plain = make_loader(train, 8, train=True, seed=0, epoch=1)
-    for (files, params, labels), (x, y) in zip(loader, plain):
+    for ((files, params), labels), (x, y) in zip(loader, plain):
         assert len(files) == 8 and params.shape == (8, FIRST_OP + 4)
         assert torch.equal(augment(files, params), x) and torch.equal(labels, y)
 
@@ -84,12 +88,16 @@ def test_loader_batches_the_encoded_files(tmp_path):
 def test_device_pipeline_refuses_what_is_not_a_jpeg_folder(tmp_path):
     _jpeg_tree(tmp_path, per_class=4)
     write_image(tmp_path / "train" / "class0" / "odd.png", "png")
+    with pytest.raises(UserError, match=r"decode: device decodes JPEG files only; .*odd\.png"):
+        EncodedSampleSet(_splits(tmp_path).train)
+    # a PNG named .jpg is found when it is read, and named
+    (tmp_path / "train" / "class0" / "odd.png").rename(tmp_path / "train" / "class0" / "odd.jpg")
     encoded = EncodedSampleSet(_splits(tmp_path).train)
     odd = next(
-        i for i in range(len(encoded)) if "odd.png" in encoded.source.paths[encoded.indices[i]]
+        i for i in range(len(encoded)) if "odd.jpg" in encoded.source.paths[encoded.indices[i]]
     )
     with pytest.raises(
-        UserError, match=r"odd\.png: the device pipeline decodes JPEG only, this is PNG"
+        UserError, match=r"odd\.jpg: the device pipeline decodes JPEG only, this is PNG"
     ):
         encoded[odd]
     synthetic = load_data(DataConfig(train_size=40, test_size=0), resolution=16).train
@@ -105,6 +113,43 @@ def test_a_corrupt_jpeg_is_named(tmp_path):
     bad.write_bytes(data[:scan] + b"\x00" * (len(data) - scan))
     encoded = EncodedSampleSet(_splits(tmp_path, verify="none").train)  # found at decoding
     items = [encoded[i] for i in range(len(encoded))]
-    files, params, _ = collate(items)
+    (files, params), _ = collate(items)
     with pytest.raises(UserError, match=r"class1/2\.jpg: cannot decode it"):
         DeviceAugment(encoded, torch.device("cpu"))(files, params)
+
+
+def test_training_with_device_decoding_gives_the_cpu_pipelines_run(tmp_path):
+    """data.decode device end to end (rsearch train): the same losses and accuracies, exactly."""
+    _jpeg_tree(tmp_path / "jpeg", per_class=16)
+    runs = {}
+    for decode in ("cpu", "device"):
+        out = tmp_path / decode
+        argv = [
+            *"train --depth 26 --width 0.25 --resolution 32 --epochs 2 --batch-size 16".split(),
+            *("--data", "imagefolder", "--data-dir", str(tmp_path / "jpeg"), "--decode", decode),
+            *("--loader-workers", "1", "--output", str(out)),
+        ]
+        assert main(argv) == 0
+        runs[decode] = pq.read_table(out / "epochs.parquet").to_pylist()
+        assert json.loads((out / "summary.json").read_text())["config"]["data"]["decode"] == decode
+    for cpu, device in zip(runs["cpu"], runs["device"]):
+        for key in ("train_loss", "minival_loss", "minival_top1"):
+            assert device[key] == cpu[key], key
+
+
+SCALING = {"depth": 26, "width": 0.25, "resolution": 32}
+
+
+def test_device_decoding_is_for_imagefolders(tmp_path, capsys):
+    with pytest.raises(UserError, match="data.decode: only for source imagefolder, got source"):
+        parse_space({"epochs": 1, "scaling": SCALING, "data": {"decode": "device"}})
+    code = main("train --depth 26 --width 0.25 --decode device".split())
+    assert code == 2
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith(
+            "--decode: expected cpu for source synthetic (device decodes an imagefolder's JPEGs), "
+            "got 'device'"
+        )
+    )

@@ -121,6 +121,14 @@ def register(subparsers) -> None:
     data.add_argument(
         "--loader-workers", type=int, default=0, help="DataLoader processes per worker"
     )
+    data.add_argument(
+        "--decode",
+        choices=("cpu", "device"),
+        default=None,
+        help="imagefolder: decode and augment the training JPEGs in the loader workers (cpu, "
+        "the default) or on the training device, a batch at a time (device: nvJPEG with --gpu); "
+        "the same images either way",
+    )
     run = p.add_argument_group("execution")
     run.add_argument(
         "--workers",
@@ -213,7 +221,10 @@ def trial_config(args):
         flag = "--" + given[0].replace("_", "-")
         raise UserError(f"{flag}: --from-trial takes the trial's configuration; drop {flag}")
     cfg = from_experiment(experiment, trial, flag="--from-trial").config
-    data = cfg.data.replace(minival_in_train=not args.keep_minival)
+    with named_flags(FLAGS):  # --decode is how the run goes, not what it trains: it may change
+        data = cfg.data.replace(
+            minival_in_train=not args.keep_minival, decode=args.decode or cfg.data.decode
+        )
     device = "cuda" if args.gpu or cfg.device.startswith("cuda") else "cpu"
     epochs = cfg.epochs if args.epochs is None else args.epochs
     return dataclasses.replace(cfg, data=data, epochs=epochs, device=device, eval_test=True)
@@ -265,6 +276,8 @@ def _data_kwargs(args) -> dict:
     data_kwargs = {"source": args.data, "data_dir": args.data_dir, "seed": args.seed}
     if args.crop_min_scale is not None:
         data_kwargs["crop_min_scale"] = args.crop_min_scale
+    if args.decode is not None:
+        data_kwargs["decode"] = args.decode
     if args.data == "synthetic":
         data_kwargs["num_classes"] = args.num_classes
         if args.train_size is not None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rsearch import storage
-from rsearch.bounds import DATA_FIELDS, MAX_MINIVAL_FRACTION
+from rsearch.bounds import DATA_FIELDS, MAX_MINIVAL_FRACTION, FieldError
 from rsearch.bounds import DATA_SOURCES as SOURCES
 from rsearch.errors import UserError
 
@@ -46,11 +46,17 @@ class DataConfig:
     # A final model trains on the minival split too, as the paper trains its final models
     # (rsearch train --from-trial): minival top-1 is then an accuracy on trained images.
     minival_in_train: bool = False
+    # imagefolder: where training images are decoded and augmented: "cpu" (loader workers) or
+    # "device" (the JPEGs decoded and augmented on the training device: data/device_jpeg.py)
+    decode: str = "cpu"
 
     def __post_init__(self):
         # FieldErrors name the field; the space schema and `rsearch train` name the key or flag.
         for name, bound in DATA_FIELDS.items():
             bound.check(name, getattr(self, name))
+        if self.decode == "device" and self.source != "imagefolder":
+            expected = f"cpu for source {self.source} (device decodes an imagefolder's JPEGs)"
+            raise FieldError("decode", expected, self.decode)
 
     def replace(self, **changes) -> DataConfig:
         return dataclasses.replace(self, **changes)

@@ -65,6 +65,12 @@ class EncodedSampleSet(SampleSet):
             raise UserError(
                 "the device pipeline reads an ImageFolder of JPEG files (data.source: imagefolder)"
             )
+        others = [p for p in train.source.paths[train.indices] if not _named_jpeg(p)]
+        if others:
+            raise UserError(
+                f"decode: device decodes JPEG files only; {others[0]} is not one "
+                f"({len(others)} such file(s) in the training split); decode them on the cpu"
+            )
         super().__init__(
             train.source,
             train.indices,
@@ -108,10 +114,15 @@ class EncodedSampleSet(SampleSet):
         return params
 
 
+def _named_jpeg(path: str) -> bool:
+    return path.lower().endswith((".jpg", ".jpeg"))
+
+
 def collate(samples):
-    """(list of encoded files, (N, params) int64, (N,) labels): the files differ in length."""
+    """((list of encoded files, (N, params) int64), (N,) labels): the files differ in length;
+    `DeviceAugment(*x)` makes the first part the batch of images."""
     data, params, labels = zip(*samples)
-    return list(data), torch.stack(params), torch.tensor(labels, dtype=torch.int64)
+    return (list(data), torch.stack(params)), torch.tensor(labels, dtype=torch.int64)
 
 
 class DeviceAugment:

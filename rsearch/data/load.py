@@ -106,6 +106,10 @@ def load_data(
     if cfg.minival_in_train:  # a final model: every training image trains (minival still scored)
         train_idx = np.sort(np.concatenate([train_idx, minival_idx]))
     train = SampleSet(train_source, train_idx, augment, random=True, normalize=norm, seed=cfg.seed)
+    if cfg.decode == "device":  # items: the encoded files; batches decoded on the device, uint8
+        from rsearch.data.device_jpeg import EncodedSampleSet
+
+        train = EncodedSampleSet(train)
     minival = SampleSet(
         train_source, minival_idx, evaluate, random=False, normalize=norm, seed=cfg.seed
     )
@@ -131,6 +135,7 @@ def load_data(
         "test_size": len(test) if test else 0,
         "minival_fraction": cfg.minival_fraction,
         "minival_in_train": cfg.minival_in_train,
+        "decode": cfg.decode,
         "minival_fingerprint": fingerprint(minival_idx),
         "class_names": list(train_source.class_names) if train_source.class_names else None,
     }

@@ -140,6 +140,7 @@ _DATA_ONLY_FOR = {
     "image_column": ("parquet",),
     "label_column": ("parquet",),
     "verify_images": ("imagefolder",),
+    "decode": ("imagefolder",),
 }
 _NEEDS_DIR = ("imagefolder", "parquet")
 

@@ -24,6 +24,8 @@ from torch import nn
 
 from rsearch import metrics as M
 from rsearch.data import load_data, make_loader
+from rsearch.data.device_jpeg import DeviceAugment, EncodedSampleSet
+from rsearch.data.device_jpeg import collate as device_jpeg_collate
 from rsearch.models import build
 from rsearch.train.config import TrainConfig
 from rsearch.train.optim import LRSchedule, WeightEMA, make_optimizer
@@ -89,6 +91,12 @@ class Trainer:
         self.splits = splits if splits is not None else load_splits(cfg)
         # uint8 batch -> normalised float, on the device (4x less to ship than floats)
         self.normalize = self.splits.normalizer()
+        # data.decode device: training batches arrive as JPEG files, decoded and augmented here
+        self.device_augment = (
+            DeviceAugment(self.splits.train, self.device)
+            if isinstance(self.splits.train, EncodedSampleSet)
+            else None
+        )
         self.core = self._build_model()  # the bare model (state dicts, EMA source)
         self.model = self._parallel(self.core)  # what is trained (DDP-wrapped when distributed)
         self.ema = WeightEMA(self.core, recipe.ema_decay) if recipe.ema_decay > 0 else None
@@ -170,6 +178,8 @@ class Trainer:
         for i, (x, y) in enumerate(loader):
             if i >= steps:
                 break
+            if self.device_augment is not None:
+                x = self.device_augment(*x)
             self.train_step(x, y, self.step)
             self.step += 1
             images += x.shape[0] * self.world_size
@@ -212,6 +222,7 @@ class Trainer:
                 world_size=self.world_size,
                 num_workers=self.cfg.loader_workers,
                 pin_memory=self.device.type == "cuda",
+                collate=device_jpeg_collate if train and self.device_augment else None,
             )
         return self.loaders[split]
 
