@@ -39,11 +39,12 @@ def setup_device(args) -> torch.device:
     return device
 
 
-def rsearch_graph_step(model, forward, *, batch: int, device, autocast_dtype=None):
+def rsearch_graph_step(model, forward, *, batch: int, device, autocast_dtype=None, capture=None):
     """rsearch's training step as `recipe.cuda_graphs` runs it (rsearch.train.step.GraphStep):
     the RS recipe's weight-decay groups in torch's fused SGD (peak LR for `batch`, constant),
     the weight EMA, the loss summed on the device; on CUDA the whole step is captured in one
     graph after three uncaptured steps.  `forward`: the model, or its torch.compile wrapper.
+    `capture` False: the same step uncaptured (the graph's own effect, measured apart).
     Call it as step(x, y, step_number) with device tensors."""
     from torch import nn
 
@@ -71,4 +72,4 @@ def rsearch_graph_step(model, forward, *, batch: int, device, autocast_dtype=Non
         prepare=lambda x, y: (x, y),
         autocast=autocast,
     )
-    return GraphStep(parts, device)
+    return GraphStep(parts, device, capture=capture)

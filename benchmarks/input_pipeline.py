@@ -82,6 +82,9 @@ def parse_args(argv=None):
     p.add_argument(
         "--jpeg-size", type=int, default=320, help="--prepare-jpeg image side (default 320)"
     )
+    p.add_argument(
+        "--prepare-only", action="store_true", help="write the --prepare-jpeg folder and stop"
+    )
     p.add_argument("--resolution", type=int, help="default: 32 on CPU, 160 on CUDA")
     p.add_argument("--batch", type=int, help="default: 32 on CPU, 256 on CUDA")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default 0)")
@@ -138,6 +141,8 @@ def parse_args(argv=None):
     p.add_argument("--json", metavar="PATH", help="write every number and the config here")
     args = p.parse_args(argv)
     check_device(p, args)
+    if args.prepare_only and not args.prepare_jpeg:
+        p.error("--prepare-only: only with --prepare-jpeg DIR")
     if args.decode == "device":
         if not (args.prepare_jpeg or args.source == "imagefolder"):
             p.error(
@@ -285,7 +290,7 @@ class Measure:
             epoch=0,
             epochs=10**6,
             num_workers=self.args.workers,
-            pin_memory=self.device.type == "cuda",
+            pin_memory=self.device.type == "cuda" and collate is None,  # nvJPEG reads host bytes
             collate=collate,
         )
         self.stream = iter(loader)
@@ -348,6 +353,8 @@ def main(argv=None) -> int:
             f"JPEG ImageFolder ready in {args.prepare_jpeg} ({time.perf_counter() - start:.1f} s)",
             flush=True,
         )
+        if args.prepare_only:
+            return 0
     start = time.perf_counter()
     splits = load_data(
         data_config(args),

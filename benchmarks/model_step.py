@@ -59,6 +59,7 @@ from rsearch.models import (  # noqa: E402
     parse_model_name,
     regularization_defaults,
 )
+from rsearch.train.step import WARMUP_STEPS  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -94,6 +95,12 @@ def parse_args(argv=None):
         "timm's stays the plain step",
     )
     p.add_argument(
+        "--no-capture",
+        action="store_true",
+        help="with --cuda-graphs: the same step uncaptured (fused SGD, EMA, static buffers "
+        "without the graph): run it beside --cuda-graphs to see what the graph alone gives",
+    )
+    p.add_argument(
         "--pool", type=int, default=4, help="distinct synthetic batches, cycled (default 4)"
     )
     p.add_argument("--seed", type=int, default=0)
@@ -113,6 +120,13 @@ def parse_args(argv=None):
     args.interleave = args.interleave or ("round" if cuda else "step")
     args.warmup = args.warmup if args.warmup is not None else (10 if cuda else 2)
     check_device(p, args)
+    if args.no_capture and not args.cuda_graphs:
+        p.error("--no-capture: only with --cuda-graphs")
+    if args.cuda_graphs and cuda and not args.no_capture and args.warmup <= WARMUP_STEPS:
+        # the capture (a synchronize, a cache flush) must happen before the clock starts
+        p.error(
+            f"--warmup: expected more than {WARMUP_STEPS} with --cuda-graphs, got {args.warmup}"
+        )
     return args, depth
 
 
@@ -211,6 +225,7 @@ class GraphStepper(Stepper):
             batch=args.batch,
             device=device,
             autocast_dtype=self.dtype if self.autocast else None,
+            capture=False if args.no_capture else None,
         )
 
     def step(self):
@@ -276,7 +291,8 @@ def main(argv=None) -> int:
         f"{args.device} ({env['device_name']}), {args.dtype}"
         f"{', channels_last' if args.channels_last else ''}"
         f"{', compile' if args.compile else ', eager'}"
-        f"{'; rsearch: CUDA-graph step with fused SGD and EMA' if args.cuda_graphs else ''}; "
+        f"{'; rsearch: CUDA-graph step with fused SGD and EMA' if args.cuda_graphs else ''}"
+        f"{' (uncaptured)' if args.no_capture else ''}; "
         f"{params:,} params each; "
         f"torch {env['torch']}, timm {env['timm']}, {env['torch_threads']} threads",
         flush=True,

@@ -14,6 +14,7 @@ from test_data_imagefolder import write_image
 from rsearch.cli import main
 from rsearch.data import DataConfig, load_data, make_loader
 from rsearch.data.device_jpeg import (
+    DECODED,
     FIRST_OP,
     FLIP,
     DeviceAugment,
@@ -44,9 +45,13 @@ def _jpeg_tree(root: Path, per_class: int = 24) -> None:
             path.write_bytes(encode_jpeg(pixels, quality=90).numpy().tobytes())
 
 
-def _splits(root: Path, magnitude: int = 15, verify: str = "auto"):
+def _splits(root: Path, magnitude: int = 15, verify: str = "auto", every_file: bool = False):
     cfg = DataConfig(
-        source="imagefolder", data_dir=str(root), minival_fraction=0.1, verify_images=verify
+        source="imagefolder",
+        data_dir=str(root),
+        minival_fraction=0.1,
+        verify_images=verify,
+        minival_in_train=every_file,  # every file in the training split
     )
     return load_data(
         cfg, resolution=16, randaugment_ops=2, randaugment_magnitude=magnitude, normalize=False
@@ -85,21 +90,30 @@ def test_loader_batches_the_encoded_files(tmp_path):
         assert torch.equal(augment(files, params), x) and torch.equal(labels, y)
 
 
-def test_device_pipeline_refuses_what_is_not_a_jpeg_folder(tmp_path):
-    _jpeg_tree(tmp_path, per_class=4)
-    write_image(tmp_path / "train" / "class0" / "odd.png", "png")
-    with pytest.raises(UserError, match=r"decode: device decodes JPEG files only; .*odd\.png"):
-        EncodedSampleSet(_splits(tmp_path).train)
-    # a PNG named .jpg is found when it is read, and named
-    (tmp_path / "train" / "class0" / "odd.png").rename(tmp_path / "train" / "class0" / "odd.jpg")
-    encoded = EncodedSampleSet(_splits(tmp_path).train)
-    odd = next(
-        i for i in range(len(encoded)) if "odd.jpg" in encoded.source.paths[encoded.indices[i]]
-    )
-    with pytest.raises(
-        UserError, match=r"odd\.jpg: the device pipeline decodes JPEG only, this is PNG"
-    ):
-        encoded[odd]
+def test_files_nvjpeg_does_not_take_are_decoded_by_the_worker(tmp_path):
+    """PNG, a PNG named .jpg, CMYK and MPO JPEGs: the same images as the CPU pipeline's."""
+    from PIL import Image
+
+    _jpeg_tree(tmp_path, per_class=6)
+    folder = tmp_path / "train" / "class0"
+    write_image(folder / "plain.png", "png")
+    write_image(folder / "named.jpg", "png")
+    pixels = torch.randint(0, 256, (20, 24, 3), dtype=torch.uint8).numpy()
+    Image.fromarray(pixels, "RGB").convert("CMYK").save(folder / "cmyk.jpg", "JPEG")
+    phone = Image.fromarray(pixels, "RGB")  # two frames: what Pillow reads as MPO
+    phone.save(folder / "phone.jpg", "MPO", save_all=True, append_images=[phone.copy()])
+    assert Image.open(folder / "phone.jpg").format == "MPO"
+    train = _splits(tmp_path, every_file=True).train
+    encoded = EncodedSampleSet(train).at_epoch(seed=1, epoch=0)
+    names = [Path(encoded.source.paths[i]).name for i in encoded.indices]
+    (files, params), _ = collate([encoded[i] for i in range(len(encoded))])
+    decoded_by_worker = {n for n, d in zip(names, params[:, DECODED].tolist()) if d}
+    # the rest, an MPO (a JPEG to nvJPEG) and grey JPEGs included, go to the device as files
+    assert decoded_by_worker == {"plain.png", "named.jpg", "cmyk.jpg"} and "phone.jpg" in names
+    images = DeviceAugment(encoded, torch.device("cpu"))(files, params)
+    cpu_view = train.at_epoch(seed=1, epoch=0)
+    for i in range(len(encoded)):
+        assert torch.equal(images[i], cpu_view[i][0]), names[i]
     synthetic = load_data(DataConfig(train_size=40, test_size=0), resolution=16).train
     with pytest.raises(UserError, match="reads an ImageFolder of JPEG files"):
         EncodedSampleSet(synthetic)

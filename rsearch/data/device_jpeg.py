@@ -17,9 +17,11 @@ and signs.  The main process then, per batch:
   at 227k img/s).
 
 On a CPU device the same code gives the CPU pipeline's images bit for bit (the test checks
-it); on CUDA nvJPEG's IDCT rounds a little differently.  JPEG files only: a PNG or WebP in
-the folder is one line naming it.  Measured against CPU workers by
-benchmarks/input_pipeline.py --decode device.
+it); on CUDA nvJPEG's IDCT rounds a little differently.  Files nvJPEG does not take (PNG,
+WebP, CMYK JPEGs: a header check in the worker) the worker decodes as the CPU pipeline
+does, and the batch carries the image instead of the file; a batch nvJPEG refuses is
+decoded file by file on the CPU, which names a broken file in one line.  Measured against
+CPU workers by benchmarks/input_pipeline.py --decode device.
 """
 
 from __future__ import annotations
@@ -36,40 +38,35 @@ from rsearch.data.images import decode_rgb, read_file
 from rsearch.data.transforms import sample_seed, seeded_rng
 from rsearch.errors import UserError
 
-# A sample's row of int64 parameters: its source index, the crop box, the flip, then
-# (op, sign) per RandAugment op.
-INDEX, TOP, LEFT, HEIGHT, WIDTH, FLIP, FIRST_OP = range(7)
+# A sample's row of int64 parameters: its source index, whether the worker decoded it
+# (not a file nvJPEG takes), the crop box, the flip, then (op, sign) per RandAugment op.
+INDEX, DECODED, TOP, LEFT, HEIGHT, WIDTH, FLIP, FIRST_OP = range(8)
+# What nvJPEG decodes (Pillow calls a JPEG with an MPF segment, as phones write, "MPO");
+# CMYK/YCCK JPEGs (mode CMYK) it does not decode reliably: torchvision's own tests skip them.
+_DEVICE_FORMATS = ("JPEG", "MPO")
 
 
-def jpeg_size(path: str) -> tuple[int, int]:
-    """(height, width) from the file's header, without decoding it."""
+def _for_the_device(path: str) -> tuple[int, int] | None:
+    """(height, width) from the header of a file nvJPEG can decode, else None."""
     try:
         with Image.open(path) as image:
-            if image.format != "JPEG":
-                raise UserError(
-                    f"image {path}: the device pipeline decodes JPEG only, "
-                    f"this is {image.format or 'not an image'}"
-                )
-            width, height = image.size
-    except OSError as exc:
-        raise UserError(f"image {path}: cannot read its header: {exc}") from None
-    return height, width
+            if image.format in _DEVICE_FORMATS and image.mode != "CMYK":
+                width, height = image.size
+                return height, width
+    except OSError:
+        pass  # not an image Pillow knows: decode_rgb names the file if it is broken
+    return None
 
 
 class EncodedSampleSet(SampleSet):
     """The training split of an ImageFolder as the device pipeline reads it: item i ->
-    (the file's bytes, uint8 1-d; its augmentation parameters, int64 1-d; its label)."""
+    (the file's bytes, uint8 1-d, or the image the worker decoded when nvJPEG cannot: a PNG,
+    a CMYK JPEG, ...; its augmentation parameters, int64 1-d; its label)."""
 
     def __init__(self, train: SampleSet):
         if not hasattr(train.source, "paths"):
             raise UserError(
                 "the device pipeline reads an ImageFolder of JPEG files (data.source: imagefolder)"
-            )
-        others = [p for p in train.source.paths[train.indices] if not _named_jpeg(p)]
-        if others:
-            raise UserError(
-                f"decode: device decodes JPEG files only; {others[0]} is not one "
-                f"({len(others)} such file(s) in the training split); decode them on the cpu"
             )
         super().__init__(
             train.source,
@@ -90,10 +87,14 @@ class EncodedSampleSet(SampleSet):
         i, epoch = key if isinstance(key, tuple) else (key, self.epoch)
         index = int(self.indices[i])
         path = self.source.paths[index]
-        height, width = jpeg_size(path)
+        size = _for_the_device(path)
+        if size is None:  # decoded here, as the CPU pipeline does
+            data = self.source.read(index)
+            size = tuple(data.shape[-2:])
+        else:
+            data = torch.frombuffer(bytearray(read_file(path)), dtype=torch.uint8)
         with seeded_rng(sample_seed(self.seed, epoch, index)):
-            params = [index, *self.draw(height, width)]
-        data = torch.frombuffer(bytearray(read_file(path)), dtype=torch.uint8)
+            params = [index, int(data.ndim == 3), *self.draw(*size)]
         return data, torch.tensor(params, dtype=torch.int64), int(self.source.labels[index])
 
     def draw(self, height: int, width: int) -> list[int]:
@@ -112,10 +113,6 @@ class EncodedSampleSet(SampleSet):
             negative = magnitudes is not None and signed and bool(torch.rand(()) <= 0.5)
             params += [op, -1 if negative else 1]
         return params
-
-
-def _named_jpeg(path: str) -> bool:
-    return path.lower().endswith((".jpg", ".jpeg"))
 
 
 def collate(samples):
@@ -142,10 +139,25 @@ class DeviceAugment:
                 self.magnitudes.append(
                     0.0 if magnitudes is None else float(magnitudes[ra.magnitude])
                 )
+        # nvJPEG writes its output on a stream of its own, ordered after nothing the caller
+        # queued: the pipeline runs on a side stream that is idle whenever a decode starts,
+        # so no queued kernel still reads the memory a decode is handed (and augmenting the
+        # next batch overlaps the training step).
+        self.stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
 
     def __call__(self, files: list[torch.Tensor], params: torch.Tensor) -> torch.Tensor:
-        """uint8 (N, 3, resolution, resolution) on the device."""
-        images = self._decode(files, params[:, INDEX])
+        """uint8 (N, 3, resolution, resolution) on the device, usable on the current stream."""
+        if self.stream is None:
+            return self._augment(files, params)
+        consumer = torch.cuda.current_stream(self.device)
+        self.stream.synchronize()  # the previous batch's augmentation only, not the training
+        with torch.cuda.stream(self.stream):
+            batch = self._augment(files, params)
+        consumer.wait_stream(self.stream)
+        batch.record_stream(consumer)  # freed later by the consumer: reused only after it ran
+        return batch
+
+    def _augment(self, files: list[torch.Tensor], params: torch.Tensor) -> torch.Tensor:
         crop = self.set.crop
         batch = torch.stack(
             [
@@ -156,19 +168,36 @@ class DeviceAugment:
                     interpolation=crop.interpolation,
                     antialias=crop.antialias,
                 )
-                for image, row in zip(images, params)
+                for image, row in zip(self._decode(files, params), params)
             ]
         )
-        flips = _indices(params[:, FLIP] == 1, self.device)
-        if flips is not None:
-            batch.index_copy_(0, flips, F.horizontal_flip(batch.index_select(0, flips)))
-        for position in range(self.set.ops):
-            ops = params[:, FIRST_OP + 2 * position]
-            signs = params[:, FIRST_OP + 2 * position + 1]
-            for op, sign in sorted(set(zip(ops.tolist(), signs.tolist()))):
-                group = _indices((ops == op) & (signs == sign), self.device)
-                batch.index_copy_(0, group, self._apply(batch.index_select(0, group), op, sign))
+        steps = self._plan(params)
+        for ((op, sign), _), group in zip(steps, self._on_device([idx for _, idx in steps])):
+            picked = batch.index_select(0, group)
+            done = F.horizontal_flip(picked) if op is None else self._apply(picked, op, sign)
+            batch.index_copy_(0, group, done)
         return batch
+
+    def _plan(self, params: torch.Tensor) -> list[tuple[tuple, np.ndarray]]:
+        """The flip, then every (op, sign) group per RandAugment position, in the order the
+        CPU pipeline applies them, each with the batch positions it applies to."""
+        table = params.numpy()
+        steps = [((None, 0), np.flatnonzero(table[:, FLIP] == 1))]
+        for position in range(self.set.ops):
+            ops, signs = table[:, FIRST_OP + 2 * position], table[:, FIRST_OP + 2 * position + 1]
+            for op, sign in sorted(set(zip(ops.tolist(), signs.tolist()))):
+                steps.append(((op, sign), np.flatnonzero((ops == op) & (signs == sign))))
+        return [(what, idx) for what, idx in steps if len(idx)]
+
+    def _on_device(self, arrays: list[np.ndarray]) -> list[torch.Tensor]:
+        """Index arrays on the device in one copy (from pinned memory on CUDA: asynchronous)."""
+        if not arrays:
+            return []
+        joined = torch.from_numpy(np.concatenate(arrays))
+        if self.device.type == "cuda":
+            joined = joined.pin_memory()
+        joined = joined.to(self.device, non_blocking=True)
+        return list(torch.split(joined, [len(a) for a in arrays]))
 
     def _apply(self, images: torch.Tensor, op: int, sign: int) -> torch.Tensor:
         ra = self.set.randaugment
@@ -180,17 +209,24 @@ class DeviceAugment:
             fill=ra._fill,
         )
 
-    def _decode(self, files: list[torch.Tensor], indices: torch.Tensor) -> list[torch.Tensor]:
+    def _decode(self, files: list[torch.Tensor], params: torch.Tensor) -> list[torch.Tensor]:
+        """The batch's images on the device: the files in one decode_jpeg call, the images
+        the workers decoded (params DECODED) copied over."""
+        decoded = params[:, DECODED].tolist()
+        encoded = [(f, int(i)) for f, i, d in zip(files, params[:, INDEX], decoded) if not d]
+        images = iter(self._decode_files(encoded))
+        return [
+            f.to(self.device, non_blocking=True) if d else next(images)
+            for f, d in zip(files, decoded)
+        ]
+
+    def _decode_files(self, encoded: list[tuple[torch.Tensor, int]]) -> list[torch.Tensor]:
+        if not encoded:
+            return []
         try:
-            return decode_jpeg(files, mode=ImageReadMode.RGB, device=self.device)
+            return decode_jpeg([f for f, _ in encoded], mode=ImageReadMode.RGB, device=self.device)
         except RuntimeError:
-            # The batch call does not say which file failed: find it (one line naming it).
-            for data, index in zip(files, indices.tolist()):
-                decode_rgb(data.numpy().tobytes(), self.set.source.paths[index])
-            raise
-
-
-def _indices(mask: torch.Tensor, device: torch.device) -> torch.Tensor | None:
-    """The host mask's True positions as a device index tensor (no device-to-host sync)."""
-    found = np.flatnonzero(mask.numpy())
-    return torch.from_numpy(found).to(device, non_blocking=True) if len(found) else None
+            # The batch call does not say which file failed: decode them one by one on the
+            # CPU, which names a broken file in one line (and decodes what nvJPEG would not).
+            paths = self.set.source.paths
+            return [decode_rgb(f.numpy().tobytes(), paths[i]).to(self.device) for f, i in encoded]

@@ -221,7 +221,8 @@ class Trainer:
                 rank=self.rank,
                 world_size=self.world_size,
                 num_workers=self.cfg.loader_workers,
-                pin_memory=self.device.type == "cuda",
+                # encoded files are read by nvJPEG from host memory: nothing to pin
+                pin_memory=self.device.type == "cuda" and not (train and self.device_augment),
                 collate=device_jpeg_collate if train and self.device_augment else None,
             )
         return self.loaders[split]

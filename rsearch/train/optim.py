@@ -118,5 +118,7 @@ class WeightEMA:
         if ema_other:
             torch._foreach_copy_(ema_other, src_other)  # e.g. BN's num_batches_tracked
         if isinstance(weight, torch.Tensor):
-            weight = [weight] * len(ema_float)  # the tensor-weight overload (no .item())
-        torch._foreach_lerp_(ema_float, src_float, weight)  # one fused kernel, not one per tensor
+            # the tensor-weight overload (no .item()); on CUDA it runs one lerp per tensor,
+            # which costs nothing inside a replayed graph
+            weight = [weight] * len(ema_float)
+        torch._foreach_lerp_(ema_float, src_float, weight)  # a float weight: one fused kernel

@@ -138,7 +138,9 @@ class GraphStep(EagerStep):
         # every replay writes them afresh (the PyTorch docs' whole-network capture).
         self.parts.optimizer.zero_grad(set_to_none=True)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        # thread_local: the DataLoader's pin-memory thread keeps allocating pinned buffers
+        # while this thread records (the default "global" mode would forbid that)
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
             self._body()
         return graph
 
