@@ -80,8 +80,15 @@ class EncodedSampleSet(SampleSet):
         steps = {type(step): step for step in train.transform.transforms}
         self.crop = steps[v2.RandomResizedCrop]
         self.flip_p = steps[v2.RandomHorizontalFlip].p
-        self.randaugment = steps.get(v2.RandAugment)
-        self.ops = self.randaugment.num_ops if self.randaugment is not None else 0
+        self.randaugment = ra = steps.get(v2.RandAugment)
+        self.ops = ra.num_ops if ra is not None else 0
+        # RandAugment's ops as it sees the crop (its size is fixed): (name, magnitude at the
+        # recipe's setting, whether it draws a sign), computed once, not per sample
+        self.op_table = []
+        for name, (magnitudes_fn, signed) in (ra._AUGMENTATION_SPACE if ra else {}).items():
+            magnitudes = magnitudes_fn(ra.num_magnitude_bins, *self.crop.size)
+            magnitude = 0.0 if magnitudes is None else float(magnitudes[ra.magnitude])
+            self.op_table.append((name, magnitude, magnitudes is not None and signed))
 
     def __getitem__(self, key):
         i, epoch = key if isinstance(key, tuple) else (key, self.epoch)
@@ -103,14 +110,9 @@ class EncodedSampleSet(SampleSet):
         box = self.crop.make_params([shape_only])
         flip = bool(torch.rand(1) < self.flip_p)  # RandomHorizontalFlip skips when >= p
         params = [box["top"], box["left"], box["height"], box["width"], int(flip)]
-        space = self.randaugment._AUGMENTATION_SPACE if self.ops else {}
-        keys = tuple(space)
-        size = self.crop.size
         for _ in range(self.ops):
-            op = int(torch.randint(len(keys), ()))  # RandAugment._get_random_item
-            magnitudes_fn, signed = space[keys[op]]
-            magnitudes = magnitudes_fn(self.randaugment.num_magnitude_bins, *size)
-            negative = magnitudes is not None and signed and bool(torch.rand(()) <= 0.5)
+            op = int(torch.randint(len(self.op_table), ()))  # RandAugment._get_random_item
+            negative = self.op_table[op][2] and bool(torch.rand(()) <= 0.5)
             params += [op, -1 if negative else 1]
         return params
 
@@ -128,17 +130,6 @@ class DeviceAugment:
     def __init__(self, encoded: EncodedSampleSet, device: torch.device):
         self.set, self.device = encoded, torch.device(device)
         self.size = list(encoded.crop.size)
-        ra = encoded.randaugment
-        if ra is not None:
-            self.op_names = tuple(ra._AUGMENTATION_SPACE)
-            # each op's magnitude at the recipe's setting, for the crop's size (RandAugment
-            # computes it for the image it is given: the crop)
-            self.magnitudes = []
-            for name in self.op_names:
-                magnitudes = ra._AUGMENTATION_SPACE[name][0](ra.num_magnitude_bins, *self.size)
-                self.magnitudes.append(
-                    0.0 if magnitudes is None else float(magnitudes[ra.magnitude])
-                )
         # nvJPEG writes its output on a stream of its own, ordered after nothing the caller
         # queued: the pipeline runs on a side stream that is idle whenever a decode starts,
         # so no queued kernel still reads the memory a decode is handed (and augmenting the
@@ -163,12 +154,12 @@ class DeviceAugment:
             [
                 F.resized_crop(
                     image,
-                    *(int(v) for v in row[TOP:FLIP]),
+                    *row[TOP:FLIP],
                     self.size,
                     interpolation=crop.interpolation,
                     antialias=crop.antialias,
                 )
-                for image, row in zip(self._decode(files, params), params)
+                for image, row in zip(self._decode(files, params), params.tolist())
             ]
         )
         steps = self._plan(params)
@@ -201,10 +192,11 @@ class DeviceAugment:
 
     def _apply(self, images: torch.Tensor, op: int, sign: int) -> torch.Tensor:
         ra = self.set.randaugment
+        name, magnitude, _ = self.set.op_table[op]
         return ra._apply_image_or_video_transform(
             images,
-            self.op_names[op],
-            sign * self.magnitudes[op],
+            name,
+            sign * magnitude,
             interpolation=ra.interpolation,
             fill=ra._fill,
         )
@@ -213,7 +205,7 @@ class DeviceAugment:
         """The batch's images on the device: the files in one decode_jpeg call, the images
         the workers decoded (params DECODED) copied over."""
         decoded = params[:, DECODED].tolist()
-        encoded = [(f, int(i)) for f, i, d in zip(files, params[:, INDEX], decoded) if not d]
+        encoded = [(f, i) for f, i, d in zip(files, params[:, INDEX].tolist(), decoded) if not d]
         images = iter(self._decode_files(encoded))
         return [
             f.to(self.device, non_blocking=True) if d else next(images)
