@@ -18,7 +18,6 @@ Needs torch and torchvision; never imports Ray.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import tempfile
@@ -56,28 +55,28 @@ def parse_args(argv=None):
     return args
 
 
-def config(args, cache: str, **changes) -> TrainConfig:
+def config(args, cache: str, *, cuda_graphs: bool = False, jpeg: bool = False) -> TrainConfig:
+    """The check's run: synthetic scenes, or (jpeg) the --jpeg folder decoded on the device."""
     recipe = preset("rs", depth=26, batch_size=args.batch, base_lr=0.4, dropout=0.1)
-    data = DataConfig(
-        train_size=args.train_size, test_size=0, minival_fraction=0.05, cache_dir=cache
-    )
-    if args.jpeg and changes.pop("jpeg", False):
+    if jpeg:
         data = DataConfig(
             source="imagefolder", data_dir=args.jpeg, minival_fraction=0.05, decode="device"
         )
-    graphs = changes.pop("cuda_graphs", False)
-    cfg = TrainConfig(
+    else:
+        data = DataConfig(
+            train_size=args.train_size, test_size=0, minival_fraction=0.05, cache_dir=cache
+        )
+    return TrainConfig(
         depth=26,
         width=0.25,
         resolution=args.resolution,
         epochs=args.epochs,
-        recipe=recipe.replace(cuda_graphs=graphs),
+        recipe=recipe.replace(cuda_graphs=cuda_graphs),
         data=data,
         device=args.device,
         loader_workers=args.workers,
         eval_test=False,
     )
-    return dataclasses.replace(cfg, **changes)
 
 
 def run(cfg: TrainConfig, resume_after: int | None = None) -> list[dict]:

@@ -212,6 +212,7 @@ class Trainer:
         """The split's loader, built on first use and kept: its worker processes persist."""
         if split not in self.loaders:
             train = split == "train"
+            encoded = train and self.device_augment is not None  # JPEG files, not images
             self.loaders[split] = make_loader(
                 getattr(self.splits, split),
                 self.cfg.per_worker_batch,
@@ -222,8 +223,8 @@ class Trainer:
                 world_size=self.world_size,
                 num_workers=self.cfg.loader_workers,
                 # encoded files are read by nvJPEG from host memory: nothing to pin
-                pin_memory=self.device.type == "cuda" and not (train and self.device_augment),
-                collate=device_jpeg_collate if train and self.device_augment else None,
+                pin_memory=self.device.type == "cuda" and not encoded,
+                collate=device_jpeg_collate if encoded else None,
             )
         return self.loaders[split]
 
