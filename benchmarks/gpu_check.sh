@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
 # The GPU checks, as one script for a lent GPU machine (torch, torchvision, timm; no Ray):
-#   bash benchmarks/gpu_check.sh OUTDIR [CHECK ...]      (default: every check, in this order)
-# A lent machine allows 10 minutes a command: run the checks in calls whose timeouts add up
-# to less, most important first:
-#   bash benchmarks/gpu_check.sh $OUT jpeg-prepare graph train-check    (issue 15, <= 560 s)
-#   bash benchmarks/gpu_check.sh $OUT jpeg-device jpeg-cpu latency-graphs   (issue 15, <= 500 s)
-#   bash benchmarks/gpu_check.sh $OUT family                            (issue 12, <= 300 s)
-# (each call on a fresh machine renders the JPEG folder again: give jpeg-prepare first)
-# Checks (each writes OUTDIR/<check>.json and prints its summary):
+#   BUDGET=SECONDS bash benchmarks/gpu_check.sh OUTDIR [CHECK ...]   (default: every check)
+# A lent machine gives a whole session 15 minutes, its start (1-2 min) included, at most 10
+# a call, and sends back at most 8 files. So the script keeps to BUDGET seconds (default 540
+# on CUDA): checks run in the order given, each under a timeout cut to what is left, and a
+# check whose least time no longer fits is skipped (the log says so). What comes back is
+# two files: OUTDIR/log.txt (every line printed) and OUTDIR/results.tar (gpu.txt and each
+# check's JSON and log), rewritten after every check, so a call cut short keeps what ended.
+# Planned calls, most important first (the second within the machine's 30 s warm time, so
+# the JPEG folder and torch.compile's cache are still there):
+#   BUDGET=330 bash benchmarks/gpu_check.sh $OUT jpeg-prepare graph jpeg-device latency-graphs
+#   BUDGET=300 bash benchmarks/gpu_check.sh $OUT family train-check jpeg-cpu graph-uncaptured
+# Then: mkdir -p benchmarks/results/<gpu>-<date> && tar -xf results.tar -C that folder.
+# Checks:
 #   eager           training step, rsearch vs timm, bf16 + channels_last, eager (model_step.py)
 #   compile         the same with torch.compile on both
 #   graph           rsearch's CUDA-graph step (fused SGD, EMA) + compile vs timm + compile
 #   graph-uncaptured  the same step without the graph, vs timm + compile (what the graph adds)
 #   train-check     the training loop eager vs cuda_graphs (and resumed, and fed by the device
 #                   JPEG pipeline): same losses? (train_check.py)
-#   jpeg-prepare    render the synthetic scenes as a JPEG ImageFolder (once per machine)
+#   jpeg-prepare    render the synthetic scenes as a JPEG ImageFolder (once per machine; the
+#                   checks that read it prepare it first when it is missing)
 #   jpeg-device     CUDA-graph step fed from JPEGs decoded and augmented on the GPU, vs the same
 #                   step on synthetic tensors (input_pipeline.py --e2e --decode device)
 #   jpeg-cpu        the same fed by CPU loader workers (--decode cpu)
@@ -28,62 +34,111 @@ set -u
 OUT=${1:-${OUT:-gpu_out}}
 shift || true
 CHECKS=("$@")
-[ ${#CHECKS[@]} -eq 0 ] && CHECKS=(eager compile graph graph-uncaptured jpeg-prepare train-check
-    jpeg-device jpeg-cpu pipeline-device e2e-synth latency latency-graphs family)
-mkdir -p "$OUT"
-export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 RSEARCH_CACHE=/tmp/rsearch-cache
-JPEG=/tmp/rsearch-jpeg  # synthetic scenes as a JPEG ImageFolder, written once
+[ ${#CHECKS[@]} -eq 0 ] && CHECKS=(jpeg-prepare graph jpeg-device latency-graphs family
+    train-check jpeg-cpu graph-uncaptured eager compile pipeline-device e2e-synth latency)
 DEVICE=${DEVICE:-cuda}
+PYTHON=${PYTHON:-python3}  # the lent machine's python3 holds torch
+WORK=${WORK:-/tmp/rsearch-gpu-check-$DEVICE}  # outside OUTDIR: only two files go back
+mkdir -p "$OUT" "$WORK"
+exec > >(tee -a "$OUT/log.txt") 2>&1
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+export RSEARCH_CACHE=/tmp/rsearch-cache TORCHINDUCTOR_CACHE_DIR=/tmp/rsearch-inductor
+JPEG=/tmp/rsearch-jpeg  # synthetic scenes as a JPEG ImageFolder, written once
 if [ "$DEVICE" = cuda ]; then
+    BUDGET=${BUDGET:-540}
     DTYPE=bfloat16 SMALL="" FAMILY="" TRAIN=""
     STEP="--device cuda --dtype bfloat16 --channels-last"
     FEED="--model resnetrs-50 --resolution 160 --batch 256 --workers 14 --train-size 10240"
-    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
+    LATENCY="--resolution 160 --batch 1,128" GRAPHS="--cuda-graphs"
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >"$WORK/gpu.txt"
 else
+    BUDGET=${BUDGET:-3600}
     DTYPE=float32 SMALL="--resolution 32 --batch 4 --steps 1 --warmup 1" FAMILY="--smoke"
     TRAIN="--epochs 2 --resolution 32"
     STEP="--device cpu"
     FEED="--resolution 32 --batch 8 --workers 1 --train-size 64 --jpeg-size 48 --steps 2 --warmup 1"
-    JPEG=$OUT/jpeg
+    LATENCY="--resolution 32 --batch 1,4" GRAPHS=""  # CUDA graphs need CUDA
+    JPEG=$WORK/jpeg
+    echo "cpu: $(nproc) cores" >"$WORK/gpu.txt"
 fi
-python3 -c "import torch, torchvision, timm; print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'timm', timm.__version__)" | tee -a "$OUT/gpu.txt"
+"$PYTHON" -c "import torch, torchvision, timm; print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'timm', timm.__version__)" >>"$WORK/gpu.txt"
+cat "$WORK/gpu.txt"
 
-run_check() {
-    local name=$1
-    echo "== $name"
-    case $name in
-    eager) timeout 120 python3 benchmarks/model_step.py $STEP $SMALL --rounds 5 \
-        --json "$OUT/$name.json" ;;
-    compile) timeout 220 python3 benchmarks/model_step.py $STEP $SMALL --compile --rounds 3 \
-        --json "$OUT/$name.json" ;;
-    graph) timeout 230 python3 benchmarks/model_step.py $STEP $SMALL --compile --cuda-graphs \
-        --rounds 5 --json "$OUT/$name.json" ;;
-    graph-uncaptured) timeout 230 python3 benchmarks/model_step.py $STEP $SMALL --compile \
-        --cuda-graphs --no-capture --rounds 5 --json "$OUT/$name.json" ;;
-    train-check) timeout 150 python3 benchmarks/train_check.py --device $DEVICE --jpeg $JPEG \
-        $TRAIN --json "$OUT/$name.json" ;;
-    jpeg-prepare) timeout 180 python3 benchmarks/input_pipeline.py $STEP $FEED --prepare-jpeg $JPEG \
-        --prepare-only ;;
-    jpeg-device) timeout 200 python3 benchmarks/input_pipeline.py --e2e $STEP $FEED --compile \
-        --cuda-graphs --prepare-jpeg $JPEG --decode device --json "$OUT/$name.json" ;;
-    jpeg-cpu) timeout 150 python3 benchmarks/input_pipeline.py --e2e $STEP $FEED --compile \
-        --cuda-graphs --prepare-jpeg $JPEG --decode cpu --json "$OUT/$name.json" ;;
-    pipeline-device) timeout 120 python3 benchmarks/input_pipeline.py $STEP $FEED \
-        --prepare-jpeg $JPEG --decode device --json "$OUT/$name.json" ;;
-    e2e-synth) timeout 200 python3 benchmarks/input_pipeline.py --e2e $STEP $FEED \
-        --json "$OUT/$name.json" ;;
-    latency) timeout 60 python3 -m rsearch cost --model resnetrs-50 --resolution 160 --latency \
-        --device $DEVICE --dtype $DTYPE --batch 1,128 --no-cache --json > "$OUT/$name.json" ;;
-    latency-graphs) timeout 150 python3 -m rsearch cost --model resnetrs-50 --resolution 160 \
-        --latency --device $DEVICE --dtype $DTYPE --batch 1,128 --compile --cuda-graphs \
-        --no-cache --json > "$OUT/$name.json" ;;
-    family) timeout 300 python3 benchmarks/family_step.py --device $DEVICE $FAMILY \
-        --json "$OUT/$name.json" ;;
-    *) echo "unknown check: $name" >&2; return 2 ;;
-    esac 2>&1 | tail -12
-    echo "== $name: exit ${PIPESTATUS[0]}"
+bundle() {  # OUTDIR/results.tar, replaced whole: a call killed meanwhile leaves the last one
+    tar -C "$WORK" --exclude=./jpeg -cf "$OUT/results.tar.part" . &&
+        mv "$OUT/results.tar.part" "$OUT/results.tar"
 }
 
+# name -> "cap least": the timeout it gets at most, and the least time worth starting it with
+declare -A LIMITS=(
+    [eager]="120 40" [compile]="220 140" [graph]="240 150" [graph-uncaptured]="230 150"
+    [train-check]="150 60" [jpeg-prepare]="120 30" [jpeg-device]="200 90" [jpeg-cpu]="150 80"
+    [pipeline-device]="120 40" [e2e-synth]="200 60" [latency]="60 20" [latency-graphs]="150 70"
+    [family]="300 120"
+)
+
+# The command of a check; JSON_ON_STDOUT=1 where the program prints its JSON (rsearch cost).
+check_command() {
+    local name=$1 json=$WORK/$1.json
+    JSON_ON_STDOUT=0
+    case $name in
+    eager) CMD=("$PYTHON" benchmarks/model_step.py $STEP $SMALL --rounds 5 --json "$json") ;;
+    compile) CMD=("$PYTHON" benchmarks/model_step.py $STEP $SMALL --compile --rounds 3
+        --json "$json") ;;
+    graph) CMD=("$PYTHON" benchmarks/model_step.py $STEP $SMALL --compile --cuda-graphs --rounds 5
+        --json "$json") ;;
+    graph-uncaptured) CMD=("$PYTHON" benchmarks/model_step.py $STEP $SMALL --compile --cuda-graphs
+        --no-capture --rounds 5 --json "$json") ;;
+    train-check) CMD=("$PYTHON" benchmarks/train_check.py --device "$DEVICE" --jpeg "$JPEG" $TRAIN
+        --json "$json") ;;
+    jpeg-prepare) CMD=("$PYTHON" benchmarks/input_pipeline.py $STEP $FEED --prepare-jpeg "$JPEG"
+        --prepare-only) ;;
+    jpeg-device) CMD=("$PYTHON" benchmarks/input_pipeline.py --e2e $STEP $FEED --compile
+        --cuda-graphs --prepare-jpeg "$JPEG" --decode device --json "$json") ;;
+    jpeg-cpu) CMD=("$PYTHON" benchmarks/input_pipeline.py --e2e $STEP $FEED --compile --cuda-graphs
+        --prepare-jpeg "$JPEG" --decode cpu --json "$json") ;;
+    pipeline-device) CMD=("$PYTHON" benchmarks/input_pipeline.py $STEP $FEED --prepare-jpeg "$JPEG"
+        --decode device --json "$json") ;;
+    e2e-synth) CMD=("$PYTHON" benchmarks/input_pipeline.py --e2e $STEP $FEED --json "$json") ;;
+    latency) JSON_ON_STDOUT=1 CMD=("$PYTHON" -m rsearch cost --model resnetrs-50 $LATENCY --latency
+        --device "$DEVICE" --dtype $DTYPE --no-cache --json) ;;
+    latency-graphs) JSON_ON_STDOUT=1 CMD=("$PYTHON" -m rsearch cost --model resnetrs-50 $LATENCY
+        --latency --device "$DEVICE" --dtype $DTYPE --compile $GRAPHS --no-cache --json) ;;
+    family) CMD=("$PYTHON" benchmarks/family_step.py --device "$DEVICE" $FAMILY --json "$json") ;;
+    *) return 2 ;;
+    esac
+}
+
+run_check() {
+    local name=$1 start=$SECONDS
+    if ! check_command "$name"; then
+        echo "== $name: unknown check (known: ${!LIMITS[*]})"
+        return
+    fi
+    read -r cap least <<<"${LIMITS[$name]}"
+    local left=$((BUDGET - (SECONDS - BEGAN)))
+    if [ "$left" -lt "$least" ]; then
+        echo "== $name: skipped: ${left} s of BUDGET=$BUDGET left, it needs ${least} s"
+        return
+    fi
+    local limit=$((cap < left ? cap : left)) out=$WORK/$name.log
+    [ "$JSON_ON_STDOUT" = 1 ] && out=$WORK/$name.json
+    echo "== $name (timeout ${limit} s)"
+    timeout "$limit" "${CMD[@]}" >"$out" 2>"$WORK/$name.err"
+    local rc=$?
+    tail -n 12 "$WORK/$name.err"
+    [ "$JSON_ON_STDOUT" = 1 ] || tail -n 12 "$out"
+    echo "== $name: exit $rc after $((SECONDS - start)) s ($((BUDGET - (SECONDS - BEGAN))) s left)"
+    bundle
+}
+
+BEGAN=$SECONDS
 for check in "${CHECKS[@]}"; do
+    case $check in  # these read the JPEG folder: render it first where it is missing
+    train-check | jpeg-device | jpeg-cpu | pipeline-device)
+        [ -e "$JPEG/train/.complete" ] || run_check jpeg-prepare ;;
+    esac
     run_check "$check"
 done
+bundle
+echo "== done in $((SECONDS - BEGAN)) s; results: $OUT/results.tar, $OUT/log.txt"

@@ -40,6 +40,7 @@ import platform
 import statistics
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,18 +165,37 @@ def parse_args(argv=None):
     return args
 
 
+HOST_PARTS = ("loader_wait", "device_augment", "step")  # Measure.host
+JPEG_CHUNK = 256  # scenes a process renders at a time
+
+
 def prepare_jpeg(folder: Path, args) -> None:
-    """Render the synthetic training scenes at --jpeg-size and save them as an ImageFolder."""
+    """Render the synthetic training scenes at --jpeg-size and save them as an ImageFolder,
+    in chunks across the CPU's cores: one process renders and encodes about 60 scenes/s at
+    320 px, so 10,240 of them took minutes of a lent GPU machine's time in one process."""
     if (folder / "train" / ".complete").exists():
         return
-    images, labels = render(args.train_size, 10, args.jpeg_size, seed=0)
-    for i, (image, label) in enumerate(zip(images, labels)):
+    chunks = [
+        (folder, start, min(start + JPEG_CHUNK, args.train_size), args.jpeg_size)
+        for start in range(0, args.train_size, JPEG_CHUNK)
+    ]
+    with ProcessPoolExecutor(max_workers=min(len(chunks), os.cpu_count() or 1)) as pool:
+        for _ in pool.map(_write_jpeg_chunk, chunks):
+            pass
+    (folder / "train" / ".complete").write_text("")
+
+
+def _write_jpeg_chunk(chunk: tuple[Path, int, int, int]) -> None:
+    """Scenes start..stop-1 (seeded by start, classes balanced within the chunk) as JPEGs."""
+    folder, start, stop, size = chunk
+    torch.set_num_threads(1)  # one process per core already
+    images, labels = render(stop - start, 10, size, seed=start)
+    for i, (image, label) in enumerate(zip(images, labels), start):
         target = folder / "train" / f"class{label:02d}"
         target.mkdir(parents=True, exist_ok=True)
         (target / f"{i:06d}.jpg").write_bytes(
             encode_jpeg(torch.from_numpy(image), quality=90).numpy().tobytes()
         )
-    (folder / "train" / ".complete").write_text("")
 
 
 def data_config(args) -> DataConfig:
@@ -262,6 +282,10 @@ class Measure:
         self.x = normalize(x.to(device)).contiguous(memory_format=step.fmt)
         self.y = torch.randint(0, splits.num_classes, (args.batch,), generator=gen).to(device)
         self.stream = None
+        # Host seconds per part of a fed step, per window: where the time goes when the fed
+        # rate falls short (workers too slow, or this thread too busy to keep the GPU fed)
+        self.host = dict.fromkeys(HOST_PARTS, 0.0)
+        self.host_windows: list[dict[str, float]] = []
 
     def _timed(self, one, steps) -> float:
         self.step.sync()
@@ -299,26 +323,39 @@ class Measure:
 
     def _next_batch(self):
         """The loader's next batch; with --decode device, decoded and augmented there."""
+        start = time.perf_counter()
         x, y = next(self.stream)
+        waited = time.perf_counter()
+        self.host["loader_wait"] += waited - start
         if self.args.decode == "device":
-            return self.augment(*x), y
+            x = self.augment(*x)
+            self.host["device_augment"] += time.perf_counter() - waited
         return x, y
 
     def _fed_step(self):
         x, y = self._next_batch()
+        start = time.perf_counter()
         x = x.to(self.device, non_blocking=True)
         x = (self.normalize(x) if x.dtype == torch.uint8 else x).contiguous(
             memory_format=self.step.fmt
         )
         self.step(x, y.to(self.device, non_blocking=True))
+        self.host["step"] += time.perf_counter() - start
+
+    def _window(self, one) -> float:
+        """One timed window of the loader-fed work; its host time per batch is kept."""
+        self.host = dict.fromkeys(HOST_PARTS, 0.0)
+        rate = self._timed(one, self.args.steps)
+        self.host_windows.append({k: 1e3 * v / self.args.steps for k, v in self.host.items()})
+        return rate
 
     def pipeline(self) -> float:
         """Loader output alone (no model)."""
-        return self._timed(self._next_batch, self.args.steps)
+        return self._window(self._next_batch)
 
     def e2e_step(self) -> float:
         """The training step fed by the real loader: copy, normalise on the device, step."""
-        return self._timed(self._fed_step, self.args.steps)
+        return self._window(self._fed_step)
 
 
 def measure_all(measure: Measure, args) -> dict:
@@ -340,6 +377,17 @@ def measure_all(measure: Measure, args) -> dict:
     result = {name: statistics.median(values) for name, values in rates.items()}
     result["ratio"] = result[first] / result[second]
     result["windows"] = rates
+    # milliseconds of this thread per batch, median over the windows, beside the GPU's step
+    result["host_ms_per_batch"] = {
+        part: statistics.median(w[part] for w in measure.host_windows) for part in HOST_PARTS
+    }
+    result["step_ms_per_batch"] = 1e3 * args.batch / result[second]
+    print(
+        "  host ms per batch: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in result["host_ms_per_batch"].items())
+        + f" (the {second.replace('_', ' ')} takes {result['step_ms_per_batch']:.2f} ms a batch)",
+        flush=True,
+    )
     return result, first, second
 
 

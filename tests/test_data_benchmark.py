@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,41 @@ def test_e2e_mode_on_a_jpeg_folder_made_from_the_synthetic_scenes(tmp_path):
     assert len(list((tmp_path / "jpeg" / "train").glob("*/*.jpg"))) == 48
     result = json.loads(report.read_text())["result"]
     assert result["e2e"] > 0 and result["synthetic_step"] > 0
+    # where the fed step's host time went, per batch, beside the step's own time
+    host = result["host_ms_per_batch"]
+    assert set(host) == {"loader_wait", "device_augment", "step"}
+    assert host["step"] > 0 and host["device_augment"] == 0  # decoded by the CPU workers
+    assert result["step_ms_per_batch"] == pytest.approx(8e3 / result["synthetic_step"])
+    assert "host ms per batch: loader_wait" in stdout
+
+
+def test_gpu_check_keeps_to_its_budget_and_returns_two_files(tmp_path):
+    """The script a lent GPU machine runs (DEVICE=cpu here): a check that no longer fits
+    BUDGET is skipped, and OUTDIR holds only the log and one archive (8 files come back)."""
+    out, work = tmp_path / "out", tmp_path / "work"
+    env = dict(os.environ, DEVICE="cpu", BUDGET="100", WORK=str(work), PYTHON=sys.executable)
+    run = subprocess.run(
+        [
+            "bash",
+            str(ROOT / "benchmarks" / "gpu_check.sh"),
+            str(out),
+            "latency",
+            "family",
+            "nosuch",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+        cwd=ROOT,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert sorted(p.name for p in out.iterdir()) == ["log.txt", "results.tar"]
+    log = (out / "log.txt").read_text()
+    assert "== latency: exit 0" in log
+    assert "== family: skipped" in log and "== nosuch: unknown check" in log
+    with tarfile.open(out / "results.tar") as archive:
+        names = {Path(n).name for n in archive.getnames()}
+        latency = json.load(archive.extractfile("./latency.json"))
+    assert {"gpu.txt", "latency.json", "latency.err"} <= names and "family.json" not in names
+    assert latency["latency"][0]["latency_ms"] > 0
