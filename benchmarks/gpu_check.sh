@@ -9,8 +9,9 @@
 # check's JSON and log), rewritten after every check, so a call cut short keeps what ended.
 # Planned calls, most important first (the second within the machine's 30 s warm time, so
 # the JPEG folder and torch.compile's cache are still there):
-#   BUDGET=330 bash benchmarks/gpu_check.sh $OUT jpeg-prepare graph jpeg-device latency-graphs
-#   BUDGET=300 bash benchmarks/gpu_check.sh $OUT family train-check jpeg-cpu graph-uncaptured
+#   BUDGET=330 bash benchmarks/gpu_check.sh $OUT jpeg-prepare graph jpeg-device    (timeout_s 360)
+#   BUDGET=300 bash benchmarks/gpu_check.sh $OUT resize latency-graphs family train-check jpeg-cpu
+#                                                                                   (timeout_s 330)
 # Then: mkdir -p benchmarks/results/<gpu>-<date> && tar -xf results.tar -C that folder.
 # Checks:
 #   eager           training step, rsearch vs timm, bf16 + channels_last, eager (model_step.py)
@@ -25,6 +26,8 @@
 #                   step on synthetic tensors (input_pipeline.py --e2e --decode device)
 #   jpeg-cpu        the same fed by CPU loader workers (--decode cpu)
 #   pipeline-device the device JPEG pipeline alone (images/s it delivers)
+#   resize          the batch's resized crops: torchvision's call per image vs rsearch's
+#                   batched matrix products (resized_crop.py), images/s and host ms per batch
 #   e2e-synth       eager step fed by the loader from synthetic scenes vs synthetic tensors
 #   latency         inference latency of ResNet-RS-50 @160, batch 1 and 128, eager
 #   latency-graphs  the same compiled with CUDA graphs (rsearch cost --compile --cuda-graphs)
@@ -34,7 +37,7 @@ set -u
 OUT=${1:-${OUT:-gpu_out}}
 shift || true
 CHECKS=("$@")
-[ ${#CHECKS[@]} -eq 0 ] && CHECKS=(jpeg-prepare graph jpeg-device latency-graphs family
+[ ${#CHECKS[@]} -eq 0 ] && CHECKS=(jpeg-prepare graph jpeg-device resize latency-graphs family
     train-check jpeg-cpu graph-uncaptured eager compile pipeline-device e2e-synth latency)
 DEVICE=${DEVICE:-cuda}
 PYTHON=${PYTHON:-python3}  # the lent machine's python3 holds torch
@@ -50,6 +53,7 @@ if [ "$DEVICE" = cuda ]; then
     STEP="--device cuda --dtype bfloat16 --channels-last"
     FEED="--model resnetrs-50 --resolution 160 --batch 256 --workers 14 --train-size 10240"
     LATENCY="--resolution 160 --batch 1,128" GRAPHS="--cuda-graphs"
+    RESIZE="--batch 256 --size 160 --source 320"
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >"$WORK/gpu.txt"
 else
     BUDGET=${BUDGET:-3600}
@@ -58,6 +62,7 @@ else
     STEP="--device cpu"
     FEED="--resolution 32 --batch 8 --workers 1 --train-size 64 --jpeg-size 48 --steps 2 --warmup 1"
     LATENCY="--resolution 32 --batch 1,4" GRAPHS=""  # CUDA graphs need CUDA
+    RESIZE="--batch 8 --rounds 2 --repeats 1"
     JPEG=$WORK/jpeg
     echo "cpu: $(nproc) cores" >"$WORK/gpu.txt"
 fi
@@ -74,7 +79,7 @@ declare -A LIMITS=(
     [eager]="120 40" [compile]="220 140" [graph]="240 150" [graph-uncaptured]="230 150"
     [train-check]="150 60" [jpeg-prepare]="120 30" [jpeg-device]="200 90" [jpeg-cpu]="150 80"
     [pipeline-device]="120 40" [e2e-synth]="200 60" [latency]="60 20" [latency-graphs]="150 70"
-    [family]="300 120"
+    [family]="300 120" [resize]="60 20"
 )
 
 # The command of a check; JSON_ON_STDOUT=1 where the program prints its JSON (rsearch cost).
@@ -104,6 +109,7 @@ check_command() {
         --device "$DEVICE" --dtype $DTYPE --no-cache --json) ;;
     latency-graphs) JSON_ON_STDOUT=1 CMD=("$PYTHON" -m rsearch cost --model resnetrs-50 $LATENCY
         --latency --device "$DEVICE" --dtype $DTYPE --compile $GRAPHS --no-cache --json) ;;
+    resize) CMD=("$PYTHON" benchmarks/resized_crop.py --device "$DEVICE" $RESIZE --json "$json") ;;
     family) CMD=("$PYTHON" benchmarks/family_step.py --device "$DEVICE" $FAMILY --json "$json") ;;
     *) return 2 ;;
     esac

@@ -8,20 +8,21 @@ torchvision transform objects: the random resized crop's box, the flip, RandAugm
 and signs.  The main process then, per batch:
 
 - decodes all the JPEGs in one call (torchvision.io.decode_jpeg with device='cuda': nvJPEG);
-- crops and resizes each image to the resolution (bicubic, antialiased: one call per image,
-  as the images differ in size);
+- crops and resizes the batch to the resolution (bicubic, antialiased) as a few matrix
+  products over the batch, not a call per image (resized_crop.py);
 - flips the drawn samples with one call;
 - applies RandAugment by groups: every sample that drew the same op with the same sign at
   the same position gets it in one batched call, at most 2 x 14 calls per position however
   large the batch (DESIGN.md 3: a per-sample loop ran at 1.6k img/s, one op set per batch
   at 227k img/s).
 
-On a CPU device the same code gives the CPU pipeline's images bit for bit (the test checks
-it); on CUDA nvJPEG's IDCT rounds a little differently.  Files nvJPEG does not take (PNG,
-WebP, CMYK JPEGs: a header check in the worker) the worker decodes as the CPU pipeline
-does, and the batch carries the image instead of the file; a batch nvJPEG refuses is
-decoded file by file on the CPU, which names a broken file in one line.  Measured against
-CPU workers by benchmarks/input_pipeline.py --decode device.
+On a CPU device the same code, resizing image by image there, gives the CPU pipeline's
+images bit for bit (the test checks it); on CUDA nvJPEG's IDCT rounds a little differently,
+and the resize rounds to uint8 once, not between its passes as the CPU's uint8 resize does.
+Files nvJPEG does not take (PNG, WebP, CMYK JPEGs: a header check in the worker) the
+worker decodes as the CPU pipeline does, and the batch carries the image instead of the
+file; a batch nvJPEG refuses is decoded file by file on the CPU, which names a broken file
+in one line.  Measured against CPU workers by benchmarks/input_pipeline.py --decode device.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from torchvision.transforms.v2 import functional as F
 
 from rsearch.data.dataset import SampleSet
 from rsearch.data.images import decode_rgb, read_file
+from rsearch.data.resized_crop import resized_crops
 from rsearch.data.transforms import sample_seed, seeded_rng
 from rsearch.errors import UserError
 
@@ -127,9 +129,19 @@ def collate(samples):
 class DeviceAugment:
     """Decode a batch of JPEGs on `device` and apply the drawn augmentation (module doc)."""
 
-    def __init__(self, encoded: EncodedSampleSet, device: torch.device):
+    def __init__(
+        self, encoded: EncodedSampleSet, device: torch.device, *, batched: bool | None = None
+    ):
         self.set, self.device = encoded, torch.device(device)
         self.size = list(encoded.crop.size)
+        # Resized crops as matrix products over the batch (resized_crop.py) on CUDA, where a
+        # call per image would bound the pipeline; on a CPU torchvision's call per image, so
+        # that the images are the CPU pipeline's bit for bit (its uint8 resize rounds between
+        # passes; the batched one rounds once, as torchvision does on CUDA).
+        self.batched = self.device.type == "cuda" if batched is None else batched
+        crop = encoded.crop
+        if crop.interpolation != v2.InterpolationMode.BICUBIC or not crop.antialias:
+            self.batched = False  # resized_crops resamples as antialiased bicubic only
         # nvJPEG writes its output on a stream of its own, ordered after nothing the caller
         # queued: the pipeline runs on a side stream that is idle whenever a decode starts,
         # so no queued kernel still reads the memory a decode is handed (and augmenting the
@@ -149,25 +161,30 @@ class DeviceAugment:
         return batch
 
     def _augment(self, files: list[torch.Tensor], params: torch.Tensor) -> torch.Tensor:
-        crop = self.set.crop
-        batch = torch.stack(
-            [
-                F.resized_crop(
-                    image,
-                    *row[TOP:FLIP],
-                    self.size,
-                    interpolation=crop.interpolation,
-                    antialias=crop.antialias,
-                )
-                for image, row in zip(self._decode(files, params), params.tolist())
-            ]
-        )
+        batch = self._resized_crops(self._decode(files, params), params[:, TOP:FLIP].tolist())
         steps = self._plan(params)
         for ((op, sign), _), group in zip(steps, self._on_device([idx for _, idx in steps])):
             picked = batch.index_select(0, group)
             done = F.horizontal_flip(picked) if op is None else self._apply(picked, op, sign)
             batch.index_copy_(0, group, done)
         return batch
+
+    def _resized_crops(self, images: list[torch.Tensor], boxes: list[list[int]]) -> torch.Tensor:
+        if self.batched:
+            return resized_crops(images, boxes, self.size[0])
+        crop = self.set.crop
+        return torch.stack(
+            [
+                F.resized_crop(
+                    image,
+                    *box,
+                    self.size,
+                    interpolation=crop.interpolation,
+                    antialias=crop.antialias,
+                )
+                for image, box in zip(images, boxes)
+            ]
+        )
 
     def _plan(self, params: torch.Tensor) -> list[tuple[tuple, np.ndarray]]:
         """The flip, then every (op, sign) group per RandAugment position, in the order the
