@@ -10,8 +10,11 @@
 # Planned calls, most important first (the second within the machine's 30 s warm time, so
 # the JPEG folder and torch.compile's cache are still there):
 #   BUDGET=330 bash benchmarks/gpu_check.sh $OUT jpeg-prepare graph jpeg-device    (timeout_s 360)
-#   BUDGET=300 bash benchmarks/gpu_check.sh $OUT resize latency-graphs family train-check jpeg-cpu
+#   BUDGET=300 bash benchmarks/gpu_check.sh $OUT resize family latency-graphs train-check jpeg-cpu
 #                                                                                   (timeout_s 330)
+# (about 90 s start + 360 + 330: within the 15 minutes; take the second call's BUDGET from
+# status's budget_left_s less 60 s, and make it a rerun if the first failed early.)
+# Exit status: 0 when every check that ran exited 0 (skipped ones do not count), else 1.
 # Then: mkdir -p benchmarks/results/<gpu>-<date> && tar -xf results.tar -C that folder.
 # Checks:
 #   eager           training step, rsearch vs timm, bf16 + channels_last, eager (model_step.py)
@@ -42,10 +45,14 @@ CHECKS=("$@")
 DEVICE=${DEVICE:-cuda}
 PYTHON=${PYTHON:-python3}  # the lent machine's python3 holds torch
 WORK=${WORK:-/tmp/rsearch-gpu-check-$DEVICE}  # outside OUTDIR: only two files go back
+BEGAN=$SECONDS
 mkdir -p "$OUT" "$WORK"
-exec > >(tee -a "$OUT/log.txt") 2>&1
+OUT=$(cd "$OUT" && pwd)  # absolute: bundle() archives from inside WORK
+exec 3>&1 4>&2 > >(tee -a "$OUT/log.txt") 2>&1
+TEE=$!  # waited for at the end, or the log's last lines may be lost
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
-export RSEARCH_CACHE=/tmp/rsearch-cache TORCHINDUCTOR_CACHE_DIR=/tmp/rsearch-inductor
+export RSEARCH_CACHE=${RSEARCH_CACHE:-/tmp/rsearch-cache}
+export TORCHINDUCTOR_CACHE_DIR=${TORCHINDUCTOR_CACHE_DIR:-/tmp/rsearch-inductor}
 JPEG=/tmp/rsearch-jpeg  # synthetic scenes as a JPEG ImageFolder, written once
 if [ "$DEVICE" = cuda ]; then
     BUDGET=${BUDGET:-540}
@@ -70,7 +77,7 @@ fi
 cat "$WORK/gpu.txt"
 
 bundle() {  # OUTDIR/results.tar, replaced whole: a call killed meanwhile leaves the last one
-    tar -C "$WORK" --exclude=./jpeg -cf "$OUT/results.tar.part" . &&
+    (cd "$WORK" && tar -cf "$OUT/results.tar.part" gpu.txt $(ls -- *.json *.log *.err 2>/dev/null)) &&
         mv "$OUT/results.tar.part" "$OUT/results.tar"
 }
 
@@ -119,6 +126,7 @@ run_check() {
     local name=$1 start=$SECONDS
     if ! check_command "$name"; then
         echo "== $name: unknown check (known: ${!LIMITS[*]})"
+        FAILED+=("$name")
         return
     fi
     read -r cap least <<<"${LIMITS[$name]}"
@@ -130,15 +138,16 @@ run_check() {
     local limit=$((cap < left ? cap : left)) out=$WORK/$name.log
     [ "$JSON_ON_STDOUT" = 1 ] && out=$WORK/$name.json
     echo "== $name (timeout ${limit} s)"
-    timeout "$limit" "${CMD[@]}" >"$out" 2>"$WORK/$name.err"
+    timeout -k 10 "$limit" "${CMD[@]}" >"$out" 2>"$WORK/$name.err"
     local rc=$?
+    [ "$rc" = 0 ] || FAILED+=("$name")
     tail -n 12 "$WORK/$name.err"
     [ "$JSON_ON_STDOUT" = 1 ] || tail -n 12 "$out"
     echo "== $name: exit $rc after $((SECONDS - start)) s ($((BUDGET - (SECONDS - BEGAN))) s left)"
     bundle
 }
 
-BEGAN=$SECONDS
+FAILED=()
 for check in "${CHECKS[@]}"; do
     case $check in  # these read the JPEG folder: render it first where it is missing
     train-check | jpeg-device | jpeg-cpu | pipeline-device)
@@ -147,4 +156,7 @@ for check in "${CHECKS[@]}"; do
     run_check "$check"
 done
 bundle
-echo "== done in $((SECONDS - BEGAN)) s; results: $OUT/results.tar, $OUT/log.txt"
+echo "== done in $((SECONDS - BEGAN)) s; failed: ${FAILED[*]:-none}; results: $OUT/results.tar, $OUT/log.txt"
+exec >&3 2>&4
+wait "$TEE"
+[ ${#FAILED[@]} -eq 0 ]

@@ -166,7 +166,7 @@ def parse_args(argv=None):
 
 
 HOST_PARTS = ("loader_wait", "device_augment", "step")  # Measure.host
-JPEG_CHUNK = 256  # scenes a process renders at a time
+JPEG_CHUNK = 250  # scenes a process renders at a time (10 classes, balanced per chunk)
 
 
 def prepare_jpeg(folder: Path, args) -> None:
@@ -179,7 +179,8 @@ def prepare_jpeg(folder: Path, args) -> None:
         (folder, start, min(start + JPEG_CHUNK, args.train_size), args.jpeg_size)
         for start in range(0, args.train_size, JPEG_CHUNK)
     ]
-    with ProcessPoolExecutor(max_workers=min(len(chunks), os.cpu_count() or 1)) as pool:
+    cores = len(os.sched_getaffinity(0))  # the cores this process may use, not the host's
+    with ProcessPoolExecutor(max_workers=min(len(chunks), cores)) as pool:
         for _ in pool.map(_write_jpeg_chunk, chunks):
             pass
     (folder / "train" / ".complete").write_text("")

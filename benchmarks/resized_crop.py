@@ -3,7 +3,10 @@
 
 Prints, side by side in interleaved rounds, images/s of each and their ratio, and the host's
 own time per batch (the time to issue the work, before waiting for the device: what bounds
-a GPU pipeline driven from one Python thread).
+a GPU pipeline driven from one Python thread); then how far the two methods' images differ
+(on CUDA both resize in float32: at most one grey level; on a CPU torchvision's uint8
+resize rounds between its passes) and, on CUDA, whether the batched call makes the host
+wait for the GPU.
 
     python benchmarks/resized_crop.py                        # CPU, small
     python benchmarks/resized_crop.py --device cuda --batch 256 --size 160 --source 320
@@ -86,6 +89,18 @@ def timed(fn, args, device) -> tuple[float, float]:
     return args.batch * args.repeats / (end - start), 1e3 * (issued - start) / args.repeats
 
 
+def host_syncs(fn) -> str:
+    """'none', or the first place where fn makes the host wait for the GPU."""
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        fn()
+        return "none"
+    except RuntimeError as error:
+        return str(error).splitlines()[0]
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     device = torch.device(args.device)
@@ -94,8 +109,14 @@ def main(argv=None) -> int:
         "per_image": lambda: per_image(images, boxes, args.size),
         "batched": lambda: resized_crops(images, boxes, args.size),
     }
-    for fn in methods.values():  # warm-up (kernels load, allocator grows)
-        fn()
+    outputs = {name: fn() for name, fn in methods.items()}  # warm-up (kernels load, ...)
+    difference = (outputs["batched"].int() - outputs["per_image"].int()).abs()
+    agreement = {
+        "max_abs_difference": int(difference.max()),
+        "fraction_differing": float((difference > 0).float().mean()),
+        # does the batched call make the host wait for the GPU? (it should not)
+        "host_syncs": host_syncs(methods["batched"]) if device.type == "cuda" else None,
+    }
     rates = {name: [] for name in methods}
     host = {name: [] for name in methods}
     for _ in range(args.rounds):
@@ -116,6 +137,11 @@ def main(argv=None) -> int:
             f"  {method:<10} {median[method]:10.1f} img/s  host {host_median[method]:7.2f} ms/batch"
         )
     print(
+        f"  batched vs per_image: max |difference| {agreement['max_abs_difference']}, "
+        f"{100 * agreement['fraction_differing']:.3f}% of pixels differ"
+        + ("" if agreement["host_syncs"] is None else f"; host syncs: {agreement['host_syncs']}")
+    )
+    print(
         f"  ratio batched/per_image {statistics.median(ratios):.2f} (rounds: "
         + ", ".join(f"{r:.2f}" for r in ratios)
         + ")"
@@ -128,6 +154,7 @@ def main(argv=None) -> int:
             "img_s": median,
             "host_ms_per_batch": host_median,
             "ratio_median": statistics.median(ratios),
+            "agreement": agreement,
             "rounds": {"img_s": rates, "host_ms": host, "ratio": ratios},
         }
         Path(args.json).write_text(json.dumps(record, indent=2))

@@ -84,6 +84,22 @@ def test_e2e_mode_on_a_jpeg_folder_made_from_the_synthetic_scenes(tmp_path):
     assert "host ms per batch: loader_wait" in stdout
 
 
+def test_the_jpeg_folder_is_rendered_in_chunks_across_processes(tmp_path):
+    folder = tmp_path / "jpeg"
+    args = ["--prepare-jpeg", str(folder), "--prepare-only", "--jpeg-size", "16"]
+    out = subprocess.run(
+        [sys.executable, str(SCRIPT), "--train-size", "260", *args],  # chunks of 250 and 10
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    files = sorted((folder / "train").glob("class*/*.jpg"))
+    assert sorted(int(f.stem) for f in files) == list(range(260))  # every scene, once
+    assert len({f.parent.name for f in files}) == 10 and (folder / "train" / ".complete").exists()
+
+
 def test_gpu_check_keeps_to_its_budget_and_returns_two_files(tmp_path):
     """The script a lent GPU machine runs (DEVICE=cpu here): a check that no longer fits
     BUDGET is skipped, and OUTDIR holds only the log and one archive (8 files come back)."""
@@ -104,13 +120,15 @@ def test_gpu_check_keeps_to_its_budget_and_returns_two_files(tmp_path):
         timeout=240,
         cwd=ROOT,
     )
-    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.returncode == 1, run.stderr[-2000:]  # a check failed: the unknown one
     assert sorted(p.name for p in out.iterdir()) == ["log.txt", "results.tar"]
     log = (out / "log.txt").read_text()
     assert "== latency: exit 0" in log
     assert "== family: skipped" in log and "== nosuch: unknown check" in log
+    assert log.rstrip().splitlines()[-1].startswith("== done in")  # the log's last line kept
+    assert "failed: nosuch;" in log
     with tarfile.open(out / "results.tar") as archive:
         names = {Path(n).name for n in archive.getnames()}
-        latency = json.load(archive.extractfile("./latency.json"))
+        latency = json.load(archive.extractfile("latency.json"))
     assert {"gpu.txt", "latency.json", "latency.err"} <= names and "family.json" not in names
     assert latency["latency"][0]["latency_ms"] > 0

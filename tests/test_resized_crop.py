@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -85,29 +86,58 @@ def test_an_unscaled_crop_is_copied_exactly():
     assert torch.equal(out[1], images[1][:, 5 : 5 + SIZE, 7 : 7 + SIZE])
 
 
-@pytest.mark.parametrize("chunk_pixels", [1, 48 * 64 * 3])
-def test_chunks_of_any_size_give_the_same_images(monkeypatch, chunk_pixels):
+@pytest.mark.parametrize("chunk_elements", [1, 2 * (3 * 48 * 64 + 6 * SIZE * (48 + 64))])
+def test_chunks_of_any_size_give_the_same_images(monkeypatch, chunk_elements):
     """A padded chunk's zeros are never read: one image per chunk, or a few per chunk,
     gives what one chunk for the whole batch gives (within float rounding)."""
     images, boxes = _images(24, seed=1)
     whole = resized_crops(images[:24], boxes[:24], SIZE)
-    monkeypatch.setattr(resized_crop, "CHUNK_PIXELS", chunk_pixels)
-    assert len(resized_crop._chunks(images[:24])) > 1
+    monkeypatch.setattr(resized_crop, "CHUNK_ELEMENTS", chunk_elements)
+    assert len(resized_crop._chunks(images[:24], SIZE)) > 1
     chunked = resized_crops(images[:24], boxes[:24], SIZE)
     assert (whole.int() - chunked.int()).abs().max() <= 1
     _compare(images[:24], boxes[:24], chunked)
 
 
-def test_chunks_hold_similar_shapes_within_the_pixel_budget(monkeypatch):
-    monkeypatch.setattr(resized_crop, "CHUNK_PIXELS", 4 * 100 * 100)
-    shapes = [(100, 100)] * 5 + [(10, 10)] * 3 + [(300, 300)]
-    chunks = resized_crop._chunks([torch.empty(3, h, w) for h, w in shapes])
+def test_chunks_hold_similar_shapes_within_the_budget(monkeypatch):
+    """The budget counts the padded images and the tap matrices: banner-shaped images
+    (few pixels, a long side) are chunked by their taps."""
+    budget = 4 * (3 * 100 * 100 + 6 * SIZE * 200)
+    monkeypatch.setattr(resized_crop, "CHUNK_ELEMENTS", budget)
+    shapes = [(100, 100)] * 5 + [(10, 10)] * 3 + [(300, 300)] + [(2, 2000)] * 3
+    chunks = resized_crop._chunks([torch.empty(3, h, w) for h, w in shapes], SIZE)
     assert sorted(i for chunk in chunks for i in chunk) == list(range(len(shapes)))
     for chunk in chunks:
         height = max(shapes[i][0] for i in chunk)
         width = max(shapes[i][1] for i in chunk)
-        assert len(chunk) == 1 or len(chunk) * height * width <= 4 * 100 * 100
+        each = 3 * height * width + 6 * SIZE * (height + width)
+        assert len(chunk) == 1 or len(chunk) * each <= budget
     assert [8] in chunks  # larger than the budget: alone
+    assert max(len(chunk) for chunk in chunks if 9 in chunk) < 3  # banners: by their taps
+
+
+@pytest.mark.parametrize(
+    "shape, box, message",
+    [
+        ((3, 20, 20), [5, 5, 16, 16], "outside a (20, 20) image"),
+        ((3, 20, 20), [0, 0, 0, 8], "an empty box"),
+        ((3, 20, 20), [-1, 0, 8, 8], "an empty box"),
+        ((1, 20, 20), [0, 0, 8, 8], "images of 3 and 1 channels"),
+    ],
+)
+def test_what_random_resized_crop_never_gives_is_refused(shape, box, message):
+    """torchvision pads a box past the border with zeros; the matrices would renormalise
+    over the pixels that exist: refused, as are an empty box and mixed channel counts."""
+    images = [torch.zeros(3, 20, 20, dtype=torch.uint8), torch.zeros(shape, dtype=torch.uint8)]
+    with pytest.raises(ValueError, match=re.escape(message)):
+        resized_crops(images, [[0, 0, 8, 8], box], SIZE)
+
+
+def test_the_resize_is_float32_inside_autocast():
+    images, boxes = _images(12, seed=2)
+    plain = resized_crops(images[:12], boxes[:12], SIZE)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(resized_crops(images[:12], boxes[:12], SIZE), plain)
 
 
 def test_the_benchmark_prints_both_methods_side_by_side(tmp_path):
@@ -124,3 +154,4 @@ def test_the_benchmark_prints_both_methods_side_by_side(tmp_path):
     assert "per_image" in run.stdout and "ratio batched/per_image" in run.stdout
     record = json.loads(report.read_text())
     assert set(record["img_s"]) == {"per_image", "batched"} and len(record["rounds"]["ratio"]) == 2
+    assert 0 <= record["agreement"]["max_abs_difference"] <= 255

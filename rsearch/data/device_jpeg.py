@@ -140,8 +140,9 @@ class DeviceAugment:
         # passes; the batched one rounds once, as torchvision does on CUDA).
         self.batched = self.device.type == "cuda" if batched is None else batched
         crop = encoded.crop
-        if crop.interpolation != v2.InterpolationMode.BICUBIC or not crop.antialias:
-            self.batched = False  # resized_crops resamples as antialiased bicubic only
+        square = self.size[0] == self.size[1]
+        if crop.interpolation != v2.InterpolationMode.BICUBIC or not crop.antialias or not square:
+            self.batched = False  # resized_crops makes square antialiased bicubic crops only
         # nvJPEG writes its output on a stream of its own, ordered after nothing the caller
         # queued: the pipeline runs on a side stream that is idle whenever a decode starts,
         # so no queued kernel still reads the memory a decode is handed (and augmenting the
