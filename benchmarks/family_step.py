@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from benchmarks.common import check_device  # noqa: E402
 from rsearch.architecture import EFFICIENTNET, Architecture  # noqa: E402
 from rsearch.models import build, network_config  # noqa: E402
 from rsearch.models.registry import EFFICIENTNET_PRESETS  # noqa: E402
@@ -60,8 +61,7 @@ def parse_args(argv=None):
     p.add_argument("--smoke", action="store_true", help="tiny resolutions and batch, on CPU")
     p.add_argument("--json", help="write the figures here")
     args = p.parse_args(argv)
-    if args.device == "cuda" and not torch.cuda.is_available():
-        p.error("--device: cuda requested but no CUDA GPU is visible to torch")
+    check_device(p, args)
     return args
 
 

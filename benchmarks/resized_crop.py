@@ -30,6 +30,7 @@ import torch  # noqa: E402
 from torchvision.transforms import InterpolationMode, v2  # noqa: E402
 from torchvision.transforms.v2 import functional as F  # noqa: E402
 
+from benchmarks.common import check_device  # noqa: E402
 from rsearch.data.resized_crop import resized_crops  # noqa: E402
 
 
@@ -44,8 +45,7 @@ def parse_args(argv=None):
     p.add_argument("--repeats", type=int, default=5, help="batches per round and method")
     p.add_argument("--json", metavar="PATH")
     args = p.parse_args(argv)
-    if args.device == "cuda" and not torch.cuda.is_available():
-        p.error("--device: cuda requested but no CUDA GPU is visible to torch")
+    check_device(p, args)
     return args
 
 

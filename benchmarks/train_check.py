@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 import torch  # noqa: E402
 
+from benchmarks.common import check_device  # noqa: E402
 from rsearch.data import DataConfig  # noqa: E402
 from rsearch.recipe import preset  # noqa: E402
 from rsearch.train import TrainConfig, train_epochs  # noqa: E402
@@ -47,8 +48,7 @@ def parse_args(argv=None):
     p.add_argument("--json", metavar="PATH")
     args = p.parse_args(argv)
     cuda = args.device == "cuda"
-    if cuda and not torch.cuda.is_available():
-        p.error("--device: cuda requested but no CUDA GPU is visible to torch")
+    check_device(p, args)
     args.batch = args.batch or (256 if cuda else 32)
     args.train_size = args.train_size or (20000 if cuda else 600)
     args.workers = args.workers if args.workers is not None else (8 if cuda else 1)
